@@ -1,0 +1,409 @@
+/*
+ * lua_util.c: the Lua module "mpic.core.util": hashes (OpenSSL), encodings
+ * (encode.c), JSON (jansson), regular expressions (PCRE2 with match and
+ * depth limits against ReDoS), great-circle distance, random bytes.
+ *
+ * JSON mapping: objects <-> tables with string keys, arrays <-> sequences,
+ * null <-> util.null (a unique light userdata). An empty table encodes as {}
+ * unless it carries the metatable util.array_mt. Invalid UTF-8 in strings is
+ * replaced by U+FFFD on encode. Decoding rejects duplicate keys.
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "encode.h"
+#include "util.h"
+
+#include <jansson.h>
+#include <lauxlib.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <pcre2.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int null_sentinel;
+#define JSON_NULL ((void *)&null_sentinel)
+#define ARRAY_MT "mpic.json.array"
+#define MAX_DEPTH 64
+
+static int l_sha256(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    unsigned char md[32];
+    unsigned int len = 0;
+    if (!EVP_Digest(s, n, md, &len, EVP_sha256(), NULL))
+        return luaL_error(L, "sha256 failed");
+    lua_pushlstring(L, (const char *)md, len);
+    return 1;
+}
+
+static int l_hex(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, 2 * n + 1);
+    mpic_hex((const unsigned char *)s, n, out);
+    luaL_pushresultsize(&b, 2 * n);
+    return 1;
+}
+
+static int push_b64(lua_State *L, int url)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, MPIC_B64_LEN(n) + 1);
+    luaL_pushresultsize(&b, mpic_base64((const unsigned char *)s, n, out, url));
+    return 1;
+}
+
+static int l_base64(lua_State *L) { return push_b64(L, 0); }
+static int l_base64url(lua_State *L) { return push_b64(L, 1); }
+
+static int l_base64_decode(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, n + 1);
+    long r = mpic_base64_decode(s, n, (unsigned char *)out);
+    if (r < 0) {
+        luaL_pushresultsize(&b, 0);
+        lua_pushnil(L);
+        lua_pushliteral(L, "invalid base64");
+        return 2;
+    }
+    luaL_pushresultsize(&b, (size_t)r);
+    return 1;
+}
+
+static int l_base32(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, MPIC_B32_LEN(n) + 1);
+    luaL_pushresultsize(&b, mpic_base32((const unsigned char *)s, n, out));
+    return 1;
+}
+
+static int l_utf8_sanitize(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, 3 * n + 1);
+    luaL_pushresultsize(&b, mpic_utf8_sanitize(s, n, out));
+    return 1;
+}
+
+static int l_distance_km(lua_State *L)
+{
+    lua_pushnumber(L, mpic_distance_km(luaL_checknumber(L, 1), luaL_checknumber(L, 2),
+                                       luaL_checknumber(L, 3), luaL_checknumber(L, 4)));
+    return 1;
+}
+
+static int l_random_bytes(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 0 && n <= 4096, 1, "0..4096 bytes");
+    unsigned char buf[4096];
+    if (RAND_bytes(buf, (int)n) != 1)
+        return luaL_error(L, "RAND_bytes failed");
+    lua_pushlstring(L, (const char *)buf, (size_t)n);
+    return 1;
+}
+
+/* ---- regex ---------------------------------------------------------------- */
+
+/* util.regex_search(pattern, subject [, caseless]) -> true/false, or nil, err */
+static int l_regex_search(lua_State *L)
+{
+    size_t plen, slen;
+    const char *pat = luaL_checklstring(L, 1, &plen);
+    const char *subj = luaL_checklstring(L, 2, &slen);
+    int caseless = lua_toboolean(L, 3);
+    int errcode;
+    PCRE2_SIZE erroff;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, plen, (caseless ? PCRE2_CASELESS : 0) | PCRE2_UTF |
+                                   PCRE2_MATCH_INVALID_UTF, &errcode, &erroff, NULL);
+    if (!re) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(errcode, msg, sizeof msg);
+        lua_pushnil(L);
+        lua_pushfstring(L, "invalid regex at offset %d: %s", (int)erroff, (const char *)msg);
+        return 2;
+    }
+    pcre2_match_context *mc = pcre2_match_context_create(NULL);
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+    int rc = -1;
+    if (mc && md) {
+        pcre2_set_match_limit(mc, 100000);
+        pcre2_set_depth_limit(mc, 1000);
+        rc = pcre2_match(re, (PCRE2_SPTR)subj, slen, 0, 0, md, mc);
+    }
+    pcre2_match_data_free(md);
+    pcre2_match_context_free(mc);
+    pcre2_code_free(re);
+    if (rc >= 0 || rc == PCRE2_ERROR_NOMATCH) {
+        lua_pushboolean(L, rc >= 0);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT
+                          ? "regex match limit exceeded"
+                          : "regex match failed");
+    return 2;
+}
+
+/* ---- JSON ------------------------------------------------------------------ */
+
+static json_t *to_json(lua_State *L, int idx, int depth, const char **err);
+
+static json_t *string_to_json(lua_State *L, int idx)
+{
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    char *clean = malloc(3 * n + 1);
+    if (!clean)
+        return NULL;
+    size_t m = mpic_utf8_sanitize(s, n, clean);
+    json_t *j = json_stringn_nocheck(clean, m);
+    free(clean);
+    return j;
+}
+
+static int is_array(lua_State *L, int idx, size_t *len)
+{
+    size_t n = lua_rawlen(L, idx), count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (!lua_isinteger(L, -1)) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        lua_Integer k = lua_tointeger(L, -1);
+        if (k < 1 || (size_t)k > n) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        count++;
+    }
+    *len = n;
+    if (count == 0) { /* empty: array only when marked */
+        int marked = 0;
+        if (lua_getmetatable(L, idx)) {
+            luaL_getmetatable(L, ARRAY_MT);
+            marked = lua_rawequal(L, -1, -2);
+            lua_pop(L, 2);
+        }
+        return marked;
+    }
+    return count == n;
+}
+
+static json_t *table_to_json(lua_State *L, int idx, int depth, const char **err)
+{
+    size_t n;
+    json_t *j;
+    if (is_array(L, idx, &n)) {
+        j = json_array();
+        for (size_t i = 1; j && i <= n; i++) {
+            lua_rawgeti(L, idx, (lua_Integer)i);
+            json_t *v = to_json(L, lua_gettop(L), depth + 1, err);
+            lua_pop(L, 1);
+            if (!v || json_array_append_new(j, v)) {
+                json_decref(j);
+                return NULL;
+            }
+        }
+        return j;
+    }
+    j = json_object();
+    lua_pushnil(L);
+    while (j && lua_next(L, idx)) {
+        int vt = lua_gettop(L);
+        const char *key;
+        char numkey[64];
+        if (lua_type(L, vt - 1) == LUA_TSTRING) {
+            key = lua_tostring(L, vt - 1);
+        } else if (lua_type(L, vt - 1) == LUA_TNUMBER) {
+            lua_Number kn = lua_tonumber(L, vt - 1);
+            snprintf(numkey, sizeof numkey, "%.14g", kn);
+            key = numkey;
+        } else {
+            *err = "table key is not a string or number";
+            lua_pop(L, 2);
+            json_decref(j);
+            return NULL;
+        }
+        json_t *v = to_json(L, vt, depth + 1, err);
+        lua_pop(L, 1);
+        if (!v || json_object_set_new(j, key, v)) {
+            lua_pop(L, 1);
+            json_decref(j);
+            return NULL;
+        }
+    }
+    return j;
+}
+
+static json_t *to_json(lua_State *L, int idx, int depth, const char **err)
+{
+    if (depth > MAX_DEPTH) {
+        *err = "nesting too deep (or a cycle)";
+        return NULL;
+    }
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        return json_null();
+    case LUA_TBOOLEAN:
+        return json_boolean(lua_toboolean(L, idx));
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx))
+            return json_integer(lua_tointeger(L, idx));
+        if (!isfinite(lua_tonumber(L, idx))) {
+            *err = "number is not finite";
+            return NULL;
+        }
+        return json_real(lua_tonumber(L, idx));
+    case LUA_TSTRING:
+        return string_to_json(L, idx);
+    case LUA_TTABLE:
+        return table_to_json(L, idx, depth, err);
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == JSON_NULL)
+            return json_null();
+        /* fall through */
+    default:
+        *err = "value cannot be encoded as JSON";
+        return NULL;
+    }
+}
+
+/* util.json_encode(value [, {pretty=true, sort=true}]) -> string or nil, err */
+static int l_json_encode(lua_State *L)
+{
+    const char *err = "out of memory";
+    size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
+    if (lua_istable(L, 2)) {
+        lua_getfield(L, 2, "pretty");
+        if (lua_toboolean(L, -1))
+            flags = JSON_INDENT(2) | JSON_ENCODE_ANY;
+        lua_getfield(L, 2, "sort");
+        if (lua_toboolean(L, -1))
+            flags |= JSON_SORT_KEYS;
+        lua_pop(L, 2);
+    }
+    lua_settop(L, 1);
+    json_t *j = to_json(L, 1, 0, &err);
+    if (!j) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    char *s = json_dumps(j, flags);
+    json_decref(j);
+    if (!s)
+        return luaL_error(L, "json encode failed");
+    lua_pushstring(L, s);
+    free(s);
+    return 1;
+}
+
+static void push_json(lua_State *L, json_t *j, int depth)
+{
+    luaL_checkstack(L, 4, "json nesting");
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *v;
+        lua_createtable(L, 0, (int)json_object_size(j));
+        json_object_foreach(j, k, v)
+        {
+            push_json(L, v, depth + 1);
+            lua_setfield(L, -2, k);
+        }
+        break;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *v;
+        lua_createtable(L, (int)json_array_size(j), 0);
+        luaL_setmetatable(L, ARRAY_MT);
+        json_array_foreach(j, i, v)
+        {
+            push_json(L, v, depth + 1);
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+        break;
+    }
+    case JSON_STRING:
+        lua_pushlstring(L, json_string_value(j), json_string_length(j));
+        break;
+    case JSON_INTEGER:
+        lua_pushinteger(L, (lua_Integer)json_integer_value(j));
+        break;
+    case JSON_REAL:
+        lua_pushnumber(L, json_real_value(j));
+        break;
+    case JSON_TRUE:
+        lua_pushboolean(L, 1);
+        break;
+    case JSON_FALSE:
+        lua_pushboolean(L, 0);
+        break;
+    default:
+        lua_pushlightuserdata(L, JSON_NULL);
+        break;
+    }
+}
+
+/* util.json_decode(text) -> value, or nil, "line L column C: message" */
+static int l_json_decode(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    json_error_t e;
+    json_t *j = json_loadb(s, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &e);
+    if (!j) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "invalid JSON at line %d column %d: %s", e.line, e.column, e.text);
+        return 2;
+    }
+    push_json(L, j, 0);
+    json_decref(j);
+    return 1;
+}
+
+static const luaL_Reg funcs[] = {
+    {"sha256", l_sha256},
+    {"hex", l_hex},
+    {"base64", l_base64},
+    {"base64url", l_base64url},
+    {"base64_decode", l_base64_decode},
+    {"base32", l_base32},
+    {"utf8_sanitize", l_utf8_sanitize},
+    {"distance_km", l_distance_km},
+    {"random_bytes", l_random_bytes},
+    {"regex_search", l_regex_search},
+    {"json_encode", l_json_encode},
+    {"json_decode", l_json_decode},
+    {NULL, NULL},
+};
+
+int luaopen_mpic_util(lua_State *L)
+{
+    luaL_newlib(L, funcs);
+    lua_pushlightuserdata(L, JSON_NULL);
+    lua_setfield(L, -2, "null");
+    luaL_newmetatable(L, ARRAY_MT);
+    lua_pushliteral(L, "json array");
+    lua_setfield(L, -2, "__name");
+    lua_setfield(L, -2, "array_mt");
+    return 1;
+}

@@ -1,0 +1,368 @@
+/*
+ * main.c: the mpic command line. Sets up the Lua state (standard libraries,
+ * the C modules under "mpic.core.*", package.path on the Lua library),
+ * then either runs the interactive REPL (each line a task) or hands the
+ * arguments to the Lua command dispatcher lua/mpic/cli.lua, run as the root
+ * task. Exit status: what the command returns; 1 on an uncaught error (with
+ * a traceback); 2 on usage errors.
+ * Uses: task.c (scheduler), libedit (REPL line editing and history).
+ */
+#include "rt.h"
+#include "task.h"
+#include "util.h"
+
+#include <editline/readline.h>
+#include <lauxlib.h>
+#include <limits.h>
+#include <lualib.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Probe bindings live in their own files; they are optional at link time so
+ * that the core builds and tests on its own. */
+int luaopen_mpic_dns(lua_State *L) __attribute__((weak));
+int luaopen_mpic_http(lua_State *L) __attribute__((weak));
+int luaopen_mpic_tls(lua_State *L) __attribute__((weak));
+int luaopen_mpic_server(lua_State *L) __attribute__((weak));
+
+static const char usage[] =
+    "usage: mpic [--lua-path DIR] COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  validate --config FILE (--request FILE|- | --check dcv|caa --method M --target T\n"
+    "           [--param k=v ...]) [--json]   one validation; exit 0 valid, 1 not valid\n"
+    "  run FILE.lua [ARGS]                 run a Lua script as a task\n"
+    "  check-config [--config FILE]        load config, policies and challenge types\n"
+    "  test FILE|DIR ...                   run Lua test files (*_test.lua)\n"
+    "  repl [--config FILE]                interactive Lua with mpic loaded\n"
+    "  demo                                a validation against a local lab\n"
+    "\n"
+    "options:\n"
+    "  --lua-path DIR   use DIR as the mpic root (holding lua/ and policies/)\n"
+    "  --help, -h       this text\n"
+    "  --version        print the version\n";
+
+static int file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+/* The mpic root: --lua-path, else the source tree when running from a build
+ * tree, else the installed data directory. */
+static void find_root(char *out, size_t n, const char *override)
+{
+    char exe[PATH_MAX], probe[PATH_MAX + 32];
+    if (override) {
+        snprintf(out, n, "%s", override);
+        return;
+    }
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) {
+        exe[len] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        snprintf(probe, sizeof probe, "%s/CMakeCache.txt", exe);
+        if (file_exists(probe) && file_exists(MPIC_SOURCE_DIR "/lua/mpic/init.lua")) {
+            snprintf(out, n, "%s", MPIC_SOURCE_DIR);
+            return;
+        }
+    }
+    snprintf(out, n, "%s", MPIC_DATA_DIR);
+}
+
+static void preload(lua_State *L, const char *name, lua_CFunction f)
+{
+    if (!f)
+        return;
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_pushcfunction(L, f);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+}
+
+static int setup_state(lua_State *L, const char *root)
+{
+    luaL_openlibs(L);
+    if (mpic_rt_init(L))
+        return -1;
+    preload(L, "mpic.core.util", luaopen_mpic_util);
+    preload(L, "mpic.core.yaml", luaopen_mpic_yaml);
+    preload(L, "mpic.core.dns", luaopen_mpic_dns);
+    preload(L, "mpic.core.http", luaopen_mpic_http);
+    preload(L, "mpic.core.tls", luaopen_mpic_tls);
+    preload(L, "mpic.core.server", luaopen_mpic_server);
+    lua_getglobal(L, "package");
+    lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua", root, root);
+    lua_setfield(L, -2, "path");
+    lua_pushliteral(L, "");
+    lua_setfield(L, -2, "cpath"); /* no native modules from the file system */
+    lua_pop(L, 1);
+    /* package.loaded["mpic.paths"] */
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, root);
+    lua_setfield(L, -2, "root");
+    lua_pushstring(L, MPIC_VERSION);
+    lua_setfield(L, -2, "version");
+    lua_setfield(L, -2, "mpic.paths");
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* Report a failed root task; returns the exit status. */
+static int report_outcome(lua_State *L, int idx)
+{
+    lua_getfield(L, idx, "ok");
+    int ok = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (ok) {
+        lua_rawgeti(L, idx, 1);
+        int status = 0;
+        if (lua_isinteger(L, -1))
+            status = (int)lua_tointeger(L, -1);
+        else if (lua_isboolean(L, -1) && !lua_toboolean(L, -1))
+            status = 1;
+        lua_pop(L, 1);
+        return status;
+    }
+    lua_getfield(L, idx, "traceback");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_getfield(L, idx, "err");
+    }
+    fprintf(stderr, "mpic: %s\n", lua_tostring(L, -1) ? lua_tostring(L, -1) : "failed");
+    lua_pop(L, 1);
+    return 1;
+}
+
+/* Protected: require "mpic.cli" and run cli.main(args) as the root task. */
+static int pmain(lua_State *L)
+{
+    int argc = (int)lua_tointeger(L, 1);
+    char **argv = lua_touserdata(L, 2);
+    lua_settop(L, 0);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "mpic.cli");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "main");
+    lua_createtable(L, argc, 0);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    mpic_rt_run_main(L, 1);
+    lua_pushinteger(L, report_outcome(L, lua_gettop(L)));
+    return 1;
+}
+
+/* ---- REPL ------------------------------------------------------------------ */
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    mpic_rt_interrupt();
+}
+
+/* Compile a line: "return <line>" first (so expressions print), then the
+ * line itself. Returns LUA_OK, or LUA_ERRSYNTAX with "<eof>" meaning more
+ * input is needed (*incomplete set). */
+static int compile_line(lua_State *L, const char *code, int *incomplete)
+{
+    *incomplete = 0;
+    lua_pushfstring(L, "return %s;", code);
+    int st = luaL_loadbuffer(L, lua_tostring(L, -1), lua_rawlen(L, -1), "=stdin");
+    lua_remove(L, -2);
+    if (st == LUA_OK)
+        return st;
+    lua_pop(L, 1);
+    st = luaL_loadbuffer(L, code, strlen(code), "=stdin");
+    if (st == LUA_ERRSYNTAX) {
+        const char *msg = lua_tostring(L, -1);
+        size_t ml = strlen(msg);
+        if (ml >= 5 && strcmp(msg + ml - 5, "<eof>") == 0)
+            *incomplete = 1;
+    }
+    return st;
+}
+
+/* Protected: run the chunk on top as a task and print its results. */
+static int prepl_line(lua_State *L)
+{
+    mpic_rt_run_main(L, 0);
+    int r = lua_gettop(L);
+    lua_getfield(L, r, "ok");
+    if (!lua_toboolean(L, -1)) {
+        lua_getfield(L, r, "traceback");
+        if (lua_isnil(L, -1))
+            lua_getfield(L, r, "err");
+        fprintf(stderr, "%s\n", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+        return 0;
+    }
+    lua_getfield(L, r, "n");
+    int n = (int)lua_tointeger(L, -1);
+    if (n == 0)
+        return 0;
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "mpic.pretty");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "print_values");
+    lua_pushvalue(L, r);
+    lua_call(L, 1, 0);
+    return 0;
+}
+
+static int repl(lua_State *L, int argc, char **argv)
+{
+    char histfile[PATH_MAX] = "";
+    const char *home = getenv("HOME");
+    if (home)
+        snprintf(histfile, sizeof histfile, "%s/.mpic_history", home);
+    using_history();
+    if (*histfile)
+        read_history(histfile);
+    /* let the Lua side load the configuration and set up `mpic` */
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "mpic.cli");
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        fprintf(stderr, "mpic: %s\n", lua_tostring(L, -1));
+        return 1;
+    }
+    lua_getfield(L, -1, "repl_setup");
+    lua_createtable(L, argc, 0);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        fprintf(stderr, "mpic: %s\n", lua_tostring(L, -1));
+        return 2;
+    }
+    if (lua_isstring(L, -1))
+        printf("%s\n", lua_tostring(L, -1));
+    lua_settop(L, 0);
+
+    char *buf = NULL;
+    for (;;) {
+        char *line = readline(buf ? ">> " : "mpic> ");
+        if (!line)
+            break;
+        if (!buf) {
+            buf = strdup(line);
+        } else {
+            size_t a = strlen(buf), b = strlen(line);
+            char *nb = realloc(buf, a + b + 2);
+            if (!nb) {
+                free(line);
+                break;
+            }
+            buf = nb;
+            buf[a] = '\n';
+            memcpy(buf + a + 1, line, b + 1);
+        }
+        free(line);
+        if (!buf)
+            break;
+        if (buf[strspn(buf, " \t\n")] == '\0') {
+            free(buf);
+            buf = NULL;
+            continue;
+        }
+        if (buf[0] == ':') { /* REPL commands are handled in Lua */
+            lua_getglobal(L, "require");
+            lua_pushliteral(L, "mpic.cli");
+            lua_call(L, 1, 1);
+            lua_getfield(L, -1, "repl_command");
+            lua_pushstring(L, buf);
+            if (lua_pcall(L, 1, 0, 0) != LUA_OK)
+                fprintf(stderr, "%s\n", lua_tostring(L, -1));
+            add_history(buf);
+            lua_settop(L, 0);
+            free(buf);
+            buf = NULL;
+            continue;
+        }
+        int incomplete;
+        int st = compile_line(L, buf, &incomplete);
+        if (incomplete) {
+            lua_pop(L, 1);
+            continue;
+        }
+        add_history(buf);
+        free(buf);
+        buf = NULL;
+        if (st != LUA_OK) {
+            fprintf(stderr, "%s\n", lua_tostring(L, -1));
+            lua_settop(L, 0);
+            continue;
+        }
+        lua_pushcfunction(L, prepl_line);
+        lua_insert(L, -2);
+        struct sigaction sa = {0}, old;
+        sa.sa_handler = on_sigint;
+        sigaction(SIGINT, &sa, &old);
+        if (lua_pcall(L, 1, 0, 0) != LUA_OK)
+            fprintf(stderr, "%s\n", lua_tostring(L, -1));
+        sigaction(SIGINT, &old, NULL);
+        lua_settop(L, 0);
+    }
+    free(buf);
+    if (*histfile)
+        write_history(histfile);
+    putchar('\n');
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *lua_path = NULL;
+    int i = 1;
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("mpic %s\n", MPIC_VERSION);
+            return 0;
+        } else if (strcmp(argv[i], "--lua-path") == 0 && i + 1 < argc) {
+            lua_path = argv[++i];
+        } else {
+            break;
+        }
+    }
+    if (i >= argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    char root[PATH_MAX];
+    find_root(root, sizeof root, lua_path);
+    lua_State *L = luaL_newstate();
+    if (!L || setup_state(L, root)) {
+        fprintf(stderr, "mpic: cannot initialise the runtime\n");
+        return 1;
+    }
+    int status;
+    if (strcmp(argv[i], "repl") == 0) {
+        status = repl(L, argc - i - 1, argv + i + 1);
+    } else {
+        lua_pushcfunction(L, pmain);
+        lua_pushinteger(L, argc - i);
+        lua_pushlightuserdata(L, argv + i);
+        if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+            fprintf(stderr, "mpic: %s\n", lua_tostring(L, -1));
+            status = 1;
+        } else {
+            status = (int)lua_tointeger(L, -1);
+        }
+    }
+    lua_close(L);
+    mpic_rt_shutdown(L);
+    fflush(stdout);
+    return status;
+}

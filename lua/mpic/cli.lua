@@ -1,0 +1,158 @@
+-- mpic.cli: the subcommands run as the root task (main.c hands over argv).
+-- Returns exit statuses: 0 success/valid, 1 failure/not valid, 2 usage or
+-- configuration error.
+local M = {}
+local io_stderr, string_format, ipairs = io.stderr, string.format, ipairs
+
+local function die(code, fmt, ...)
+  io_stderr:write(string_format(fmt, ...), "\n")
+  return code
+end
+
+--- Parse "--flag value" / "--flag" options. spec: name -> "value" | "flag" | "list".
+local function parse_opts(args, spec, first)
+  local opts, rest = {}, {}
+  local i = first or 1
+  while i <= #args do
+    local a = args[i]
+    local name = a:match("^%-%-([%w-]+)$")
+    if name and spec[name] then
+      if spec[name] == "flag" then opts[name] = true
+      else
+        if i == #args then return nil, "option --" .. name .. " needs a value" end
+        i = i + 1
+        if spec[name] == "list" then
+          opts[name] = opts[name] or {}
+          opts[name][#opts[name] + 1] = args[i]
+        else opts[name] = args[i] end
+      end
+    elseif name then
+      return nil, "unknown option --" .. name
+    else
+      rest[#rest + 1] = a
+    end
+    i = i + 1
+  end
+  return opts, rest
+end
+M.parse_opts = parse_opts
+
+local function load_config(path, required)
+  local mpic = require "mpic"
+  path = path or "perspectives.yaml"
+  local f = io.open(path, "r")
+  if not f and not required then return nil end
+  if f then f:close() end
+  local cfg, err = mpic.load_config(path)
+  if not cfg then return nil, err end
+  return cfg
+end
+
+local commands = {}
+
+function commands.run(args)
+  local file = args[2]
+  if not file then return die(2, "usage: mpic run FILE.lua [ARGS]") end
+  local chunk, err = loadfile(file)
+  if not chunk then return die(2, "mpic: %s", err) end
+  local script_args = { table.unpack(args, 3) }
+  script_args[0] = file
+  _G.arg = script_args
+  local r = chunk(table.unpack(script_args))
+  if r == nil or r == true then return 0 end
+  if r == false then return 1 end
+  if math.type(r) == "integer" then return r end
+  return 0
+end
+
+function commands.test(args)
+  return require("mpic.testrunner").run({ table.unpack(args, 2) })
+end
+
+commands["check-config"] = function(args)
+  local opts, err = parse_opts(args, { config = "value" }, 2)
+  if not opts then return die(2, "mpic check-config: %s", err) end
+  local cfg
+  cfg, err = load_config(opts.config, true)
+  if not cfg then return die(2, "%s", err) end
+  local ok, extra = true, nil
+  local okc, checks = pcall(require, "mpic.checks")
+  if okc then ok, extra = checks.all(cfg) end
+  if not ok then return die(2, "%s", extra) end
+  print(string_format("%s: ok (%d perspectives%s)", cfg.file, #cfg.perspectives,
+    cfg.primary and (", primary " .. cfg.primary) or ", no primary"))
+  if extra then print(extra) end
+  return 0
+end
+
+local function delegate(modname)
+  return function(args)
+    local ok, mod = pcall(require, modname)
+    if not ok then return die(2, "mpic %s: not available in this build (%s)", args[1], mod) end
+    return mod.main(args)
+  end
+end
+commands.validate = delegate("mpic.validate_cmd")
+commands.demo = delegate("mpic.demo")
+commands.serve = delegate("mpic.serve")
+commands.agent = delegate("mpic.agent")
+
+function M.main(args)
+  local cmd = commands[args[1]]
+  if not cmd then
+    return die(2, "mpic: unknown command %q (see mpic --help)", tostring(args[1]))
+  end
+  return cmd(args)
+end
+
+-- REPL support (main.c runs the line loop) ------------------------------------
+
+function M.repl_setup(args)
+  local opts, err = parse_opts(args, { config = "value" })
+  if not opts then error(err, 0) end
+  local mpic = require "mpic"
+  _G.mpic = mpic
+  local cfg
+  cfg, err = load_config(opts.config, opts.config ~= nil)
+  if err then error(err, 0) end
+  local paths = package.loaded["mpic.paths"]
+  return string_format("mpic %s%s -- :help for commands, Ctrl-D to leave", paths.version,
+    cfg and (" (" .. cfg.file .. ", " .. #cfg.perspectives .. " perspectives)") or " (no config)")
+end
+
+local repl_commands = {}
+function repl_commands.help()
+  print([[
+:help            this text
+:perspectives    the configured perspectives with RIR, location, health and latency
+:reload          reload the configuration
+Any other line is Lua, run as a task (probes and validations work directly):
+  mpic.dns.query("example.test", "TXT", {perspective = "fra"})
+  mpic.validate{check_type = "caa", domain_or_ip_target = "example.test"}]])
+end
+function repl_commands.perspectives()
+  local mpic = require "mpic"
+  local ok, list = pcall(mpic.perspectives)
+  if not ok then print(list) return end
+  print(string_format("%-12s %-8s %-18s %-8s %s", "id", "rir", "location", "health", "latency"))
+  for _, p in ipairs(list) do
+    print(string_format("%-12s %-8s %-18s %-8s %s", p.id .. (p.is_primary and "*" or ""), p.rir,
+      string_format("%.2f,%.2f", p.location.lat, p.location.lon), p.healthy and "ok" or "down",
+      p.latency_ms and string_format("%.0f ms", p.latency_ms) or "-"))
+  end
+end
+function repl_commands.reload()
+  local mpic = require "mpic"
+  if not mpic.config then print("no configuration loaded") return end
+  local cfg, err = mpic.load_config(mpic.config.file)
+  print(cfg and ("reloaded " .. cfg.file) or err)
+end
+
+function M.repl_command(line)
+  local name = line:match("^:(%w+)")
+  local f = name and repl_commands[name]
+  if not f then print("unknown command " .. line .. " (:help)") return end
+  f(line)
+end
+
+return M

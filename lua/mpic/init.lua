@@ -1,0 +1,113 @@
+-- mpic: the public Lua API (DESIGN.md "Lua contracts").
+--
+-- Task primitives come from the C scheduler (mpic.core); probes are the C
+-- bindings (mpic.core.dns/http/tls) bound to a perspective's network
+-- identity by mpic.perspectives; helpers wrap mpic.core.util.
+local core = require "mpic.core"
+local util = require "mpic.core.util"
+
+local M = {}
+local error, type, ipairs, setmetatable = error, type, ipairs, setmetatable
+local table_pack, table_unpack = table.pack, table.unpack
+
+-- Tasks ----------------------------------------------------------------------
+M.spawn = core.spawn           -- spawn(fn, ...) -> task (a child of the caller)
+M.wait = core.wait             -- wait(task [, timeout_ms]) -> results | nil, kind, msg
+M.wait_first = core.wait_first -- wait_first(tasks, k [, timeout_ms]) -> finished tasks in order
+M.wait_all = core.wait_all     -- wait_all(tasks [, timeout_ms])
+M.sleep = core.sleep           -- sleep(ms)
+M.cancel = core.cancel         -- cancel(task): the task and everything it started
+M.current = core.current
+M.now = core.now               -- monotonic milliseconds
+M.stats = core.stats
+
+--- Run fn(...) as a child task with a deadline. Returns its results, or
+--- nil, "timeout", msg when it did not finish in time (it is then cancelled).
+function M.with_timeout(ms, fn, ...)
+  local t = core.spawn(fn, ...)
+  local r = table_pack(core.wait(t, ms))
+  if t:status() == "done" or t:status() == "error" or t:status() == "cancelled" then
+    return table_unpack(r, 1, r.n)
+  end
+  core.cancel(t)
+  return nil, "timeout", ("deadline of %d ms exceeded"):format(ms)
+end
+
+--- Run fn(item) for every item concurrently; returns the results in order
+--- (each as a packed table).
+function M.map(items, fn)
+  local tasks = {}
+  for i, v in ipairs(items) do tasks[i] = core.spawn(fn, v) end
+  core.wait_all(tasks)
+  local out = {}
+  for i, t in ipairs(tasks) do out[i] = table_pack(t:result()) end
+  return out
+end
+
+-- Helpers ----------------------------------------------------------------------
+M.sha256 = util.sha256
+M.hex = util.hex
+M.base64 = util.base64
+M.base64url = util.base64url
+M.base32 = util.base32
+M.json = { encode = util.json_encode, decode = util.json_decode, null = util.null,
+           array = function(t) return setmetatable(t or {}, util.array_mt) end }
+M.distance_km = util.distance_km
+
+-- Perspectives and probes -----------------------------------------------------
+local function registry()
+  return require("mpic.perspectives")
+end
+
+--- The configured perspectives (list of plain tables).
+function M.perspectives()
+  return registry().list()
+end
+
+local function probe_for(opts)
+  if opts ~= nil and type(opts) ~= "table" then error("opts must be a table", 3) end
+  return registry().probe((opts or {}).perspective)
+end
+
+M.dns = {}
+--- dns.query(name, rtype [, opts]) -> result | nil, kind, detail, partial
+function M.dns.query(name, rtype, opts)
+  if type(name) ~= "string" then error("dns.query: name must be a string", 2) end
+  if type(rtype) ~= "string" then error("dns.query: rtype must be a string", 2) end
+  return probe_for(opts).dns(name, rtype:upper(), opts)
+end
+
+M.http = {}
+--- http.get(url [, opts]) -> one hop, address resolved through the perspective
+function M.http.get(url, opts)
+  if type(url) ~= "string" then error("http.get: url must be a string", 2) end
+  return probe_for(opts).http_get(url, opts)
+end
+--- http.fetch(url [, opts]) -> follows redirects under the http-01 rules
+function M.http.fetch(url, opts)
+  if type(url) ~= "string" then error("http.fetch: url must be a string", 2) end
+  return probe_for(opts).fetch(url, opts)
+end
+
+M.tls = {}
+--- tls.alpn(host [, opts]) -> handshake offering acme-tls/1 and the peer certificate
+function M.tls.alpn(host, opts)
+  if type(host) ~= "string" then error("tls.alpn: host must be a string", 2) end
+  return probe_for(opts).tls_alpn(host, opts and opts.sni, opts)
+end
+
+--- validate(request) -> Open MPIC response table (see mpic.orchestrator)
+function M.validate(request)
+  return require("mpic.orchestrator").validate(request)
+end
+
+--- Load (and validate) a configuration file; makes it the current one.
+function M.load_config(path)
+  local cfg, err = require("mpic.config").load(path)
+  if not cfg then return nil, err end
+  registry().configure(cfg)
+  M.config = cfg
+  return cfg
+end
+
+return M

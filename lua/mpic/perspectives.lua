@@ -1,0 +1,164 @@
+-- mpic.perspectives: the perspective registry of the current configuration,
+-- and the probe interface bound to one local perspective's network identity
+-- (its own DNS resolver channel, source addresses, interface, User-Agent).
+-- Health and latency are tracked per perspective for selection policies.
+local M = {}
+local error, ipairs, pairs, type, string_format = error, ipairs, pairs, type, string.format
+
+local state = { cfg = nil, list = {}, by_id = {}, probes = {}, health = {} }
+
+function M.configure(cfg)
+  for _, p in pairs(state.probes) do if p.close then p.close() end end
+  state = { cfg = cfg, list = {}, by_id = {}, probes = {}, health = {} }
+  for _, p in ipairs(cfg.perspectives) do
+    state.list[#state.list + 1] = p
+    state.by_id[p.id] = p
+    state.health[p.id] = { healthy = true, latency_ms = nil, checks = 0, failures = 0 }
+  end
+end
+
+function M.config() return state.cfg end
+
+--- Plain copies of the perspectives with their health, for policies and display.
+function M.list()
+  local out = {}
+  for _, p in ipairs(state.list) do
+    local h = state.health[p.id]
+    out[#out + 1] = {
+      id = p.id, rir = p.rir, location = { lat = p.location.lat, lon = p.location.lon },
+      provider = p.provider, remote = p.agent ~= nil, is_primary = state.cfg.primary == p.id,
+      healthy = h.healthy, latency_ms = h.latency_ms,
+    }
+  end
+  return out
+end
+
+function M.get(id) return state.by_id[id] end
+
+--- Record the outcome of one check for health and latency (an exponential
+--- moving average of the time taken; unhealthy after 3 consecutive errors).
+function M.record(id, ms, completed)
+  local h = state.health[id]
+  if not h then return end
+  h.checks = h.checks + 1
+  h.latency_ms = h.latency_ms and (h.latency_ms * 0.8 + ms * 0.2) or ms
+  if completed then h.failures = 0 else h.failures = h.failures + 1 end
+  h.healthy = h.failures < 3
+end
+
+local function host_port(hostport)
+  local h, p = hostport:match("^%[(.-)%]:(%d+)$")
+  if not h then h, p = hostport:match("^([^:]+):(%d+)$") end
+  return h or hostport, tonumber(p)
+end
+M.host_port = host_port
+
+local function make_probe(p, cfg)
+  local dns = require("mpic.core.dns")
+  local resolver = dns.resolver({
+    servers = p.resolvers,
+    timeout_ms = p.dns_timeout_ms or cfg.defaults.dns_timeout_ms,
+    tries = p.dns_tries or cfg.defaults.dns_tries,
+    source_ipv4 = p.source_ipv4, source_ipv6 = p.source_ipv6, interface = p.interface,
+    tcp_only = p.dns_tcp_only,
+  })
+  local allow_reserved = cfg.network.allow_reserved_ips
+  local ua = p.user_agent or cfg.defaults.user_agent
+  local probe = { id = p.id, rir = p.rir, allow_reserved = allow_reserved,
+                  http_port = cfg.network.http_port, tls_port = cfg.network.tls_port }
+
+  function probe.dns(name, rtype) return resolver:query(name, rtype) end
+
+  --- All usable addresses of host: AAAA first, then A; reserved ones dropped
+  --- unless the lab allows them. Returns list or nil, kind, detail.
+  function probe.resolve(host)
+    local http = require("mpic.core.http")
+    local mpic = require("mpic")
+    local t6 = mpic.spawn(resolver.query, resolver, host, "AAAA")
+    local t4 = mpic.spawn(resolver.query, resolver, host, "A")
+    local r6, k6, d6 = mpic.wait(t6)
+    local r4, k4, d4 = mpic.wait(t4)
+    if not r6 and not r4 then return nil, k4 or k6, d4 or d6 end
+    local out, dropped = {}, {}
+    for _, r in ipairs({ r6 or { records = {} }, r4 or { records = {} } }) do
+      for _, rr in ipairs(r.records) do
+        local reserved, why = http.is_reserved(rr.address)
+        if reserved and not allow_reserved then dropped[#dropped + 1] = rr.address .. " " .. why
+        else out[#out + 1] = rr.address end
+      end
+    end
+    if #out == 0 then
+      return nil, "dns", string_format("no valid A records found for %s; no valid AAAA records found for %s%s",
+        host, host, #dropped > 0 and (" (reserved: " .. table.concat(dropped, ", ") .. ")") or "")
+    end
+    return out
+  end
+
+  local function http_opts(opts, ip)
+    opts = opts or {}
+    return { connect_ip = ip, headers = opts.headers, user_agent = opts.user_agent or ua,
+             connect_timeout_ms = opts.connect_timeout_ms, timeout_ms = opts.timeout_ms,
+             max_bytes = opts.max_bytes, source_ip = opts.source_ip or p.source_ipv4,
+             interface = p.interface, verify_tls = p.verify_tls }
+  end
+
+  function probe.http_get(url, opts)
+    local http = require("mpic.core.http")
+    return http.get(url, http_opts(opts, opts and opts.connect_ip))
+  end
+
+  function probe.fetch(url, opts)
+    local http = require("mpic.core.http")
+    local fetch = require("mpic.fetch")
+    opts = opts or {}
+    local env = {
+      allow_reserved = allow_reserved,
+      resolve = probe.resolve,
+      get = function(u, o) return http.get(u, http_opts(o, o and o.connect_ip)) end,
+    }
+    return fetch.fetch(url, opts, env)
+  end
+
+  function probe.tls_alpn(host, sni, opts)
+    local tls = require("mpic.core.tls")
+    opts = opts or {}
+    local port = opts.port or cfg.network.tls_port
+    local addrs, kind, detail
+    if host:find("^[%d.]+$") or host:find(":") then addrs = { host }
+    else addrs, kind, detail = probe.resolve(host) end
+    if not addrs then return nil, kind, detail end
+    local res
+    for _, ip in ipairs(addrs) do
+      res, kind, detail = tls.alpn(ip, port, { sni = sni or host, timeout_ms = opts.timeout_ms,
+        source_ip = p.source_ipv4, interface = p.interface })
+      if res then return res end
+    end
+    return nil, kind, detail
+  end
+
+  probe.config = {
+    caa_domains = cfg.issuer.caa_domains, account_uri_prefixes = cfg.issuer.account_uri_prefixes or {},
+    allow_reserved = allow_reserved, legacy_caa_critical_bit = cfg.defaults.legacy_caa_critical_bit,
+  }
+  function probe.close() if resolver.close then resolver:close() end end
+  return probe
+end
+
+--- The probe interface of a local perspective (the primary, or the first
+--- perspective, when id is nil).
+function M.probe(id)
+  local cfg = state.cfg
+  if not cfg then error("no configuration loaded (mpic.load_config(path) or --config FILE)", 3) end
+  id = id or cfg.primary or state.list[1].id
+  local p = state.by_id[id]
+  if not p then error(string_format("unknown perspective %q", tostring(id)), 3) end
+  if p.agent then error(string_format("perspective %q is remote (agent %s); probe it through its agent", id, p.agent.url), 3) end
+  local probe = state.probes[id]
+  if not probe then
+    probe = make_probe(p, cfg)
+    state.probes[id] = probe
+  end
+  return probe
+end
+
+return M
