@@ -258,6 +258,7 @@ static json_t *to_json(lua_State *L, int idx, int depth, const char **err)
         *err = "nesting too deep (or a cycle)";
         return NULL;
     }
+    luaL_checkstack(L, 8, "json nesting");
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
         return json_null();

@@ -1,0 +1,66 @@
+local T = require "mpic.testing"
+local mpic = require "mpic"
+local util = require "mpic.core.util"
+local case, eq = T.case, T.eq
+
+-- REFERENCE §2.1 worked vector
+local KA = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+
+case("util_dns01_txt_value_vector", function()
+  eq(mpic.base64url(mpic.sha256(KA)), "ZTRx1Ckl1-tM05o5zaizTTA0yUy5AGereMgSNWC6Ll8")
+  eq(mpic.hex(mpic.sha256(KA)), "653471d42925d7eb4cd39a39cda8b34d3034c94cb90067ab78c8123560ba2e5f")
+end)
+
+case("util_dns_account_label_vector", function()
+  local h = mpic.sha256("https://example.com/acme/acct/ExampleAccount")
+  eq("_" .. mpic.base32(h:sub(1, 10)), "_ujmmovf2vn55tgye")
+end)
+
+case("util_base64_padding_rules", function()
+  eq(util.base64("a"), "YQ=="); eq(util.base64("ab"), "YWI="); eq(util.base64("abc"), "YWJj")
+  eq(util.base64url("\xfb\xff"), "-_8"); eq(util.base64(""), "")
+  eq(util.base64_decode("YQ=="), "a"); eq(util.base64_decode("-_8"), "\xfb\xff")
+  eq(select(2, util.base64_decode("@@")), "invalid base64")
+end)
+
+case("util_json_roundtrip_and_null", function()
+  local s = mpic.json.encode({ a = 1, b = { 1, 2, "x" }, c = mpic.json.null, d = true, e = mpic.json.array() },
+    { sort = true })
+  eq(s, '{"a":1,"b":[1,2,"x"],"c":null,"d":true,"e":[]}')
+  local v = mpic.json.decode(s)
+  eq(v.a, 1); eq(v.c, mpic.json.null); eq(#v.e, 0)
+  eq(mpic.json.encode(v.e), "[]")
+end)
+
+case("util_json_rejects_duplicates_and_garbage", function()
+  local v, err = mpic.json.decode('{"a":1,"a":2}')
+  eq(v, nil); T.contains(err, "duplicate")
+  v, err = mpic.json.decode('{"a":')
+  eq(v, nil); T.contains(err, "invalid JSON")
+end)
+
+case("util_json_invalid_utf8_replaced", function()
+  eq(mpic.json.encode("a\xffb"), '"a\xef\xbf\xbdb"')
+end)
+
+case("util_json_cycle_is_an_error_not_a_crash", function()
+  local t = {}
+  t.self = t
+  local s, err = mpic.json.encode(t)
+  eq(s, nil); T.contains(err, "too deep")
+end)
+
+case("util_distance_frankfurt_paris_under_500km", function()
+  local d = mpic.distance_km(50.1109, 8.6821, 48.8566, 2.3522)
+  T.ok(d > 470 and d < 485, "got " .. d)
+end)
+
+case("util_regex_search_and_limits", function()
+  eq(util.regex_search("^challenge_[0-9]*$", "challenge_111"), true)
+  eq(util.regex_search("^challenge_[2-9]*$", "challenge_111"), false)
+  eq(util.regex_search("ABC123[\\s]+(example.com|example.org)[\\s]+XYZ789", "ABC123\n\texample.org \tXYZ789"), true)
+  local r, err = util.regex_search("(", "x")
+  eq(r, nil); T.contains(err, "invalid regex")
+  r, err = util.regex_search("^(a+)+$", string.rep("a", 40) .. "b")
+  eq(r, nil); T.contains(err, "limit")
+end)
