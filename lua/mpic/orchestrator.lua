@@ -1,0 +1,357 @@
+-- mpic.orchestrator: one multi-perspective validation (the MPIC itself).
+--
+-- validate(request) takes an Open MPIC request table and returns
+-- (response, http_status): 200 with the Open MPIC response, 400 with
+-- {error="request-validation-failed", validation_issues=...}, 500 with
+-- {error=...}. For each attempt it asks the policy for a cohort of remote
+-- perspectives (seeded by SHA-256(selection_secret .. lower(target)), so a
+-- retry cannot re-roll the cohort), runs the challenge check from the primary
+-- and every selected remote as concurrent tasks, hands every arriving result
+-- to the policy's decide(), and stops as soon as the verdict is certain
+-- (cancelling the remaining checks unless the policy asks to wait for all).
+-- Attempts never share corroborations. The audit line is written and
+-- fsynced before the response is returned; shadow policies judge the same
+-- results and their verdicts go to the audit line only.
+local mpic = require "mpic"
+local util = require "mpic.core.util"
+local perspectives = require "mpic.perspectives"
+local challenges = require "mpic.challenges"
+local policy_mod = require "mpic.policy"
+local request_mod = require "mpic.request"
+local select_mod = require "mpic.select"
+local quorum = require "mpic.quorum"
+
+local M = {}
+local type, pairs, ipairs, tostring, string_format, os_date, os_time =
+  type, pairs, ipairs, tostring, string.format, os.date, os.time
+
+-- Per-configuration context (policy, shadow policies, challenge registry),
+-- built once per loaded configuration.
+local contexts = setmetatable({}, { __mode = "k" })
+
+local function build_context(cfg)
+  local folders = { challenges.builtin_folder() }
+  for _, d in ipairs(cfg.challenge_dirs or {}) do folders[#folders + 1] = d end
+  local registry = challenges.load(folders)
+  local pol, err = policy_mod.load(cfg.policy)
+  if not pol then return nil, err end
+  local shadows = {}
+  for _, path in ipairs(cfg.shadow_policies or {}) do
+    local sp, serr = policy_mod.load(path)
+    if not sp then return nil, "shadow " .. serr end
+    shadows[#shadows + 1] = sp
+  end
+  return { cfg = cfg, registry = registry, policy = pol, shadows = shadows }
+end
+
+--- The context for the current configuration (raises when none is loaded).
+function M.context()
+  local cfg = perspectives.config()
+  if not cfg then error("no configuration loaded (mpic.load_config(path) or --config FILE)", 2) end
+  local ctx = contexts[cfg]
+  if not ctx then
+    local err
+    ctx, err = build_context(cfg)
+    if not ctx then return nil, err end
+    contexts[cfg] = ctx
+  end
+  return ctx
+end
+
+--- Drop cached contexts (after a reload).
+function M.reset() contexts = setmetatable({}, { __mode = "k" }) end
+
+local function registry_view(cfg)
+  local list = perspectives.list()
+  return list
+end
+
+local function error_result(kind, msg, check_type)
+  return { passed = false, completed = false, details = {},
+           errors = { { error_type = kind, error_message = msg } }, check_type = check_type }
+end
+
+-- Run one check from one perspective, bounded by the per-check deadline.
+local function run_check(ctx, req, pid, deadline_ms)
+  local p = perspectives.get(pid)
+  local t0 = mpic.now()
+  local res
+  if p.agent then
+    local ok, agent = pcall(require, "mpic.agent_client")
+    if ok then
+      res = agent.check(p, req, deadline_ms)
+    else
+      res = error_result("mpic_error:coordinator:remote_check",
+        "The remote check failed to complete: remote (agent) perspectives are not supported by this build")
+    end
+  else
+    local r, kind, msg = mpic.with_timeout(deadline_ms, function()
+      return challenges.run(req.challenge, req.target, req.params, perspectives.probe(pid))
+    end)
+    if r then
+      res = r
+    else
+      res = error_result(req.check_type == "caa" and "mpic_error:caa_checker:lookup" or "mpic_error:dcv_checker:lookup",
+        kind == "timeout" and string_format("check did not finish within %d ms", deadline_ms) or tostring(msg))
+    end
+  end
+  local ms = mpic.now() - t0
+  perspectives.record(pid, ms, res.completed)
+  res.elapsed_ms = ms
+  res.timestamp_ns = util.time_ns()
+  return res
+end
+
+local function state_for(slots, primary_slot, n, q, date)
+  local remotes = {}
+  for i, s in ipairs(slots) do
+    remotes[i] = { id = s.id, rir = s.rir, passed = s.result and s.result.passed or false,
+                   completed = s.result and s.result.completed or false, done = s.result ~= nil }
+  end
+  local primary
+  if primary_slot then
+    local r = primary_slot.result
+    primary = { id = primary_slot.id, passed = r and r.passed or false,
+                completed = r and r.completed or false, done = r ~= nil }
+  end
+  return { primary = primary, remotes = remotes, count = n, quorum = q, date = date }
+end
+
+--[[ One attempt: run the primary and the cohort, decide as results arrive.
+Returns {slots, primary_slot, verdict, reason, info}. ]]
+local function run_attempt(ctx, req, ids, date, deadline_at)
+  local cfg = ctx.cfg
+  local per_check = cfg.defaults.timeout_ms
+  local slots = {}
+  for i, id in ipairs(ids) do
+    local p = perspectives.get(id)
+    slots[i] = { id = id, rir = p.rir }
+  end
+  local primary_slot = cfg.primary and { id = cfg.primary, rir = perspectives.get(cfg.primary).rir } or nil
+  local pol = ctx.policy
+  local running = {}
+  local function start(slot)
+    local remaining = deadline_at - mpic.now()
+    if remaining < 1 then remaining = 1 end
+    slot.task = mpic.spawn(run_check, ctx, req, slot.id, remaining < per_check and remaining or per_check)
+    running[#running + 1] = slot
+  end
+
+  local function decide()
+    return pol:decide(state_for(slots, primary_slot, #slots, req.quorum_count, date))
+  end
+
+  if primary_slot then start(primary_slot) end
+  local remotes_started = false
+  local function start_remotes()
+    remotes_started = true
+    for _, s in ipairs(slots) do start(s) end
+  end
+  if not (primary_slot and pol.primary_first) then start_remotes() end
+
+  local verdict, reason, info = "undecided", "no result yet", {}
+  while #running > 0 do
+    local tasks = {}
+    for i, s in ipairs(running) do tasks[i] = s.task end
+    local remaining = deadline_at - mpic.now()
+    local done = mpic.wait_first(tasks, 1, remaining > 0 and remaining or 0)
+    if #done == 0 then break end -- overall deadline
+    local still = {}
+    for _, s in ipairs(running) do
+      if s.task == done[1] then
+        local r = table.pack(s.task:result())
+        s.result = r[1] or error_result("mpic_error:coordinator:remote_check",
+          "The remote check failed to complete: " .. tostring(r[3] or r[2]))
+      else
+        still[#still + 1] = s
+      end
+    end
+    running = still
+    if primary_slot and pol.primary_first and not remotes_started and primary_slot.result then
+      if primary_slot.result.passed then start_remotes() end
+    end
+    verdict, reason, info = decide()
+    if verdict ~= "undecided" and not pol.wait_for_all then break end
+  end
+  -- whatever still runs is cancelled and reported as such
+  for _, s in ipairs(running) do
+    mpic.cancel(s.task)
+    s.result = error_result(req.check_type == "caa" and "mpic_error:caa_checker:lookup" or "mpic_error:coordinator:remote_check",
+      verdict ~= "undecided" and "cancelled after outcome decided" or "validation deadline exceeded")
+    s.cancelled = true
+  end
+  for _, s in ipairs(slots) do
+    if not s.result then -- never started (primary-first gate closed)
+      s.result = error_result("mpic_error:coordinator:remote_check", "not contacted: the primary perspective did not pass")
+      s.cancelled = true
+    end
+  end
+  if verdict == "undecided" then
+    verdict, reason, info = decide()
+    if verdict == "undecided" then verdict, reason = "invalid", "undecided at the deadline: " .. tostring(reason) end
+  end
+  return { slots = slots, primary_slot = primary_slot, verdict = verdict, reason = reason, info = info or {} }
+end
+
+local function check_response(req, r)
+  local errors = r.errors
+  if errors ~= nil and #errors == 0 then errors = nil end
+  return {
+    check_type = req.check_type, check_passed = r.passed == true, check_completed = r.completed == true,
+    timestamp_ns = r.timestamp_ns or util.time_ns(), errors = errors or util.null,
+    details = r.details or {},
+  }
+end
+
+local function perspective_entries(req, att)
+  local out = {}
+  for i, s in ipairs(att.slots) do
+    out[i] = { perspective_code = s.id, check_response = check_response(req, s.result),
+               rir = s.rir, elapsed_ms = s.result.elapsed_ms }
+  end
+  return out
+end
+
+-- The validated value for the audit log (SC-099).
+local VALUE_KEYS = { "key_authorization_hash", "key_authorization", "challenge_value",
+                     "expected_account_uri", "caa_domains" }
+local function expected_value(req)
+  for _, k in ipairs(VALUE_KEYS) do
+    if req.params[k] ~= nil then return req.params[k] end
+  end
+  if req.check_type == "caa" then return perspectives.config().issuer.caa_domains end
+  return util.null
+end
+
+local function passed_count(att)
+  local k = 0
+  for _, s in ipairs(att.slots) do if s.result.passed then k = k + 1 end end
+  return k
+end
+
+local function audit(ctx, req, attempts, final, response, shadows)
+  local att_lines = {}
+  for i, att in ipairs(attempts) do
+    local ps = {}
+    for j, s in ipairs(att.slots) do
+      ps[j] = { perspective_code = s.id, rir = s.rir, check_passed = s.result.passed == true,
+                check_completed = s.result.completed == true, errors = s.result.errors or util.null,
+                cancelled = s.cancelled or nil }
+    end
+    local pr = att.primary_slot and att.primary_slot.result
+    att_lines[i] = {
+      attempt = i, perspectives = ps, quorum = string_format("%d/%d", passed_count(att), #att.slots),
+      passed_rirs = att.info.passed_rirs, verdict = att.verdict, reason = att.reason,
+      primary = att.primary_slot and { perspective_code = att.primary_slot.id, check_passed = pr and pr.passed == true,
+        check_completed = pr and pr.completed == true, errors = pr and pr.errors or util.null } or nil,
+    }
+  end
+  local last = att_lines[#att_lines]
+  local line = {
+    ts = os_date("!%Y-%m-%dT%H:%M:%SZ"), trace_identifier = req.trace_identifier or util.null,
+    target = req.target_text, adn = req.target.value ~= req.target_text and req.target.value or nil,
+    check_type = req.check_type, validation_method = req.method,
+    br_section = req.challenge.br_section, expected_value = expected_value(req),
+    attempt = #attempts, attempts = att_lines, perspectives = last.perspectives,
+    quorum = last.quorum, passed_rirs = last.passed_rirs, policy = ctx.policy.path,
+    policy_sha256 = ctx.policy.sha256, is_valid = response.is_valid, reason = final.reason,
+    mpic_completed = response.mpic_completed, shadow = #shadows > 0 and shadows or nil,
+  }
+  local text, err = util.json_encode(line)
+  if not text then return nil, "audit encode: " .. tostring(err) end
+  return util.append_line(ctx.cfg.audit.path, text, ctx.cfg.audit.fsync)
+end
+
+local function shadow_verdicts(ctx, req, att, date)
+  local out = {}
+  for i, sp in ipairs(ctx.shadows) do
+    local v, why = sp:decide(state_for(att.slots, att.primary_slot, #att.slots, req.quorum_count, date))
+    out[i] = { policy = sp.path, policy_sha256 = sp.sha256, verdict = v == "undecided" and "invalid" or v, reason = why }
+  end
+  return out
+end
+
+--- validate(request [, opts]) -> response, status. opts.date overrides the
+--- validation date ("YYYY-MM-DD", UTC) for tests.
+function M.validate(raw, opts)
+  opts = opts or {}
+  local ctx, cerr = M.context()
+  if not ctx then return { error = cerr }, 500 end
+  local cfg = ctx.cfg
+  local date = opts.date or os_date("!%Y-%m-%d")
+  local remotes_count = 0
+  for _, p in ipairs(cfg.perspectives) do if p.id ~= cfg.primary then remotes_count = remotes_count + 1 end end
+  local min = ctx.policy.fns.min_perspectives and ctx.policy:min_perspectives(date) or quorum.min_remotes(date)
+  local req, issues = request_mod.validate(raw, {
+    cfg = cfg, registry = ctx.registry, remotes = remotes_count, date = date,
+    now = opts.now or os_time(), min_remotes = min,
+  })
+  if not req then
+    return { error = "request-validation-failed", validation_issues = issues }, 400
+  end
+
+  local seed = select_mod.seed(cfg.selection_secret or "mpic", req.target_text)
+  local started = mpic.now()
+  local attempts = {}
+  local final
+  local first = req.cohort or 1
+  for a = first, first + req.max_attempts - 1 do
+    local rng = select_mod.new_rng(seed)
+    local ids, why = ctx.policy:select(registry_view(cfg), req.target_text, req.perspective_count, a, rng)
+    if not ids then
+      if #attempts == 0 then
+        return { error = string_format("The coordinator could not construct a cohort of size %d: %s",
+          req.perspective_count, tostring(why)) }, 500
+      end
+      break
+    end
+    local deadline_at = mpic.now() + cfg.defaults.timeout_ms
+    final = run_attempt(ctx, req, ids, date, deadline_at)
+    attempts[#attempts + 1] = final
+    if final.verdict == "valid" then break end
+  end
+
+  local n = #final.slots
+  local not_completed = 0
+  for _, s in ipairs(final.slots) do if not s.result.completed then not_completed = not_completed + 1 end end
+  local previous = util.null
+  if #attempts > 1 then
+    previous = {}
+    for i = 1, #attempts - 1 do previous[i] = perspective_entries(req, attempts[i]) end
+  end
+  local response = {
+    is_valid = final.verdict == "valid",
+    mpic_completed = not_completed <= n - req.required,
+    check_type = req.check_type,
+    domain_or_ip_target = req.target_text,
+    trace_identifier = req.trace_identifier or util.null,
+    request_orchestration_parameters = req.echo_orchestration or util.null,
+    actual_orchestration_parameters = { perspective_count = n, quorum_count = req.required,
+                                        attempt_count = #attempts },
+    perspectives = perspective_entries(req, final),
+    previous_attempt_results = previous,
+    -- mpic extensions
+    mpic_decision = { verdict = final.verdict, reason = final.reason, quorum = final.info.quorum, method = req.method,
+                      passed_rirs = final.info.passed_rirs, policy = ctx.policy.name,
+                      elapsed_ms = mpic.now() - started },
+  }
+  if req.check_type == "dcv" then
+    response.dcv_check_parameters = req.echo_params
+  else
+    response.caa_check_parameters = next(req.echo_params) and req.echo_params or util.null
+  end
+  if final.primary_slot then
+    response.primary_perspective = { perspective_code = final.primary_slot.id,
+      check_response = check_response(req, final.primary_slot.result), rir = final.primary_slot.rir,
+      elapsed_ms = final.primary_slot.result.elapsed_ms }
+  end
+  local shadows = shadow_verdicts(ctx, req, final, date)
+  local ok, aerr = audit(ctx, req, attempts, final, response, shadows)
+  if not ok then
+    -- no verdict leaves without its record: fail closed
+    return { error = "audit log write failed: " .. tostring(aerr) }, 500
+  end
+  return response, 200
+end
+
+return M
