@@ -1,0 +1,466 @@
+-- mpic.policy: loads a corroboration policy file into a sandbox and calls it
+-- safely.
+--
+-- Uses the debug library (instruction-count hook, set by this loader only),
+-- coroutines (each policy call runs in a fresh coroutine carrying the hook),
+-- io (to read the file) and mpic.core.util.sha256 when present (file hash
+-- for the audit log).
+--
+-- The sandbox: each policy gets its own _ENV holding only assert, error,
+-- ipairs, next, pairs, pcall, select, tonumber, tostring, type, xpcall,
+-- rawequal, rawget, rawset, rawlen, _VERSION, copies of string (no dump;
+-- rep capped at MAX_STRING_BYTES), table, math (no random/randomseed: use
+-- the rng argument) and utf8, a getmetatable that only looks at tables, a
+-- setmetatable that refuses __gc, and a require that gives fresh private
+-- copies of mpic.select, mpic.geo and mpic.quorum only. No io, os, load,
+-- loadfile, dofile, debug, collectgarbage, coroutine or print; time comes in
+-- as arguments (state.date, the date passed to check_config). Strings'
+-- shared metatable loses `dump` process-wide (s:dump() has no legitimate
+-- use); s:rep() stays uncapped there, and C functions (pattern matching,
+-- table.concat) are not counted by the hook.
+--
+-- Every call (the file's main chunk, check_config, select, decide,
+-- min_perspectives) runs under an instruction limit. Errors, the limit,
+-- yields and malformed returns fail closed: check_config/select/
+-- min_perspectives return nil, reason; decide returns "invalid", reason.
+-- Arguments are deep-copied in and results copied out with raw access, so a
+-- policy never runs code (metamethods) outside its limit.
+local type, pairs, ipairs, next, error, pcall, tostring, rawget, rawlen, rawequal =
+  type, pairs, ipairs, next, error, pcall, tostring, rawget, rawlen, rawequal
+local setmetatable, getmetatable, require, loadfile, load =
+  setmetatable, getmetatable, require, loadfile, load
+local coroutine_create, coroutine_resume, coroutine_status, coroutine_close =
+  coroutine.create, coroutine.resume, coroutine.status, coroutine.close
+local debug_sethook = debug.sethook
+local string_format, string_rep, string_byte = string.format, string.rep, string.byte
+local table_pack, table_concat, math_type = table.pack, table.concat, math.type
+local io_open, os_date = io.open, os.date
+local package, _G, _VERSION = package, _G, _VERSION
+
+local M = {}
+
+M.DEFAULT_INSTRUCTION_LIMIT = 5000000
+M.MAX_STRING_BYTES = 1 << 20
+M.MAX_FILE_BYTES = 1 << 20
+M.MAX_COPY_ITEMS = 100000
+M.MAX_COPY_DEPTH = 16
+M.LIBRARIES = { ["mpic.select"] = true, ["mpic.geo"] = true, ["mpic.quorum"] = true }
+
+local FIELDS = {
+  name = "string", description = "string", check_config = "function", select = "function",
+  decide = "function", min_perspectives = "function", wait_for_all = "boolean",
+  primary_first = "boolean",
+}
+local REQUIRED = { "name", "select", "decide" }
+local VERDICTS = { valid = true, invalid = true, undecided = true }
+
+local hardened = false
+local function harden_string_metatable()
+  if hardened then
+    return
+  end
+  local mt = getmetatable("")
+  local idx = {}
+  for k, v in pairs(string) do
+    if k ~= "dump" then
+      idx[k] = v
+    end
+  end
+  mt.__index = idx
+  hardened = true
+end
+
+-- Describe an error value without running any of its metamethods.
+local function describe(e)
+  if type(e) == "string" then
+    return e
+  elseif type(e) == "number" or type(e) == "boolean" or e == nil then
+    return tostring(e)
+  end
+  return "(error object of type " .. type(e) .. ")"
+end
+
+-- Deep copy of plain data (strings, numbers, booleans, tables of them) using
+-- raw access only. Returns the copy or nil, reason.
+local function plain_copy(v, what)
+  local count = 0
+  local function copy(x, depth, path)
+    local t = type(x)
+    if t == "string" or t == "number" or t == "boolean" or t == "nil" then
+      return x
+    elseif t ~= "table" then
+      error(string_format("%s holds a %s", path, t), 0)
+    end
+    if depth > M.MAX_COPY_DEPTH then
+      error(path .. " is nested too deeply", 0)
+    end
+    local out = {}
+    local k, val = next(x)
+    while k ~= nil do
+      count = count + 1
+      if count > M.MAX_COPY_ITEMS then
+        error(what .. " is too large", 0)
+      end
+      local kt = type(k)
+      if kt ~= "string" and kt ~= "number" and kt ~= "boolean" then
+        error(string_format("%s has a %s key", path, kt), 0)
+      end
+      out[k] = copy(val, depth + 1, path .. "." .. tostring(k))
+      k, val = next(x, k)
+    end
+    return out
+  end
+  local ok, res = pcall(copy, v, 1, what)
+  if not ok then
+    return nil, res
+  end
+  return res
+end
+M.plain_copy = plain_copy
+
+-- Run fn(...) in a fresh coroutine under the instruction limit.
+-- Returns true, packed results or nil, reason.
+local function run_limited(limit, fn, ...)
+  local co = coroutine_create(fn)
+  local exceeded = false
+  local function hook()
+    exceeded = true
+    -- From now on every instruction raises, so a pcall in the script
+    -- cannot swallow the limit and carry on.
+    debug_sethook(hook, "", 1)
+    error("instruction limit exceeded", 0)
+  end
+  debug_sethook(co, hook, "", limit)
+  local res = table_pack(coroutine_resume(co, ...))
+  local status = coroutine_status(co)
+  debug_sethook(co)
+  if status ~= "dead" then
+    coroutine_close(co)
+    if not exceeded then
+      return nil, "policy yielded, which is not allowed"
+    end
+  end
+  if exceeded then
+    return nil, string_format("instruction limit (%d) exceeded", limit)
+  end
+  if not res[1] then
+    return nil, describe(res[2])
+  end
+  return true, res
+end
+
+local function fresh_library(name)
+  local path = package.searchpath(name, package.path)
+  local chunk, err
+  if path then
+    chunk, err = loadfile(path, "t")
+  elseif package.preload[name] then
+    chunk = package.preload[name]
+    path = ":preload:"
+  else
+    err = "module not found"
+  end
+  if not chunk then
+    error(string_format("require %q: %s", name, describe(err)), 0)
+  end
+  return chunk(name, path)
+end
+
+local function make_env()
+  local env = {}
+  for _, k in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber",
+                       "tostring", "type", "xpcall", "rawequal", "rawget", "rawset", "rawlen" }) do
+    env[k] = _G[k]
+  end
+  env._VERSION = _VERSION
+  local s = {}
+  for k, v in pairs(string) do
+    if k ~= "dump" then
+      s[k] = v
+    end
+  end
+  s.rep = function(str, n, sep)
+    if type(n) == "number" and type(str) == "string" and n > 0 then
+      local size = (#str + (type(sep) == "string" and #sep or 0)) * n
+      if size > M.MAX_STRING_BYTES then
+        error("string.rep: result larger than " .. M.MAX_STRING_BYTES .. " bytes", 2)
+      end
+    end
+    return string_rep(str, n, sep)
+  end
+  env.string = s
+  local t = {}
+  for k, v in pairs(table) do t[k] = v end
+  env.table = t
+  local m = {}
+  for k, v in pairs(math) do
+    if k ~= "random" and k ~= "randomseed" then
+      m[k] = v
+    end
+  end
+  env.math = m
+  local u = {}
+  for k, v in pairs(utf8) do u[k] = v end
+  env.utf8 = u
+  env.getmetatable = function(x)
+    if type(x) == "table" then
+      return getmetatable(x)
+    end
+    return nil
+  end
+  env.setmetatable = function(x, mt)
+    if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+      error("setmetatable: __gc metamethods are not allowed in policies", 2)
+    end
+    return setmetatable(x, mt)
+  end
+  local loaded = {}
+  env.require = function(name)
+    if type(name) ~= "string" or not M.LIBRARIES[name] then
+      error(string_format("require %s: only mpic.select, mpic.geo and mpic.quorum are available to policies",
+        describe(name)), 2)
+    end
+    if loaded[name] == nil then
+      loaded[name] = fresh_library(name)
+    end
+    return loaded[name]
+  end
+  env._G = env
+  return env
+end
+
+local function read_file(path)
+  local f, err = io_open(path, "rb")
+  if not f then
+    return nil, describe(err)
+  end
+  local data = f:read(M.MAX_FILE_BYTES + 1)
+  f:close()
+  if data == nil then
+    data = ""
+  end
+  if #data > M.MAX_FILE_BYTES then
+    return nil, "file larger than " .. M.MAX_FILE_BYTES .. " bytes"
+  end
+  return data
+end
+
+local function hex(s)
+  local out = {}
+  for i = 1, #s do
+    out[i] = string_format("%02x", string_byte(s, i))
+  end
+  return table_concat(out)
+end
+
+local function file_hash(data)
+  local ok, util = pcall(require, "mpic.core.util")
+  if ok and type(util) == "table" and type(util.sha256) == "function" then
+    return hex(util.sha256(data))
+  end
+  return nil
+end
+
+local Policy = {}
+Policy.__index = Policy
+Policy.__metatable = false
+
+function Policy:_fail(fn, why)
+  return string_format("policy %q (%s): %s: %s", self.name, self.path, fn, why)
+end
+
+function Policy:_call(fname, ...)
+  local fn = self.fns[fname]
+  local ok, res = run_limited(self.limit, fn, ...)
+  if not ok then
+    return nil, self:_fail(fname, res)
+  end
+  return res
+end
+
+-- true or nil, reason. date defaults to today's UTC date.
+function Policy:check_config(registry, defaults, date)
+  if not self.fns.check_config then
+    return true
+  end
+  local reg, why = plain_copy(registry, "registry")
+  if not reg then
+    error("policy:check_config: " .. why, 2)
+  end
+  local def, dwhy = plain_copy(defaults or {}, "defaults")
+  if not def then
+    error("policy:check_config: " .. dwhy, 2)
+  end
+  local res, err = self:_call("check_config", reg, def, date or os_date("!%Y-%m-%d"))
+  if not res then
+    return nil, err
+  end
+  if rawequal(res[2], true) then
+    return true
+  end
+  if res[2] == nil or res[2] == false then
+    if type(res[3]) == "string" then
+      return nil, self:_fail("check_config", res[3])
+    end
+    return nil, self:_fail("check_config", "refused the configuration without a reason")
+  end
+  return nil, self:_fail("check_config", "returned " .. type(res[2]) .. " instead of true or nil, reason")
+end
+
+-- List of remote ids, or nil, reason.
+function Policy:select(registry, target, count, attempt, rng)
+  local reg, why = plain_copy(registry, "registry")
+  if not reg then
+    error("policy:select: " .. why, 2)
+  end
+  if type(rng) ~= "table" or type(rng.int) ~= "function" then
+    error("policy:select: rng must be an object with int()", 2)
+  end
+  local proxy = { int = function(_, n) return rng:int(n) end }
+  local res, err = self:_call("select", reg, target, count, attempt, proxy)
+  if not res then
+    return nil, err
+  end
+  local ids = res[2]
+  if type(ids) ~= "table" then
+    if type(res[3]) == "string" then
+      return nil, self:_fail("select", res[3])
+    end
+    return nil, self:_fail("select", "returned " .. type(ids) .. " instead of a list of ids")
+  end
+  local known = {}
+  for _, e in ipairs(registry) do
+    if type(e) == "table" and type(e.id) == "string" then
+      known[e.id] = e.is_primary and "primary" or "remote"
+    end
+  end
+  local n = rawlen(ids)
+  if n ~= count then
+    return nil, self:_fail("select", string_format("returned %d ids, %s requested", n, tostring(count)))
+  end
+  local out, seen = {}, {}
+  for i = 1, n do
+    local id = rawget(ids, i)
+    if type(id) ~= "string" then
+      return nil, self:_fail("select", string_format("id %d is a %s", i, type(id)))
+    end
+    if known[id] ~= "remote" then
+      return nil, self:_fail("select", string_format("%q is not a remote perspective", id))
+    end
+    if seen[id] then
+      return nil, self:_fail("select", string_format("%q selected twice", id))
+    end
+    seen[id] = true
+    out[i] = id
+  end
+  return out
+end
+
+-- verdict, reason, info. Any failure gives "invalid" with the reason.
+function Policy:decide(state)
+  local st, why = plain_copy(state, "state")
+  if not st then
+    error("policy:decide: " .. why, 2)
+  end
+  local res, err = self:_call("decide", st)
+  if not res then
+    return "invalid", err, {}
+  end
+  local verdict, reason, info = res[2], res[3], res[4]
+  if type(verdict) ~= "string" or not VERDICTS[verdict] then
+    return "invalid", self:_fail("decide", "returned a malformed verdict (" ..
+      (type(verdict) == "string" and string_format("%q", verdict) or type(verdict)) ..
+      "); expected \"valid\", \"invalid\" or \"undecided\""), {}
+  end
+  if reason == nil and verdict == "undecided" then
+    reason = ""
+  end
+  if type(reason) ~= "string" then
+    return "invalid", self:_fail("decide", "returned a " .. type(reason) .. " reason instead of a string"), {}
+  end
+  local out = {}
+  if info ~= nil then
+    local copy, iwhy = plain_copy(info, "info")
+    if not copy or type(copy) ~= "table" then
+      return "invalid", self:_fail("decide", "malformed info: " .. (iwhy or type(info))), {}
+    end
+    out = copy
+  end
+  return verdict, reason, out
+end
+
+-- The policy's minimum remote count for a date, or nil, reason.
+function Policy:min_perspectives(date)
+  if not self.fns.min_perspectives then
+    return nil, "policy has no minimum"
+  end
+  local res, err = self:_call("min_perspectives", date)
+  if not res then
+    return nil, err
+  end
+  if math_type(res[2]) ~= "integer" or res[2] < 1 then
+    return nil, self:_fail("min_perspectives", "did not return a positive integer")
+  end
+  return res[2]
+end
+
+--[[
+Load a policy file. opts.instruction_limit (per call, default
+DEFAULT_INSTRUCTION_LIMIT). Returns a policy object {name, path, sha256,
+wait_for_all, primary_first, limit} with the methods above, or nil, reason.
+]]
+function M.load(path, opts)
+  opts = opts or {}
+  if type(path) ~= "string" then
+    error("policy.load: path must be a string", 2)
+  end
+  local limit = opts.instruction_limit or M.DEFAULT_INSTRUCTION_LIMIT
+  if math_type(limit) ~= "integer" or limit < 1000 then
+    error("policy.load: instruction_limit must be an integer >= 1000", 2)
+  end
+  harden_string_metatable()
+  local data, rerr = read_file(path)
+  if not data then
+    return nil, string_format("policy %s: cannot read: %s", path, rerr)
+  end
+  local env = make_env()
+  local chunk, cerr = load(data, "@" .. path, "t", env)
+  if not chunk then
+    return nil, string_format("policy %s: %s", path, describe(cerr))
+  end
+  local ok, res = run_limited(limit, chunk)
+  if not ok then
+    return nil, string_format("policy %s: %s", path, res)
+  end
+  local tbl = res[2]
+  if type(tbl) ~= "table" then
+    return nil, string_format("policy %s: the file must return a table, got %s", path, type(tbl))
+  end
+  local fns = {}
+  local k, v = next(tbl)
+  while k ~= nil do
+    local want = type(k) == "string" and FIELDS[k]
+    if not want then
+      return nil, string_format("policy %s: unknown field %s", path,
+        type(k) == "string" and string_format("%q", k) or ("of type " .. type(k)))
+    end
+    if type(v) ~= want then
+      return nil, string_format("policy %s: field %q must be a %s, got %s", path, k, want, type(v))
+    end
+    fns[k] = v
+    k, v = next(tbl, k)
+  end
+  for _, f in ipairs(REQUIRED) do
+    if fns[f] == nil then
+      return nil, string_format("policy %s: missing required field %q", path, f)
+    end
+  end
+  local p = setmetatable({
+    name = fns.name, path = path, sha256 = file_hash(data), limit = limit,
+    wait_for_all = fns.wait_for_all == true, primary_first = fns.primary_first == true,
+    description = fns.description, fns = fns,
+  }, Policy)
+  return p
+end
+
+return M
