@@ -73,6 +73,11 @@ end
 
 -- Run one check from one perspective, bounded by the per-check deadline.
 local function run_check(ctx, req, pid, deadline_ms)
+  return M.check_from(ctx, req, pid, deadline_ms)
+end
+
+--- The real check of one perspective (local probe or remote agent).
+function M.check_from(ctx, req, pid, deadline_ms)
   local p = perspectives.get(pid)
   local t0 = mpic.now()
   local res
@@ -119,7 +124,7 @@ end
 
 --[[ One attempt: run the primary and the cohort, decide as results arrive.
 Returns {slots, primary_slot, verdict, reason, info}. ]]
-local function run_attempt(ctx, req, ids, date, deadline_at)
+local function run_attempt(ctx, req, ids, date, deadline_at, runner)
   local cfg = ctx.cfg
   local per_check = cfg.defaults.timeout_ms
   local slots = {}
@@ -133,7 +138,7 @@ local function run_attempt(ctx, req, ids, date, deadline_at)
   local function start(slot)
     local remaining = deadline_at - mpic.now()
     if remaining < 1 then remaining = 1 end
-    slot.task = mpic.spawn(run_check, ctx, req, slot.id, remaining < per_check and remaining or per_check)
+    slot.task = mpic.spawn(runner, ctx, req, slot.id, remaining < per_check and remaining or per_check)
     running[#running + 1] = slot
   end
 
@@ -271,8 +276,11 @@ local function shadow_verdicts(ctx, req, att, date)
   return out
 end
 
---- validate(request [, opts]) -> response, status. opts.date overrides the
---- validation date ("YYYY-MM-DD", UTC) for tests.
+--[[ validate(request [, opts]) -> response, status.
+opts.date overrides the validation date ("YYYY-MM-DD", UTC);
+opts.run_check(ctx, req, perspective_id, deadline_ms) replaces the real
+per-perspective check (mpic.testing scripts outcomes through it); it must
+return a check result {passed, completed, errors, details}. ]]
 function M.validate(raw, opts)
   opts = opts or {}
   local ctx, cerr = M.context()
@@ -306,7 +314,7 @@ function M.validate(raw, opts)
       break
     end
     local deadline_at = mpic.now() + cfg.defaults.timeout_ms
-    final = run_attempt(ctx, req, ids, date, deadline_at)
+    final = run_attempt(ctx, req, ids, date, deadline_at, opts.run_check or run_check)
     attempts[#attempts + 1] = final
     if final.verdict == "valid" then break end
   end

@@ -18,6 +18,7 @@ end
 local function detail(cr)
   local d = cr.details or {}
   if cr.errors ~= util.null and type(cr.errors) == "table" and #cr.errors > 0 then return first_error(cr) end
+  if not cr.check_passed and type(d.reason) == "string" then return d.reason end
   if d.found_at and d.found_at ~= util.null then return "found at " .. tostring(d.found_at) end
   if d.response_url and d.response_url ~= util.null then return tostring(d.response_url) end
   if d.records_seen and type(d.records_seen) == "table" and #d.records_seen > 0 then

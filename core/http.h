@@ -1,0 +1,107 @@
+/*
+ * http.h: one HTTP(S) request hop on the process event loop (libcurl multi
+ * socket API driven by libevent). No redirects are followed here; the
+ * redirect policy lives in lua/mpic/fetch.lua. This module knows nothing of
+ * Lua: callers pass an event_base and a C completion callback.
+ */
+#ifndef MPIC_HTTP_H
+#define MPIC_HTTP_H
+
+#include <stddef.h>
+
+#include "errors.h"
+
+struct event_base;
+struct mpic_http;     /* one per event loop: the CURLM and its events */
+struct mpic_http_req; /* one request hop */
+
+struct mpic_http_opts {
+    const char *url;            /* http:// or https:// only */
+    const char *connect_ip;     /* required when the URL host is a name */
+    const char *const *headers; /* "Name: value" lines, n_headers of them */
+    size_t n_headers;
+    const char *user_agent;  /* NULL: no User-Agent unless in headers */
+    long connect_timeout_ms; /* 0: 10000 */
+    long timeout_ms;         /* whole hop; 0: 10000 */
+    size_t max_bytes;        /* body cap; 0: 1 MiB */
+    const char *source_ip;   /* bind address, or NULL */
+    const char *interface;   /* bind interface name, or NULL */
+    int verify_tls;          /* 0: certificates are not verified */
+};
+
+struct mpic_http_header {
+    char *name; /* lower-cased */
+    char *value;
+};
+
+struct mpic_http_result {
+    enum mpic_err err; /* MPIC_OK when a response was received */
+    char detail[320];  /* failure detail, "" on success */
+    long status;
+    char *reason;
+    struct mpic_http_header *headers;
+    size_t n_headers;
+    const char *location; /* points into headers, or NULL */
+    char *body;           /* NUL-terminated for convenience; body_len bytes */
+    size_t body_len;
+    int exceeded; /* more than max_bytes body bytes arrived */
+    char ip[64];  /* address actually connected to */
+    long port;
+    long elapsed_ms;
+    const char *http_version; /* "1.0", "1.1" or "" */
+};
+
+typedef void (*mpic_http_cb)(struct mpic_http_req *req, void *arg);
+
+/* Create/free the per-loop context. Freeing cancels pending requests
+ * (their callbacks are not called). */
+int mpic_http_new(struct event_base *base, struct mpic_http **out);
+void mpic_http_free(struct mpic_http *h);
+
+/*
+ * Validate the options and start a request. On success *out is the request
+ * and cb(req, arg) is called later, exactly once, from the event loop (never
+ * from inside mpic_http_start), unless the request is cancelled first. After
+ * the callback the owner reads mpic_http_result() and frees the request with
+ * mpic_http_req_free(). Returns -EINVAL for bad options (with a message in
+ * errbuf), -ENOMEM, or another negative code.
+ */
+int mpic_http_start(struct mpic_http *h, const struct mpic_http_opts *o, mpic_http_cb cb,
+                    void *arg, struct mpic_http_req **out, char *errbuf, size_t errlen);
+
+const struct mpic_http_result *mpic_http_result(const struct mpic_http_req *req);
+
+/* Stop a request (pending or finished) and free it; no callback afterwards. */
+void mpic_http_req_free(struct mpic_http_req *req);
+
+/* A URL split by libcurl's URL parser. Strings are malloc'd (NULL when
+ * absent); host is lower-cased and without IPv6 brackets. */
+struct mpic_url {
+    char *url; /* the whole URL, normalised, with the lower-cased host */
+    char *scheme;
+    char *host;
+    char *zone;
+    char *path;
+    char *query;
+    long port;         /* explicit port, or the scheme's default */
+    int port_explicit; /* 1 when the URL names a port */
+    int host_is_ip;    /* 4 or 6 for an IP literal, else 0 */
+};
+
+enum mpic_url_status {
+    MPIC_URL_OK = 0,
+    MPIC_URL_MALFORMED = -1,
+    MPIC_URL_NO_HOST = -2,
+    MPIC_URL_BAD_HOST = -3, /* invalid host name or IPv6 literal */
+    MPIC_URL_NOMEM = -4,
+};
+
+/* Parse url, resolved against base when base is not NULL. Any scheme is
+ * accepted here (the caller decides). Returns an mpic_url_status. */
+int mpic_http_url_parse(const char *base, const char *url, struct mpic_url *out);
+void mpic_http_url_clear(struct mpic_url *u);
+
+/* Number of requests in flight (for tests and metrics). */
+size_t mpic_http_active(const struct mpic_http *h);
+
+#endif

@@ -1,0 +1,334 @@
+/*
+ * lua_http.c: the Lua module "mpic.core.http". Provides
+ *   get(url, opts)          one yielding HTTP(S) hop (http.c) -> result table
+ *                           or nil, kind, detail
+ *   is_reserved(ip)         true, "[RFC1918]: Private-Use" | false (netaddr.c)
+ *   parse_ip(text)          normalised text, family (4|6) | nil
+ *   psl_icann_suffix(host)  the host's ICANN public suffix | nil, reason
+ *   url_parse(url [, base]) the URL split into parts | nil, reason
+ * Uses the task runtime of rt.h (mpic_task_suspend) and one mpic_http
+ * context per process, created on first use on mpic_loop().
+ */
+#include "lua_http.h"
+
+#include "http.h"
+#include "netaddr.h"
+#include "rt.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HTTP_MAX_CALLER_HEADERS 64
+
+static struct mpic_http *g_http;
+
+struct lreq {
+    struct mpic_pending p;
+    struct mpic_http_req *req;
+    char url[];
+};
+
+static struct mpic_http *http_ctx(lua_State *L)
+{
+    if (!g_http && mpic_http_new(mpic_loop(), &g_http) != 0)
+        luaL_error(L, "http: cannot initialise libcurl");
+    return g_http;
+}
+
+static void on_done(struct mpic_http_req *req, void *arg)
+{
+    struct lreq *r = arg;
+    mpic_pending_complete(&r->p);
+}
+
+static void on_cancel(void *arg)
+{
+    struct lreq *r = arg;
+    mpic_http_req_free(r->req);
+    free(r);
+}
+
+static int k_done(lua_State *L, int status, lua_KContext ctx)
+{
+    struct lreq *r = (struct lreq *)ctx;
+    const struct mpic_http_result *res = mpic_http_result(r->req);
+    int n;
+
+    if (res->err != MPIC_OK) {
+        n = mpic_push_fail(L, mpic_err_name(res->err), "%s", res->detail);
+    } else {
+        lua_createtable(L, 0, 12);
+        lua_pushinteger(L, res->status);
+        lua_setfield(L, -2, "status");
+        lua_pushstring(L, res->reason ? res->reason : "");
+        lua_setfield(L, -2, "reason");
+        lua_createtable(L, (int)res->n_headers, 0);
+        for (size_t i = 0; i < res->n_headers; i++) {
+            lua_createtable(L, 2, 0);
+            lua_pushstring(L, res->headers[i].name);
+            lua_rawseti(L, -2, 1);
+            lua_pushstring(L, res->headers[i].value);
+            lua_rawseti(L, -2, 2);
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+        lua_setfield(L, -2, "headers");
+        if (res->location) {
+            lua_pushstring(L, res->location);
+            lua_setfield(L, -2, "location");
+        }
+        lua_pushlstring(L, res->body ? res->body : "", res->body_len);
+        lua_setfield(L, -2, "body");
+        lua_pushboolean(L, res->exceeded);
+        lua_setfield(L, -2, "exceeded");
+        lua_pushstring(L, res->ip);
+        lua_setfield(L, -2, "ip");
+        lua_pushinteger(L, res->port);
+        lua_setfield(L, -2, "port");
+        lua_pushinteger(L, res->elapsed_ms);
+        lua_setfield(L, -2, "elapsed_ms");
+        lua_pushstring(L, res->http_version);
+        lua_setfield(L, -2, "http_version");
+        lua_pushstring(L, r->url);
+        lua_setfield(L, -2, "url");
+        n = 1;
+    }
+    mpic_http_req_free(r->req);
+    free(r);
+    return n;
+}
+
+static const char *opt_string(lua_State *L, int t, const char *key)
+{
+    const char *s = NULL;
+    if (lua_getfield(L, t, key) != LUA_TNIL) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "http.get: opts.%s must be a string", key);
+        s = lua_tostring(L, -1);
+    }
+    lua_pop(L, 1); /* the string stays reachable from the opts table */
+    return s;
+}
+
+static lua_Integer opt_int(lua_State *L, int t, const char *key, lua_Integer lo, lua_Integer hi)
+{
+    lua_Integer v = 0;
+    if (lua_getfield(L, t, key) != LUA_TNIL) {
+        int isnum = 0;
+        v = lua_tointegerx(L, -1, &isnum);
+        if (!isnum || v < lo || v > hi)
+            luaL_error(L, "http.get: opts.%s must be an integer in [%d, %d]", key, (int)lo,
+                       (int)hi);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* opts.headers = {["X-A"] = "b", ...}: "Name: value" lines, sorted by name so
+ * the wire order is stable. The strings are anchored in a table at slot. */
+static size_t collect_headers(lua_State *L, int t, const char **lines, int anchor)
+{
+    size_t n = 0;
+    if (lua_getfield(L, t, "headers") == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (!lua_istable(L, -1))
+        luaL_error(L, "http.get: opts.headers must be a table of name = value");
+    int h = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, h)) {
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "http.get: opts.headers must map strings to strings");
+        if (n >= HTTP_MAX_CALLER_HEADERS)
+            luaL_error(L, "http.get: too many headers (max %d)", HTTP_MAX_CALLER_HEADERS);
+        lua_pushfstring(L, "%s: %s", lua_tostring(L, -2), lua_tostring(L, -1));
+        lua_rawseti(L, anchor, (lua_Integer)n + 1);
+        lua_pop(L, 1);
+        n++;
+    }
+    lua_pop(L, 1);
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, anchor, (lua_Integer)i + 1);
+        lines[i] = lua_tostring(L, -1);
+        lua_pop(L, 1);
+    }
+    /* insertion sort: at most 64 entries */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp(lines[j - 1], lines[j]) > 0; j--) {
+            const char *tmp = lines[j];
+            lines[j] = lines[j - 1];
+            lines[j - 1] = tmp;
+        }
+    return n;
+}
+
+static int l_get(lua_State *L)
+{
+    const char *lines[HTTP_MAX_CALLER_HEADERS];
+    struct mpic_http_opts o = {0};
+    char err[256];
+    size_t ulen;
+    const char *url = luaL_checklstring(L, 1, &ulen);
+    struct mpic_task *t = mpic_task_current(L);
+
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        lua_settop(L, 2);
+        lua_newtable(L); /* 3: anchors the header strings until the request starts */
+        o.connect_ip = opt_string(L, 2, "connect_ip");
+        o.user_agent = opt_string(L, 2, "user_agent");
+        o.source_ip = opt_string(L, 2, "source_ip");
+        o.interface = opt_string(L, 2, "interface");
+        o.connect_timeout_ms = (long)opt_int(L, 2, "connect_timeout_ms", 1, 600000);
+        o.timeout_ms = (long)opt_int(L, 2, "timeout_ms", 1, 3600000);
+        o.max_bytes = (size_t)opt_int(L, 2, "max_bytes", 1, 256 * 1024 * 1024);
+        if (lua_getfield(L, 2, "verify_tls") != LUA_TNIL && !lua_isboolean(L, -1))
+            luaL_error(L, "http.get: opts.verify_tls must be a boolean");
+        o.verify_tls = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        o.headers = lines;
+        o.n_headers = collect_headers(L, 2, lines, 3);
+    }
+    o.url = url;
+    struct mpic_http *h = http_ctx(L);
+    struct lreq *r = calloc(1, sizeof *r + ulen + 1);
+    if (!r)
+        return luaL_error(L, "http.get: out of memory");
+    memcpy(r->url, url, ulen + 1);
+    r->p.task = t;
+    int rc = mpic_http_start(h, &o, on_done, r, &r->req, err, sizeof err);
+    if (rc < 0) {
+        free(r);
+        if (rc == -ENOMEM)
+            return luaL_error(L, "http.get: out of memory");
+        return luaL_error(L, "http.get: %s", err);
+    }
+    return mpic_task_suspend(L, &r->p, on_cancel, r, k_done, (lua_KContext)r);
+}
+
+static int l_parse_ip(lua_State *L)
+{
+    struct mpic_addr a;
+    char buf[64];
+    const char *s = luaL_checkstring(L, 1);
+    if (mpic_netaddr_parse(s, &a) != 0 || mpic_netaddr_format(&a, buf, sizeof buf) != 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushstring(L, buf);
+    lua_pushinteger(L, a.family);
+    return 2;
+}
+
+static int l_is_reserved(lua_State *L)
+{
+    struct mpic_addr a;
+    const char *s = luaL_checkstring(L, 1);
+    if (mpic_netaddr_parse(s, &a) != 0)
+        return luaL_argerror(L, 1, "not an IP address");
+    const char *why = mpic_netaddr_reserved(&a);
+    lua_pushboolean(L, why != NULL);
+    if (!why)
+        return 1;
+    lua_pushstring(L, why);
+    return 2;
+}
+
+static int l_psl_icann_suffix(lua_State *L)
+{
+    char buf[256];
+    const char *host = luaL_checkstring(L, 1);
+    int rc = mpic_netaddr_icann_suffix(host, buf, sizeof buf);
+    if (rc == 0) {
+        lua_pushstring(L, buf);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, rc == -ENOSYS ? "public suffix list unavailable (libpsl)"
+                      : rc == -ENOENT ? "no ICANN public suffix"
+                                      : "host too long");
+    return 2;
+}
+
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+    if (!v)
+        return;
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static int l_url_parse(lua_State *L)
+{
+    struct mpic_url u;
+    const char *url = luaL_checkstring(L, 1);
+    const char *base = luaL_optstring(L, 2, NULL);
+    int rc = mpic_http_url_parse(base, url, &u);
+    if (rc == MPIC_URL_NOMEM)
+        return luaL_error(L, "url_parse: out of memory");
+    if (rc != MPIC_URL_OK) {
+        lua_pushnil(L);
+        lua_pushstring(L, rc == MPIC_URL_NO_HOST    ? "no_host"
+                          : rc == MPIC_URL_BAD_HOST ? "bad_host"
+                                                    : "malformed");
+        return 2;
+    }
+    lua_createtable(L, 0, 9);
+    set_str(L, "url", u.url);
+    set_str(L, "scheme", u.scheme);
+    set_str(L, "host", u.host);
+    set_str(L, "zone", u.zone);
+    set_str(L, "path", u.path);
+    set_str(L, "query", u.query);
+    lua_pushinteger(L, u.port);
+    lua_setfield(L, -2, "port");
+    lua_pushboolean(L, u.port_explicit);
+    lua_setfield(L, -2, "port_explicit");
+    if (u.host_is_ip) {
+        lua_pushinteger(L, u.host_is_ip);
+        lua_setfield(L, -2, "ip_family");
+    }
+    mpic_http_url_clear(&u);
+    return 1;
+}
+
+static int l_active(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)mpic_http_active(g_http));
+    return 1;
+}
+
+/* Frees the context at lua_close when nothing is in flight (a request still
+ * owned by a suspended task is left to the process exit). */
+static int l_ctx_gc(lua_State *L)
+{
+    if (g_http && mpic_http_active(g_http) == 0) {
+        mpic_http_free(g_http);
+        g_http = NULL;
+    }
+    return 0;
+}
+
+int luaopen_mpic_http(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        {"get", l_get},
+        {"parse_ip", l_parse_ip},
+        {"is_reserved", l_is_reserved},
+        {"psl_icann_suffix", l_psl_icann_suffix},
+        {"url_parse", l_url_parse},
+        {"active", l_active},
+        {NULL, NULL},
+    };
+    luaL_newlib(L, fns);
+    lua_newuserdatauv(L, 1, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, l_ctx_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, "mpic.http.ctx_guard");
+    return 1;
+}

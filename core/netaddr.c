@@ -1,0 +1,176 @@
+/*
+ * netaddr.c: strict IP text parsing and reserved-block lookup. Provides the
+ * mpic_netaddr_* functions of netaddr.h; the block lists restate the IANA
+ * IPv4 and IPv6 Special-Purpose Address Registries (blocks that are not
+ * globally reachable, plus documentation, benchmarking and multicast
+ * ranges). Also the ICANN public-suffix lookup. Uses libc (inet_pton and
+ * inet_ntop; glibc's inet_pton refuses leading-zero IPv4 octets) and libpsl,
+ * loaded with dlopen: libpsl5 is always present as a libcurl dependency,
+ * while its development package is not, so its three entry points are
+ * declared here as documented in libpsl.h.
+ */
+#include "netaddr.h"
+
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+struct block {
+    unsigned char net[16];
+    int bits;
+    const char *name;
+};
+
+static const struct block v4_blocks[] = {
+    {{0, 0, 0, 0}, 8, "[RFC791]: This network"},
+    {{10, 0, 0, 0}, 8, "[RFC1918]: Private-Use"},
+    {{100, 64, 0, 0}, 10, "[RFC6598]: Shared Address Space"},
+    {{127, 0, 0, 0}, 8, "[RFC1122]: Loopback"},
+    {{169, 254, 0, 0}, 16, "[RFC3927]: Link Local"},
+    {{172, 16, 0, 0}, 12, "[RFC1918]: Private-Use"},
+    {{192, 0, 0, 0}, 24, "[RFC6890]: IETF Protocol Assignments"},
+    {{192, 0, 2, 0}, 24, "[RFC5737]: Documentation (TEST-NET-1)"},
+    {{192, 88, 99, 0}, 24, "[RFC7526]: Deprecated (6to4 Relay Anycast)"},
+    {{192, 168, 0, 0}, 16, "[RFC1918]: Private-Use"},
+    {{198, 18, 0, 0}, 15, "[RFC2544]: Benchmarking"},
+    {{198, 51, 100, 0}, 24, "[RFC5737]: Documentation (TEST-NET-2)"},
+    {{203, 0, 113, 0}, 24, "[RFC5737]: Documentation (TEST-NET-3)"},
+    {{224, 0, 0, 0}, 4, "[RFC5771]: Multicast Addresses"},
+    {{255, 255, 255, 255}, 32, "[RFC8190]: Limited Broadcast"},
+    {{240, 0, 0, 0}, 4, "[RFC1112]: Reserved"},
+};
+
+/* Globally reachable parts of 2001::/23, checked before the /23 itself. */
+static const struct block v6_exempt[] = {
+    {{0x20, 0x01, 0, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 128, "PCP Anycast"},
+    {{0x20, 0x01, 0, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}, 128, "TURN Anycast"},
+    {{0x20, 0x01, 0, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3}, 128, "DNS-SD SRP Anycast"},
+    {{0x20, 0x01, 0, 0x03}, 32, "AMT"},
+    {{0x20, 0x01, 0, 0x04, 0x01, 0x12}, 48, "AS112-v6"},
+    {{0x20, 0x01, 0, 0x20}, 28, "ORCHIDv2"},
+    {{0x20, 0x01, 0, 0x30}, 28, "Drone Remote ID Protocol Entity Tags"},
+};
+
+static const struct block v6_blocks[] = {
+    {{0}, 128, "[RFC4291]: Unspecified Address"},
+    {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 128, "[RFC4291]: Loopback Address"},
+    {{0, 0x64, 0xff, 0x9b, 0, 0x01}, 48, "[RFC8215]: IPv4-IPv6 Translat."},
+    {{0x01, 0, 0, 0, 0, 0, 0, 0}, 64, "[RFC6666]: Discard-Only Address Block"},
+    {{0x01, 0, 0, 0, 0, 0, 0, 0x01}, 64, "[RFC9780]: Dummy IPv6 Prefix"},
+    {{0x20, 0x01, 0, 0}, 32, "[RFC4380]: TEREDO"},
+    {{0x20, 0x01, 0, 0x02, 0, 0}, 48, "[RFC5180]: Benchmarking"},
+    {{0x20, 0x01, 0, 0x10}, 28, "[RFC4843]: Deprecated (previously ORCHID)"},
+    {{0x20, 0x01, 0, 0}, 23, "[RFC2928]: IETF Protocol Assignments"},
+    {{0x20, 0x01, 0x0d, 0xb8}, 32, "[RFC3849]: Documentation"},
+    {{0x20, 0x02}, 16, "[RFC3056]: 6to4"},
+    {{0x3f, 0xff, 0, 0}, 20, "[RFC9637]: Documentation"},
+    {{0x5f, 0x00}, 16, "[RFC9602]: Segment Routing (SRv6) SIDs"},
+    {{0xfc, 0}, 7, "[RFC4193]: Unique-Local"},
+    {{0xfe, 0x80}, 10, "[RFC4291]: Link-Local Unicast"},
+    {{0xff, 0}, 8, "[RFC4291]: Multicast Addresses"},
+};
+
+static int in_block(const unsigned char *a, const struct block *b)
+{
+    int full = b->bits / 8, rest = b->bits % 8;
+    if (memcmp(a, b->net, (size_t)full) != 0)
+        return 0;
+    if (rest == 0)
+        return 1;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (a[full] & mask) == (b->net[full] & mask);
+}
+
+static const char *lookup(const unsigned char *a, const struct block *tab, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (in_block(a, &tab[i]))
+            return tab[i].name;
+    return NULL;
+}
+
+int mpic_netaddr_parse(const char *text, struct mpic_addr *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!text)
+        return -EINVAL;
+    if (inet_pton(AF_INET, text, out->bytes) == 1) {
+        out->family = 4;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, text, out->bytes) == 1) {
+        out->family = 6;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+int mpic_netaddr_format(const struct mpic_addr *a, char *buf, size_t len)
+{
+    if (!inet_ntop(a->family == 4 ? AF_INET : AF_INET6, a->bytes, buf, (socklen_t)len))
+        return -ENOSPC;
+    return 0;
+}
+
+const char *mpic_netaddr_reserved(const struct mpic_addr *a)
+{
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const unsigned char nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+
+    if (a->family == 4)
+        return lookup(a->bytes, v4_blocks, sizeof v4_blocks / sizeof v4_blocks[0]);
+    if (a->family != 6)
+        return "[mpic]: Unknown address family";
+    if (memcmp(a->bytes, mapped, 12) == 0 || memcmp(a->bytes, nat64, 12) == 0)
+        return lookup(a->bytes + 12, v4_blocks, sizeof v4_blocks / sizeof v4_blocks[0]);
+    if (lookup(a->bytes, v6_exempt, sizeof v6_exempt / sizeof v6_exempt[0]))
+        return NULL;
+    return lookup(a->bytes, v6_blocks, sizeof v6_blocks / sizeof v6_blocks[0]);
+}
+
+/* ---- public suffix list (libpsl) ------------------------------------------ */
+
+#define PSL_TYPE_ICANN (1 << 0)
+#define PSL_TYPE_NO_STAR_RULE (1 << 2)
+
+struct psl_api {
+    int tried;
+    const void *ctx;
+    int (*is_public_suffix2)(const void *psl, const char *domain, int type);
+};
+
+static struct psl_api psl;
+
+static const void *psl_load(void)
+{
+    if (psl.tried)
+        return psl.ctx;
+    psl.tried = 1;
+    void *lib = dlopen("libpsl.so.5", RTLD_NOW | RTLD_LOCAL);
+    if (!lib)
+        return NULL;
+    void *(*latest)(const char *) = (void *(*)(const char *))dlsym(lib, "psl_latest");
+    psl.is_public_suffix2 =
+        (int (*)(const void *, const char *, int))dlsym(lib, "psl_is_public_suffix2");
+    if (!latest || !psl.is_public_suffix2)
+        return NULL;
+    psl.ctx = latest(NULL); /* newest of the built-in and the distribution data */
+    return psl.ctx;
+}
+
+int mpic_netaddr_icann_suffix(const char *host, char *out, size_t len)
+{
+    const void *ctx = psl_load();
+    if (!ctx)
+        return -ENOSYS;
+    for (const char *p = host; p && *p; p = strchr(p, '.'), p = p ? p + 1 : NULL) {
+        if (psl.is_public_suffix2(ctx, p, PSL_TYPE_ICANN | PSL_TYPE_NO_STAR_RULE)) {
+            if ((size_t)snprintf(out, len, "%s", p) >= len)
+                return -ENOSPC;
+            return 0;
+        }
+    }
+    return -ENOENT;
+}

@@ -1,0 +1,278 @@
+-- mpic.caa: CAA issue-value parsing (RFC 8659 §4.2 with errata 7139), property
+-- selection (§3.3), the RFC 8657 accounturi / validationmethods parameters
+-- (§3.5) and the per-RRset decision. Pure functions over rdata tables
+-- {flags=, tag=, value=}; the DNS climb lives in challenge/caa.lua.
+local M = {}
+
+local type, ipairs, tostring, tonumber, error = type, ipairs, tostring, tonumber, error
+local sfmt, sbyte = string.format, string.byte
+
+M.KNOWN_TAGS = {
+  issue = true, issuewild = true, issuemail = true, iodef = true,
+  contactemail = true, contactphone = true, issuevmc = true,
+}
+
+-- mpic / Open MPIC method names -> RFC 8657 validationmethods labels.
+M.METHOD_LABELS = {
+  ["acme-http-01"] = "http-01",
+  ["acme-dns-01"] = "dns-01",
+  ["acme-tls-alpn-01"] = "tls-alpn-01",
+  ["dns-account-01"] = "dns-account-01",
+  ["dns-persistent"] = "dns-persist-01",
+  ["dns-change"] = "ca-tbr-7",
+  ["website-change"] = "ca-tbr-18",
+  ["ip-address"] = "ca-tbr-8",
+  ["contact-email-caa"] = "ca-tbr-13",
+  ["contact-email-txt"] = "ca-tbr-14",
+  ["contact-phone-txt"] = "ca-tbr-16",
+  ["contact-phone-caa"] = "ca-tbr-17",
+}
+
+-- A method name or label -> the label compared against validationmethods.
+function M.method_label(m)
+  if type(m) ~= "string" or m == "" then return nil end
+  return M.METHOD_LABELS[m] or m
+end
+
+local function is_wsp(c) return c == 32 or c == 9 end
+local LABEL = "^[A-Za-z0-9]$"
+local function ldh_ok(s)
+  -- (ALPHA / DIGIT) *( *("-") (ALPHA / DIGIT))
+  if s == "" then return false end
+  if not s:match("^[A-Za-z0-9-]+$") then return false end
+  return s:sub(1, 1):match(LABEL) ~= nil and s:sub(-1):match(LABEL) ~= nil
+end
+
+local function issuer_ok(s)
+  if s:sub(1, 1) == "." or s:sub(-1) == "." or s:find("..", 1, true) then return false end
+  for l in s:gmatch("[^.]+") do
+    if not ldh_ok(l) then return false end
+  end
+  return true
+end
+
+-- Parse an issue / issuewild / issuemail value strictly. Returns
+-- {issuer="" | "ca.example" (as written), params={ {tag=, value=} ... }}
+-- (parameters in order, duplicates kept) or nil, reason.
+function M.parse_issue_value(s)
+  if type(s) ~= "string" then return nil, "value is not a string" end
+  local n, i = #s, 1
+  local function skip_wsp() while i <= n and is_wsp(sbyte(s, i)) do i = i + 1 end end
+  skip_wsp()
+  local start = i
+  while i <= n do
+    local c = sbyte(s, i)
+    if is_wsp(c) or c == 59 then break end
+    i = i + 1
+  end
+  local issuer = s:sub(start, i - 1)
+  if issuer ~= "" and not issuer_ok(issuer) then
+    return nil, "issuer domain name contains disallowed character or malformed label"
+  end
+  skip_wsp()
+  local params = {}
+  if i > n then return {issuer = issuer, params = params} end
+  if sbyte(s, i) ~= 59 then return nil, "issuer domain name contains disallowed character" end
+  i = i + 1
+  skip_wsp()
+  if i > n then return {issuer = issuer, params = params} end
+  while true do
+    local ts = i
+    while i <= n do
+      local c = sbyte(s, i)
+      if is_wsp(c) or c == 61 or c == 59 then break end
+      i = i + 1
+    end
+    local tag = s:sub(ts, i - 1)
+    if tag == "" then return nil, "parameter not formatted as tag=value" end
+    if not ldh_ok(tag) then return nil, "parameter tag contains disallowed character" end
+    skip_wsp()
+    if i > n or sbyte(s, i) ~= 61 then return nil, "parameter not formatted as tag=value" end
+    i = i + 1
+    skip_wsp()
+    local vs = i
+    while i <= n do
+      local c = sbyte(s, i)
+      if c < 0x21 or c > 0x7E or c == 59 then break end
+      i = i + 1
+    end
+    params[#params + 1] = {tag = tag, value = s:sub(vs, i - 1)}
+    skip_wsp()
+    if i > n then break end
+    if sbyte(s, i) ~= 59 then return nil, "parameter value contains disallowed character" end
+    i = i + 1
+    skip_wsp()
+    if i > n then return nil, "parameter list ends with ';'" end
+  end
+  return {issuer = issuer, params = params}
+end
+
+-- All values of a parameter, matching the tag case-insensitively.
+function M.param_values(parsed, tag)
+  local out = {}
+  tag = tag:lower()
+  for _, p in ipairs(parsed.params) do
+    if p.tag:lower() == tag then out[#out + 1] = p.value end
+  end
+  return out
+end
+
+-- RFC 3986 URI (absolute: scheme ":" then URI characters only).
+function M.is_uri(s)
+  if type(s) ~= "string" or s == "" then return false end
+  local scheme, rest = s:match("^([A-Za-z][A-Za-z0-9+.-]*):(.*)$")
+  if not scheme then return false end
+  if rest:find("[^%w%-%._~:/%?#%[%]@!%$&'%(%)%*%+,;=%%]") then return false end
+  for pct in rest:gmatch("%%(..)") do
+    if not pct:match("^%x%x$") then return false end
+  end
+  if rest:find("%%.?$") and not rest:find("%%%x%x$") then return false end
+  return true
+end
+
+-- RFC 8657 accounturi: true when the record's constraint passes.
+function M.accounturi_ok(parsed, accounts)
+  local vals = M.param_values(parsed, "accounturi")
+  if #vals == 0 then return true end
+  if #vals > 1 then return false, "accounturi present more than once" end
+  local v = vals[1]
+  if not M.is_uri(v) then return false, "accounturi is not a URI" end
+  if type(accounts) ~= "table" or #accounts == 0 then
+    return false, "record requires accounturi but the request names no account"
+  end
+  for _, a in ipairs(accounts) do
+    if a == v then return true end
+  end
+  return false, "accounturi does not match the account"
+end
+
+-- RFC 8657 validationmethods: true when the record's constraint passes.
+function M.validationmethods_ok(parsed, method)
+  local vals = M.param_values(parsed, "validationmethods")
+  if #vals == 0 then return true end
+  if #vals > 1 then return false, "validationmethods present more than once" end
+  local labels = {}
+  for l in (vals[1] .. ","):gmatch("([^,]*),") do
+    if not l:match("^[A-Za-z0-9-]+$") then return false, "validationmethods holds a malformed label" end
+    labels[#labels + 1] = l
+  end
+  if not method then return false, "record restricts methods but the request names no method" end
+  for _, l in ipairs(labels) do
+    if l == method then return true end
+  end
+  return false, "validation method not permitted by validationmethods"
+end
+
+function M.is_critical(rr, legacy)
+  local f = tonumber(rr.flags) or 0
+  if f & 128 ~= 0 then return true end
+  if legacy and f & 1 ~= 0 then return true end
+  return false
+end
+
+local function lower_set(list)
+  local s = {}
+  for _, d in ipairs(list or {}) do
+    if type(d) == "string" then s[d:lower()] = true end
+  end
+  return s
+end
+
+-- Decide one relevant RRset. opts:
+--   wildcard (bool), certificate_type ("tls-server" default | "s-mime"),
+--   caa_domains (list), account_uris (list or nil), method (label or nil),
+--   legacy_critical (bool: also treat flag bit value 1 as critical).
+-- Returns permitted (bool), reason. Raises on an unknown certificate type (misuse:
+-- requests are validated before they reach here).
+function M.decide(rrset, opts)
+  opts = opts or {}
+  local ctype = opts.certificate_type or "tls-server"
+  if ctype ~= "tls-server" and ctype ~= "s-mime" then
+    error("unknown certificate type: " .. tostring(ctype), 2)
+  end
+  local by_tag = {issue = {}, issuewild = {}, issuemail = {}}
+  for _, rr in ipairs(rrset) do
+    local tag = type(rr.tag) == "string" and rr.tag:lower() or ""
+    if not M.KNOWN_TAGS[tag] and M.is_critical(rr, opts.legacy_critical) then
+      return false, sfmt("unknown critical property %q forbids issuance", tostring(rr.tag))
+    end
+    if by_tag[tag] then by_tag[tag][#by_tag[tag] + 1] = rr end
+  end
+  local used, prop
+  if ctype == "s-mime" then
+    used, prop = by_tag.issuemail, "issuemail"
+  elseif opts.wildcard and #by_tag.issuewild > 0 then
+    used, prop = by_tag.issuewild, "issuewild"
+  else
+    used, prop = by_tag.issue, "issue"
+  end
+  if #used == 0 then return true, "no " .. prop .. " property; issuance permitted" end
+  local domains = lower_set(opts.caa_domains)
+  local last = "no " .. prop .. " record names this CA"
+  for _, rr in ipairs(used) do
+    local parsed, perr = M.parse_issue_value(rr.value)
+    if not parsed then
+      last = "malformed " .. prop .. " value: " .. perr
+    elseif parsed.issuer == "" then
+      last = "empty " .. prop .. " value authorizes nobody"
+    elseif domains[parsed.issuer:lower()] then
+      local ok, why = M.accounturi_ok(parsed, opts.account_uris)
+      if ok then ok, why = M.validationmethods_ok(parsed, opts.method) end
+      if ok then return true, "authorized by " .. prop .. " " .. parsed.issuer end
+      last = why
+    end
+  end
+  return false, "CAA " .. prop .. " forbids issuance: " .. last
+end
+
+-- Presentation form: `0 issue "ca111.com"` (", \ and non-printables escaped as \DDD).
+function M.presentation(rr)
+  local v = tostring(rr.value or ""):gsub('[%c"\\\128-\255]', function(c)
+    if c == '"' or c == "\\" then return "\\" .. c end
+    return sfmt("\\%03d", sbyte(c))
+  end)
+  return sfmt('%d %s "%s"', tonumber(rr.flags) or 0, tostring(rr.tag), v)
+end
+
+-- The relevant RRset (§3.1): query CAA at name, then its parents (never the
+-- parents of a CNAME target), stopping after the TLD. dns(name, "CAA") is the
+-- probe's DNS function. Returns
+--   {records={...}, found_at=<name without dot> | nil, response=<result>|nil}
+-- (records empty and found_at nil when nothing was found anywhere), or
+--   nil, kind, detail, name   on a lookup error (fail closed).
+function M.find_relevant(dns, name)
+  name = tostring(name):gsub("%.$", "")
+  local steps = 0
+  while name ~= "" and steps < 128 do
+    steps = steps + 1
+    local r, kind, detail, partial = dns(name, "CAA")
+    local rcode
+    if not r then
+      if kind == "nxdomain" or kind == "nodata" then
+        rcode = kind == "nxdomain" and "NXDOMAIN" or "NOERROR"
+        r = {records = {}, rcode = rcode}
+      else
+        return nil, kind or "dns", detail or "lookup failed", name, partial
+      end
+    end
+    local records = r.records or {}
+    if #records > 0 then return {records = records, found_at = name, response = r} end
+    local parent = name:match("^[^.]*%.(.+)$")
+    if not parent then
+      if r.rcode == "NXDOMAIN" then
+        return nil, "nxdomain", "NXDOMAIN looking up CAA for " .. name, name, r
+      end
+      break
+    end
+    name = parent
+  end
+  return {records = {}}
+end
+
+function M.presentations(rrset)
+  local out = {}
+  for i, rr in ipairs(rrset) do out[i] = M.presentation(rr) end
+  return out
+end
+
+return M

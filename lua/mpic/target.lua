@@ -1,0 +1,395 @@
+-- mpic.target: normalisation of `domain_or_ip_target` (REFERENCE §2.1) and the
+-- Authorization Domain Name rules per method (§1.8).
+--
+-- normalise(text, opts) returns a target table
+--   {value=, kind="dns"|"ip", wildcard=bool, ip_family=4|6|nil, bytes=<4|16 raw bytes>|nil, input=}
+-- or nil, "invalid-target", message. Names are lower-cased, lose one trailing
+-- dot and have their U-labels converted to A-labels (punycode, RFC 3492);
+-- IP literals are parsed strictly and compared in binary. Reserved IP blocks
+-- are refused unless opts.allow_reserved; the check itself comes from
+-- opts.is_reserved or mpic.core.http.is_reserved (without either, an IP
+-- target cannot be vetted and is refused: fail closed).
+local M = {}
+
+local type, tostring, tonumber, pcall, require, ipairs = type, tostring, tonumber, pcall, require, ipairs
+local concat, insert = table.concat, table.insert
+local sfmt, schar, sbyte = string.format, string.char, string.byte
+local utf8 = utf8
+
+---------------------------------------------------------------------------
+-- IP literals
+
+-- Strict dotted quad: 4 decimal octets, no leading zeros. Returns 4 raw bytes.
+function M.parse_ipv4(s)
+  if type(s) ~= "string" then return nil end
+  local parts = {}
+  for p in (s .. "."):gmatch("([^.]*)%.") do parts[#parts + 1] = p end
+  if #parts ~= 4 then return nil end
+  local out = {}
+  for i, p in ipairs(parts) do
+    if not p:match("^%d%d?%d?$") then return nil end
+    if #p > 1 and p:sub(1, 1) == "0" then return nil end
+    local n = tonumber(p)
+    if n > 255 then return nil end
+    out[i] = n
+  end
+  return schar(out[1], out[2], out[3], out[4])
+end
+
+local function parse_groups(s)
+  local groups = {}
+  if s == "" then return groups end
+  for g in (s .. ":"):gmatch("([^:]*):") do
+    if not g:match("^%x%x?%x?%x?$") then return nil end
+    groups[#groups + 1] = tonumber(g, 16)
+  end
+  return groups
+end
+
+-- Any RFC 4291 text form (with "::" and a trailing dotted quad). Zone IDs are
+-- refused. Returns 16 raw bytes.
+function M.parse_ipv6(s)
+  if type(s) ~= "string" or s:find("%%") or not s:find(":") then return nil end
+  local v4tail
+  local head, quad = s:match("^(.*:)(%d+%.%d+%.%d+%.%d+)$")
+  if head then
+    v4tail = M.parse_ipv4(quad)
+    if not v4tail then return nil end
+    s = head .. "0:0"
+  end
+  local left, right
+  local a, b = s:find("::", 1, true)
+  if a then
+    if s:find("::", b, true) and s:find("::", b, true) ~= a then return nil end
+    left, right = s:sub(1, a - 1), s:sub(b + 1)
+    if right:find("::", 1, true) then return nil end
+  else
+    left = s
+  end
+  local lg = parse_groups(left)
+  if not lg then return nil end
+  local groups
+  if right ~= nil then
+    local rg = parse_groups(right)
+    if not rg or #lg + #rg > 7 then return nil end
+    groups = {}
+    for _, g in ipairs(lg) do groups[#groups + 1] = g end
+    for _ = 1, 8 - #lg - #rg do groups[#groups + 1] = 0 end
+    for _, g in ipairs(rg) do groups[#groups + 1] = g end
+  else
+    if #lg ~= 8 then return nil end
+    groups = lg
+  end
+  local out = {}
+  for i = 1, 8 do out[i] = string.pack(">I2", groups[i]) end
+  local bytes = concat(out)
+  if v4tail then bytes = bytes:sub(1, 12) .. v4tail end
+  return bytes
+end
+
+-- Returns bytes, family (4|6) or nil.
+function M.parse_ip(s)
+  local b = M.parse_ipv4(s)
+  if b then return b, 4 end
+  b = M.parse_ipv6(s)
+  if b then return b, 6 end
+  return nil
+end
+
+-- Canonical text: dotted quad, or RFC 5952 (lower case, longest zero run compressed).
+function M.ip_text(bytes)
+  if #bytes == 4 then
+    return sfmt("%d.%d.%d.%d", sbyte(bytes, 1, 4))
+  end
+  local g = {}
+  for i = 1, 8 do g[i] = string.unpack(">I2", bytes, i * 2 - 1) end
+  local best, bestlen, cur, curlen = nil, 0, nil, 0
+  for i = 1, 8 do
+    if g[i] == 0 then
+      if not cur then cur, curlen = i, 0 end
+      curlen = curlen + 1
+      if curlen > bestlen then best, bestlen = cur, curlen end
+    else
+      cur = nil
+    end
+  end
+  local parts = {}
+  local i = 1
+  while i <= 8 do
+    if best and bestlen >= 2 and i == best then
+      parts[#parts + 1] = (i == 1) and ":" or ""
+      i = i + bestlen
+      if i > 8 then parts[#parts + 1] = "" end
+    else
+      parts[#parts + 1] = sfmt("%x", g[i])
+      i = i + 1
+    end
+  end
+  return concat(parts, ":")
+end
+
+-- Reverse-DNS name without trailing dot: d.c.b.a.in-addr.arpa / nibbles.ip6.arpa.
+function M.reverse_name(bytes)
+  local out = {}
+  if #bytes == 4 then
+    for i = 4, 1, -1 do out[#out + 1] = tostring(sbyte(bytes, i)) end
+    out[#out + 1] = "in-addr.arpa"
+  else
+    for i = 16, 1, -1 do
+      local b = sbyte(bytes, i)
+      out[#out + 1] = sfmt("%x", b & 15)
+      out[#out + 1] = sfmt("%x", b >> 4)
+    end
+    out[#out + 1] = "ip6.arpa"
+  end
+  return concat(out, ".")
+end
+
+---------------------------------------------------------------------------
+-- Punycode (RFC 3492) and U-label -> A-label conversion
+
+local BASE, TMIN, TMAX, SKEW, DAMP, IBIAS, IN = 36, 1, 26, 38, 700, 72, 128
+
+local function adapt(delta, numpoints, first)
+  delta = first and delta // DAMP or delta // 2
+  delta = delta + delta // numpoints
+  local k = 0
+  while delta > ((BASE - TMIN) * TMAX) // 2 do
+    delta = delta // (BASE - TMIN)
+    k = k + BASE
+  end
+  return k + (((BASE - TMIN + 1) * delta) // (delta + SKEW))
+end
+
+local function digit_char(d)
+  return d < 26 and schar(97 + d) or schar(22 + d)
+end
+
+-- Encode a list of code points; returns the punycode string (without "xn--").
+function M.punycode_encode(cps)
+  local out = {}
+  for _, c in ipairs(cps) do if c < 128 then out[#out + 1] = schar(c) end end
+  local b = #out
+  local h = b
+  if b > 0 then out[#out + 1] = "-" end
+  local n, delta, bias = IN, 0, IBIAS
+  while h < #cps do
+    local m = math.huge
+    for _, c in ipairs(cps) do if c >= n and c < m then m = c end end
+    delta = delta + (m - n) * (h + 1)
+    n = m
+    for _, c in ipairs(cps) do
+      if c < n then delta = delta + 1 end
+      if c == n then
+        local q, k = delta, BASE
+        while true do
+          local t = k <= bias and TMIN or (k >= bias + TMAX and TMAX or k - bias)
+          if q < t then break end
+          out[#out + 1] = digit_char(t + (q - t) % (BASE - t))
+          q = (q - t) // (BASE - t)
+          k = k + BASE
+        end
+        out[#out + 1] = digit_char(q)
+        bias = adapt(delta, h + 1, h == b)
+        delta = 0
+        h = h + 1
+      end
+    end
+    delta = delta + 1
+    n = n + 1
+  end
+  return concat(out)
+end
+
+-- Decode punycode (without "xn--"); returns a list of code points or nil.
+function M.punycode_decode(s)
+  local cps = {}
+  local basic_end = 0
+  for i = #s, 1, -1 do if s:sub(i, i) == "-" then basic_end = i; break end end
+  for i = 1, basic_end - 1 do
+    local c = sbyte(s, i)
+    if c >= 128 then return nil end
+    cps[#cps + 1] = c
+  end
+  local n, i, bias = IN, 0, IBIAS
+  local pos = basic_end > 0 and basic_end + 1 or 1
+  while pos <= #s do
+    local oldi, w, k = i, 1, BASE
+    while true do
+      if pos > #s then return nil end
+      local c = sbyte(s, pos); pos = pos + 1
+      local d
+      if c >= 48 and c <= 57 then d = c - 22
+      elseif c >= 97 and c <= 122 then d = c - 97
+      elseif c >= 65 and c <= 90 then d = c - 65
+      else return nil end
+      i = i + d * w
+      if i > 0x10FFFF * 64 then return nil end
+      local t = k <= bias and TMIN or (k >= bias + TMAX and TMAX or k - bias)
+      if d < t then break end
+      w = w * (BASE - t)
+      k = k + BASE
+    end
+    bias = adapt(i - oldi, #cps + 1, oldi == 0)
+    n = n + i // (#cps + 1)
+    i = i % (#cps + 1)
+    if n > 0x10FFFF then return nil end
+    insert(cps, i + 1, n)
+    i = i + 1
+  end
+  return cps
+end
+
+-- Lower-case mapping for the scripts most often seen in names (a subset of
+-- the UTS #46 mapping: ASCII, Latin-1, Latin Extended-A, Greek, Cyrillic).
+local function lower_cp(c)
+  if c >= 65 and c <= 90 then return c + 32 end
+  if c < 128 then return c end
+  if (c >= 0xC0 and c <= 0xDE and c ~= 0xD7) then return c + 32 end
+  if c >= 0x100 and c <= 0x137 and c % 2 == 0 then return c + 1 end
+  if c >= 0x139 and c <= 0x148 and c % 2 == 1 then return c + 1 end
+  if c >= 0x14A and c <= 0x177 and c % 2 == 0 then return c + 1 end
+  if c == 0x178 then return 0xFF end
+  if (c == 0x179 or c == 0x17B or c == 0x17D) then return c + 1 end
+  if c >= 0x391 and c <= 0x3AB and c ~= 0x3A2 then return c + 32 end
+  if c >= 0x410 and c <= 0x42F then return c + 32 end
+  if c >= 0x400 and c <= 0x40F then return c + 80 end
+  return c
+end
+
+local function label_ok_ldh(l)
+  if #l < 1 or #l > 63 then return false, "label length must be 1..63 octets" end
+  if not l:match("^[a-z0-9-]+$") then return false, "label contains a disallowed character" end
+  if l:sub(1, 1) == "-" or l:sub(-1) == "-" then return false, "label starts or ends with a hyphen" end
+  return true
+end
+
+-- Convert one label (UTF-8) to its A-label form; validates xn-- labels.
+local function to_alabel(label)
+  if label:match("^[%w%-]*$") then
+    local l = label:lower()
+    if l:sub(3, 4) == "--" then
+      if l:sub(1, 4) ~= "xn--" then return nil, "label has hyphens in the third and fourth positions" end
+      local cps = M.punycode_decode(l:sub(5))
+      if not cps or #cps == 0 then return nil, "invalid A-label " .. l end
+      local non_ascii = false
+      for _, c in ipairs(cps) do
+        if c >= 128 then non_ascii = true end
+        if lower_cp(c) ~= c then return nil, "A-label decodes to upper-case characters" end
+      end
+      if not non_ascii or "xn--" .. M.punycode_encode(cps) ~= l then
+        return nil, "invalid A-label " .. l
+      end
+    end
+    return l
+  end
+  if not utf8.len(label) then return nil, "name is not valid UTF-8" end
+  local cps = {}
+  for _, c in utf8.codes(label) do
+    c = lower_cp(c)
+    if c < 128 and not schar(c):match("[a-z0-9-]") then
+      return nil, "label contains a disallowed character"
+    end
+    if c < 0xA0 and c >= 128 then return nil, "label contains a control character" end
+    cps[#cps + 1] = c
+  end
+  return "xn--" .. M.punycode_encode(cps)
+end
+
+-- Normalise a DNS name (no wildcard handling). Returns the A-label form or nil, message.
+function M.normalise_name(name)
+  if type(name) ~= "string" or name == "" then return nil, "empty name" end
+  if name:sub(-1) == "." then name = name:sub(1, -2) end
+  if name == "" or name:find("..", 1, true) or name:sub(1, 1) == "." then
+    return nil, "empty label"
+  end
+  local labels = {}
+  for l in (name .. "."):gmatch("([^.]*)%.") do
+    local a, err = to_alabel(l)
+    if not a then return nil, err end
+    local ok, why = label_ok_ldh(a)
+    if not ok then return nil, why .. ": " .. a end
+    labels[#labels + 1] = a
+  end
+  if #labels < 2 then return nil, "name must have at least two labels" end
+  if labels[#labels]:match("^%d+$") then return nil, "top-level label is numeric" end
+  local out = concat(labels, ".")
+  if #out > 253 then return nil, "name longer than 253 octets" end
+  return out
+end
+
+local function default_is_reserved()
+  local ok, http = pcall(require, "mpic.core.http")
+  if ok and type(http) == "table" and type(http.is_reserved) == "function" then
+    return http.is_reserved
+  end
+  return nil
+end
+
+-- opts: {allow_reserved=bool, is_reserved=function(ip_text) -> bool, why}
+function M.normalise(text, opts)
+  opts = opts or {}
+  if type(text) ~= "string" or text == "" then
+    return nil, "invalid-target", "target must be a non-empty string"
+  end
+  local input = text
+  local s = text
+  local bracketed = s:match("^%[(.*)%]$")
+  if bracketed then s = bracketed end
+  local bytes, family = M.parse_ip(s)
+  if bracketed and family ~= 6 then
+    return nil, "invalid-target", "brackets are only allowed around an IPv6 literal: " .. input
+  end
+  if bytes then
+    local value = M.ip_text(bytes)
+    if not opts.allow_reserved then
+      local check = opts.is_reserved or default_is_reserved()
+      if not check then
+        return nil, "invalid-target", "cannot vet IP target (reserved-address check unavailable): " .. value
+      end
+      local reserved, why = check(value)
+      if reserved then
+        return nil, "invalid-target",
+          "IP address is in a reserved address block: " .. tostring(why or value)
+      end
+    end
+    return {value = value, kind = "ip", wildcard = false, ip_family = family, bytes = bytes, input = input}
+  end
+  if s:match("^[%d.]+$") or s:find(":", 1, true) then
+    return nil, "invalid-target", "malformed IP address: " .. input
+  end
+  local wildcard = false
+  if s:sub(1, 2) == "*." then
+    wildcard = true
+    s = s:sub(3)
+  end
+  if s:find("*", 1, true) then
+    return nil, "invalid-target", "a wildcard is only allowed as the whole first label: " .. input
+  end
+  local name, err = M.normalise_name(s)
+  if not name then return nil, "invalid-target", err .. " (" .. input .. ")" end
+  return {value = name, kind = "dns", wildcard = wildcard, input = input}
+end
+
+-- Apply a challenge's ADN rules (§1.8) to a normalised target: the accepted
+-- identifier kinds and the wildcard rule ("strip" or "reject"). Returns the
+-- target or nil, "invalid-target", message.
+function M.for_method(target, challenge)
+  local ids = challenge.identifiers or {}
+  if not ids[target.kind] then
+    return nil, "invalid-target",
+      sfmt("%s does not accept %s identifiers", tostring(challenge.name), target.kind == "ip" and "IP" or "DNS")
+  end
+  if target.wildcard and challenge.wildcard ~= "strip" then
+    return nil, "invalid-target", sfmt("%s does not accept wildcard targets", tostring(challenge.name))
+  end
+  return target
+end
+
+-- The presentation of a target for messages and URLs: [v6] for IPv6.
+function M.host(target)
+  if target.kind == "ip" and target.ip_family == 6 then return "[" .. target.value .. "]" end
+  return target.value
+end
+
+return M
