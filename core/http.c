@@ -648,7 +648,7 @@ int mpic_http_start(struct mpic_http *h, const struct mpic_http_opts *o, mpic_ht
     q->arg = arg;
     q->max_bytes = o->max_bytes ? o->max_bytes : HTTP_DEFAULT_MAX_BYTES;
     snprintf(q->fallback_ip, sizeof q->fallback_ip, "%s", ipnorm);
-    q->fallback_port = port;
+    q->fallback_port = o->connect_port > 0 ? o->connect_port : port;
     rc = add_caller_headers(q, o, &has_accept, errbuf, errlen);
     if (rc < 0)
         goto fail;
@@ -662,7 +662,11 @@ int mpic_http_start(struct mpic_http *h, const struct mpic_http_opts *o, mpic_ht
     q->hdrs = l;
     if (o->connect_ip) {
         /* any host, any port -> this address, same port: curl never resolves */
-        snprintf(tmp, sizeof tmp, strchr(ipnorm, ':') ? "::[%s]:" : "::%s:", ipnorm);
+        if (o->connect_port > 0 && o->connect_port < 65536)
+            snprintf(tmp, sizeof tmp, strchr(ipnorm, ':') ? "::[%s]:%ld" : "::%s:%ld", ipnorm,
+                     o->connect_port);
+        else
+            snprintf(tmp, sizeof tmp, strchr(ipnorm, ':') ? "::[%s]:" : "::%s:", ipnorm);
         if (!(q->connect_to = curl_slist_append(NULL, tmp)))
             goto fail;
     }

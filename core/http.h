@@ -18,6 +18,7 @@ struct mpic_http_req; /* one request hop */
 struct mpic_http_opts {
     const char *url;            /* http:// or https:// only */
     const char *connect_ip;     /* required when the URL host is a name */
+    long connect_port;          /* 0: the URL's port; else connect here (labs) */
     const char *const *headers; /* "Name: value" lines, n_headers of them */
     size_t n_headers;
     const char *user_agent;  /* NULL: no User-Agent unless in headers */

@@ -182,6 +182,7 @@ static int l_get(lua_State *L)
         o.user_agent = opt_string(L, 2, "user_agent");
         o.source_ip = opt_string(L, 2, "source_ip");
         o.interface = opt_string(L, 2, "interface");
+        o.connect_port = (long)opt_int(L, 2, "connect_port", 1, 65535);
         o.connect_timeout_ms = (long)opt_int(L, 2, "connect_timeout_ms", 1, 600000);
         o.timeout_ms = (long)opt_int(L, 2, "timeout_ms", 1, 3600000);
         o.max_bytes = (size_t)opt_int(L, 2, "max_bytes", 1, 256 * 1024 * 1024);

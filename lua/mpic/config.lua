@@ -134,6 +134,7 @@ M.CONFIG = S.record({
     timeout_ms = S.int(1, 600000),
     dns_timeout_ms = S.int(1, 60000),
     dns_tries = S.int(1, 10),
+    dns_lifetime_ms = S.int(1, 120000),
     user_agent = S.string({ nonempty = true }),
     legacy_caa_critical_bit = S.bool(),
     enforce_sunset = S.bool(),
@@ -157,6 +158,7 @@ M.CONFIG = S.record({
     user_agent = S.string({ nonempty = true }),
     dns_timeout_ms = S.int(1, 60000),
     dns_tries = S.int(1, 10),
+    dns_lifetime_ms = S.int(1, 120000),
     dns_tcp_only = S.bool(),
     verify_tls = S.bool(),
     agent = S.record({
@@ -172,7 +174,7 @@ M.CONFIG = S.record({
 local DEFAULTS = {
   policy = "policies/br.lua",
   defaults = { perspective_count = 5, max_attempts = 2, timeout_ms = 10000, dns_timeout_ms = 2000,
-               dns_tries = 3, user_agent = "mpic/0.1 (+multi-perspective validation)",
+               dns_tries = 3, dns_lifetime_ms = 5000, user_agent = "mpic/0.1 (+multi-perspective validation)",
                legacy_caa_critical_bit = false, enforce_sunset = true },
   network = { allow_reserved_ips = false, http_port = 80, tls_port = 443 },
   audit = { path = "audit.jsonl", fsync = true },

@@ -3,7 +3,8 @@
 -- (its own DNS resolver channel, source addresses, interface, User-Agent).
 -- Health and latency are tracked per perspective for selection policies.
 local M = {}
-local error, ipairs, pairs, type, string_format = error, ipairs, pairs, type, string.format
+local error, ipairs, pairs, type, tostring, setmetatable = error, ipairs, pairs, type, tostring, setmetatable
+local string_format = string.format
 
 local state = { cfg = nil, list = {}, by_id = {}, probes = {}, health = {} }
 
@@ -60,7 +61,7 @@ local function make_probe(p, cfg)
     timeout_ms = p.dns_timeout_ms or cfg.defaults.dns_timeout_ms,
     tries = p.dns_tries or cfg.defaults.dns_tries,
     source_ipv4 = p.source_ipv4, source_ipv6 = p.source_ipv6, interface = p.interface,
-    tcp_only = p.dns_tcp_only,
+    tcp_only = p.dns_tcp_only, lifetime_ms = p.dns_lifetime_ms or cfg.defaults.dns_lifetime_ms,
   })
   local allow_reserved = cfg.network.allow_reserved_ips
   local ua = p.user_agent or cfg.defaults.user_agent
@@ -98,25 +99,53 @@ local function make_probe(p, cfg)
     opts = opts or {}
     return { connect_ip = ip, headers = opts.headers, user_agent = opts.user_agent or ua,
              connect_timeout_ms = opts.connect_timeout_ms, timeout_ms = opts.timeout_ms,
-             max_bytes = opts.max_bytes, source_ip = opts.source_ip or p.source_ipv4,
+             max_bytes = opts.max_bytes, source_ip = opts.source_ip, connect_port = opts.connect_port,
              interface = p.interface, verify_tls = p.verify_tls }
   end
 
+  -- One hop. A URL without an explicit port goes to the configured
+  -- http_port/tls_port (80/443 unless a lab overrides them).
+  local function get(url, opts)
+    local http = require("mpic.core.http")
+    local o = http_opts(opts, opts and opts.connect_ip)
+    if o.connect_port == nil and (cfg.network.http_port ~= 80 or cfg.network.tls_port ~= 443) then
+      local u = http.url_parse(url)
+      if u and not u.port_explicit then
+        o.connect_port = u.scheme == "https" and cfg.network.tls_port or cfg.network.http_port
+      end
+    end
+    return http.get(url, o)
+  end
+
+  --- One hop to an address the caller chose (opts.connect_ip), or to the
+  --- first address of the host resolved through this perspective.
   function probe.http_get(url, opts)
     local http = require("mpic.core.http")
-    return http.get(url, http_opts(opts, opts and opts.connect_ip))
+    opts = opts or {}
+    if not opts.connect_ip then
+      local u = http.url_parse(url)
+      if not u then return nil, "invalid_target", "cannot parse URL " .. url end
+      if u.ip_family then
+        opts = setmetatable({ connect_ip = u.host }, { __index = opts })
+      else
+        local addrs, kind, detail = probe.resolve(u.host)
+        if not addrs then return nil, kind, detail end
+        opts = setmetatable({ connect_ip = addrs[1] }, { __index = opts })
+      end
+    end
+    return get(url, opts)
   end
 
   function probe.fetch(url, opts)
-    local http = require("mpic.core.http")
+    local mpic = require("mpic")
     local fetch = require("mpic.fetch")
     opts = opts or {}
+    local fo = setmetatable({ source_ipv4 = p.source_ipv4, source_ipv6 = p.source_ipv6 }, { __index = opts })
     local env = {
-      allow_reserved = allow_reserved,
-      resolve = probe.resolve,
-      get = function(u, o) return http.get(u, http_opts(o, o and o.connect_ip)) end,
+      allow_reserved = allow_reserved, http_port = cfg.network.http_port, https_port = cfg.network.tls_port,
+      now = mpic.now, resolve = probe.resolve, get = get,
     }
-    return fetch.fetch(url, opts, env)
+    return fetch.fetch(url, fo, env)
   end
 
   function probe.tls_alpn(host, sni, opts)
