@@ -163,7 +163,8 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
     if #done == 0 then break end -- overall deadline
     local still = {}
     for _, s in ipairs(running) do
-      if s.task == done[1] then
+      local st = s.task:status()
+      if st == "done" or st == "error" or st == "cancelled" then
         local r = table.pack(s.task:result())
         s.result = r[1] or error_result("mpic_error:coordinator:remote_check",
           "The remote check failed to complete: " .. tostring(r[3] or r[2]))
