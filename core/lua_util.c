@@ -12,6 +12,7 @@
 #include "encode.h"
 #include "util.h"
 
+#include <idn2.h>
 #include <jansson.h>
 #include <lauxlib.h>
 #include <math.h>
@@ -178,6 +179,44 @@ static int l_append_line(lua_State *L)
 static int l_isatty(lua_State *L)
 {
     lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1)));
+    return 1;
+}
+
+/* util.idna_to_ascii(label) -> A-label (IDNA2008, UTS #46 non-transitional
+ * mapping, NFC input) or nil, err. For one label or a whole name. */
+static int l_idna_to_ascii(lua_State *L)
+{
+    const char *in = luaL_checkstring(L, 1);
+    char *out = NULL;
+    int rc = idn2_to_ascii_8z(in, &out, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+    if (rc != IDN2_OK) {
+        lua_pushnil(L);
+        lua_pushstring(L, idn2_strerror(rc));
+        return 2;
+    }
+    lua_pushstring(L, out);
+    idn2_free(out);
+    return 1;
+}
+
+/* util.idna_check_alabel(label) -> true or nil, err: an "xn--" label must
+ * decode to a valid U-label that encodes back to exactly the same text. */
+static int l_idna_check_alabel(lua_State *L)
+{
+    const char *in = luaL_checkstring(L, 1);
+    char *u = NULL, *back = NULL;
+    int rc = idn2_to_unicode_8z8z(in, &u, 0);
+    if (rc == IDN2_OK)
+        rc = idn2_to_ascii_8z(u, &back, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+    int same = rc == IDN2_OK && back && strcmp(back, in) == 0;
+    idn2_free(u);
+    idn2_free(back);
+    if (!same) {
+        lua_pushnil(L);
+        lua_pushstring(L, rc == IDN2_OK ? "A-label does not round-trip" : idn2_strerror(rc));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
     return 1;
 }
 
@@ -457,6 +496,8 @@ static const luaL_Reg funcs[] = {
     {"random_bytes", l_random_bytes},
     {"regex_search", l_regex_search},
     {"time_ns", l_time_ns},
+    {"idna_to_ascii", l_idna_to_ascii},
+    {"idna_check_alabel", l_idna_check_alabel},
     {"isatty", l_isatty},
     {"append_line", l_append_line},
     {"json_encode", l_json_encode},

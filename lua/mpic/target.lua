@@ -4,7 +4,7 @@
 -- normalise(text, opts) returns a target table
 --   {value=, kind="dns"|"ip", wildcard=bool, ip_family=4|6|nil, bytes=<4|16 raw bytes>|nil, input=}
 -- or nil, "invalid-target", message. Names are lower-cased, lose one trailing
--- dot and have their U-labels converted to A-labels (punycode, RFC 3492);
+-- dot and have their U-labels converted to A-labels (libidn2, IDNA2008 with UTS #46);
 -- IP literals are parsed strictly and compared in binary. Reserved IP blocks
 -- are refused unless opts.allow_reserved; the check itself comes from
 -- opts.is_reserved or mpic.core.http.is_reserved (without either, an IP
@@ -146,116 +146,9 @@ function M.reverse_name(bytes)
 end
 
 ---------------------------------------------------------------------------
--- Punycode (RFC 3492) and U-label -> A-label conversion
+-- U-label -> A-label conversion (libidn2: IDNA2008 with the UTS #46 mapping)
 
-local BASE, TMIN, TMAX, SKEW, DAMP, IBIAS, IN = 36, 1, 26, 38, 700, 72, 128
-
-local function adapt(delta, numpoints, first)
-  delta = first and delta // DAMP or delta // 2
-  delta = delta + delta // numpoints
-  local k = 0
-  while delta > ((BASE - TMIN) * TMAX) // 2 do
-    delta = delta // (BASE - TMIN)
-    k = k + BASE
-  end
-  return k + (((BASE - TMIN + 1) * delta) // (delta + SKEW))
-end
-
-local function digit_char(d)
-  return d < 26 and schar(97 + d) or schar(22 + d)
-end
-
--- Encode a list of code points; returns the punycode string (without "xn--").
-function M.punycode_encode(cps)
-  local out = {}
-  for _, c in ipairs(cps) do if c < 128 then out[#out + 1] = schar(c) end end
-  local b = #out
-  local h = b
-  if b > 0 then out[#out + 1] = "-" end
-  local n, delta, bias = IN, 0, IBIAS
-  while h < #cps do
-    local m = math.huge
-    for _, c in ipairs(cps) do if c >= n and c < m then m = c end end
-    delta = delta + (m - n) * (h + 1)
-    n = m
-    for _, c in ipairs(cps) do
-      if c < n then delta = delta + 1 end
-      if c == n then
-        local q, k = delta, BASE
-        while true do
-          local t = k <= bias and TMIN or (k >= bias + TMAX and TMAX or k - bias)
-          if q < t then break end
-          out[#out + 1] = digit_char(t + (q - t) % (BASE - t))
-          q = (q - t) // (BASE - t)
-          k = k + BASE
-        end
-        out[#out + 1] = digit_char(q)
-        bias = adapt(delta, h + 1, h == b)
-        delta = 0
-        h = h + 1
-      end
-    end
-    delta = delta + 1
-    n = n + 1
-  end
-  return concat(out)
-end
-
--- Decode punycode (without "xn--"); returns a list of code points or nil.
-function M.punycode_decode(s)
-  local cps = {}
-  local basic_end = 0
-  for i = #s, 1, -1 do if s:sub(i, i) == "-" then basic_end = i; break end end
-  for i = 1, basic_end - 1 do
-    local c = sbyte(s, i)
-    if c >= 128 then return nil end
-    cps[#cps + 1] = c
-  end
-  local n, i, bias = IN, 0, IBIAS
-  local pos = basic_end > 0 and basic_end + 1 or 1
-  while pos <= #s do
-    local oldi, w, k = i, 1, BASE
-    while true do
-      if pos > #s then return nil end
-      local c = sbyte(s, pos); pos = pos + 1
-      local d
-      if c >= 48 and c <= 57 then d = c - 22
-      elseif c >= 97 and c <= 122 then d = c - 97
-      elseif c >= 65 and c <= 90 then d = c - 65
-      else return nil end
-      i = i + d * w
-      if i > 0x10FFFF * 64 then return nil end
-      local t = k <= bias and TMIN or (k >= bias + TMAX and TMAX or k - bias)
-      if d < t then break end
-      w = w * (BASE - t)
-      k = k + BASE
-    end
-    bias = adapt(i - oldi, #cps + 1, oldi == 0)
-    n = n + i // (#cps + 1)
-    i = i % (#cps + 1)
-    if n > 0x10FFFF then return nil end
-    insert(cps, i + 1, n)
-    i = i + 1
-  end
-  return cps
-end
-
--- Lower-case mapping for the scripts most often seen in names (a subset of
--- the UTS #46 mapping: ASCII, Latin-1, Latin Extended-A, Greek, Cyrillic).
-local function lower_cp(c)
-  if c >= 65 and c <= 90 then return c + 32 end
-  if c < 128 then return c end
-  if (c >= 0xC0 and c <= 0xDE and c ~= 0xD7) then return c + 32 end
-  if c >= 0x100 and c <= 0x137 and c % 2 == 0 then return c + 1 end
-  if c >= 0x139 and c <= 0x148 and c % 2 == 1 then return c + 1 end
-  if c >= 0x14A and c <= 0x177 and c % 2 == 0 then return c + 1 end
-  if c == 0x178 then return 0xFF end
-  if (c == 0x179 or c == 0x17B or c == 0x17D) then return c + 1 end
-  if c >= 0x391 and c <= 0x3AB and c ~= 0x3A2 then return c + 32 end
-  if c >= 0x410 and c <= 0x42F then return c + 32 end
-  if c >= 0x400 and c <= 0x40F then return c + 80 end
-  return c
-end
+local util = require "mpic.core.util"
 
 local function label_ok_ldh(l)
   if #l < 1 or #l > 63 then return false, "label length must be 1..63 octets" end
@@ -270,30 +163,15 @@ local function to_alabel(label)
     local l = label:lower()
     if l:sub(3, 4) == "--" then
       if l:sub(1, 4) ~= "xn--" then return nil, "label has hyphens in the third and fourth positions" end
-      local cps = M.punycode_decode(l:sub(5))
-      if not cps or #cps == 0 then return nil, "invalid A-label " .. l end
-      local non_ascii = false
-      for _, c in ipairs(cps) do
-        if c >= 128 then non_ascii = true end
-        if lower_cp(c) ~= c then return nil, "A-label decodes to upper-case characters" end
-      end
-      if not non_ascii or "xn--" .. M.punycode_encode(cps) ~= l then
-        return nil, "invalid A-label " .. l
-      end
+      local ok, why = util.idna_check_alabel(l)
+      if not ok then return nil, "invalid A-label " .. l .. ": " .. tostring(why) end
     end
     return l
   end
   if not utf8.len(label) then return nil, "name is not valid UTF-8" end
-  local cps = {}
-  for _, c in utf8.codes(label) do
-    c = lower_cp(c)
-    if c < 128 and not schar(c):match("[a-z0-9-]") then
-      return nil, "label contains a disallowed character"
-    end
-    if c < 0xA0 and c >= 128 then return nil, "label contains a control character" end
-    cps[#cps + 1] = c
-  end
-  return "xn--" .. M.punycode_encode(cps)
+  local a, why = util.idna_to_ascii(label)
+  if not a then return nil, "invalid internationalized label: " .. tostring(why) end
+  return a
 end
 
 -- Normalise a DNS name (no wildcard handling). Returns the A-label form or nil, message.

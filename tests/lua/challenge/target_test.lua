@@ -75,11 +75,14 @@ case("target_reverse_names", function()
   eq(target.reverse_name(target.parse_ip("2001:db8::1")),
     "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa")
 end)
-case("target_punycode_round_trip", function()
-  local cps = {}
-  for _, c in utf8.codes("bücher") do cps[#cps + 1] = c end
-  eq(target.punycode_encode(cps), "bcher-kva")
-  eq(target.punycode_decode("bcher-kva"), cps)
+case("target_u_labels_become_a_labels", function()
+  eq(value("bücher.example.de", LAB), "xn--bcher-kva.example.de")
+  eq(value("café.com", LAB), "xn--caf-dma.com")
+  eq(value("BÜCHER.example.de", LAB), "xn--bcher-kva.example.de")
+end)
+case("target_bad_a_label_rejected", function()
+  rejected("xn--zzzzzz-.example", LAB)
+  rejected("xn--bcher-kvb.example", LAB)
 end)
 
 -- §1.8 ADN rules
