@@ -4,16 +4,14 @@
  * IPv4 and IPv6 Special-Purpose Address Registries (blocks that are not
  * globally reachable, plus documentation, benchmarking and multicast
  * ranges). Also the ICANN public-suffix lookup. Uses libc (inet_pton and
- * inet_ntop; glibc's inet_pton refuses leading-zero IPv4 octets) and libpsl,
- * loaded with dlopen: libpsl5 is always present as a libcurl dependency,
- * while its development package is not, so its three entry points are
- * declared here as documented in libpsl.h.
+ * inet_ntop; glibc's inet_pton refuses leading-zero IPv4 octets) and libpsl
+ * (the newest of its built-in and Debian's publicsuffix data).
  */
 #include "netaddr.h"
 
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
+#include <libpsl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -132,41 +130,26 @@ const char *mpic_netaddr_reserved(const struct mpic_addr *a)
 
 /* ---- public suffix list (libpsl) ------------------------------------------ */
 
-#define PSL_TYPE_ICANN (1 << 0)
-#define PSL_TYPE_NO_STAR_RULE (1 << 2)
-
-struct psl_api {
-    int tried;
-    const void *ctx;
-    int (*is_public_suffix2)(const void *psl, const char *domain, int type);
-};
-
-static struct psl_api psl;
-
-static const void *psl_load(void)
+static const psl_ctx_t *psl_get(void)
 {
-    if (psl.tried)
-        return psl.ctx;
-    psl.tried = 1;
-    void *lib = dlopen("libpsl.so.5", RTLD_NOW | RTLD_LOCAL);
-    if (!lib)
-        return NULL;
-    void *(*latest)(const char *) = (void *(*)(const char *))dlsym(lib, "psl_latest");
-    psl.is_public_suffix2 =
-        (int (*)(const void *, const char *, int))dlsym(lib, "psl_is_public_suffix2");
-    if (!latest || !psl.is_public_suffix2)
-        return NULL;
-    psl.ctx = latest(NULL); /* newest of the built-in and the distribution data */
-    return psl.ctx;
+    static const psl_ctx_t *ctx;
+    static int tried;
+    if (!tried) {
+        tried = 1;
+        ctx = psl_latest(NULL);
+        if (!ctx)
+            ctx = psl_builtin();
+    }
+    return ctx;
 }
 
 int mpic_netaddr_icann_suffix(const char *host, char *out, size_t len)
 {
-    const void *ctx = psl_load();
+    const psl_ctx_t *ctx = psl_get();
     if (!ctx)
         return -ENOSYS;
     for (const char *p = host; p && *p; p = strchr(p, '.'), p = p ? p + 1 : NULL) {
-        if (psl.is_public_suffix2(ctx, p, PSL_TYPE_ICANN | PSL_TYPE_NO_STAR_RULE)) {
+        if (psl_is_public_suffix2(ctx, p, PSL_TYPE_ICANN | PSL_TYPE_NO_STAR_RULE)) {
             if ((size_t)snprintf(out, len, "%s", p) >= len)
                 return -ENOSPC;
             return 0;
