@@ -10,8 +10,10 @@
  * C result into Lua values. A probe that finishes before it would yield
  * simply returns its results without suspending.
  *
- * Cancellation: when a task is cancelled while suspended, the runtime calls
- * the cancel function given to mpic_task_suspend. After it returns, the I/O
+ * Cancellation: when a task is cancelled while suspended (or after its
+ * operation completed but before the continuation ran), the runtime calls
+ * the cancel function given to mpic_task_suspend, which must therefore be
+ * safe in both states and free the operation. After it returns, the I/O
  * module must never call back into that pending operation again (modules
  * whose library cannot cancel a single request, such as c-ares 1.18, keep a
  * private "orphaned" flag and drop the late completion themselves).
@@ -55,6 +57,7 @@ void mpic_pending_complete(struct mpic_pending *p);
  * k(L, LUA_YIELD, ctx) runs when the task resumes and returns the Lua
  * results. cancel(arg) is called if the task is cancelled first.
  * If p->done is already set, k runs immediately (no yield).
+ * Exactly one of k and cancel runs for a suspension.
  */
 int mpic_task_suspend(lua_State *L, struct mpic_pending *p, void (*cancel)(void *arg), void *arg,
                       lua_KFunction k, lua_KContext ctx);

@@ -136,7 +136,8 @@ void mpic_pending_complete(struct mpic_pending *p)
     p->done = 1;
     if (p->suspended && p->task) {
         struct mpic_task *t = p->task;
-        t->pending = NULL;
+        /* t->pending stays set until the continuation runs: a task cancelled
+         * before it resumes still releases the operation through cancel() */
         t->state = T_READY;
         t->nargs = 0;
         enqueue(t);
@@ -354,6 +355,7 @@ static void run_task(lua_State *L, struct mpic_task *t)
 {
     int nres = 0;
     t->state = T_RUNNING;
+    t->pending = NULL; /* the continuation (k) now owns the completed operation */
     rt.current = t;
     int st = lua_resume(t->co, L, t->nargs, &nres);
     rt.current = NULL;
@@ -768,6 +770,8 @@ int mpic_rt_init(lua_State *L)
     if (!rt.base)
         return -1;
     rt.L = L;
+    /* coroutines inherit the main thread's extra space: no task */
+    *(struct mpic_task **)lua_getextraspace(L) = NULL;
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, LIVE_KEY);
     luaL_newmetatable(L, TASK_MT);
