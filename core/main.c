@@ -5,13 +5,13 @@
  * arguments to the Lua command dispatcher lua/mpic/cli.lua, run as the root
  * task. Exit status: what the command returns; 1 on an uncaught error (with
  * a traceback); 2 on usage errors.
- * Uses: task.c (scheduler), libedit (REPL line editing and history).
+ * Uses: task.c (scheduler), repl.c (the REPL).
  */
+#include "repl.h"
 #include "rt.h"
 #include "task.h"
 #include "util.h"
 
-#include <editline/readline.h>
 #include <lauxlib.h>
 #include <limits.h>
 #include <lualib.h>
@@ -39,6 +39,7 @@ static const char usage[] =
     "  check-config [--config FILE]        load config, policies and challenge types\n"
     "  test FILE|DIR ...                   run Lua test files (*_test.lua)\n"
     "  repl [--config FILE]                interactive Lua with mpic loaded\n"
+    "  explain [FILE|-] [--trace ID]       which rule decided an audit line\n"
     "  demo                                a validation against a local lab\n"
     "\n"
     "options:\n"
@@ -161,163 +162,6 @@ static int pmain(lua_State *L)
     return 1;
 }
 
-/* ---- REPL ------------------------------------------------------------------ */
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    mpic_rt_interrupt();
-}
-
-/* Compile a line: "return <line>" first (so expressions print), then the
- * line itself. Returns LUA_OK, or LUA_ERRSYNTAX with "<eof>" meaning more
- * input is needed (*incomplete set). */
-static int compile_line(lua_State *L, const char *code, int *incomplete)
-{
-    *incomplete = 0;
-    lua_pushfstring(L, "return %s;", code);
-    int st = luaL_loadbuffer(L, lua_tostring(L, -1), lua_rawlen(L, -1), "=stdin");
-    lua_remove(L, -2);
-    if (st == LUA_OK)
-        return st;
-    lua_pop(L, 1);
-    st = luaL_loadbuffer(L, code, strlen(code), "=stdin");
-    if (st == LUA_ERRSYNTAX) {
-        const char *msg = lua_tostring(L, -1);
-        size_t ml = strlen(msg);
-        if (ml >= 5 && strcmp(msg + ml - 5, "<eof>") == 0)
-            *incomplete = 1;
-    }
-    return st;
-}
-
-/* Protected: run the chunk on top as a task and print its results. */
-static int prepl_line(lua_State *L)
-{
-    mpic_rt_run_main(L, 0);
-    int r = lua_gettop(L);
-    lua_getfield(L, r, "ok");
-    if (!lua_toboolean(L, -1)) {
-        lua_getfield(L, r, "traceback");
-        if (lua_isnil(L, -1))
-            lua_getfield(L, r, "err");
-        fprintf(stderr, "%s\n", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
-        return 0;
-    }
-    lua_getfield(L, r, "n");
-    int n = (int)lua_tointeger(L, -1);
-    if (n == 0)
-        return 0;
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "mpic.pretty");
-    lua_call(L, 1, 1);
-    lua_getfield(L, -1, "print_values");
-    lua_pushvalue(L, r);
-    lua_call(L, 1, 0);
-    return 0;
-}
-
-static int repl(lua_State *L, int argc, char **argv)
-{
-    char histfile[PATH_MAX] = "";
-    const char *home = getenv("HOME");
-    if (home)
-        snprintf(histfile, sizeof histfile, "%s/.mpic_history", home);
-    using_history();
-    if (*histfile)
-        read_history(histfile);
-    /* let the Lua side load the configuration and set up `mpic` */
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "mpic.cli");
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        fprintf(stderr, "mpic: %s\n", lua_tostring(L, -1));
-        return 1;
-    }
-    lua_getfield(L, -1, "repl_setup");
-    lua_createtable(L, argc, 0);
-    for (int i = 0; i < argc; i++) {
-        lua_pushstring(L, argv[i]);
-        lua_rawseti(L, -2, i + 1);
-    }
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        fprintf(stderr, "mpic: %s\n", lua_tostring(L, -1));
-        return 2;
-    }
-    if (lua_isstring(L, -1))
-        printf("%s\n", lua_tostring(L, -1));
-    lua_settop(L, 0);
-
-    char *buf = NULL;
-    for (;;) {
-        char *line = readline(buf ? ">> " : "mpic> ");
-        if (!line)
-            break;
-        if (!buf) {
-            buf = strdup(line);
-        } else {
-            size_t a = strlen(buf), b = strlen(line);
-            char *nb = realloc(buf, a + b + 2);
-            if (!nb) {
-                free(line);
-                break;
-            }
-            buf = nb;
-            buf[a] = '\n';
-            memcpy(buf + a + 1, line, b + 1);
-        }
-        free(line);
-        if (!buf)
-            break;
-        if (buf[strspn(buf, " \t\n")] == '\0') {
-            free(buf);
-            buf = NULL;
-            continue;
-        }
-        if (buf[0] == ':') { /* REPL commands are handled in Lua */
-            lua_getglobal(L, "require");
-            lua_pushliteral(L, "mpic.cli");
-            lua_call(L, 1, 1);
-            lua_getfield(L, -1, "repl_command");
-            lua_pushstring(L, buf);
-            if (lua_pcall(L, 1, 0, 0) != LUA_OK)
-                fprintf(stderr, "%s\n", lua_tostring(L, -1));
-            add_history(buf);
-            lua_settop(L, 0);
-            free(buf);
-            buf = NULL;
-            continue;
-        }
-        int incomplete;
-        int st = compile_line(L, buf, &incomplete);
-        if (incomplete) {
-            lua_pop(L, 1);
-            continue;
-        }
-        add_history(buf);
-        free(buf);
-        buf = NULL;
-        if (st != LUA_OK) {
-            fprintf(stderr, "%s\n", lua_tostring(L, -1));
-            lua_settop(L, 0);
-            continue;
-        }
-        lua_pushcfunction(L, prepl_line);
-        lua_insert(L, -2);
-        struct sigaction sa = {0}, old;
-        sa.sa_handler = on_sigint;
-        sigaction(SIGINT, &sa, &old);
-        if (lua_pcall(L, 1, 0, 0) != LUA_OK)
-            fprintf(stderr, "%s\n", lua_tostring(L, -1));
-        sigaction(SIGINT, &old, NULL);
-        lua_settop(L, 0);
-    }
-    free(buf);
-    if (*histfile)
-        write_history(histfile);
-    putchar('\n');
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     const char *lua_path = NULL;
@@ -349,7 +193,7 @@ int main(int argc, char **argv)
     }
     int status;
     if (strcmp(argv[i], "repl") == 0) {
-        status = repl(L, argc - i - 1, argv + i + 1);
+        status = mpic_repl_run(L, argc - i - 1, argv + i + 1);
     } else {
         lua_pushcfunction(L, pmain);
         lua_pushinteger(L, argc - i);

@@ -2,7 +2,7 @@
 -- Returns exit statuses: 0 success/valid, 1 failure/not valid, 2 usage or
 -- configuration error.
 local M = {}
-local io_stderr, string_format, ipairs = io.stderr, string.format, ipairs
+local io_stderr, string_format = io.stderr, string.format
 
 local function die(code, fmt, ...)
   io_stderr:write(string_format(fmt, ...), "\n")
@@ -96,6 +96,7 @@ commands.validate = delegate("mpic.validate_cmd")
 commands.demo = delegate("mpic.demo")
 commands.serve = delegate("mpic.serve")
 commands.agent = delegate("mpic.agent")
+commands.explain = delegate("mpic.explain")
 
 function M.main(args)
   local cmd = commands[args[1]]
@@ -108,51 +109,11 @@ end
 -- REPL support (main.c runs the line loop) ------------------------------------
 
 function M.repl_setup(args)
-  local opts, err = parse_opts(args, { config = "value" })
-  if not opts then error(err, 0) end
-  local mpic = require "mpic"
-  _G.mpic = mpic
-  local cfg
-  cfg, err = load_config(opts.config, opts.config ~= nil)
-  if err then error(err, 0) end
-  local paths = package.loaded["mpic.paths"]
-  return string_format("mpic %s%s -- :help for commands, Ctrl-D to leave", paths.version,
-    cfg and (" (" .. cfg.file .. ", " .. #cfg.perspectives .. " perspectives)") or " (no config)")
-end
-
-local repl_commands = {}
-function repl_commands.help()
-  print([[
-:help            this text
-:perspectives    the configured perspectives with RIR, location, health and latency
-:reload          reload the configuration
-Any other line is Lua, run as a task (probes and validations work directly):
-  mpic.dns.query("example.test", "TXT", {perspective = "fra"})
-  mpic.validate{check_type = "caa", domain_or_ip_target = "example.test"}]])
-end
-function repl_commands.perspectives()
-  local mpic = require "mpic"
-  local ok, list = pcall(mpic.perspectives)
-  if not ok then print(list) return end
-  print(string_format("%-12s %-8s %-18s %-8s %s", "id", "rir", "location", "health", "latency"))
-  for _, p in ipairs(list) do
-    print(string_format("%-12s %-8s %-18s %-8s %s", p.id .. (p.is_primary and "*" or ""), p.rir,
-      string_format("%.2f,%.2f", p.location.lat, p.location.lon), p.healthy and "ok" or "down",
-      p.latency_ms and string_format("%.0f ms", p.latency_ms) or "-"))
-  end
-end
-function repl_commands.reload()
-  local mpic = require "mpic"
-  if not mpic.config then print("no configuration loaded") return end
-  local cfg, err = mpic.load_config(mpic.config.file)
-  print(cfg and ("reloaded " .. cfg.file) or err)
+  return require("mpic.repl").setup(args, parse_opts, load_config)
 end
 
 function M.repl_command(line)
-  local name = line:match("^:(%w+)")
-  local f = name and repl_commands[name]
-  if not f then print("unknown command " .. line .. " (:help)") return end
-  f(line)
+  return require("mpic.repl").command(line)
 end
 
 return M

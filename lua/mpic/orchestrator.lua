@@ -240,14 +240,16 @@ local function audit(ctx, req, attempts, final, response, shadows)
   for i, att in ipairs(attempts) do
     local ps = {}
     for j, s in ipairs(att.slots) do
+      local d = s.result.details
       ps[j] = { perspective_code = s.id, rir = s.rir, check_passed = s.result.passed == true,
                 check_completed = s.result.completed == true, errors = s.result.errors or util.null,
+                reason = type(d) == "table" and type(d.reason) == "string" and d.reason or nil,
                 cancelled = s.cancelled or nil }
     end
     local pr = att.primary_slot and att.primary_slot.result
     att_lines[i] = {
       attempt = i, perspectives = ps, quorum = string_format("%d/%d", passed_count(att), #att.slots),
-      passed_rirs = att.info.passed_rirs, verdict = att.verdict, reason = att.reason,
+      passed_rirs = att.info.passed_rirs, required = att.info.required, verdict = att.verdict, reason = att.reason,
       primary = att.primary_slot and { perspective_code = att.primary_slot.id, check_passed = pr and pr.passed == true,
         check_completed = pr and pr.completed == true, errors = pr and pr.errors or util.null } or nil,
     }
@@ -355,6 +357,7 @@ function M.validate(raw, opts)
       elapsed_ms = final.primary_slot.result.elapsed_ms }
   end
   local shadows = shadow_verdicts(ctx, req, final, date)
+  require("mpic.explain").record_shadow(shadows, response.is_valid)
   local ok, aerr = audit(ctx, req, attempts, final, response, shadows)
   if not ok then
     -- no verdict leaves without its record: fail closed

@@ -1,5 +1,7 @@
 -- mpic.pretty: readable rendering of Lua values for the REPL: tables as an
--- indented key/value tree with aligned keys, byte strings quoted and escaped.
+-- indented key/value tree with aligned keys, byte strings quoted and escaped;
+-- validation responses (tables with `perspectives` and `is_valid`) as the
+-- per-perspective table of `mpic validate` (mpic.report).
 local M = {}
 local type, pairs, tostring, string_format, table_sort, table_concat =
   type, pairs, tostring, string.format, table.sort, table.concat
@@ -10,7 +12,13 @@ local function key_order(a, b)
   return ta < tb
 end
 
+local null
 local function scalar(v)
+  if null == nil then
+    local ok, util = pcall(require, "mpic.core.util")
+    null = ok and util.null or false
+  end
+  if null and v == null then return "null" end
   if type(v) == "string" then return string_format("%q", v):gsub("\\\n", "\\n") end
   return tostring(v)
 end
@@ -44,9 +52,46 @@ function M.format(v)
   return (s:gsub("^\n", ""))
 end
 
+--- True for an Open MPIC validation response.
+function M.is_response(v)
+  return type(v) == "table" and type(v.perspectives) == "table" and type(v.is_valid) == "boolean"
+end
+
+--- Render one REPL value: a validation response as the report table (the
+--- tree stays available through mpic.pretty.format), anything else as a tree.
+function M.render(v)
+  if M.is_response(v) then
+    local ok, report = pcall(require, "mpic.report")
+    if ok then
+      local okt, text = pcall(report.table, v, { color = report.is_tty() })
+      if okt then return (text:gsub("\n$", "")) end
+    end
+  end
+  return M.format(v)
+end
+
 --- Print the values of a task outcome table {n=..., ...}.
 function M.print_values(r)
-  for i = 1, r.n or #r do print(M.format(r[i])) end
+  for i = 1, r.n or #r do
+    local v = r[i]
+    -- the HTTP status that follows a response adds nothing
+    if not (i == 2 and v == 200 and M.is_response(r[1])) then print(M.render(v)) end
+    if M.is_response(v) then
+      local okr, repl = pcall(require, "mpic.repl")
+      if okr then repl.last_response = v end
+    end
+  end
+end
+
+--- Print the outcome of a REPL line as mpic_rt_run_main leaves it:
+--- {ok=true, n=..., ...} or {ok=false, err=..., traceback=...}.
+function M.print_outcome(r)
+  if not r.ok then
+    local msg = r.traceback or r.err
+    io.stderr:write(tostring(msg or "error"), "\n")
+    return
+  end
+  if (r.n or 0) > 0 then M.print_values(r) end
 end
 
 return M

@@ -103,11 +103,9 @@ function M.problems(resp, status)
   return table_concat(out, "\n")
 end
 
---- Which rule decided.
+--- Which rule decided (see mpic.explain).
 function M.explain(resp)
-  local d = resp.mpic_decision or {}
-  return string_format("decided by policy %s: %s (quorum %s, corroborating RIRs: %s)", tostring(d.policy),
-    tostring(d.reason), tostring(d.quorum), type(d.passed_rirs) == "table" and table_concat(d.passed_rirs, ", ") or "-")
+  return require("mpic.explain").response(resp)
 end
 
 return M

@@ -5,6 +5,14 @@
 --
 -- Cases are collected while a file loads and run afterwards, each as its own
 -- task (so probes and mpic.sleep work inside), with a time limit.
+--
+-- Policy scenarios (no network): T.config{...} builds a configuration in
+-- memory, T.scenario{config=, policy=, date=, outcomes=, request=} runs one
+-- real validation through mpic.orchestrator with every perspective's check
+-- scripted (pass, fail, error, timeout after N ms, or a function), and
+-- returns the verdict, the response, who was contacted and the audit line
+-- (including shadow policies' verdicts). Timeouts really sleep, so early
+-- decisions, cancellation and deadlines behave as in production.
 local M = {}
 
 local type, pairs, tostring, string_format, error = type, pairs, tostring, string.format, error
@@ -92,6 +100,226 @@ function M.contains(s, sub, msg)
   if type(s) ~= "string" or not s:find(sub, 1, true) then
     error(string_format("%sexpected %s to contain %q", msg and (msg .. ": ") or "", repr(s), sub), 2)
   end
+end
+
+-- Policy scenarios ------------------------------------------------------------
+
+-- A BR-compliant set: a primary (ARIN, Virginia) and remotes in all five
+-- RIRs, pairwise far more than 500 km apart.
+M.PERSPECTIVES = {
+  { id = "primary", rir = "ARIN", location = { lat = 39.04, lon = -77.49 } },
+  { id = "pdx", rir = "ARIN", location = { lat = 45.52, lon = -122.68 } },
+  { id = "fra", rir = "RIPE", location = { lat = 50.11, lon = 8.68 } },
+  { id = "sto", rir = "RIPE", location = { lat = 59.33, lon = 18.07 } },
+  { id = "sgp", rir = "APNIC", location = { lat = 1.35, lon = 103.82 } },
+  { id = "syd", rir = "APNIC", location = { lat = -33.87, lon = 151.21 } },
+  { id = "gru", rir = "LACNIC", location = { lat = -23.55, lon = -46.63 } },
+  { id = "jnb", rir = "AFRINIC", location = { lat = -26.2, lon = 28.05 } },
+}
+
+local function copy(v)
+  if type(v) ~= "table" then return v end
+  local out = {}
+  for k, x in pairs(v) do out[k] = copy(x) end
+  return out
+end
+
+local function root_path(p)
+  if p:sub(1, 1) == "/" then return p end
+  local f = io.open(p, "r")
+  if f then f:close() return p end
+  local paths = package.loaded["mpic.paths"]
+  return paths and (paths.root .. "/" .. p) or p
+end
+
+--[[ config{...}: a validated configuration table built in memory.
+Fields are those of perspectives.yaml; missing ones get test defaults:
+perspectives = M.PERSPECTIVES (entries may omit resolvers: scripted checks
+never use them), primary = "primary" when that id exists (pass primary =
+false for none), issuer.caa_domains = {"ca.example"}, audit to a fresh temp
+file without fsync, policy = "policies/br.lua" (relative paths resolve
+against the working directory, then the mpic root).
+Raises with every problem listed when the result is not a valid config. ]]
+function M.config(t)
+  t = copy(t or {})
+  if t.perspectives == nil then t.perspectives = copy(M.PERSPECTIVES) end
+  for _, p in ipairs(t.perspectives) do
+    if type(p) == "table" and p.resolvers == nil and p.agent == nil then p.resolvers = { "127.0.0.1:9" } end
+  end
+  if t.primary == nil then
+    for _, p in ipairs(t.perspectives) do
+      if type(p) == "table" and p.id == "primary" then t.primary = "primary" end
+    end
+  elseif t.primary == false then
+    t.primary = nil
+  end
+  t.issuer = t.issuer or { caa_domains = { "ca.example" } }
+  t.audit = t.audit or { path = os.tmpname(), fsync = false }
+  t.policy = root_path(t.policy or "policies/br.lua")
+  if t.shadow_policies then
+    for i, sp in ipairs(t.shadow_policies) do t.shadow_policies[i] = root_path(sp) end
+  end
+  local cfg, errs = require("mpic.config").validate(t)
+  if not cfg then
+    local lines = {}
+    for _, e in ipairs(errs) do lines[#lines + 1] = tostring(e[1]) .. ": " .. tostring(e[2]) end
+    error("T.config: " .. table_concat(lines, "; "), 2)
+  end
+  cfg.file = cfg.file or "(test config)"
+  return cfg
+end
+
+--- A default DCV request (acme-dns-01 for example.com) with fields of t
+--- merged over it.
+function M.request(t)
+  local r = {
+    check_type = "dcv", domain_or_ip_target = "example.com",
+    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = ("x"):rep(43) },
+  }
+  for k, v in pairs(t or {}) do r[k] = copy(v) end
+  return r
+end
+
+local function lookup_kind(req)
+  return req.check_type == "caa" and "mpic_error:caa_checker:lookup" or "mpic_error:dcv_checker:lookup"
+end
+
+local function result(passed, completed, errors, reason)
+  return { passed = passed, completed = completed, errors = errors,
+           details = reason and { reason = reason } or {} }
+end
+
+local OUTCOME_KEYS = { pass = true, fail = true, error = true, timeout_ms = true, delay_ms = true }
+
+-- Turn an outcome spec into a check result, sleeping as the spec says (never
+-- past deadline_ms: a check still "running" then is a timeout).
+local function play(spec, pid, req, deadline_ms)
+  local mpic = require "mpic"
+  if type(spec) == "function" then spec = spec(pid, req, deadline_ms) end
+  if spec == "pass" or spec == true then return result(true, true) end
+  if spec == "fail" or spec == false then return result(false, true, nil, "scripted failure") end
+  if type(spec) == "table" and spec.passed ~= nil then return spec end -- a complete check result
+  if type(spec) ~= "table" then
+    error(string_format("scenario: outcome for %s must be \"pass\", \"fail\", a table or a function, got %s",
+      pid, repr(spec)), 0)
+  end
+  for k in pairs(spec) do
+    if not OUTCOME_KEYS[k] then error(string_format("scenario: outcome for %s has unknown key %s", pid, repr(k)), 0) end
+  end
+  local wait = spec.timeout_ms or spec.delay_ms or 0
+  if wait > 0 then
+    mpic.sleep(wait < deadline_ms and wait or deadline_ms)
+    if wait >= deadline_ms or spec.timeout_ms then
+      return result(false, false, { { error_type = lookup_kind(req),
+        error_message = string_format("check did not finish within %d ms", wait < deadline_ms and wait or deadline_ms) } })
+    end
+  end
+  if spec.error then
+    return result(false, false, { { error_type = lookup_kind(req), error_message = tostring(spec.error) } })
+  end
+  if spec.fail then
+    return result(false, true, nil, spec.fail == true and "scripted failure" or tostring(spec.fail))
+  end
+  if spec.pass then return result(true, true) end
+  error(string_format("scenario: outcome for %s says nothing (pass, fail, error or timeout_ms)", pid), 0)
+end
+
+local function read_last_line(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local last
+  for line in f:lines() do if line ~= "" then last = line end end
+  f:close()
+  return last
+end
+
+--[[ scenario{...} -> r. Runs one validation with scripted checks.
+  config   a table from T.config, a T.config argument table, or a YAML path
+  policy   policy file (overrides the config's); shadow = {files} likewise
+  date     "YYYY-MM-DD" validation date (default today, UTC)
+  outcomes perspective id -> outcome; ["*"] for every other one. An outcome
+           is "pass", "fail", {fail = "why"}, {error = "servfail"},
+           {timeout_ms = N} (answers nothing for N ms, then times out),
+           {pass = true, delay_ms = N}, a check result table {passed=...},
+           a function(id, req, deadline_ms) returning one of those, or a
+           list of them used one per call (attempt) in turn, the last repeating.
+           A perspective without an outcome fails as not completed.
+  request  the Open MPIC request (default T.request())
+  unhealthy list of perspective ids to mark unhealthy before selection
+r = { is_valid, verdict, reason, status, response, audit (the decoded audit
+line), shadow (its shadow verdicts, {} when none), issues (the request's
+problems when status is 400), contacted (ids in call
+order), calls (id -> number of checks), unscripted (ids that had no outcome),
+elapsed_ms }. The previous configuration is restored afterwards. ]]
+function M.scenario(s)
+  if type(s) ~= "table" then error("T.scenario{...}: expects a table", 2) end
+  local mpic = require "mpic"
+  local perspectives = require "mpic.perspectives"
+  local orchestrator = require "mpic.orchestrator"
+  local util = require "mpic.core.util"
+  local cfg = s.config
+  if type(cfg) == "string" then
+    local err
+    cfg, err = require("mpic.config").load(cfg)
+    if not cfg then error("T.scenario: " .. err, 2) end
+  elseif cfg == nil or (type(cfg) == "table" and cfg.file == nil) then
+    cfg = M.config(cfg)
+  elseif type(cfg) ~= "table" then
+    error("T.scenario: config must be a table or a YAML path", 2)
+  end
+  cfg = copy(cfg)
+  if s.policy then cfg.policy = root_path(s.policy) end
+  if s.shadow then
+    cfg.shadow_policies = {}
+    for i, sp in ipairs(s.shadow) do cfg.shadow_policies[i] = root_path(sp) end
+  end
+  local outcomes = s.outcomes or {}
+  if type(outcomes) ~= "table" then error("T.scenario: outcomes must be a table", 2) end
+
+  local prev_cfg, prev_global = perspectives.config(), mpic.config
+  perspectives.configure(cfg)
+  mpic.config = cfg
+  orchestrator.reset()
+  for _, id in ipairs(s.unhealthy or {}) do
+    for _ = 1, 3 do perspectives.record(id, 0, false) end
+  end
+
+  local r = { contacted = {}, calls = {}, unscripted = {} }
+  local function run_check(_, req, pid, deadline_ms)
+    r.contacted[#r.contacted + 1] = pid
+    local n = (r.calls[pid] or 0) + 1
+    r.calls[pid] = n
+    local spec = outcomes[pid]
+    if spec == nil then spec = outcomes["*"] end
+    if spec == nil then
+      r.unscripted[#r.unscripted + 1] = pid
+      return result(false, false, { { error_type = lookup_kind(req),
+        error_message = "no outcome scripted for perspective " .. pid } })
+    end
+    if type(spec) == "table" and spec[1] ~= nil then spec = spec[n] or spec[#spec] end
+    local t0 = mpic.now()
+    local res = play(spec, pid, req, deadline_ms)
+    res.elapsed_ms = res.elapsed_ms or (mpic.now() - t0)
+    return res
+  end
+
+  local t0 = mpic.now()
+  local ok, resp, status = pcall(orchestrator.validate, s.request or M.request(), { date = s.date, run_check = run_check })
+  r.elapsed_ms = mpic.now() - t0
+  if prev_cfg then perspectives.configure(prev_cfg) end
+  mpic.config = prev_global
+  orchestrator.reset()
+  if not ok then error(resp, 0) end
+
+  r.response, r.status = resp, status
+  r.is_valid = status == 200 and resp.is_valid == true
+  local d = type(resp) == "table" and resp.mpic_decision or {}
+  r.verdict, r.reason = d.verdict, d.reason or resp.error
+  r.issues = type(resp) == "table" and resp.validation_issues or nil
+  local line = status == 200 and read_last_line(cfg.audit.path)
+  if line then r.audit = util.json_decode(line) end
+  r.shadow = r.audit and r.audit.shadow or {}
+  return r
 end
 
 return M

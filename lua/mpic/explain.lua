@@ -1,0 +1,331 @@
+-- mpic.explain: `mpic explain`, and the explanation of a validation for the
+-- REPL's :explain. Given an audit line (or a validation response) it says,
+-- per attempt, which rule decided: the primary's failure, the quorum
+-- (k of n corroborated against the number required), RIR diversity, the
+-- BR minimum perspective count, a requested quorum_count the rules refuse,
+-- the deadline, a policy error, or a policy's own rule; then the shadow
+-- policies' verdicts beside the live one.
+--
+-- It also keeps the shadow verdict counters (record_shadow, shadow_counts,
+-- shadow_metrics_text) that the orchestrator feeds after each validation
+-- and the metrics endpoint prints.
+local util = require "mpic.core.util"
+
+local M = {}
+local type, ipairs, pairs, tostring, tonumber, string_format, table_concat, table_sort =
+  type, ipairs, pairs, tostring, tonumber, string.format, table.concat, table.sort
+local io_stderr = io.stderr
+
+local function present(v) return v ~= nil and v ~= util.null end
+
+-- Rules ------------------------------------------------------------------------
+
+-- Ordered: the first pattern found in the reason names the rule.
+local RULES = {
+  { "invalid%-perspective%-count", "perspective-count",
+    "fewer remote perspectives than the BR minimum for the date" },
+  { "invalid%-quorum%-count", "requested-quorum", "the requested quorum_count is not allowed" },
+  { "^primary perspective .* failed", "primary", "the primary perspective failed" },
+  { "primary_first:", "primary", "the primary-first rule" },
+  { "undecided at the deadline", "deadline", "the validation deadline passed before the outcome was certain" },
+  { "can span at most", "rir-diversity", "corroborating remotes cannot span enough RIRs" },
+  { "quorum cannot be met", "quorum", "too many remotes failed to corroborate" },
+  { "quorum met", "quorum-met", "quorum and RIR diversity met" },
+  { "^policy \".-\" %(.-%): ", "policy-error", "the policy failed (fail closed)" },
+  { "malformed corroboration state", "policy-error", "the policy received a malformed state (fail closed)" },
+}
+
+--- Classify a decision reason: rule id and a short sentence. remotes (the
+--- attempt's perspectives, optional: {err=...} entries) lets a quorum failure
+--- caused by the validation deadline be named as such.
+function M.rule(reason, remotes)
+  if type(reason) ~= "string" or reason == "" then return "unknown", "no reason recorded" end
+  for _, r in ipairs(RULES) do
+    if reason:find(r[1]) then
+      if (r[2] == "quorum" or r[2] == "rir-diversity") and type(remotes) == "table" then
+        for _, p in ipairs(remotes) do
+          if type(p.err) == "string" and p.err:find("validation deadline exceeded", 1, true) then
+            return "deadline", "the validation deadline passed; unfinished perspectives counted as failures"
+          end
+        end
+      end
+      return r[2], r[3]
+    end
+  end
+  return "policy", "the policy's own rule"
+end
+
+--- The rule that decided a response's final attempt (see rule()).
+function M.response_rule(resp)
+  local d = type(resp) == "table" and resp.mpic_decision or {}
+  local remotes = {}
+  for i, e in ipairs(type(resp) == "table" and resp.perspectives or {}) do
+    local cr = e.check_response or {}
+    remotes[i] = { err = type(cr.errors) == "table" and cr.errors[1] and cr.errors[1].error_message or nil }
+  end
+  return M.rule(d.reason, remotes)
+end
+
+-- Normalised view ---------------------------------------------------------------
+-- { policy, policy_sha256, target, check_type, method, br_section, trace, ts,
+--   is_valid, mpic_completed, shadow, attempts = { {verdict, reason, quorum,
+--   passed_rirs, primary = {id, passed, completed, err}, remotes = {{id, rir,
+--   passed, completed, cancelled, err}}} } }
+
+local function first_error(errors)
+  if type(errors) ~= "table" or not errors[1] then return nil end
+  local e = errors[1]
+  return tostring(present(e.error_message) and e.error_message or e.error_type)
+end
+
+local function from_audit_entry(p)
+  return { id = p.perspective_code, rir = p.rir, passed = p.check_passed == true,
+           completed = p.check_completed == true, cancelled = p.cancelled == true, err = first_error(p.errors) }
+end
+
+local function view_audit(line)
+  local v = { policy = line.policy, policy_sha256 = line.policy_sha256, target = line.target,
+              check_type = line.check_type, method = line.validation_method, br_section = line.br_section,
+              trace = line.trace_identifier, ts = line.ts, is_valid = line.is_valid,
+              mpic_completed = line.mpic_completed, shadow = line.shadow, attempts = {} }
+  local atts = type(line.attempts) == "table" and line.attempts or
+    { { perspectives = line.perspectives, quorum = line.quorum, passed_rirs = line.passed_rirs,
+        verdict = line.is_valid and "valid" or "invalid", reason = line.reason } }
+  for i, a in ipairs(atts) do
+    local remotes = {}
+    for j, p in ipairs(type(a.perspectives) == "table" and a.perspectives or {}) do remotes[j] = from_audit_entry(p) end
+    v.attempts[i] = { verdict = a.verdict, reason = a.reason, quorum = a.quorum, passed_rirs = a.passed_rirs,
+                      required = a.required, remotes = remotes,
+                      primary = type(a.primary) == "table" and from_audit_entry(a.primary) or nil }
+  end
+  return v
+end
+
+local function from_response_entry(e)
+  local cr = type(e.check_response) == "table" and e.check_response or {}
+  local err = first_error(cr.errors)
+  if not err and cr.check_passed ~= true and type(cr.details) == "table" and type(cr.details.reason) == "string" then
+    err = cr.details.reason
+  end
+  return { id = e.perspective_code, rir = e.rir, passed = cr.check_passed == true,
+           completed = cr.check_completed == true, err = err,
+           cancelled = err ~= nil and err:find("cancelled after outcome decided", 1, true) ~= nil }
+end
+
+local function view_response(resp)
+  local d = type(resp.mpic_decision) == "table" and resp.mpic_decision or {}
+  local v = { policy = d.policy, target = resp.domain_or_ip_target, check_type = resp.check_type,
+              method = d.method, trace = resp.trace_identifier, is_valid = resp.is_valid,
+              mpic_completed = resp.mpic_completed, shadow = resp.shadow, attempts = {} }
+  local prev = type(resp.previous_attempt_results) == "table" and resp.previous_attempt_results or {}
+  for i, list in ipairs(prev) do
+    local remotes = {}
+    for j, e in ipairs(list) do remotes[j] = from_response_entry(e) end
+    v.attempts[i] = { verdict = "invalid", remotes = remotes }
+  end
+  local remotes = {}
+  for j, e in ipairs(type(resp.perspectives) == "table" and resp.perspectives or {}) do
+    remotes[j] = from_response_entry(e)
+  end
+  v.attempts[#v.attempts + 1] = {
+    verdict = d.verdict or (resp.is_valid and "valid" or "invalid"), reason = d.reason, quorum = d.quorum,
+    passed_rirs = d.passed_rirs, remotes = remotes,
+    primary = type(resp.primary_perspective) == "table" and from_response_entry(resp.primary_perspective) or nil,
+  }
+  return v
+end
+
+-- Rendering --------------------------------------------------------------------
+
+local function word(p)
+  if p.passed then return "pass" end
+  if p.cancelled then return "cancelled" end
+  return p.completed and "fail" or "error"
+end
+
+local function rirs_of(remotes)
+  local set, list = {}, {}
+  for _, p in ipairs(remotes) do
+    if p.passed and type(p.rir) == "string" and not set[p.rir] then set[p.rir] = true; list[#list + 1] = p.rir end
+  end
+  table_sort(list)
+  return list
+end
+
+local function explain_attempt(out, i, total, a)
+  local k, n = 0, #a.remotes
+  for _, p in ipairs(a.remotes) do if p.passed then k = k + 1 end end
+  out[#out + 1] = string_format("attempt %d of %d: %s", i, total, a.verdict == "valid" and "VALID" or "NOT VALID")
+  if a.primary then
+    out[#out + 1] = string_format("  primary %-10s %s%s", tostring(a.primary.id), word(a.primary),
+      a.primary.err and (" -- " .. a.primary.err) or "")
+  end
+  for _, p in ipairs(a.remotes) do
+    out[#out + 1] = string_format("  remote  %-10s %-8s %s%s", tostring(p.id), tostring(p.rir or "?"), word(p),
+      (not p.passed and p.err) and (" -- " .. p.err) or "")
+  end
+  local required = a.required or (type(a.reason) == "string" and tonumber(a.reason:match("(%d+) required")))
+  local rirs = type(a.passed_rirs) == "table" and a.passed_rirs or rirs_of(a.remotes)
+  out[#out + 1] = string_format("  quorum %s corroborated%s; corroborating RIRs: %s", a.quorum or (k .. "/" .. n),
+    required and string_format(" (%d required)", required) or "", #rirs > 0 and table_concat(rirs, ", ") or "none")
+  local rule, sentence = M.rule(a.reason, a.remotes)
+  if a.reason then
+    out[#out + 1] = string_format("  decided by: %s -- %s", rule, sentence)
+    out[#out + 1] = "    " .. tostring(a.reason)
+  else
+    out[#out + 1] = "  decided by: not recorded in a response's earlier attempts (see the audit line)"
+  end
+end
+
+local function explain_view(v)
+  local out = {}
+  out[#out + 1] = string_format("%s %s %s for %s%s%s", v.is_valid and "VALID" or "NOT VALID", tostring(v.check_type),
+    tostring(v.method or ""), tostring(v.target),
+    present(v.trace) and (" (trace " .. tostring(v.trace) .. ")") or "", v.ts and (" at " .. v.ts) or "")
+  out[#out + 1] = string_format("policy %s%s%s", tostring(v.policy),
+    v.policy_sha256 and (" sha256 " .. tostring(v.policy_sha256):sub(1, 16)) or "",
+    v.mpic_completed == false and "; not every perspective completed (mpic_completed=false)" or "")
+  for i, a in ipairs(v.attempts) do explain_attempt(out, i, #v.attempts, a) end
+  if type(v.shadow) == "table" and #v.shadow > 0 then
+    out[#out + 1] = "shadow policies (judging the final attempt's results; never part of the answer):"
+    local live = v.is_valid and "valid" or "invalid"
+    for _, s in ipairs(v.shadow) do
+      local rule = M.rule(s.reason)
+      out[#out + 1] = string_format("  %-28s %-8s %s -- %s: %s", tostring(s.policy), tostring(s.verdict),
+        s.verdict == live and "(agrees)" or "(DISAGREES with live)", rule, tostring(s.reason))
+    end
+  else
+    out[#out + 1] = "shadow policies: none"
+  end
+  return table_concat(out, "\n") .. "\n"
+end
+
+--- Explain one decoded audit line.
+function M.audit_line(line)
+  if type(line) ~= "table" then error("explain.audit_line: expects a decoded audit line", 2) end
+  return explain_view(view_audit(line))
+end
+
+--- Explain a validation response (mpic.validate's first result).
+function M.response(resp)
+  if type(resp) ~= "table" then error("explain.response: expects a response table", 2) end
+  if resp.perspectives == nil then return "not a validation response: " .. tostring(resp.error) .. "\n" end
+  return explain_view(view_response(resp))
+end
+
+-- Shadow counters ----------------------------------------------------------------
+
+local counts = {}
+
+--- Count one validation's shadow verdicts (the audit line's "shadow" list)
+--- against the live verdict.
+function M.record_shadow(shadows, live_valid)
+  if type(shadows) ~= "table" then return end
+  local live = live_valid and "valid" or "invalid"
+  for _, s in ipairs(shadows) do
+    local key = tostring(s.policy)
+    local c = counts[key]
+    if not c then c = { valid = 0, invalid = 0, agree = 0, disagree = 0 }; counts[key] = c end
+    if s.verdict == "valid" then c.valid = c.valid + 1 else c.invalid = c.invalid + 1 end
+    if s.verdict == live then c.agree = c.agree + 1 else c.disagree = c.disagree + 1 end
+  end
+end
+
+--- A copy of the counters: policy path -> {valid, invalid, agree, disagree}.
+function M.shadow_counts()
+  local out = {}
+  for k, c in pairs(counts) do out[k] = { valid = c.valid, invalid = c.invalid, agree = c.agree, disagree = c.disagree } end
+  return out
+end
+
+function M.reset_shadow_counts() counts = {} end
+
+local function label(s) return (tostring(s):gsub("[\\\"]", "\\%0"):gsub("\n", "\\n")) end
+
+--- The counters in Prometheus text format.
+function M.shadow_metrics_text()
+  local keys = {}
+  for k in pairs(counts) do keys[#keys + 1] = k end
+  table_sort(keys)
+  local out = { "# HELP mpic_shadow_verdicts_total Shadow policy verdicts.",
+                "# TYPE mpic_shadow_verdicts_total counter" }
+  for _, k in ipairs(keys) do
+    for _, v in ipairs({ "valid", "invalid" }) do
+      out[#out + 1] = string_format('mpic_shadow_verdicts_total{policy="%s",verdict="%s"} %d', label(k), v, counts[k][v])
+    end
+  end
+  out[#out + 1] = "# HELP mpic_shadow_disagreements_total Validations where a shadow policy disagreed with the live one."
+  out[#out + 1] = "# TYPE mpic_shadow_disagreements_total counter"
+  for _, k in ipairs(keys) do
+    out[#out + 1] = string_format('mpic_shadow_disagreements_total{policy="%s"} %d', label(k), counts[k].disagree)
+  end
+  return table_concat(out, "\n") .. "\n"
+end
+
+-- Command ------------------------------------------------------------------------
+
+local USAGE = [[
+usage: mpic explain [FILE|-] [--trace ID] [--config FILE]
+  Explains one audit line: the last one of FILE, or the last one whose
+  trace_identifier is ID. Without FILE: the audit log of --config (or of
+  ./perspectives.yaml when it exists), else standard input.]]
+
+--- Pick the audit line: the last one, or the last with trace_identifier ID.
+--- Returns the decoded line or nil, reason.
+function M.pick(text, trace)
+  local last_err
+  local lines = {}
+  for l in text:gmatch("[^\n]+") do if l:find("%S") then lines[#lines + 1] = l end end
+  for i = #lines, 1, -1 do
+    local rec, err = util.json_decode(lines[i])
+    if type(rec) == "table" then
+      if not trace or rec.trace_identifier == trace then return rec end
+    elseif not trace then
+      return nil, string_format("the last line is not JSON: %s", tostring(err))
+    else
+      last_err = err
+    end
+  end
+  if trace then
+    return nil, string_format("no audit line with trace_identifier %q%s", trace,
+      last_err and (" (some lines were not JSON: " .. tostring(last_err) .. ")") or "")
+  end
+  return nil, "no audit line found"
+end
+
+function M.main(args)
+  local cli = require "mpic.cli"
+  local o, rest = cli.parse_opts(args, { trace = "value", config = "value" }, 2)
+  if not o then io_stderr:write("mpic explain: ", rest, "\n", USAGE, "\n") return 2 end
+  local file = rest[1]
+  if #rest > 1 then io_stderr:write(USAGE, "\n") return 2 end
+  if not file then
+    local cfgpath = o.config
+    if not cfgpath then
+      local f = io.open("perspectives.yaml", "r")
+      if f then f:close(); cfgpath = "perspectives.yaml" end
+    end
+    if cfgpath then
+      local cfg, err = require("mpic.config").load(cfgpath)
+      if not cfg then io_stderr:write(err, "\n") return 2 end
+      file = cfg.audit.path
+    else
+      file = "-"
+    end
+  end
+  local text
+  if file == "-" then
+    text = io.stdin:read("a") or ""
+  else
+    local f, err = io.open(file, "rb")
+    if not f then io_stderr:write("mpic explain: ", tostring(err), "\n") return 2 end
+    text = f:read("a") or ""
+    f:close()
+  end
+  local rec, err = M.pick(text, o.trace)
+  if not rec then io_stderr:write("mpic explain: ", file == "-" and "stdin" or file, ": ", err, "\n") return 2 end
+  io.write(M.audit_line(rec))
+  return 0
+end
+
+return M
