@@ -796,9 +796,22 @@ void mpic_rt_shutdown(lua_State *L)
     rt.base = NULL;
 }
 
+static void interrupt_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "interrupted");
+}
+
+/* Safe in a signal handler (lua_sethook is, by design, as in lua.c): a task
+ * busy in Lua code stops at its next instruction count with an error; a
+ * waiting one is cancelled by the loop. */
 void mpic_rt_interrupt(void)
 {
     rt.interrupted = 1;
+    struct mpic_task *t = rt.current;
+    if (t && t->co)
+        lua_sethook(t->co, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
     if (rt.base)
         event_base_loopbreak(rt.base);
 }
