@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# netns.sh up|down DIR: the namespace lab (root): a routing-level hijack.
+#
+# Namespaces (names from DIR/netns.prefix, unique per run):
+#   <p>-net    the "Internet": bridge br0 joining every other namespace
+#   <p>-vic    the victim: 203.0.113.10 (nginx :80 with the owner's http-01
+#              file) and 203.0.113.53 (knot: nsl.test, www -> 203.0.113.10)
+#   <p>-att    the attacker: 203.0.113.66 on its link and the victim's
+#              203.0.113.10 on lo (ARP only for link addresses), nginx :80
+#              without the owner's file
+#   <p>-coord  mpic: one veth per perspective, pc0 (primary) .. pc6, with
+#              source addresses 203.0.113.20 .. .26; `ip rule from <src>
+#              lookup 100+i` gives each perspective its own routing table,
+#              where 203.0.113.10 is either on-link (the victim) or via
+#              203.0.113.66 (a simulated BGP hijack: the attacker answers on
+#              the victim's address)
+# Only 203.0.113.0/24 (TEST-NET-3) is used. DIR/netns.env holds the exports.
+# Hijack a perspective i from inside <p>-coord:
+#   ip route replace 203.0.113.10 via 203.0.113.66 dev pc<i> table 10<i>
+# `down` stops every process by its pidfile and deletes every namespace
+# (which removes the veths and the bridge).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/knot.sh"
+. "$here/nginx.sh"
+
+cmd=${1:-}
+dir=${2:-}
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: netns.sh up|down DIR" >&2; exit 2; }
+PERSPECTIVES=7 # pc0 (primary) .. pc6
+OWNER_TOKEN=nsOwnerTok_0123456789abcdefghijklmn
+OWNER_KA=$OWNER_TOKEN.nsOwnerThumbprint_0123456789abcdefghij
+
+down() {
+    local p ns
+    [ -f "$dir/netns.prefix" ] || return 0
+    p=$(cat "$dir/netns.prefix")
+    nginx_stop "$dir/vic-www"
+    nginx_stop "$dir/att-www"
+    knot_stop "$dir/knot"
+    for ns in coord vic att net; do
+        ip netns del "$p-$ns" 2>/dev/null
+    done
+    return 0
+}
+
+die() { echo "netns.sh: $*" >&2; down; exit 1; }
+
+in_ns() { local ns=$1; shift; ip netns exec "$P-$ns" "$@"; }
+
+up() {
+    local i ns
+    mkdir -p "$dir" || exit 1
+    dir=$(cd "$dir" && pwd)
+    chmod 755 "$dir"
+    P=mpicl$$
+    echo "$P" >"$dir/netns.prefix"
+    for ns in net vic att coord; do
+        ip netns add "$P-$ns" || die "ip netns add $P-$ns"
+        in_ns "$ns" ip link set lo up
+    done
+    in_ns net ip link add br0 type bridge || die "bridge"
+    in_ns net ip link set br0 up
+    # victim and attacker
+    ip link add eth0 netns "$P-vic" type veth peer name nvic netns "$P-net" || die "veth vic"
+    ip link add eth0 netns "$P-att" type veth peer name natt netns "$P-net" || die "veth att"
+    for n in nvic natt; do
+        in_ns net ip link set "$n" master br0
+        in_ns net ip link set "$n" up
+    done
+    in_ns vic ip addr add 203.0.113.10/24 dev eth0
+    in_ns vic ip addr add 203.0.113.53/24 dev eth0
+    in_ns vic ip link set eth0 up
+    in_ns att sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.eth0.arp_ignore=1
+    in_ns att ip addr add 203.0.113.66/24 dev eth0
+    in_ns att ip addr add 203.0.113.10/32 dev lo
+    in_ns att ip link set eth0 up
+    # the coordinator's perspectives
+    in_ns coord sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_filter=1 \
+        net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+    for i in $(seq 0 $((PERSPECTIVES - 1))); do
+        ip link add "pc$i" netns "$P-coord" type veth peer name "np$i" netns "$P-net" || die "veth pc$i"
+        in_ns net ip link set "np$i" master br0
+        in_ns net ip link set "np$i" up
+        in_ns coord ip addr add "203.0.113.2$i/32" dev "pc$i"
+        in_ns coord ip link set "pc$i" up
+        in_ns coord ip route add 203.0.113.0/24 dev "pc$i" src "203.0.113.2$i" table "10$i"
+        in_ns coord ip rule add from "203.0.113.2$i" lookup "10$i" priority "10$i"
+    done
+    # victim DNS and web, attacker web
+    mkdir -p "$dir/zones"
+    local hash
+    hash=$(printf '%s' "$OWNER_KA" | openssl dgst -sha256 -binary | base64 -w0 | tr '+/' '-_' | tr -d '=')
+    cat >"$dir/zones/nsl.zone" <<ZONE
+\$ORIGIN nsl.test.
+\$TTL 1
+@    SOA ns.nsl.test. hostmaster.nsl.test. 1 3600 600 86400 1
+@    NS  ns.nsl.test.
+ns   A   203.0.113.53
+www  A   203.0.113.10
+_acme-challenge.www TXT "$hash"
+www  CAA 0 issue "ca.example"
+ZONE
+    in_ns vic bash -c ". '$here/knot.sh'; knot_start '$dir/knot' 203.0.113.53 53 '$dir/zones/nsl.zone'" ||
+        die "knot (victim) did not start"
+    # wait (<= 5 s) until every perspective reaches the victim's DNS address
+    for i in $(seq 0 $((PERSPECTIVES - 1))); do
+        local ok=0 k
+        for k in $(seq 1 25); do
+            if in_ns coord kdig -b "203.0.113.2$i" @203.0.113.53 +timeout=1 +retry=0 SOA nsl.test 2>/dev/null | grep -q 'status: NOERROR'; then ok=1; break; fi
+            sleep 0.2
+        done
+        [ $ok = 1 ] || die "perspective pc$i cannot reach 203.0.113.53"
+    done
+
+    local who
+    for who in vic att; do
+        mkdir -p "$dir/$who-www/root/.well-known/acme-challenge"
+        cat >"$dir/$who-www/nginx.conf" <<CONF
+worker_processes 1;
+pid nginx.pid;
+error_log error.log warn;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path tmp/body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    default_type text/plain;
+    server { listen 203.0.113.10:80; root root; }
+}
+CONF
+    done
+    printf '%s' "$OWNER_KA" >"$dir/vic-www/root/.well-known/acme-challenge/$OWNER_TOKEN"
+    printf 'attacker' >"$dir/att-www/root/index.html"
+    chmod -R a+rX "$dir"
+    in_ns vic bash -c ". '$here/nginx.sh'; nginx_start '$dir/vic-www' '$dir/vic-www/nginx.conf' http://203.0.113.10/" ||
+        die "nginx (victim) did not start"
+    in_ns att bash -c ". '$here/nginx.sh'; nginx_start '$dir/att-www' '$dir/att-www/nginx.conf' http://203.0.113.10/" ||
+        die "nginx (attacker) did not start"
+
+    cat >"$dir/netns.env" <<ENV
+export MPIC_NETNS_DIR=$dir
+export MPIC_NETNS_PREFIX=$P
+export MPIC_NETNS_COORD=$P-coord
+export MPIC_NETNS_PERSPECTIVES=$PERSPECTIVES
+export MPIC_NETNS_DNS=203.0.113.53:53
+export MPIC_NETNS_VICTIM=203.0.113.10
+export MPIC_NETNS_ATTACKER=203.0.113.66
+export MPIC_NETNS_OWNER_TOKEN=$OWNER_TOKEN
+export MPIC_NETNS_OWNER_KA=$OWNER_KA
+ENV
+}
+
+case "$cmd" in
+up)
+    [ "$(id -u)" = 0 ] || { echo "netns.sh: needs root" >&2; exit 77; }
+    up
+    ;;
+down) down ;;
+*) echo "usage: netns.sh up|down DIR" >&2; exit 2 ;;
+esac
