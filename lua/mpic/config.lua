@@ -69,7 +69,7 @@ function checkers.number(node, v, path, errs)
   if type(v) ~= "number" or v ~= v then errs[#errs + 1] = { path, "expected number, got " .. typename(v) }
   else range(node, v, path, errs) end
 end
-function checkers.bool(node, v, path, errs)
+function checkers.bool(_, v, path, errs)
   if type(v) ~= "boolean" then errs[#errs + 1] = { path, "expected boolean, got " .. typename(v) } end
 end
 function checkers.list(node, v, path, errs)
@@ -90,7 +90,8 @@ function checkers.map(node, v, path, errs)
 end
 function checkers.record(node, v, path, errs)
   if type(v) ~= "table" or (#v > 0) then
-    errs[#errs + 1] = { path ~= "" and path or "(top level)", "expected mapping, got " .. (type(v) == "table" and "list" or typename(v)) }
+    local got = type(v) == "table" and "list" or typename(v)
+    errs[#errs + 1] = { path ~= "" and path or "(top level)", "expected mapping, got " .. got }
     return
   end
   local keys = {}
@@ -188,7 +189,8 @@ local function semantic(cfg, errs)
   for i, p in ipairs(cfg.perspectives) do
     local path = join("perspectives", i)
     if ids[p.id] then
-      errs[#errs + 1] = { path .. ".id", string_format("duplicate perspective id %q (also perspectives[%d])", p.id, ids[p.id] - 1) }
+      errs[#errs + 1] = { path .. ".id",
+        string_format("duplicate perspective id %q (also perspectives[%d])", p.id, ids[p.id] - 1) }
     end
     ids[p.id] = i
     if p.resolvers and p.agent then

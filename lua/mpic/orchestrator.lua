@@ -22,8 +22,8 @@ local select_mod = require "mpic.select"
 local quorum = require "mpic.quorum"
 
 local M = {}
-local type, pairs, ipairs, tostring, string_format, os_date, os_time =
-  type, pairs, ipairs, tostring, string.format, os.date, os.time
+local type, ipairs, tostring, string_format, os_date, os_time =
+  type, ipairs, tostring, string.format, os.date, os.time
 
 -- Per-configuration context (policy, shadow policies, challenge registry),
 -- built once per loaded configuration.
@@ -61,10 +61,6 @@ end
 --- Drop cached contexts (after a reload).
 function M.reset() contexts = setmetatable({}, { __mode = "k" }) end
 
-local function registry_view(cfg)
-  local list = perspectives.list()
-  return list
-end
 
 local function error_result(kind, msg, check_type)
   return { passed = false, completed = false, details = {},
@@ -77,7 +73,7 @@ local function run_check(ctx, req, pid, deadline_ms)
 end
 
 --- The real check of one perspective (local probe or remote agent).
-function M.check_from(ctx, req, pid, deadline_ms)
+function M.check_from(_, req, pid, deadline_ms)
   local p = perspectives.get(pid)
   local t0 = mpic.now()
   local res
@@ -308,7 +304,7 @@ function M.validate(raw, opts)
   local first = req.cohort or 1
   for a = first, first + req.max_attempts - 1 do
     local rng = select_mod.new_rng(seed)
-    local ids, why = ctx.policy:select(registry_view(cfg), req.target_text, req.perspective_count, a, rng)
+    local ids, why = ctx.policy:select(perspectives.list(), req.target_text, req.perspective_count, a, rng)
     if not ids then
       if #attempts == 0 then
         return { error = string_format("The coordinator could not construct a cohort of size %d: %s",

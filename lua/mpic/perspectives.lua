@@ -3,7 +3,7 @@
 -- (its own DNS resolver channel, source addresses, interface, User-Agent).
 -- Health and latency are tracked per perspective for selection policies.
 local M = {}
-local error, ipairs, pairs, type, tostring, setmetatable = error, ipairs, pairs, type, tostring, setmetatable
+local error, ipairs, pairs, tostring, setmetatable = error, ipairs, pairs, tostring, setmetatable
 local string_format = string.format
 
 local state = { cfg = nil, list = {}, by_id = {}, probes = {}, health = {} }

@@ -156,9 +156,10 @@ function M.validate(req, ctx)
   end
   out.perspective_count, out.quorum_count, out.max_attempts, out.cohort = n, q, attempts, cohort
   out.echo_orchestration = not is_null(req.orchestration_parameters) and req.orchestration_parameters or nil
-  out.required = q or quorum.effective(n, nil)
 
   if #issues > 0 then return nil, issues end
+  -- only now is n known to be a valid perspective count (quorum raises otherwise)
+  out.required = q or quorum.effective(n, nil)
   return out
 end
 

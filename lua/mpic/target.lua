@@ -12,7 +12,7 @@
 local M = {}
 
 local type, tostring, tonumber, pcall, require, ipairs = type, tostring, tonumber, pcall, require, ipairs
-local concat, insert = table.concat, table.insert
+local concat = table.concat
 local sfmt, schar, sbyte = string.format, string.char, string.byte
 local utf8 = utf8
 

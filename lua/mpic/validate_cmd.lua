@@ -7,7 +7,7 @@ local cli = require "mpic.cli"
 local report = require "mpic.report"
 
 local M = {}
-local io_stderr, string_format = io.stderr, string.format
+local io_stderr = io.stderr
 
 local USAGE = [==[
 usage: mpic validate [--config FILE] (--request FILE|- | --check dcv|caa --target T

@@ -60,9 +60,10 @@ function M.check(target, params, probe)
   end
   local domains = params.caa_domains
   if type(domains) ~= "table" or #domains == 0 then domains = cfg.caa_domains or {} end
-  local found, kind, detail, at = caa.find_relevant(probe.dns, target.value)
+  local found, kind, detail = caa.find_relevant(probe.dns, target.value)
   if not found and params.allow_lookup_failure == true and RETRYABLE[kind] then
     -- §1.7: one more attempt, then permission only with a proof that the zone is Insecure.
+    local at
     found, kind, detail, at = caa.find_relevant(probe.dns, target.value)
     if not found and RETRYABLE[kind] then
       local proof = type(probe.dnssec_insecure) == "function" and probe.dnssec_insecure(at)

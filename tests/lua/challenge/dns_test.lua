@@ -3,7 +3,7 @@ local T = require "mpic.testing"
 local F = require "fake"
 local target = require "mpic.target"
 local util = require "mpic.core.util"
-local case, eq, ok = T.case, T.eq, T.ok
+local case, eq = T.case, T.eq
 
 local function ch(name) return require("mpic.challenge." .. name) end
 local function tgt(s) return assert(target.normalise(s, {allow_reserved = true})) end

@@ -5,7 +5,8 @@
 -- zone[name] = {TXT = {rdata...}, CAA = {...}, A = {...}, cname = "target.",
 --               fail = {"servfail", "detail"}, nxdomain = true}
 -- A name missing from the zone answers NXDOMAIN (or NODATA with
--- spec.missing = "nodata"); a present name without the type answers NODATA. CNAMEs are followed (as a resolver does) and listed in
+-- spec.missing = "nodata"); a present name without the type answers NODATA.
+-- CNAMEs are followed (as a resolver does) and listed in
 -- cname_chain; a CNAME-type query returns the CNAME itself.
 local F = {}
 

@@ -3,7 +3,7 @@ local T = require "mpic.testing"
 local F = require "fake"
 local target = require "mpic.target"
 local util = require "mpic.core.util"
-local case, eq, ok = T.case, T.eq, T.ok
+local case, eq = T.case, T.eq
 
 local function tgt(s) return assert(target.normalise(s, {allow_reserved = true})) end
 local function run(method, tname, params, routes)
@@ -84,7 +84,6 @@ case("http01_token_with_path_characters_rejected", function()
 end)
 
 -- website-change
-local W = "http://example.com/.well-known/pki-validation/validation-doc.txt"
 local function wc(body, extra, status)
   local p = {challenge_value = "challenge-value", http_token_path = "validation-doc.txt"}
   for k, v in pairs(extra or {}) do p[k] = v end

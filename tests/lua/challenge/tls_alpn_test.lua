@@ -4,7 +4,7 @@ local F = require "fake"
 local target = require "mpic.target"
 local util = require "mpic.core.util"
 local alpn = require "mpic.challenge.acme-tls-alpn-01"
-local case, eq, ok = T.case, T.eq, T.ok
+local case, eq = T.case, T.eq
 
 local KA = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
 local DIGEST = util.sha256(KA)

@@ -167,7 +167,7 @@ end)
 case("task_to_be_closed_variable_closed_on_cancel", function()
   local closed = false
   local t = mpic.spawn(function()
-    local guard <close> = setmetatable({}, { __close = function() closed = true end })
+    local _ <close> = setmetatable({}, { __close = function() closed = true end })
     mpic.sleep(100000)
   end)
   mpic.sleep(1)

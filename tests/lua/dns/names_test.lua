@@ -61,6 +61,7 @@ case("dns_query_invalid_name_is_invalid_target", function()
   eq(kind, "invalid_target")
   contains(detail, "empty label")
   res, kind = r:query(string.rep("x", 70) .. ".test", "TXT")
+  eq(res, nil)
   eq(kind, "invalid_target")
 end)
 

@@ -267,7 +267,7 @@ end)
 
 case("fetch_redirect_to_invalid_name_and_port_8080_cite_url", function()
   local r, kind, detail, history = redirect_to("http://invalid.invalid/path")
-  eq(kind, "redirect"); eq(detail, TLD); eq(history[1].url, "http://invalid.invalid/path")
+  eq(r, nil); eq(kind, "redirect"); eq(detail, TLD); eq(history[1].url, "http://invalid.invalid/path")
   r, kind, detail, history = redirect_to("http://example.com:8080/path")
   eq(r, nil); eq(kind, "redirect"); contains(detail, "not 8080")
   eq(history[1].url, "http://example.com:8080/path")
@@ -288,7 +288,7 @@ end)
 case("fetch_source_address_per_family", function()
   local seen = {}
   local env = net(PUB, {})
-  env.get = function(url, o) seen[#seen + 1] = o.source_ip; return nil, "connect", "refused" end
+  env.get = function(_, o) seen[#seen + 1] = o.source_ip; return nil, "connect", "refused" end
   fetch.fetch("http://example.com/", { source_ipv4 = "192.0.2.10", source_ipv6 = "2001:db8::10" }, env)
   eq(seen, { "2001:db8::10", "192.0.2.10" })
 end)
