@@ -657,9 +657,11 @@ int mpic_http_start(struct mpic_http *h, const struct mpic_http_opts *o, mpic_ht
     if (!l)
         goto fail;
     q->hdrs = l;
-    if (!(l = curl_slist_append(q->hdrs, "Connection: close")))
-        goto fail;
-    q->hdrs = l;
+    if (!o->keepalive) {
+        if (!(l = curl_slist_append(q->hdrs, "Connection: close")))
+            goto fail;
+        q->hdrs = l;
+    }
     if (o->connect_ip) {
         /* any host, any port -> this address, same port: curl never resolves */
         if (o->connect_port > 0 && o->connect_port < 65536)
@@ -685,8 +687,9 @@ int mpic_http_start(struct mpic_http *h, const struct mpic_http_opts *o, mpic_ht
     SETOPT(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     SETOPT(CURLOPT_SSL_VERIFYPEER, o->verify_tls ? 1L : 0L);
     SETOPT(CURLOPT_SSL_VERIFYHOST, o->verify_tls ? 2L : 0L);
-    SETOPT(CURLOPT_FORBID_REUSE, 1L);
-    SETOPT(CURLOPT_FRESH_CONNECT, 1L);
+    /* probes never share a connection; the agent channel may keep one */
+    SETOPT(CURLOPT_FORBID_REUSE, o->keepalive ? 0L : 1L);
+    SETOPT(CURLOPT_FRESH_CONNECT, o->keepalive ? 0L : 1L);
     SETOPT(CURLOPT_PATH_AS_IS, 1L);
     SETOPT(CURLOPT_HTTPHEADER, q->hdrs);
     if (q->connect_to)
@@ -708,6 +711,32 @@ int mpic_http_start(struct mpic_http *h, const struct mpic_http_opts *o, mpic_ht
     } else if (o->interface) {
         snprintf(tmp, sizeof tmp, "if!%s", o->interface);
         SETOPT(CURLOPT_INTERFACE, tmp);
+    }
+    if (o->method && strcmp(o->method, "GET") != 0) {
+        if (strcmp(o->method, "POST") == 0)
+            SETOPT(CURLOPT_POST, 1L);
+        else if (strcmp(o->method, "HEAD") == 0)
+            SETOPT(CURLOPT_NOBODY, 1L);
+        else
+            SETOPT(CURLOPT_CUSTOMREQUEST, o->method);
+    }
+    if (o->body || (o->method && strcmp(o->method, "POST") == 0)) {
+        /* always give the body: a POST without one would read stdin */
+        SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(o->body ? o->body_len : 0));
+        SETOPT(CURLOPT_COPYPOSTFIELDS, o->body ? o->body : "");
+    }
+    if (o->ca_file) {
+        SETOPT(CURLOPT_CAINFO, o->ca_file);
+        SETOPT(CURLOPT_CAPATH, (char *)NULL);
+    }
+    if (!!o->cert_file != !!o->key_file) {
+        snprintf(errbuf, errlen, "a client certificate needs both cert_file and key_file");
+        rc = -EINVAL;
+        goto fail;
+    }
+    if (o->cert_file) {
+        SETOPT(CURLOPT_SSLCERT, o->cert_file);
+        SETOPT(CURLOPT_SSLKEY, o->key_file);
     }
     SETOPT(CURLOPT_HEADERFUNCTION, on_header);
     SETOPT(CURLOPT_HEADERDATA, q);

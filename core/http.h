@@ -28,6 +28,15 @@ struct mpic_http_opts {
     const char *source_ip;   /* bind address, or NULL */
     const char *interface;   /* bind interface name, or NULL */
     int verify_tls;          /* 0: certificates are not verified */
+    /* requests other than a plain GET (the agent channel) */
+    const char *method;    /* NULL: GET; "POST", ... */
+    const char *body;      /* request body (copied at start), or NULL */
+    size_t body_len;
+    const char *ca_file;   /* PEM: verify the server against this CA only (with verify_tls) */
+    const char *cert_file; /* PEM client certificate (mutual TLS), with key_file */
+    const char *key_file;
+    int keepalive;         /* 1: the connection may be reused by a later keepalive
+                              request (never by a probe, which always connects afresh) */
 };
 
 struct mpic_http_header {

@@ -1,7 +1,10 @@
 /*
  * lua_http.c: the Lua module "mpic.core.http". Provides
  *   get(url, opts)          one yielding HTTP(S) hop (http.c) -> result table
- *                           or nil, kind, detail
+ *                           or nil, kind, detail; opts.method/body/ca/cert/key
+ *                           make it any request, with mutual TLS, and
+ *                           opts.keepalive lets it reuse a connection (agent channel)
+ *   request(url, opts)      the same function under a neutral name
  *   is_reserved(ip)         true, "[RFC1918]: Private-Use" | false (netaddr.c)
  *   parse_ip(text)          normalised text, family (4|6) | nil
  *   psl_icann_suffix(host)  the host's ICANN public suffix | nil, reason
@@ -190,6 +193,24 @@ static int l_get(lua_State *L)
             luaL_error(L, "http.get: opts.verify_tls must be a boolean");
         o.verify_tls = lua_toboolean(L, -1);
         lua_pop(L, 1);
+        o.method = opt_string(L, 2, "method");
+        if (o.method && strcmp(o.method, "GET") != 0 && strcmp(o.method, "POST") != 0 &&
+            strcmp(o.method, "HEAD") != 0 && strcmp(o.method, "PUT") != 0 &&
+            strcmp(o.method, "DELETE") != 0)
+            luaL_error(L, "http.get: opts.method must be GET, POST, HEAD, PUT or DELETE");
+        if (lua_getfield(L, 2, "body") != LUA_TNIL) {
+            if (lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "http.get: opts.body must be a string");
+            o.body = lua_tolstring(L, -1, &o.body_len); /* anchored in opts */
+        }
+        lua_pop(L, 1);
+        o.ca_file = opt_string(L, 2, "ca");
+        o.cert_file = opt_string(L, 2, "cert");
+        o.key_file = opt_string(L, 2, "key");
+        if (lua_getfield(L, 2, "keepalive") != LUA_TNIL && !lua_isboolean(L, -1))
+            luaL_error(L, "http.get: opts.keepalive must be a boolean");
+        o.keepalive = lua_toboolean(L, -1);
+        lua_pop(L, 1);
         o.headers = lines;
         o.n_headers = collect_headers(L, 2, lines, 3);
     }
@@ -317,6 +338,7 @@ int luaopen_mpic_http(lua_State *L)
 {
     static const luaL_Reg fns[] = {
         {"get", l_get},
+        {"request", l_get},
         {"parse_ip", l_parse_ip},
         {"is_reserved", l_is_reserved},
         {"psl_icann_suffix", l_psl_icann_suffix},

@@ -1,0 +1,266 @@
+-- mpic.serve: the coordinator service (`mpic serve`), and the request loop
+-- shared with the agent (M.run_loop).
+--
+-- POST /mpic answers the Open MPIC API through mpic.orchestrator (200, 400
+-- and 500 bodies as it returns them). GET /healthz, GET /metrics
+-- (Prometheus text). Optional TLS, optional bearer token / x-api-key and
+-- optional client certificates for API clients. Remote perspectives' agents
+-- are health-checked every few seconds (GET /healthz over mutual TLS) and
+-- the result feeds the perspective registry, so that selection skips agents
+-- that are down. SIGTERM: stop accepting, finish the validations in flight,
+-- exit 0. SIGHUP: reload the configuration, policies and challenge types;
+-- a reload that does not load is refused and the running set is kept.
+local mpic = require "mpic"
+local util = require "mpic.core.util"
+local server = require "mpic.core.server"
+
+local M = {}
+local io_stderr, os_date = io.stderr, os.date
+local pcall, type, tostring, ipairs, pairs, tonumber = pcall, type, tostring, ipairs, pairs, tonumber
+local string_format = string.format
+
+local JSON = { ["Content-Type"] = "application/json" }
+
+local function log(fmt, ...)
+  io_stderr:write(os_date("!%Y-%m-%dT%H:%M:%SZ "), string_format(fmt, ...), "\n")
+end
+M.log = log
+
+local function encode(v)
+  local s, err = util.json_encode(v)
+  if not s then return '{"error":"response encoding failed: ' .. tostring(err):gsub('["\\]', "") .. '"}' end
+  return s .. "\n"
+end
+M.encode = encode
+
+--- "ADDR:PORT" / "[v6]:PORT" -> address, port (or nil, message).
+function M.parse_listen(s)
+  if type(s) ~= "string" then return nil, "--listen ADDR:PORT is required" end
+  local a, p = s:match("^%[(.-)%]:(%d+)$")
+  if not a then a, p = s:match("^([^:]+):(%d+)$") end
+  p = tonumber(p)
+  if not a or not p or p > 65535 then return nil, "bad --listen value " .. s .. " (ADDR:PORT)" end
+  return a, p
+end
+
+--[[ Run handler(req) -> status, headers, body for every request of srv,
+each as its own task. Returns when the server stops accepting, after the
+requests in flight have been answered (or drain_ms passed). A handler that
+raises gets a 500; on_answer(req, status, ms) is called after each answer. ]]
+function M.run_loop(srv, handler, opts)
+  opts = opts or {}
+  local live, nlive = {}, 0
+  local function serve_one(req, self_ref)
+    local t0 = mpic.now()
+    local ok, status, headers, body = pcall(handler, req)
+    if not ok then
+      log("handler error on %s %s: %s", tostring(req.method), tostring(req.path), tostring(status))
+      status, headers, body = 500, JSON, encode({ error = "internal error" })
+    end
+    req:respond(status, headers, body)
+    if opts.on_answer then pcall(opts.on_answer, req, status, mpic.now() - t0) end
+    local t = self_ref[1]
+    if t and live[t] then live[t] = nil; nlive = nlive - 1 end
+  end
+  while true do
+    local req = srv:next()
+    if not req then break end
+    local ref = {}
+    local t = mpic.spawn(serve_one, req, ref)
+    if t:status() ~= "done" and t:status() ~= "error" then
+      ref[1] = t
+      live[t] = true
+      nlive = nlive + 1
+    end
+  end
+  if nlive > 0 then
+    local tasks = {}
+    for t in pairs(live) do tasks[#tasks + 1] = t end
+    mpic.wait_all(tasks, opts.drain_ms or 30000)
+  end
+  -- let the last answers reach their clients before the server is freed
+  local until_ms = mpic.now() + 2000
+  while srv:sending() > 0 and mpic.now() < until_ms do mpic.sleep(10) end
+end
+
+--[[ Watch SIGTERM / SIGHUP: on TERM, stop accepting (run_loop then drains
+and returns); on HUP, call on_hup(). ]]
+function M.watch_signals(srv, on_hup)
+  local sig = server.signals({ "TERM", "HUP", "INT" })
+  local stopping = false
+  return mpic.spawn(function()
+    while true do
+      local name = sig:next()
+      if not name then return end
+      if name == "HUP" and on_hup then
+        local ok, err = pcall(on_hup)
+        if not ok then log("reload failed: %s", tostring(err)) end
+      elseif (name == "TERM" or name == "INT") and not stopping then
+        stopping = true
+        log("SIG%s: no new requests; finishing %d in flight", name, srv:inflight())
+        srv:stop_accepting()
+      end -- a repeated TERM changes nothing: the drain is bounded
+    end
+  end)
+end
+
+-- Coordinator ------------------------------------------------------------------
+
+local function reload(path)
+  local config = require "mpic.config"
+  local policy = require "mpic.policy"
+  local challenges = require "mpic.challenges"
+  local cfg, err = config.load(path)
+  if not cfg then return nil, err end
+  local pol, perr = policy.load(cfg.policy)
+  if not pol then return nil, perr end
+  for _, sp in ipairs(cfg.shadow_policies or {}) do
+    local ok, serr = policy.load(sp)
+    if not ok then return nil, "shadow " .. tostring(serr) end
+  end
+  local folders = { challenges.builtin_folder() }
+  for _, d in ipairs(cfg.challenge_dirs or {}) do folders[#folders + 1] = d end
+  local reg = challenges.load(folders)
+  if #reg.errors > 0 then return nil, challenges.format_errors(reg) end
+  -- everything loads: switch. Validations in flight keep their context.
+  require("mpic.perspectives").configure(cfg)
+  mpic.config = cfg
+  require("mpic.orchestrator").reset()
+  local ctx, cerr = require("mpic.orchestrator").context()
+  if not ctx then return nil, cerr end
+  return cfg
+end
+M.reload = reload
+
+local function authorised(req, opts)
+  if not opts.token then return true end
+  local h = req.headers
+  local bearer = h.authorization and h.authorization:match("^[Bb]earer%s+(.-)%s*$")
+  return bearer == opts.token or h["x-api-key"] == opts.token
+end
+
+local KNOWN_PATHS = { ["/mpic"] = true, ["/healthz"] = true, ["/metrics"] = true }
+
+local function coordinator_handler(opts)
+  local metrics = require "mpic.metrics"
+  local orchestrator = require "mpic.orchestrator"
+  local in_flight = 0
+  return function(req)
+    local path, method = req.path, req.method
+    local status, headers, body
+    if path == "/healthz" and (method == "GET" or method == "HEAD") then
+      status, headers, body = 200, JSON, encode({ status = "healthy" })
+    elseif path == "/metrics" and method == "GET" then
+      metrics.inflight(in_flight)
+      status, headers, body = 200, { ["Content-Type"] = "text/plain; version=0.0.4" }, metrics.render()
+    elseif path == "/mpic" then
+      if method ~= "POST" then
+        status, headers, body = 405, { ["Content-Type"] = "application/json", Allow = "POST" },
+          encode({ error = "method not allowed; use POST" })
+      elseif not authorised(req, opts) then
+        status, headers, body = 401, { ["Content-Type"] = "application/json", ["WWW-Authenticate"] = "Bearer" },
+          encode({ error = "unauthorized" })
+      else
+        local raw, jerr = util.json_decode(req.body)
+        local resp
+        if raw == nil then
+          resp, status = { error = "request-validation-failed", validation_issues = {
+            { issue_type = "invalid-json", message = "the body is not valid JSON: " .. tostring(jerr) } } }, 400
+        else
+          in_flight = in_flight + 1
+          local ok, r, st = pcall(orchestrator.validate, raw)
+          in_flight = in_flight - 1
+          if ok then resp, status = r, st
+          else
+            log("validation error: %s", tostring(r))
+            resp, status = { error = "internal error during validation" }, 500
+          end
+          metrics.validation(resp, status, raw)
+        end
+        headers, body = JSON, encode(resp)
+      end
+    else
+      status, headers, body = 404, JSON, encode({ error = "not found" })
+    end
+    metrics.request(KNOWN_PATHS[path] and path or "other", status)
+    return status, headers, body
+  end
+end
+
+--- One round of agent health checks (GET <url>/healthz over mutual TLS).
+function M.check_agents(timeout_ms)
+  local perspectives = require "mpic.perspectives"
+  local metrics = require "mpic.metrics"
+  local client = require "mpic.agent_client"
+  local cfg = perspectives.config()
+  if not cfg then return end
+  local tasks = {}
+  for _, p in ipairs(cfg.perspectives) do
+    if p.agent then
+      tasks[#tasks + 1] = mpic.spawn(function()
+        local t0 = mpic.now()
+        local ok = client.healthy(p, timeout_ms)
+        local ms = mpic.now() - t0
+        if perspectives.get(p.id) == p then perspectives.record(p.id, ms, ok) end
+        metrics.agent_health(p.id, ok, ms)
+      end)
+    end
+  end
+  if #tasks > 0 then mpic.wait_all(tasks, timeout_ms + 1000) end
+end
+
+local USAGE = "usage: mpic serve --config FILE --listen ADDR:PORT [--tls-cert F --tls-key F] [--client-ca F]\n"
+  .. "                  [--token T] [--max-inflight N] [--max-body BYTES] [--health-interval S]"
+
+function M.main(args)
+  local cli = require "mpic.cli"
+  local opts, err = cli.parse_opts(args, {
+    config = "value", listen = "value", ["tls-cert"] = "value", ["tls-key"] = "value",
+    ["client-ca"] = "value", token = "value", ["max-inflight"] = "value", ["max-body"] = "value",
+    ["health-interval"] = "value", ["drain-ms"] = "value",
+  }, 2)
+  if not opts then io_stderr:write("mpic serve: ", err, "\n", USAGE, "\n") return 2 end
+  local addr, port = M.parse_listen(opts.listen)
+  if not addr then io_stderr:write("mpic serve: ", port, "\n", USAGE, "\n") return 2 end
+  if (opts["tls-cert"] == nil) ~= (opts["tls-key"] == nil) or (opts["client-ca"] and not opts["tls-cert"]) then
+    io_stderr:write("mpic serve: --tls-cert and --tls-key go together; --client-ca needs them\n") return 2
+  end
+  local path = opts.config or "perspectives.yaml"
+  local cfg, cerr = mpic.load_config(path)
+  if not cfg then io_stderr:write(cerr, "\n") return 2 end
+  local ctx, xerr = require("mpic.orchestrator").context()
+  if not ctx then io_stderr:write(tostring(xerr), "\n") return 2 end
+  if opts.token == nil then opts.token = os.getenv("MPIC_API_TOKEN") end
+
+  local tls
+  if opts["tls-cert"] then
+    tls = { cert = opts["tls-cert"], key = opts["tls-key"], client_ca = opts["client-ca"],
+            require_client_cert = opts["client-ca"] ~= nil }
+  end
+  local srv, kind, detail = server.listen({ address = addr, port = port, tls = tls,
+    max_inflight = tonumber(opts["max-inflight"]) or 1000, max_body = tonumber(opts["max-body"]) or 1048576 })
+  if not srv then io_stderr:write("mpic serve: ", tostring(kind), ": ", tostring(detail), "\n") return 2 end
+  log("mpic serve: %s, %d perspectives, listening on %s:%d%s", cfg.file, #cfg.perspectives, addr, srv:port(),
+    tls and " (TLS)" or "")
+
+  local metrics = require "mpic.metrics"
+  M.watch_signals(srv, function()
+    local ncfg, rerr = reload(path)
+    metrics.reload(ncfg ~= nil)
+    if ncfg then log("SIGHUP: reloaded %s", path)
+    else log("SIGHUP: reload refused, keeping the running configuration: %s", tostring(rerr)) end
+  end)
+  local interval = (tonumber(opts["health-interval"]) or 10) * 1000
+  mpic.spawn(function()
+    while true do
+      M.check_agents(2000)
+      mpic.sleep(interval)
+    end
+  end)
+  M.run_loop(srv, coordinator_handler(opts), { drain_ms = tonumber(opts["drain-ms"]) or 30000 })
+  srv:close()
+  log("mpic serve: stopped")
+  return 0
+end
+
+return M
