@@ -41,7 +41,8 @@ local function build_context(cfg)
     if not sp then return nil, "shadow " .. serr end
     shadows[#shadows + 1] = sp
   end
-  return { cfg = cfg, registry = registry, policy = pol, shadows = shadows }
+  return { cfg = cfg, registry = registry, policy = pol, shadows = shadows,
+           persp = perspectives.snapshot() }
 end
 
 --- The context for the current configuration (raises when none is loaded).
@@ -73,8 +74,9 @@ local function run_check(ctx, req, pid, deadline_ms)
 end
 
 --- The real check of one perspective (local probe or remote agent).
-function M.check_from(_, req, pid, deadline_ms)
-  local p = perspectives.get(pid)
+function M.check_from(ctx, req, pid, deadline_ms)
+  local st = ctx.persp
+  local p = perspectives.get(pid, st)
   local t0 = mpic.now()
   local res
   if p.agent then
@@ -87,7 +89,7 @@ function M.check_from(_, req, pid, deadline_ms)
     end
   else
     local r, kind, msg = mpic.with_timeout(deadline_ms, function()
-      return challenges.run(req.challenge, req.target, req.params, perspectives.probe(pid))
+      return challenges.run(req.challenge, req.target, req.params, perspectives.probe(pid, st))
     end)
     if r then
       res = r
@@ -97,7 +99,7 @@ function M.check_from(_, req, pid, deadline_ms)
     end
   end
   local ms = mpic.now() - t0
-  perspectives.record(pid, ms, res.completed)
+  perspectives.record(pid, ms, res.completed, st)
   res.elapsed_ms = ms
   res.timestamp_ns = util.time_ns()
   return res
@@ -125,15 +127,16 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
   local per_check = cfg.defaults.timeout_ms
   local slots = {}
   for i, id in ipairs(ids) do
-    local p = perspectives.get(id)
+    local p = perspectives.get(id, ctx.persp)
     slots[i] = { id = id, rir = p.rir }
   end
-  local primary_slot = cfg.primary and { id = cfg.primary, rir = perspectives.get(cfg.primary).rir } or nil
+  local primary_slot = cfg.primary and { id = cfg.primary, rir = perspectives.get(cfg.primary, ctx.persp).rir } or nil
   local pol = ctx.policy
   local running = {}
   local function start(slot)
     local remaining = deadline_at - mpic.now()
     if remaining < 1 then remaining = 1 end
+    slot.started = mpic.now()
     slot.task = mpic.spawn(runner, ctx, req, slot.id, remaining < per_check and remaining or per_check)
     running[#running + 1] = slot
   end
@@ -181,6 +184,7 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
     s.result = error_result(req.check_type == "caa" and "mpic_error:caa_checker:lookup" or "mpic_error:coordinator:remote_check",
       verdict ~= "undecided" and "cancelled after outcome decided" or "validation deadline exceeded")
     s.cancelled = true
+    s.result.elapsed_ms = mpic.now() - s.started
   end
   for _, s in ipairs(slots) do
     if not s.result then -- never started (primary-first gate closed)
@@ -217,11 +221,11 @@ end
 -- The validated value for the audit log (SC-099).
 local VALUE_KEYS = { "key_authorization_hash", "key_authorization", "challenge_value",
                      "expected_account_uri", "caa_domains" }
-local function expected_value(req)
+local function expected_value(ctx, req)
   for _, k in ipairs(VALUE_KEYS) do
     if req.params[k] ~= nil then return req.params[k] end
   end
-  if req.check_type == "caa" then return perspectives.config().issuer.caa_domains end
+  if req.check_type == "caa" then return ctx.cfg.issuer.caa_domains end
   return util.null
 end
 
@@ -255,7 +259,7 @@ local function audit(ctx, req, attempts, final, response, shadows)
     ts = os_date("!%Y-%m-%dT%H:%M:%SZ"), trace_identifier = req.trace_identifier or util.null,
     target = req.target_text, adn = req.target.value ~= req.target_text and req.target.value or nil,
     check_type = req.check_type, validation_method = req.method,
-    br_section = req.challenge.br_section, expected_value = expected_value(req),
+    br_section = req.challenge.br_section, expected_value = expected_value(ctx, req),
     attempt = #attempts, attempts = att_lines, perspectives = last.perspectives,
     quorum = last.quorum, passed_rirs = last.passed_rirs, policy = ctx.policy.path,
     policy_sha256 = ctx.policy.sha256, is_valid = response.is_valid, reason = final.reason,
@@ -304,7 +308,7 @@ function M.validate(raw, opts)
   local first = req.cohort or 1
   for a = first, first + req.max_attempts - 1 do
     local rng = select_mod.new_rng(seed)
-    local ids, why = ctx.policy:select(perspectives.list(), req.target_text, req.perspective_count, a, rng)
+    local ids, why = ctx.policy:select(perspectives.list(ctx.persp), req.target_text, req.perspective_count, a, rng)
     if not ids then
       if #attempts == 0 then
         return { error = string_format("The coordinator could not construct a cohort of size %d: %s",

@@ -3,48 +3,70 @@
 -- (its own DNS resolver channel, source addresses, interface, User-Agent).
 -- Health and latency are tracked per perspective for selection policies.
 local M = {}
-local error, ipairs, pairs, tostring, setmetatable = error, ipairs, pairs, tostring, setmetatable
+local error, ipairs, tostring, setmetatable = error, ipairs, tostring, setmetatable
 local string_format = string.format
 
+-- A registry state belongs to one configuration. Reloading makes a new one;
+-- validations in flight keep the state they started with (M.snapshot), and
+-- the old resolvers are released by the garbage collector once no check
+-- uses them any more.
 local state = { cfg = nil, list = {}, by_id = {}, probes = {}, health = {} }
 
 function M.configure(cfg)
-  for _, p in pairs(state.probes) do if p.close then p.close() end end
   state = { cfg = cfg, list = {}, by_id = {}, probes = {}, health = {} }
   for _, p in ipairs(cfg.perspectives) do
     state.list[#state.list + 1] = p
     state.by_id[p.id] = p
-    state.health[p.id] = { healthy = true, latency_ms = nil, checks = 0, failures = 0 }
+    state.health[p.id] = { latency_ms = nil, checks = 0, failures = 0, last_failure = nil }
   end
 end
 
 function M.config() return state.cfg end
 
+--- The current registry state, for a validation to keep across reloads.
+function M.snapshot() return state end
+
 --- Plain copies of the perspectives with their health, for policies and display.
-function M.list()
+function M.list(st)
+  st = st or state
   local out = {}
-  for _, p in ipairs(state.list) do
-    local h = state.health[p.id]
+  for _, p in ipairs(st.list) do
+    local h = st.health[p.id]
     out[#out + 1] = {
       id = p.id, rir = p.rir, location = { lat = p.location.lat, lon = p.location.lon },
-      provider = p.provider, remote = p.agent ~= nil, is_primary = state.cfg.primary == p.id,
-      healthy = h.healthy, latency_ms = h.latency_ms,
+      provider = p.provider, remote = p.agent ~= nil, is_primary = st.cfg.primary == p.id,
+      healthy = M.healthy(h), latency_ms = h.latency_ms,
     }
   end
   return out
 end
 
-function M.get(id) return state.by_id[id] end
+function M.get(id, st) return (st or state).by_id[id] end
+
+--- Unhealthy after 3 consecutive checks that did not complete; back on
+--- probation PROBATION_MS after the last such failure, so a perspective that
+--- recovers is used again (and judged again) without an operator.
+M.FAILURES_UNHEALTHY = 3
+M.PROBATION_MS = 30000
+
+function M.healthy(h)
+  if h.failures < M.FAILURES_UNHEALTHY then return true end
+  return require("mpic.core").now() - h.last_failure >= M.PROBATION_MS
+end
 
 --- Record the outcome of one check for health and latency (an exponential
---- moving average of the time taken; unhealthy after 3 consecutive errors).
-function M.record(id, ms, completed)
-  local h = state.health[id]
+--- moving average of the time taken).
+function M.record(id, ms, completed, st)
+  local h = (st or state).health[id]
   if not h then return end
   h.checks = h.checks + 1
   h.latency_ms = h.latency_ms and (h.latency_ms * 0.8 + ms * 0.2) or ms
-  if completed then h.failures = 0 else h.failures = h.failures + 1 end
-  h.healthy = h.failures < 3
+  if completed then
+    h.failures = 0
+  else
+    h.failures = h.failures + 1
+    h.last_failure = require("mpic.core").now()
+  end
 end
 
 local function host_port(hostport)
@@ -169,23 +191,25 @@ local function make_probe(p, cfg)
     caa_domains = cfg.issuer.caa_domains, account_uri_prefixes = cfg.issuer.account_uri_prefixes or {},
     allow_reserved = allow_reserved, legacy_caa_critical_bit = cfg.defaults.legacy_caa_critical_bit,
   }
-  function probe.close() if resolver.close then resolver:close() end end
   return probe
 end
 
 --- The probe interface of a local perspective (the primary, or the first
 --- perspective, when id is nil).
-function M.probe(id)
-  local cfg = state.cfg
+function M.probe(id, st)
+  st = st or state
+  local cfg = st.cfg
   if not cfg then error("no configuration loaded (mpic.load_config(path) or --config FILE)", 3) end
-  id = id or cfg.primary or state.list[1].id
-  local p = state.by_id[id]
+  id = id or cfg.primary or st.list[1].id
+  local p = st.by_id[id]
   if not p then error(string_format("unknown perspective %q", tostring(id)), 3) end
-  if p.agent then error(string_format("perspective %q is remote (agent %s); probe it through its agent", id, p.agent.url), 3) end
-  local probe = state.probes[id]
+  if p.agent then
+    error(string_format("perspective %q is remote (agent %s); probe it through its agent", id, p.agent.url), 3)
+  end
+  local probe = st.probes[id]
   if not probe then
     probe = make_probe(p, cfg)
-    state.probes[id] = probe
+    st.probes[id] = probe
   end
   return probe
 end

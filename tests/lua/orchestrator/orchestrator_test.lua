@@ -240,3 +240,32 @@ case("orchestrator_script_crash_fails_closed", function()
   eq(resp.is_valid, false)
   for _, p in ipairs(resp.perspectives) do eq(p.check_response.check_passed, false) end
 end)
+
+case("perspective_unhealthy_after_three_errors_then_on_probation", function()
+  setup()
+  local function health(id)
+    for _, p in ipairs(perspectives.list()) do if p.id == id then return p.healthy end end
+  end
+  perspectives.record("fra", 5, false)
+  perspectives.record("fra", 5, false)
+  eq(health("fra"), true)
+  perspectives.record("fra", 5, false)
+  eq(health("fra"), false)
+  local saved = perspectives.PROBATION_MS
+  perspectives.PROBATION_MS = 0
+  eq(health("fra"), true, "on probation again")
+  perspectives.PROBATION_MS = saved
+  perspectives.record("fra", 5, true)
+  eq(health("fra"), true)
+end)
+
+case("orchestrator_validation_in_flight_survives_a_reload", function()
+  setup()
+  local t = mpic.spawn(orchestrator.validate, dcv(), { date = DATE,
+    run_check = scripted({ ["*"] = { sleep = 50, ["then"] = "pass" } }) })
+  mpic.sleep(10)
+  setup()  -- a reload: new configuration, new registry
+  local resp, status = mpic.wait(t)
+  eq(status, 200)
+  eq(resp.is_valid, true)
+end)
