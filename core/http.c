@@ -558,8 +558,8 @@ static int add_caller_headers(struct mpic_http_req *q, const struct mpic_http_op
     return 0;
 }
 
-static int check_url(const char *url, const char *connect_ip, char *ipnorm, size_t iplen,
-                     long *port, char *errbuf, size_t errlen)
+static int check_url(const char *url, const char *connect_ip, int system_resolver, char *ipnorm,
+                     size_t iplen, long *port, char *errbuf, size_t errlen)
 {
     CURLU *u = curl_url();
     char *scheme = NULL, *host = NULL, *zone = NULL, *ptext = NULL;
@@ -593,7 +593,7 @@ static int check_url(const char *url, const char *connect_ip, char *ipnorm, size
             snprintf(errbuf, errlen, "connect_ip is not an IP address");
             goto out;
         }
-    } else if (!is_ip_literal(host, ipnorm, iplen)) {
+    } else if (!is_ip_literal(host, ipnorm, iplen) && !system_resolver) {
         snprintf(errbuf, errlen, "connect_ip is required for a name host");
         goto out;
     }
@@ -637,7 +637,8 @@ int mpic_http_start(struct mpic_http *h, const struct mpic_http_opts *o, mpic_ht
         snprintf(errbuf, errlen, "give source_ip or interface, not both");
         return -EINVAL;
     }
-    rc = check_url(o->url, o->connect_ip, ipnorm, sizeof ipnorm, &port, errbuf, errlen);
+    rc = check_url(o->url, o->connect_ip, o->system_resolver, ipnorm, sizeof ipnorm, &port, errbuf,
+                   errlen);
     if (rc < 0)
         return rc;
     q = calloc(1, sizeof *q);

@@ -19,6 +19,8 @@ struct mpic_http_opts {
     const char *url;            /* http:// or https:// only */
     const char *connect_ip;     /* required when the URL host is a name */
     long connect_port;          /* 0: the URL's port; else connect here (labs) */
+    int system_resolver;        /* a name host without connect_ip is resolved by curl
+                                   (the CA's own infrastructure only, e.g. agents) */
     const char *const *headers; /* "Name: value" lines, n_headers of them */
     size_t n_headers;
     const char *user_agent;  /* NULL: no User-Agent unless in headers */

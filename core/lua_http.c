@@ -186,6 +186,10 @@ static int l_get(lua_State *L)
         o.source_ip = opt_string(L, 2, "source_ip");
         o.interface = opt_string(L, 2, "interface");
         o.connect_port = (long)opt_int(L, 2, "connect_port", 1, 65535);
+        if (lua_getfield(L, 2, "system_resolver") != LUA_TNIL && !lua_isboolean(L, -1))
+            luaL_error(L, "http.get: opts.system_resolver must be a boolean");
+        o.system_resolver = lua_toboolean(L, -1);
+        lua_pop(L, 1);
         o.connect_timeout_ms = (long)opt_int(L, 2, "connect_timeout_ms", 1, 600000);
         o.timeout_ms = (long)opt_int(L, 2, "timeout_ms", 1, 3600000);
         o.max_bytes = (size_t)opt_int(L, 2, "max_bytes", 1, 256 * 1024 * 1024);

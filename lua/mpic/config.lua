@@ -164,6 +164,7 @@ M.CONFIG = S.record({
     verify_tls = S.bool(),
     agent = S.record({
       url = S.string({ nonempty = true }),
+      address = S.string({ nonempty = true }),
       ca = S.string({ nonempty = true }),
       cert = S.string({ nonempty = true }),
       key = S.string({ nonempty = true }),
@@ -197,6 +198,11 @@ local function semantic(cfg, errs)
       errs[#errs + 1] = { path, "a perspective is either local (resolvers) or remote (agent), not both" }
     elseif not p.resolvers and not p.agent then
       errs[#errs + 1] = { path, "needs resolvers (a local perspective) or agent (a remote one)" }
+    end
+    if p.agent then
+      if not p.agent.url:match("^https://[^/]") then
+        errs[#errs + 1] = { path .. ".agent.url", "must be an https:// URL (agents speak mutual TLS)" }
+      end
     end
   end
   if cfg.primary and not ids[cfg.primary] then

@@ -9,7 +9,7 @@ primary: primary
 perspectives:
   - {id: primary, rir: ARIN, location: {lat: 39.0, lon: -77.5}, resolvers: ["127.0.0.1:53"]}
   - {id: fra, rir: RIPE NCC, location: {lat: 50.1, lon: 8.7}, resolvers: ["127.0.0.1:5302"]}
-  - {id: sgp, rir: apnic, location: {lat: 1.35, lon: 103.8}, agent: {url: "https://sgp.example:8443", ca: ca.pem, cert: c.pem, key: k.pem}}
+  - {id: sgp, rir: apnic, location: {lat: 1.35, lon: 103.8}, agent: {url: "https://sgp.example:8443", address: 192.0.2.8, ca: ca.pem, cert: c.pem, key: k.pem}}
 ]]
 
 case("config_valid_file_gets_defaults_and_canonical_rirs", function()
@@ -74,4 +74,16 @@ case("config_reports_every_problem", function()
   local err = err_of(GOOD:gsub("lat: 1.35", "lat: x"):gsub("lon: 8.7", "lon: y"))
   T.contains(err, "perspectives[1].location.lon")
   T.contains(err, "perspectives[2].location.lat")
+end)
+
+case("config_agent_url_must_be_https", function()
+  T.contains(err_of(GOOD:gsub("https://sgp.example:8443", "http://192.0.2.1:8443")),
+    "perspectives[2].agent.url: must be an https:// URL")
+end)
+
+case("config_agent_address_is_an_optional_pin", function()
+  local cfg = assert(config.parse(GOOD, "p.yaml"))
+  eq(cfg.perspectives[3].agent.address, "192.0.2.8")
+  cfg = assert(config.parse(GOOD:gsub("address: 192.0.2.8, ", ""), "p.yaml"))
+  eq(cfg.perspectives[3].agent.address, nil)
 end)

@@ -1,0 +1,309 @@
+"""report.py RAW_DIR OUT_DIR COMMIT NETNS: turns the measurements run.sh left
+in RAW_DIR (JSON) into OUT_DIR/RESULTS.md (markdown tables: date, machine,
+raw limits, ratios, latency, memory, CPU) and two plots: throughput.png
+(validations/s against concurrency) and latency.png (latency distribution).
+Uses only the standard library and matplotlib (Debian python3-matplotlib)."""
+import datetime
+import json
+import os
+import platform
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+RAW, OUT, COMMIT, NETNS = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+
+# probes per validation: 7 perspectives (primary + 6 remotes) all start at
+# once (br.lua: primary_first = false), so every validation issues 7 checks.
+PERSPECTIVES = 7
+METHODS = {
+    "dns": {"name": "acme-dns-01", "probe": "DNS TXT", "per_check": 1, "raw": "dns_txt_qps",
+            "target": 0.5},
+    "http": {"name": "acme-http-01", "probe": "HTTP GET", "per_check": 1, "raw": "http_keepalive_rps",
+             "target": 0.3},
+    "caa": {"name": "CAA", "probe": "DNS CAA", "per_check": 1, "raw": "dns_caa_qps", "target": None},
+}
+
+
+def load(name):
+    with open(os.path.join(RAW, name)) as f:
+        return json.load(f)
+
+
+def load_lines(name):
+    with open(os.path.join(RAW, name)) as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def mem_total():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal"):
+                    return "%.1f GiB" % (int(line.split()[1]) / 1048576)
+    except OSError:
+        pass
+    return "?"
+
+
+raw = load("raw.json")
+sat = load_lines("saturate.jsonl")
+lat = load_lines("latency.jsonl")
+mem = load("memory.json")
+bd = load("breakdown.json")
+cg = load("callgrind.json")
+remote = load("remote.json")
+
+
+def best(method, fsync):
+    rows = [r for r in sat if r["method"] == method and r["fsync"] == fsync]
+    return max(rows, key=lambda r: r["validations_per_s"]) if rows else None
+
+
+def fmt(v, nd=0):
+    return ("{:,.%df}" % nd).format(v)
+
+
+md = []
+w = md.append
+w("# mpic benchmark results")
+w("")
+w("Produced by `tests/bench/run.sh` on %s UTC, commit `%s`." % (
+    datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), COMMIT))
+w("Machine: %s, %d CPUs, %s RAM, %s %s. Everything (servers, load generators, mpic) "
+  "shares these CPUs on loopback." % (cpu_model(), os.cpu_count(), mem_total(), platform.system(),
+                                       platform.release()))
+w("")
+la0, la1 = load("load_start.json")["load_start"], load("load_end.json")["load_end"]
+w("Load average (1, 5, 15 min) at the start: %s; at the end: %s. Other processes running at the same time "
+  "on this machine take CPU from the servers and from mpic alike; figures above a load of ~1.5 are noisy." % (la0, la1))
+w("")
+w("## Raw limit of the lab servers (same run)")
+w("")
+w("| server | load generator | what | rate |")
+w("|---|---|---|---|")
+w("| knot (1 UDP worker) | dnsperf, best of 3 settings | `_acme-challenge.bench.test TXT` | %s queries/s (%.2f%% lost) |"
+  % (fmt(raw["dns_txt_qps"]), raw["dns_txt_lost_pct"]))
+w("| knot | dnsperf | `bench.test CAA` | %s queries/s (%.2f%% lost) |" % (fmt(raw["dns_caa_qps"]), raw["dns_caa_lost_pct"]))
+w("| knot | dnsperf | `www.bench.test A` | %s queries/s (%.2f%% lost) |" % (fmt(raw["dns_a_qps"]), raw["dns_a_lost_pct"]))
+w("| nginx (1 worker) | wrk -c64, keep-alive | http-01 token URL | %s requests/s |" % fmt(raw["http_keepalive_rps"]))
+w("| nginx | wrk -c64, `Connection: close` | http-01 token URL | %s requests/s |" % fmt(raw["http_close_rps"]))
+w("")
+w("## Validations at saturation (primary + 6 local perspectives, audit log on)")
+w("")
+w("Ratio = validations/s x probes per validation / raw probes/s. Every validation starts 7 checks "
+  "at once (br.lua does not gate on the primary); checks cancelled after the verdict have already "
+  "sent their probe. acme-http-01 on a name also makes 2 DNS queries (A, AAAA) per check; its ratio "
+  "counts the HTTP GETs against wrk keep-alive (the brief's denominator) and, in brackets, against "
+  "wrk with `Connection: close` (mpic opens a fresh connection per probe, as it must).")
+w("")
+w("| method | audit fsync | best validations/s (at N in flight) | probes/validation | ratio | target | met |")
+w("|---|---|---|---|---|---|---|")
+ratios = {}
+for m, spec in METHODS.items():
+    for fs in (True, False):
+        b = best(m, fs)
+        if not b:
+            continue
+        probes = PERSPECTIVES * spec["per_check"]
+        ratio = b["validations_per_s"] * probes / raw[spec["raw"]]
+        ratios[(m, fs)] = ratio
+        extra = ""
+        if m == "http":
+            extra = " (%.2f)" % (b["validations_per_s"] * probes / raw["http_close_rps"])
+        target = spec["target"]
+        met = "" if target is None else ("yes" if ratio >= target else "**no**")
+        pr = "%d %s" % (probes, spec["probe"]) + (" + 14 DNS" if m == "http" else "")
+        w("| %s | %s | %s (N=%d) | %s | %.2f%s | %s | %s |" % (
+            spec["name"], "on" if fs else "off", fmt(b["validations_per_s"]), b["arg"], pr, ratio, extra,
+            "" if target is None else ">= %.1f" % target, met))
+w("")
+w("Coordinator -> agents: %s." % remote["status"])
+w("")
+w("### Throughput against concurrency")
+w("")
+w("| method | fsync | " + " | ".join("N=%d" % n for n in sorted({r["arg"] for r in sat})) + " |")
+w("|---|---|" + "---|" * len({r["arg"] for r in sat}))
+for m, spec in METHODS.items():
+    for fs in (True, False):
+        rows = {r["arg"]: r for r in sat if r["method"] == m and r["fsync"] == fs}
+        cells = []
+        for n in sorted({r["arg"] for r in sat}):
+            r = rows.get(n)
+            cells.append("" if not r else "%s%s" % (fmt(r["validations_per_s"]), " (%d invalid)" % r["invalid"] if r["invalid"] else ""))
+        w("| %s | %s | %s |" % (spec["name"], "on" if fs else "off", " | ".join(cells)))
+w("")
+bad = [r for r in sat + lat if r.get("invalid_reasons")]
+if bad:
+    w("Invalid validations (the lab always answers correctly, so each is a failure under load):")
+    w("")
+    for r in bad:
+        for why, n in r["invalid_reasons"].items():
+            w("- %s, %s, N=%d, fsync %s: %d x `%s`" % (METHODS[r["method"]]["name"], r["mode"], r["arg"],
+                                                    "on" if r["fsync"] else "off", n, why))
+    w("")
+w("![throughput](throughput.png)")
+w("")
+w("## Latency at a fixed moderate rate (an eighth of the best fsync-on rate)")
+w("")
+w("| method | offered validations/s | p50 ms | p90 ms | p99 ms | max ms | samples | invalid |")
+w("|---|---|---|---|---|---|---|---|")
+for r in lat:
+    L = r["latency_ms"]
+    w("| %s | %d | %.2f | %.2f | %.2f | %.2f | %d | %d |" % (METHODS[r["method"]]["name"], r["offered_per_s"],
+                                                    L["p50"], L["p90"], L["p99"], L["max"], L["n"], r["invalid"]))
+w("")
+if NETNS:
+    w("The namespace lab exists (tests/lab/netns.sh) but this bench does not yet add per-perspective delays.")
+else:
+    w("Per-perspective delays (p50 against the quorum-completing perspective's delay) need the namespace "
+      "lab (tests/lab/netns.sh), which does not exist yet; `tc netem` on loopback would delay every "
+      "perspective alike, so that target is not measured.")
+w("")
+w("![latency](latency.png)")
+w("")
+w("## Memory per in-flight validation")
+w("")
+w("%s acme-dns-01 validations in flight, every perspective's resolver a UDP socket that never reads "
+  "(%d live tasks; %d finished early)." % (fmt(mem["in_flight"]), mem["live_tasks_after"], mem["finished_early"]))
+w("")
+w("| measure | value |")
+w("|---|---|")
+w("| baseline RSS (100 in flight) | %s KB |" % fmt(mem["baseline_rss_kb"]))
+w("| RSS with %s more in flight | %s KB (peak %s KB) |" % (fmt(mem["in_flight"]), fmt(mem["rss_kb"]), fmt(mem["hwm_kb"])))
+w("| **RSS delta per in-flight validation** | **%.1f KB** (target <= 20 KB: %s) |" % (
+    mem["kb_per_validation"], "met" if mem["kb_per_validation"] <= 20 else "**not met**"))
+w("| RSS delta per validation after a full GC | %.1f KB |" % mem["kb_per_validation_after_gc"])
+w("| Lua heap per validation (after a full GC) | %.1f KB (%.1f KB) |" % (
+    mem["lua_heap_kb_per_validation"], mem["lua_heap_kb_per_validation_after_gc"]))
+w("| tasks per validation | %.1f |" % ((mem["live_tasks_after"] - mem["live_tasks_before"]) / mem["in_flight"]))
+w("| Lua heap of one bare task (a coroutine asleep) | %.2f KB |" % mem["bare_task_lua_heap_kb"])
+w("")
+w("## CPU per validation")
+w("")
+ir = (cg["ir_hi"] - cg["ir_lo"]) / (cg["n_hi"] - cg["n_lo"])
+w("callgrind, acme-dns-01, 10 in flight: (%s - %s instructions) / %d validations = **%s instructions per "
+  "validation** (%s per check)." % (fmt(cg["ir_hi"]), fmt(cg["ir_lo"]), cg["n_hi"] - cg["n_lo"], fmt(ir), fmt(ir / 7)))
+w("")
+w("Piece by piece (tests/bench/breakdown.lua, CPU time, %d repetitions, one validation at a time):" % bd["n"])
+w("")
+w("| piece | us per call | calls per validation | us per validation |")
+w("|---|---|---|---|")
+pieces = [
+    ("whole validation, real probes", bd["validate_real_us"], 1),
+    ("whole validation, checks answered at once (no I/O)", bd["validate_no_io_us"], 1),
+    ("policy:select (registry copy + sandbox)", bd["select_us"], 1),
+    ("policy:decide (state copy + sandbox coroutine)", bd["decide_us"], 7),
+    ("  of which plain_copy(state)", bd["plain_copy_us"], 7),
+    ("audit line: json_encode", bd["json_encode_audit_us"], 1),
+    ("audit line: append, fsync off", bd["append_line_nofsync_us"], 1),
+    ("audit line: append, fsync on (blocks the loop)", bd["append_line_fsync_us"], 1),
+    ("request parsing (request.validate)", bd["request_validate_us"], 1),
+    ("acme-dns-01 check, Lua only (answer given)", bd["check_lua_us"], 7),
+    ("  of which base64url_decode of the hash (pure Lua)", bd["base64url_decode_us"], 7),
+    ("DNS query through the binding, one at a time", bd["dns_query_us"], 7),
+    ("task spawn + wait", bd["spawn_wait_us"], 15),
+]
+for name, us, k in pieces:
+    w("| %s | %.1f | %d | %.1f |" % (name, us, k, us * k))
+w("")
+
+
+def annotate(path):
+    """callgrind_annotate output -> {function: Ir}"""
+    out, on = {}, False
+    with open(path) as f:
+        for line in f:
+            if "file:function" in line:
+                on = True
+                continue
+            if not on or not line.strip() or line.startswith("-"):
+                continue
+            parts = line.split(None, 2)
+            if len(parts) < 2:
+                continue
+            try:
+                ir = int(parts[0].replace(",", ""))
+            except ValueError:
+                continue
+            fn = line.split(")", 1)[1].strip() if ")" in line else parts[-1].strip()
+            out[fn] = out.get(fn, 0) + ir
+    return out
+
+
+def diff_table(kind, title, skip_anonymous):
+    lo = annotate(os.path.join(RAW, "callgrind-%s.%d.txt" % (kind, cg["n_lo"])))
+    hi = annotate(os.path.join(RAW, "callgrind-%s.%d.txt" % (kind, cg["n_hi"])))
+    n = cg["n_hi"] - cg["n_lo"]
+    rows = []
+    for fn, v in hi.items():
+        d = (v - lo.get(fn, 0)) / n
+        if skip_anonymous and ("???:0x" in fn or "below main" in fn):
+            continue
+        rows.append((d, fn))
+    rows.sort(reverse=True)
+    w(title)
+    w("")
+    w("| instructions per validation | share | function |")
+    w("|---|---|---|")
+    for d, fn in rows[:20]:
+        w("| %s | %.1f%% | `%s` |" % (fmt(d), 100 * d / ir, fn))
+    w("")
+
+
+diff_table("self", "Top functions by own instructions per validation (callgrind, run of %d minus run of %d, "
+           "divided; the Debian liblua5.4 has no symbols, so its functions appear as addresses):"
+           % (cg["n_hi"], cg["n_lo"]), False)
+diff_table("incl", "Top named functions, inclusive, per validation (same difference):", True)
+with open(os.path.join(OUT, "RESULTS.md"), "w") as f:
+    f.write("\n".join(md) + "\n")
+
+# plots ---------------------------------------------------------------------------
+fig, ax = plt.subplots(figsize=(8, 5))
+for m, spec in METHODS.items():
+    for fs, style in ((True, "-"), (False, "--")):
+        rows = sorted((r for r in sat if r["method"] == m and r["fsync"] == fs), key=lambda r: r["arg"])
+        if rows:
+            ax.plot([r["arg"] for r in rows], [r["validations_per_s"] for r in rows], style, marker="o",
+                    label="%s, fsync %s" % (spec["name"], "on" if fs else "off"))
+ax.set_xscale("log", base=2)
+ax.set_xlabel("validations in flight")
+ax.set_ylabel("validations/s")
+ax.set_title("mpic throughput, primary + 6 local perspectives (loopback)")
+ax.grid(True, alpha=0.3)
+ax.legend()
+fig.tight_layout()
+fig.savefig(os.path.join(OUT, "throughput.png"), dpi=100)
+
+fig, ax = plt.subplots(figsize=(8, 5))
+for r in lat:
+    path = os.path.join(RAW, "latency-%s.txt" % r["method"])
+    if not os.path.exists(path):
+        continue
+    with open(path) as f:
+        xs = sorted(float(l) for l in f if l.strip())
+    if xs:
+        ys = [(i + 1) / len(xs) for i in range(len(xs))]
+        ax.plot(xs, ys, label="%s at %d/s" % (METHODS[r["method"]]["name"], r["offered_per_s"]))
+ax.set_xscale("log")
+ax.set_xlabel("validation latency (ms)")
+ax.set_ylabel("fraction of validations")
+ax.set_title("mpic latency distribution (CDF), audit fsync on")
+ax.grid(True, alpha=0.3)
+ax.legend()
+fig.tight_layout()
+fig.savefig(os.path.join(OUT, "latency.png"), dpi=100)
