@@ -419,6 +419,30 @@ static int l_json_encode(lua_State *L)
     return 1;
 }
 
+/* Depth of a decoded document, bounded: decode refuses what encode would. */
+static int json_too_deep(json_t *j, int depth)
+{
+    if (depth > MAX_DEPTH)
+        return 1;
+    size_t i;
+    const char *k;
+    json_t *v;
+    if (json_is_object(j)) {
+        json_object_foreach(j, k, v)
+        {
+            if (json_too_deep(v, depth + 1))
+                return 1;
+        }
+    } else if (json_is_array(j)) {
+        json_array_foreach(j, i, v)
+        {
+            if (json_too_deep(v, depth + 1))
+                return 1;
+        }
+    }
+    return 0;
+}
+
 static void push_json(lua_State *L, json_t *j, int depth)
 {
     luaL_checkstack(L, 4, "json nesting");
@@ -477,6 +501,12 @@ static int l_json_decode(lua_State *L)
     if (!j) {
         lua_pushnil(L);
         lua_pushfstring(L, "invalid JSON at line %d column %d: %s", e.line, e.column, e.text);
+        return 2;
+    }
+    if (json_too_deep(j, 0)) {
+        json_decref(j);
+        lua_pushnil(L);
+        lua_pushfstring(L, "invalid JSON: nesting deeper than %d levels", MAX_DEPTH);
         return 2;
     }
     push_json(L, j, 0);

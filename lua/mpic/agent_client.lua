@@ -74,11 +74,16 @@ function M.parse(p, check_type, res)
   local errors = doc.errors
   if errors == util.null or errors == nil then errors = {} end
   if type(errors) ~= "table" then return failure(check_type, "the agent's errors field is malformed") end
-  for _, e in ipairs(errors) do
+  local clean = {}
+  for i, e in ipairs(errors) do
     if type(e) ~= "table" or type(e.error_type) ~= "string" then
       return failure(check_type, "the agent's errors field is malformed")
     end
+    -- keep only the documented fields, as strings
+    clean[i] = { error_type = e.error_type,
+                 error_message = type(e.error_message) == "string" and e.error_message or util.null }
   end
+  errors = clean
   local details = type(doc.details) == "table" and doc.details or {}
   return { passed = doc.check_passed and doc.check_completed, completed = doc.check_completed,
            errors = errors, details = details, check_type = check_type,
