@@ -132,13 +132,18 @@ function M.main(args)
   if not opts then io_stderr:write("mpic agent: ", err, "\n", USAGE, "\n") return 2 end
   local addr, port = serve.parse_listen(opts.listen)
   if not addr then io_stderr:write("mpic agent: ", port, "\n", USAGE, "\n") return 2 end
-  if not (opts["tls-cert"] and opts["tls-key"] and opts["client-ca"]) then
-    io_stderr:write("mpic agent: mutual TLS is required: give --tls-cert, --tls-key and --client-ca\n", USAGE, "\n")
-    return 2
-  end
   if not opts.perspective then io_stderr:write("mpic agent: --perspective ID is required\n") return 2 end
   local cfg, cerr = mpic.load_config(opts.config or "perspectives.yaml")
   if not cfg then io_stderr:write(cerr, "\n") return 2 end
+  local as = cfg.agent_server or {}
+  opts["tls-cert"] = opts["tls-cert"] or as.cert
+  opts["tls-key"] = opts["tls-key"] or as.key
+  opts["client-ca"] = opts["client-ca"] or as.client_ca
+  if not (opts["tls-cert"] and opts["tls-key"] and opts["client-ca"]) then
+    io_stderr:write("mpic agent: mutual TLS is required: give --tls-cert, --tls-key and --client-ca ",
+      "(or agent_server: {cert, key, client_ca} in the config)\n", USAGE, "\n")
+    return 2
+  end
   local p = require("mpic.perspectives").get(opts.perspective)
   if not p then io_stderr:write("mpic agent: no perspective ", opts.perspective, " in ", cfg.file, "\n") return 2 end
   if p.agent then

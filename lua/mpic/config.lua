@@ -146,6 +146,12 @@ M.CONFIG = S.record({
     tls_port = S.int(1, 65535),
   }),
   audit = S.record({ path = S.string({ nonempty = true }), fsync = S.bool() }),
+  -- the TLS identity of `mpic agent` when run with this file (flags override)
+  agent_server = S.record({
+    cert = S.string({ nonempty = true }),
+    key = S.string({ nonempty = true }),
+    client_ca = S.string({ nonempty = true }),
+  }, { "cert", "key", "client_ca" }),
   primary = S.string({ nonempty = true }),
   perspectives = S.list(S.record({
     id = S.string({ nonempty = true }),
@@ -243,6 +249,9 @@ function M.validate(cfg, base_dir, root_dir)
   cfg.audit.path = rel(cfg.audit.path)
   for i, d in ipairs(cfg.challenge_dirs or {}) do cfg.challenge_dirs[i] = rel(d) end
   for i, d in ipairs(cfg.shadow_policies or {}) do cfg.shadow_policies[i] = rel(d) end
+  if cfg.agent_server then
+    for _, k in ipairs({ "cert", "key", "client_ca" }) do cfg.agent_server[k] = rel(cfg.agent_server[k]) end
+  end
   for _, p in ipairs(cfg.perspectives) do
     if p.agent then
       for _, k in ipairs({ "ca", "cert", "key" }) do p.agent[k] = rel(p.agent[k]) end

@@ -87,3 +87,10 @@ case("config_agent_address_is_an_optional_pin", function()
   cfg = assert(config.parse(GOOD:gsub("address: 192.0.2.8, ", ""), "p.yaml"))
   eq(cfg.perspectives[3].agent.address, nil)
 end)
+
+case("config_agent_server_tls_files_relative_to_config", function()
+  local cfg = assert(config.parse(GOOD .. "agent_server: {cert: a.pem, key: a.key, client_ca: ca.pem}\n",
+    "/etc/mpic/agent.yaml"))
+  eq(cfg.agent_server, { cert = "/etc/mpic/a.pem", key = "/etc/mpic/a.key", client_ca = "/etc/mpic/ca.pem" })
+  T.contains(err_of(GOOD .. "agent_server: {cert: a.pem}\n"), "agent_server.key: missing required key")
+end)
