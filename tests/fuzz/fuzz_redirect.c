@@ -43,14 +43,4 @@ static const char setup[] =
     "    error('reserved address accepted: ' .. u.host) end\n"
     "end\n";
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    fuzz_lua_init(setup);
-    return 0;
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-    fuzz_lua_run(data, size);
-    return 0;
-}
+FUZZ_LUA_TARGET(setup)

@@ -27,14 +27,4 @@ static const char setup[] =
     "  walk(v, {})\n"
     "end\n";
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    fuzz_lua_init(setup);
-    return 0;
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-    fuzz_lua_run(data, size);
-    return 0;
-}
+FUZZ_LUA_TARGET(setup)

@@ -6,6 +6,7 @@
 # Each zone's origin is read from the $ORIGIN line of its file. A server with
 # no zones answers REFUSED to everything. Works as root (knotd keeps root:root).
 
+. "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 knot_start() {
     local dir=$1 addr=$2 port=$3
     shift 3
@@ -69,17 +70,5 @@ knot_start() {
 }
 
 knot_stop() {
-    local dir=$1 pid i
-    [ -f "$dir/knotd.pid" ] || return 0
-    pid=$(cat "$dir/knotd.pid")
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null
-        for i in $(seq 1 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    fi
-    rm -f "$dir/knotd.pid"
-    return 0
+    proc_stop "$1/knotd.pid"
 }

@@ -7,6 +7,7 @@
 #   nginx_stop DIR
 #       SIGTERM to that PID, bounded wait, SIGKILL if it is still there.
 
+. "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 nginx_start() {
     local dir=$1 conf=$2 probe=${3:-} pid i
     mkdir -p "$dir/tmp" || return 1
@@ -31,17 +32,5 @@ nginx_start() {
 }
 
 nginx_stop() {
-    local dir=$1 pid i
-    [ -f "$dir/nginx.master.pid" ] || return 0
-    pid=$(cat "$dir/nginx.master.pid")
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null
-        for i in $(seq 1 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    fi
-    rm -f "$dir/nginx.master.pid"
+    proc_stop "$1/nginx.master.pid"
 }

@@ -12,6 +12,7 @@
 #   unbound_stop DIR
 #       SIGTERM by that PID, bounded wait, SIGKILL if it is still there.
 
+. "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 unbound_start() {
     local dir=$1 addr=$2 port=$3 anchors=$4
     shift 4
@@ -90,17 +91,5 @@ unbound_start() {
 }
 
 unbound_stop() {
-    local dir=$1 pid i
-    [ -f "$dir/unbound.pid" ] || return 0
-    pid=$(cat "$dir/unbound.pid")
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null
-        for i in $(seq 1 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    fi
-    rm -f "$dir/unbound.pid"
-    return 0
+    proc_stop "$1/unbound.pid"
 }

@@ -1,0 +1,20 @@
+# proc.sh: process helpers shared by the lab scripts. Source it.
+#   proc_stop PIDFILE   stop the process named in PIDFILE: SIGTERM, wait up to
+#                       5 s, then SIGKILL; removes PIDFILE. Always returns 0.
+
+proc_stop() {
+    local pidfile=$1 pid i
+    [ -f "$pidfile" ] || return 0
+    pid=$(cat "$pidfile")
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null
+        for i in $(seq 1 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    fi
+    rm -f "$pidfile"
+    return 0
+}
