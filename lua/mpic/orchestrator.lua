@@ -10,8 +10,10 @@
 -- to the policy's decide(), and stops as soon as the verdict is certain
 -- (cancelling the remaining checks unless the policy asks to wait for all).
 -- Attempts never share corroborations. The audit line is written and
--- fsynced before the response is returned; shadow policies judge the same
--- results and their verdicts go to the audit line only.
+-- fsynced before the response is returned (through the group-commit writer
+-- of mpic.core.audit: concurrent validations share one fdatasync); shadow
+-- policies judge the same results and their verdicts go to the audit line
+-- only.
 local mpic = require "mpic"
 local util = require "mpic.core.util"
 local perspectives = require "mpic.perspectives"
@@ -68,13 +70,16 @@ local function error_result(kind, msg, check_type)
            errors = { { error_type = kind, error_message = msg } }, check_type = check_type }
 end
 
--- Run one check from one perspective, bounded by the per-check deadline.
+-- Run one check from one perspective as the slot's task. Its deadline is
+-- the attempt's deadline, which run_attempt enforces itself (it cancels what
+-- still runs then), so the check runs right in this task: no child task.
 local function run_check(ctx, req, pid, deadline_ms)
-  return M.check_from(ctx, req, pid, deadline_ms)
+  return M.check_from(ctx, req, pid, deadline_ms, true)
 end
 
---- The real check of one perspective (local probe or remote agent).
-function M.check_from(ctx, req, pid, deadline_ms)
+--- The real check of one perspective (local probe or remote agent), bounded
+--- by deadline_ms unless `bounded` says the caller already bounds the task.
+function M.check_from(ctx, req, pid, deadline_ms, bounded)
   local st = ctx.persp
   local p = perspectives.get(pid, st)
   local t0 = mpic.now()
@@ -88,9 +93,13 @@ function M.check_from(ctx, req, pid, deadline_ms)
         "The remote check failed to complete: remote (agent) perspectives are not supported by this build")
     end
   else
-    local r, kind, msg = mpic.with_timeout(deadline_ms, function()
-      return challenges.run(req.challenge, req.target, req.params, perspectives.probe(pid, st))
-    end)
+    local r, kind, msg
+    if bounded then
+      r = challenges.run(req.challenge, req.target, req.params, perspectives.probe(pid, st))
+    else
+      r, kind, msg = mpic.with_timeout(deadline_ms, challenges.run, req.challenge, req.target, req.params,
+        perspectives.probe(pid, st))
+    end
     if r then
       res = r
     else
@@ -105,6 +114,7 @@ function M.check_from(ctx, req, pid, deadline_ms)
   return res
 end
 
+-- A fresh plain table per call, never reused: policies get it without a copy.
 local function state_for(slots, primary_slot, n, q, date)
   local remotes = {}
   for i, s in ipairs(slots) do
@@ -142,7 +152,7 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
   end
 
   local function decide()
-    return pol:decide(state_for(slots, primary_slot, #slots, req.quorum_count, date))
+    return pol:decide_owned(state_for(slots, primary_slot, #slots, req.quorum_count, date))
   end
 
   if primary_slot then start(primary_slot) end
@@ -178,18 +188,22 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
     verdict, reason, info = decide()
     if verdict ~= "undecided" and not pol.wait_for_all then break end
   end
-  -- whatever still runs is cancelled and reported as such
+  -- whatever still runs is cancelled and reported as such; a check cut off
+  -- by the deadline counts against its perspective's health
   for _, s in ipairs(running) do
     mpic.cancel(s.task)
     s.result = error_result(req.check_type == "caa" and "mpic_error:caa_checker:lookup" or "mpic_error:coordinator:remote_check",
       verdict ~= "undecided" and "cancelled after outcome decided" or "validation deadline exceeded")
     s.cancelled = true
+    s.after_verdict = verdict ~= "undecided"
     s.result.elapsed_ms = mpic.now() - s.started
+    if verdict == "undecided" then perspectives.record(s.id, s.result.elapsed_ms, false, ctx.persp) end
   end
   for _, s in ipairs(slots) do
     if not s.result then -- never started (primary-first gate closed)
       s.result = error_result("mpic_error:coordinator:remote_check", "not contacted: the primary perspective did not pass")
       s.cancelled = true
+      s.after_verdict = true
     end
   end
   if verdict == "undecided" then
@@ -267,13 +281,26 @@ local function audit(ctx, req, attempts, final, response, shadows)
   }
   local text, err = util.json_encode(line)
   if not text then return nil, "audit encode: " .. tostring(err) end
-  return util.append_line(ctx.cfg.audit.path, text, ctx.cfg.audit.fsync)
+  if not mpic.current() then -- outside any task: a plain blocking append
+    return util.append_line(ctx.cfg.audit.path, text, ctx.cfg.audit.fsync)
+  end
+  -- the group-commit writer: this task waits until its line is written (and synced)
+  local w = ctx.audit_writer
+  if not w then
+    local _, detail
+    w, _, detail = util.audit.open(ctx.cfg.audit.path, ctx.cfg.audit.fsync)
+    if not w then return nil, detail end
+    ctx.audit_writer = w
+  end
+  local ok, _, werr = w:append(text)
+  if not ok then return nil, werr end
+  return true
 end
 
 local function shadow_verdicts(ctx, req, att, date)
   local out = {}
   for i, sp in ipairs(ctx.shadows) do
-    local v, why = sp:decide(state_for(att.slots, att.primary_slot, #att.slots, req.quorum_count, date))
+    local v, why = sp:decide_owned(state_for(att.slots, att.primary_slot, #att.slots, req.quorum_count, date))
     out[i] = { policy = sp.path, policy_sha256 = sp.sha256, verdict = v == "undecided" and "invalid" or v, reason = why }
   end
   return out
@@ -292,7 +319,19 @@ function M.validate(raw, opts)
   local date = opts.date or os_date("!%Y-%m-%d")
   local remotes_count = 0
   for _, p in ipairs(cfg.perspectives) do if p.id ~= cfg.primary then remotes_count = remotes_count + 1 end end
-  local min = ctx.policy.fns.min_perspectives and ctx.policy:min_perspectives(date) or quorum.min_remotes(date)
+  -- once per context and date: a configuration the policy can never satisfy
+  -- is refused with its reason, and the minimum perspective count is known
+  if ctx.checked_date ~= date then
+    local ok, why = ctx.policy:check_config(perspectives.list(ctx.persp), cfg.defaults, date)
+    if not ok then
+      return { error = string_format("policy %s refuses the configuration %s on %s: %s", ctx.policy.path,
+        tostring(cfg.file), date, tostring(why)) }, 500
+    end
+    ctx.min_remotes = ctx.policy.fns.min_perspectives and ctx.policy:min_perspectives(date)
+      or quorum.min_remotes(date)
+    ctx.checked_date = date
+  end
+  local min = ctx.min_remotes
   local req, issues = request_mod.validate(raw, {
     cfg = cfg, registry = ctx.registry, remotes = remotes_count, date = date,
     now = opts.now or os_time(), min_remotes = min,
@@ -308,7 +347,7 @@ function M.validate(raw, opts)
   local first = req.cohort or 1
   for a = first, first + req.max_attempts - 1 do
     local rng = select_mod.new_rng(seed)
-    local ids, why = ctx.policy:select(perspectives.list(ctx.persp), req.target_text, req.perspective_count, a, rng)
+    local ids, why = ctx.policy:select_owned(perspectives.list(ctx.persp), req.target_text, req.perspective_count, a, rng)
     if not ids then
       if #attempts == 0 then
         return { error = string_format("The coordinator could not construct a cohort of size %d: %s",
@@ -324,7 +363,11 @@ function M.validate(raw, opts)
 
   local n = #final.slots
   local not_completed = 0
-  for _, s in ipairs(final.slots) do if not s.result.completed then not_completed = not_completed + 1 end end
+  -- checks cancelled because the verdict was already certain do not count:
+  -- the evidence that decided was complete (see docs/DECISIONS.md)
+  for _, s in ipairs(final.slots) do
+    if not s.result.completed and not s.after_verdict then not_completed = not_completed + 1 end
+  end
   local previous = util.null
   if #attempts > 1 then
     previous = {}

@@ -97,10 +97,10 @@ local function make_probe(p, cfg)
   function probe.resolve(host)
     local http = require("mpic.core.http")
     local mpic = require("mpic")
+    -- AAAA in a child task while this task asks for A: both at once
     local t6 = mpic.spawn(resolver.query, resolver, host, "AAAA")
-    local t4 = mpic.spawn(resolver.query, resolver, host, "A")
+    local r4, k4, d4 = resolver:query(host, "A")
     local r6, k6, d6 = mpic.wait(t6)
-    local r4, k4, d4 = mpic.wait(t4)
     if not r6 and not r4 then return nil, k4 or k6, d4 or d6 end
     local out, dropped = {}, {}
     for _, r in ipairs({ r6 or { records = {} }, r4 or { records = {} } }) do
@@ -158,16 +158,18 @@ local function make_probe(p, cfg)
     return get(url, opts)
   end
 
+  local fetch_env -- the same for every fetch of this probe
   function probe.fetch(url, opts)
-    local mpic = require("mpic")
     local fetch = require("mpic.fetch")
     opts = opts or {}
     local fo = setmetatable({ source_ipv4 = p.source_ipv4, source_ipv6 = p.source_ipv6 }, { __index = opts })
-    local env = {
-      allow_reserved = allow_reserved, http_port = cfg.network.http_port, https_port = cfg.network.tls_port,
-      now = mpic.now, resolve = probe.resolve, get = get,
-    }
-    return fetch.fetch(url, fo, env)
+    if not fetch_env then
+      fetch_env = {
+        allow_reserved = allow_reserved, http_port = cfg.network.http_port, https_port = cfg.network.tls_port,
+        now = require("mpic").now, resolve = probe.resolve, get = get,
+      }
+    end
+    return fetch.fetch(url, fo, fetch_env)
   end
 
   function probe.tls_alpn(host, sni, opts)

@@ -2,7 +2,8 @@
 -- safely.
 --
 -- Uses the debug library (instruction-count hook, set by this loader only),
--- coroutines (each policy call runs in a fresh coroutine carrying the hook),
+-- coroutines (policy calls run in a coroutine carrying the hook, reused from
+-- call to call while calls end cleanly),
 -- io (to read the file) and mpic.core.util.sha256 when present (file hash
 -- for the audit log).
 --
@@ -24,16 +25,17 @@
 -- yields and malformed returns fail closed: check_config/select/
 -- min_perspectives return nil, reason; decide returns "invalid", reason.
 -- Arguments are deep-copied in and results copied out with raw access, so a
--- policy never runs code (metamethods) outside its limit.
+-- policy never runs code (metamethods) outside its limit; decide_owned and
+-- select_owned skip the copy in for tables built for that one call.
 local type, pairs, ipairs, next, error, pcall, tostring, rawget, rawlen, rawequal =
   type, pairs, ipairs, next, error, pcall, tostring, rawget, rawlen, rawequal
 local setmetatable, getmetatable, require, loadfile, load =
   setmetatable, getmetatable, require, loadfile, load
-local coroutine_create, coroutine_resume, coroutine_status, coroutine_close =
-  coroutine.create, coroutine.resume, coroutine.status, coroutine.close
+local coroutine_create, coroutine_resume, coroutine_status, coroutine_close, coroutine_yield =
+  coroutine.create, coroutine.resume, coroutine.status, coroutine.close, coroutine.yield
 local debug_sethook = debug.sethook
 local string_format, string_rep, string_byte = string.format, string.rep, string.byte
-local table_pack, table_concat, math_type = table.pack, table.concat, math.type
+local table_concat, math_type = table.concat, math.type
 local io_open, os_date = io.open, os.date
 local package, _G, _VERSION = package, _G, _VERSION
 
@@ -81,18 +83,28 @@ local function describe(e)
 end
 
 -- Deep copy of plain data (strings, numbers, booleans, tables of them) using
--- raw access only. Returns the copy or nil, reason.
+-- raw access only. Returns the copy or nil, reason. The keys on the way down
+-- are kept in a stack, so the path for an error message is only built when
+-- there is an error.
 local function plain_copy(v, what)
-  local count = 0
-  local function copy(x, depth, path)
-    local t = type(x)
+  local t = type(v)
+  if t ~= "table" then
     if t == "string" or t == "number" or t == "boolean" or t == "nil" then
-      return x
-    elseif t ~= "table" then
-      error(string_format("%s holds a %s", path, t), 0)
+      return v
     end
+    return nil, string_format("%s holds a %s", what, t)
+  end
+  local count, keys = 0, {}
+  local function fail(depth, msg)
+    local parts = { what }
+    for i = 1, depth - 1 do
+      parts[#parts + 1] = tostring(keys[i])
+    end
+    error(string_format(msg, table_concat(parts, ".")), 0)
+  end
+  local function copy(x, depth)
     if depth > M.MAX_COPY_DEPTH then
-      error(path .. " is nested too deeply", 0)
+      fail(depth, "%s is nested too deeply")
     end
     local out = {}
     local k, val = next(x)
@@ -103,14 +115,22 @@ local function plain_copy(v, what)
       end
       local kt = type(k)
       if kt ~= "string" and kt ~= "number" and kt ~= "boolean" then
-        error(string_format("%s has a %s key", path, kt), 0)
+        fail(depth, "%s has a " .. kt .. " key")
       end
-      out[k] = copy(val, depth + 1, path .. "." .. tostring(k))
+      local vt = type(val)
+      if vt == "table" then
+        keys[depth] = k
+        val = copy(val, depth + 1)
+      elseif vt ~= "string" and vt ~= "number" and vt ~= "boolean" then
+        keys[depth] = k
+        fail(depth + 1, "%s holds a " .. vt)
+      end
+      out[k] = val
       k, val = next(x, k)
     end
     return out
   end
-  local ok, res = pcall(copy, v, 1, what)
+  local ok, res = pcall(copy, v, 1)
   if not ok then
     return nil, res
   end
@@ -118,35 +138,62 @@ local function plain_copy(v, what)
 end
 M.plain_copy = plain_copy
 
--- Run fn(...) in a fresh coroutine under the instruction limit.
--- Returns true, packed results or nil, reason.
-local function run_limited(limit, fn, ...)
-  local co = coroutine_create(fn)
-  local exceeded = false
-  local function hook()
-    exceeded = true
-    -- From now on every instruction raises, so a pcall in the script
-    -- cannot swallow the limit and carry on.
-    debug_sethook(hook, "", 1)
-    error("instruction limit exceeded", 0)
+-- A runner calls policy functions under the instruction limit, one call at
+-- a time (policy calls never nest: a policy has no way to reach another).
+-- Each call runs in the runner's coroutine, which is reused while calls end
+-- cleanly: its body is a loop that calls a function and yields the results
+-- tagged with a private token, so a reused coroutine costs no allocation.
+-- The count hook is set once per coroutine and fires every `period`
+-- instructions (limit / 100); a call is charged `period` per firing, so the
+-- limit holds to within one period (1%). Once the limit is reached every
+-- instruction raises, so a pcall in the script cannot swallow it; the
+-- coroutine then dies and the next call gets a fresh one, as after an error
+-- or a yield. Returns (true, r1, r2, r3) or (nil, reason).
+local RESULTS = {}
+local function call_loop(fn, ...)
+  return call_loop(coroutine_yield(RESULTS, fn(...)))
+end
+
+local function new_runner(limit)
+  local period = limit // 100
+  if period < 1 then
+    period = 1
   end
-  debug_sethook(co, hook, "", limit)
-  local res = table_pack(coroutine_resume(co, ...))
-  local status = coroutine_status(co)
-  debug_sethook(co)
-  if status ~= "dead" then
-    coroutine_close(co)
-    if not exceeded then
-      return nil, "policy yielded, which is not allowed"
+  local used, exceeded, co = 0, false, nil
+  local function hook()
+    used = used + period
+    if used >= limit then
+      exceeded = true
+      debug_sethook(hook, "", 1)
+      error("instruction limit exceeded", 0)
     end
   end
-  if exceeded then
-    return nil, string_format("instruction limit (%d) exceeded", limit)
+  local function finish(c, ok, tag, a, b, d)
+    if ok and not exceeded and rawequal(tag, RESULTS) then
+      co = c -- clean end: keep the coroutine for the next call
+      return true, a, b, d
+    end
+    if coroutine_status(c) == "suspended" then
+      coroutine_close(c)
+    end
+    if exceeded then
+      return nil, string_format("instruction limit (%d) exceeded", limit)
+    end
+    if not ok then
+      return nil, describe(tag)
+    end
+    return nil, "policy yielded, which is not allowed"
   end
-  if not res[1] then
-    return nil, describe(res[2])
+  return function(fn, ...)
+    local c = co
+    co = nil
+    if c == nil then
+      c = coroutine_create(call_loop)
+      debug_sethook(c, hook, "", period)
+    end
+    used, exceeded = 0, false
+    return finish(c, coroutine_resume(c, fn, ...))
   end
-  return true, res
 end
 
 local function fresh_library(name)
@@ -269,13 +316,16 @@ function Policy:_fail(fn, why)
   return string_format("policy %q (%s): %s: %s", self.name, self.path, fn, why)
 end
 
-function Policy:_call(fname, ...)
-  local fn = self.fns[fname]
-  local ok, res = run_limited(self.limit, fn, ...)
+-- ok, r1, r2, r3 or nil, reason (the policy's function under the limit).
+local function call_fail(self, fname, ok, a, b, c)
   if not ok then
-    return nil, self:_fail(fname, res)
+    return nil, self:_fail(fname, a)
   end
-  return res
+  return true, a, b, c
+end
+
+function Policy:_call(fname, ...)
+  return call_fail(self, fname, self.run(self.fns[fname], ...))
 end
 
 -- true or nil, reason. date defaults to today's UTC date.
@@ -291,48 +341,36 @@ function Policy:check_config(registry, defaults, date)
   if not def then
     error("policy:check_config: " .. dwhy, 2)
   end
-  local res, err = self:_call("check_config", reg, def, date or os_date("!%Y-%m-%d"))
-  if not res then
-    return nil, err
+  local ok, r1, r2 = self:_call("check_config", reg, def, date or os_date("!%Y-%m-%d"))
+  if not ok then
+    return nil, r1
   end
-  if rawequal(res[2], true) then
+  if rawequal(r1, true) then
     return true
   end
-  if res[2] == nil or res[2] == false then
-    if type(res[3]) == "string" then
-      return nil, self:_fail("check_config", res[3])
+  if r1 == nil or r1 == false then
+    if type(r2) == "string" then
+      return nil, self:_fail("check_config", r2)
     end
     return nil, self:_fail("check_config", "refused the configuration without a reason")
   end
-  return nil, self:_fail("check_config", "returned " .. type(res[2]) .. " instead of true or nil, reason")
+  return nil, self:_fail("check_config", "returned " .. type(r1) .. " instead of true or nil, reason")
 end
 
--- List of remote ids, or nil, reason.
-function Policy:select(registry, target, count, attempt, rng)
-  local reg, why = plain_copy(registry, "registry")
-  if not reg then
-    error("policy:select: " .. why, 2)
-  end
+local function select_call(self, reg, known, target, count, attempt, rng)
   if type(rng) ~= "table" or type(rng.int) ~= "function" then
-    error("policy:select: rng must be an object with int()", 2)
+    error("policy:select: rng must be an object with int()", 3)
   end
   local proxy = { int = function(_, n) return rng:int(n) end }
-  local res, err = self:_call("select", reg, target, count, attempt, proxy)
-  if not res then
-    return nil, err
+  local ok, ids, r2 = self:_call("select", reg, target, count, attempt, proxy)
+  if not ok then
+    return nil, ids
   end
-  local ids = res[2]
   if type(ids) ~= "table" then
-    if type(res[3]) == "string" then
-      return nil, self:_fail("select", res[3])
+    if type(r2) == "string" then
+      return nil, self:_fail("select", r2)
     end
     return nil, self:_fail("select", "returned " .. type(ids) .. " instead of a list of ids")
-  end
-  local known = {}
-  for _, e in ipairs(registry) do
-    if type(e) == "table" and type(e.id) == "string" then
-      known[e.id] = e.is_primary and "primary" or "remote"
-    end
   end
   local n = rawlen(ids)
   if n ~= count then
@@ -356,17 +394,39 @@ function Policy:select(registry, target, count, attempt, rng)
   return out
 end
 
--- verdict, reason, info. Any failure gives "invalid" with the reason.
-function Policy:decide(state)
-  local st, why = plain_copy(state, "state")
-  if not st then
-    error("policy:decide: " .. why, 2)
+-- id -> "primary" | "remote", read before the policy sees the registry.
+local function known_ids(registry)
+  local known = {}
+  for _, e in ipairs(registry) do
+    if type(e) == "table" and type(e.id) == "string" then
+      known[e.id] = e.is_primary and "primary" or "remote"
+    end
   end
-  local res, err = self:_call("decide", st)
-  if not res then
-    return "invalid", err, {}
+  return known
+end
+
+-- List of remote ids, or nil, reason.
+function Policy:select(registry, target, count, attempt, rng)
+  local reg, why = plain_copy(registry, "registry")
+  if not reg then
+    error("policy:select: " .. why, 2)
   end
-  local verdict, reason, info = res[2], res[3], res[4]
+  return select_call(self, reg, known_ids(registry), target, count, attempt, rng)
+end
+
+-- select() for a registry list the caller built for this call alone: plain
+-- tables (no metatables), not shared with anything else and never used
+-- again, so the policy gets it without a copy (the orchestrator's
+-- perspectives.list()). The ids allowed in the answer are read first.
+function Policy:select_owned(registry, target, count, attempt, rng)
+  return select_call(self, registry, known_ids(registry), target, count, attempt, rng)
+end
+
+local function decide_call(self, st)
+  local ok, verdict, reason, info = self:_call("decide", st)
+  if not ok then
+    return "invalid", verdict, {}
+  end
   if type(verdict) ~= "string" or not VERDICTS[verdict] then
     return "invalid", self:_fail("decide", "returned a malformed verdict (" ..
       (type(verdict) == "string" and string_format("%q", verdict) or type(verdict)) ..
@@ -389,19 +449,35 @@ function Policy:decide(state)
   return verdict, reason, out
 end
 
+-- verdict, reason, info. Any failure gives "invalid" with the reason.
+function Policy:decide(state)
+  local st, why = plain_copy(state, "state")
+  if not st then
+    error("policy:decide: " .. why, 2)
+  end
+  return decide_call(self, st)
+end
+
+-- decide() for a state table the caller built for this call alone (plain
+-- tables of strings, numbers and booleans, no metatables, never used
+-- again): handed over without a copy.
+function Policy:decide_owned(state)
+  return decide_call(self, state)
+end
+
 -- The policy's minimum remote count for a date, or nil, reason.
 function Policy:min_perspectives(date)
   if not self.fns.min_perspectives then
     return nil, "policy has no minimum"
   end
-  local res, err = self:_call("min_perspectives", date)
-  if not res then
-    return nil, err
+  local ok, n = self:_call("min_perspectives", date)
+  if not ok then
+    return nil, n
   end
-  if math_type(res[2]) ~= "integer" or res[2] < 1 then
+  if math_type(n) ~= "integer" or n < 1 then
     return nil, self:_fail("min_perspectives", "did not return a positive integer")
   end
-  return res[2]
+  return n
 end
 
 --[[
@@ -428,11 +504,11 @@ function M.load(path, opts)
   if not chunk then
     return nil, string_format("policy %s: %s", path, describe(cerr))
   end
-  local ok, res = run_limited(limit, chunk)
+  local run = new_runner(limit)
+  local ok, tbl = run(chunk)
   if not ok then
-    return nil, string_format("policy %s: %s", path, res)
+    return nil, string_format("policy %s: %s", path, tbl)
   end
-  local tbl = res[2]
   if type(tbl) ~= "table" then
     return nil, string_format("policy %s: the file must return a table, got %s", path, type(tbl))
   end
@@ -456,7 +532,7 @@ function M.load(path, opts)
     end
   end
   local p = setmetatable({
-    name = fns.name, path = path, sha256 = file_hash(data), limit = limit,
+    name = fns.name, path = path, sha256 = file_hash(data), limit = limit, run = run,
     wait_for_all = fns.wait_for_all == true, primary_first = fns.primary_first == true,
     description = fns.description, fns = fns,
   }, Policy)

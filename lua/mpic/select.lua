@@ -113,6 +113,60 @@ function M.new_rng(seed, hash)
   return rng
 end
 
+-- Work that does not depend on the target, remembered across calls (a
+-- policy's private copy of this module lives as long as the policy, so a
+-- configuration computes each distance and RIR name once): great-circle
+-- distances by the coordinates of both ends, normalized RIR names by the
+-- name given. Both are bounded; a full memo starts over.
+local MEMO_MAX = 4096
+local dist_memo, dist_n = {}, 0
+local rir_memo, rir_n = {}, 0
+
+-- geo.distance_km(a, b) for valid locations (a miss validates, as geo does).
+local function distance(a, b)
+  if type(a) ~= "table" or type(b) ~= "table" then
+    return geo.distance_km(a, b) -- raises, as it should
+  end
+  local alat, alon, blat, blon = a.lat, a.lon, b.lat, b.lon
+  local m1 = dist_memo[alat]
+  local m2 = m1 and m1[alon]
+  local m3 = m2 and m2[blat]
+  local d = m3 and m3[blon]
+  if d then
+    return d
+  end
+  d = geo.distance_km(a, b)
+  if dist_n >= MEMO_MAX then
+    dist_memo, dist_n = {}, 0
+  end
+  m1 = dist_memo[alat] or {}
+  dist_memo[alat] = m1
+  m2 = m1[alon] or {}
+  m1[alon] = m2
+  m3 = m2[blat] or {}
+  m2[blat] = m3
+  m3[blon] = d
+  dist_n = dist_n + 1
+  return d
+end
+
+local function normalize_rir(rir)
+  local r = rir_memo[rir]
+  if r then
+    return r
+  end
+  local why
+  r, why = quorum.normalize_rir(rir)
+  if r and type(rir) == "string" then
+    if rir_n >= MEMO_MAX then
+      rir_memo, rir_n = {}, 0
+    end
+    rir_memo[rir] = r
+    rir_n = rir_n + 1
+  end
+  return r, why
+end
+
 -- Validate registry entries; returns primary (or nil), remotes (list of
 -- {id, rir, location, healthy, entry}) or nil, reason.
 function M.split_registry(registry)
@@ -131,7 +185,7 @@ function M.split_registry(registry)
       return nil, string_format("perspective id %q appears twice", e.id)
     end
     seen[e.id] = true
-    local rir, why = quorum.normalize_rir(e.rir)
+    local rir, why = normalize_rir(e.rir)
     if not rir then
       return nil, string_format("perspective %q: %s", e.id, why)
     end
@@ -154,7 +208,7 @@ end
 
 local function far_from_all(cand, members, min_km)
   for _, m in ipairs(members) do
-    if geo.distance_km(cand.location, m.location) < min_km then
+    if distance(cand.location, m.location) < min_km then
       return false
     end
   end
@@ -173,7 +227,7 @@ function M.cohorts(cands, k, rng, opts)
   end
   local pool = {}
   for _, c in ipairs(cands) do
-    if not opts.primary_location or geo.distance_km(c.location, opts.primary_location) >= min_km then
+    if not opts.primary_location or distance(c.location, opts.primary_location) >= min_km then
       pool[#pool + 1] = c
     end
   end
@@ -230,7 +284,7 @@ function M.cohorts(cands, k, rng, opts)
         local b = buckets[bi]
         if pass == 2 or b.rir ~= first.rir then
           for qi, cand in ipairs(b.q) do
-            if geo.distance_km(cand.location, first.location) >= min_km then
+            if distance(cand.location, first.location) >= min_km then
               co[2] = table_remove(b.q, qi)
               advance(bi)
               took = true
@@ -344,7 +398,7 @@ local function exists_compliant(rs, k, min_km, budget)
   for i = 1, n do
     far[i] = {}
     for j = 1, n do
-      far[i][j] = i ~= j and geo.distance_km(rs[i].location, rs[j].location) >= min_km
+      far[i][j] = i ~= j and distance(rs[i].location, rs[j].location) >= min_km
     end
   end
   local chosen, nodes = {}, 0
@@ -413,7 +467,7 @@ function M.check_registry(registry, count, opts)
   end
   if primary then
     for _, r in ipairs(remotes) do
-      local d = geo.distance_km(r.location, primary.location)
+      local d = distance(r.location, primary.location)
       if d < min_km then
         return nil, string_format("remote perspective %q is %.0f km from the primary %q (minimum %d km)",
           r.id, d, primary.id, min_km)

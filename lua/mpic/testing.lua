@@ -174,7 +174,7 @@ end
 function M.request(t)
   local r = {
     check_type = "dcv", domain_or_ip_target = "example.com",
-    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = ("x"):rep(43) },
+    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = ("A"):rep(43) },
   }
   for k, v in pairs(t or {}) do r[k] = copy(v) end
   return r

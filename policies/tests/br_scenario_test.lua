@@ -113,10 +113,21 @@ case("br_deadline_with_undecided_outcome_is_invalid", function()
 end)
 
 case("br_too_few_perspectives_for_the_date_are_refused", function()
-  local r = run({ ["*"] = "pass" }, { count = 4 })
+  local req = T.request{ orchestration_parameters = { perspective_count = 4 } }
+  local r = run({ ["*"] = "pass" }, { request = req })
   eq(r.status, 400)
   eq(r.issues[1].issue_type, "invalid-perspective-count")
   -- before the 2026-12-15 step four remotes were enough
+  eq(run({ ["*"] = "pass" }, { request = req, date = "2026-07-01" }).is_valid, true)
+end)
+
+case("br_configuration_below_the_minimum_is_refused_with_the_reason", function()
+  -- a default of 4 remotes cannot satisfy BR 3.2.2.9 on this date: every
+  -- validation is refused with the policy's reason (HTTP 500), none decided
+  local r = run({ ["*"] = "pass" }, { count = 4 })
+  eq(r.status, 500)
+  contains(r.response.error, "refuses the configuration")
+  contains(r.response.error, "below the BR minimum of 5")
   eq(run({ ["*"] = "pass" }, { count = 4, date = "2026-07-01" }).is_valid, true)
 end)
 

@@ -2,7 +2,8 @@
 -- goes, measured piece by piece in this process (CPU time, os.clock) with
 -- the real modules and the real configuration, N repetitions each. Prints
 -- one JSON object: microseconds per call and per validation (a validation
--- makes 7 checks, 7 decide() calls, 1 select(), 1 audit line).
+-- makes 7 checks, 1 select(), 1 audit line and one decide() per wakeup of
+-- the orchestrator: decide_calls_per_validation says how many).
 -- Run with: mpic run tests/bench/breakdown.lua CONFIG (tests/bench/run.sh).
 local mpic = require "mpic"
 local util = require "mpic.core.util"
@@ -40,13 +41,19 @@ end
 
 local out = {}
 
--- the whole validation with the real probes, one at a time (CPU time of this process)
+-- the whole validation with the real probes, one at a time (CPU time of this
+-- process); also counts the decide() calls a validation makes this way
 do
   local function one()
     local r, st = orchestrator.validate(req(), { date = DATE })
     assert(st == 200 and r.is_valid, "validation not valid")
   end
+  local pol, calls = ctx.policy, 0
+  local decide_owned = pol.decide_owned
+  pol.decide_owned = function(...) calls = calls + 1 return decide_owned(...) end
   out.validate_real_us = per_call_us(N, one)
+  pol.decide_owned = nil -- back to the method
+  out.decide_calls_per_validation = calls / (N + 1)
 end
 
 -- the whole validation with every check answered at once (no I/O):
@@ -66,19 +73,27 @@ out.request_validate_us = per_call_us(N, function()
     now = os.time(), min_remotes = 5 }))
 end)
 
--- perspective selection (registry copy + sandboxed select)
-local seed = select_mod.seed(cfg.selection_secret, "bench.test")
+-- perspective selection as the orchestrator makes it: a fresh registry list
+-- handed to the sandboxed select without a copy, plus the seed and stream
 out.select_us = per_call_us(N, function()
-  assert(ctx.policy:select(perspectives.list(), "bench.test", 6, 1, select_mod.new_rng(seed)))
+  local seed = select_mod.seed(cfg.selection_secret, "bench.test")
+  assert(ctx.policy:select_owned(perspectives.list(), "bench.test", 6, 1, select_mod.new_rng(seed)))
 end)
+out.registry_list_us = per_call_us(N, function() perspectives.list() end)
 
--- one decide() on a full state (7 per validation)
-local state = { primary = { id = "primary", passed = true, completed = true, done = true }, remotes = {},
-                count = 6, date = DATE }
-for i, id in ipairs({ "pdx", "fra", "sto", "sgp", "syd", "gru" }) do
-  state.remotes[i] = { id = id, rir = perspectives.get(id).rir, passed = true, completed = true, done = i <= 4 }
+-- one decide() as the orchestrator makes it: a fresh state, handed over
+-- without a copy; and, for comparison, decide() on a caller's table (copied)
+local function fresh_state()
+  local state = { primary = { id = "primary", passed = true, completed = true, done = true }, remotes = {},
+                  count = 6, date = DATE }
+  for i, id in ipairs({ "pdx", "fra", "sto", "sgp", "syd", "gru" }) do
+    state.remotes[i] = { id = id, rir = perspectives.get(id).rir, passed = true, completed = true, done = i <= 4 }
+  end
+  return state
 end
-out.decide_us = per_call_us(N, function() ctx.policy:decide(state) end)
+local state = fresh_state()
+out.decide_us = per_call_us(N, function() ctx.policy:decide_owned(fresh_state()) end)
+out.decide_copy_us = per_call_us(N, function() ctx.policy:decide(state) end)
 out.plain_copy_us = per_call_us(N, function() require("mpic.policy").plain_copy(state, "state") end)
 
 -- one check's Lua work with a probe that answers at once (7 per validation)
@@ -108,8 +123,23 @@ local tmp = os.tmpname()
 out.append_line_nofsync_us = per_call_us(N, function() assert(util.append_line(tmp, text, false)) end)
 out.append_line_fsync_us = per_call_us(200, function() assert(util.append_line(tmp, text, true)) end)
 os.remove(tmp)
+-- the audit writer the orchestrator uses (mpic.core.audit): without fsync
+-- the loop writes the line itself; with fsync the task waits for the worker
+-- thread, alone, or 64 at a time sharing one fdatasync (CPU of the whole
+-- process, the worker thread included, per line)
+local wn = assert(util.audit.open(tmp .. ".nofsync", false))
+out.audit_nofsync_us = per_call_us(N, function() assert(wn:append(text)) end)
+local wf = assert(util.audit.open(tmp .. ".fsync", true))
+out.audit_fsync_us = per_call_us(200, function() assert(wf:append(text)) end)
+local t64 = {}
+out.audit_fsync_64_us = per_call_us(20, function()
+  for i = 1, 64 do t64[i] = mpic.spawn(wf.append, wf, text) end
+  mpic.wait_all(t64)
+end) / 64
+os.remove(tmp .. ".nofsync")
+os.remove(tmp .. ".fsync")
 
--- task spawn + wait (8 tasks per validation at least: 7 checks + with_timeout)
+-- task spawn + wait (8 tasks per validation: the 7 checks and the validation)
 out.spawn_wait_us = per_call_us(N * 7, function() mpic.wait(mpic.spawn(function() return 1 end)) end)
 
 out.n = N

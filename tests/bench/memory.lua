@@ -35,8 +35,8 @@ local function start(n)
   end
 end
 
--- every validation task spawns 7 check tasks, each a with_timeout child:
--- wait (bounded) until the live task count stops growing
+-- every validation task spawns 7 check tasks: wait (bounded) until the live
+-- task count stops growing
 local function settle(expect)
   local last, stable = -1, 0
   for _ = 1, 200 do

@@ -5,7 +5,7 @@
 local M = {}
 
 local type, ipairs, tostring, tonumber, pcall, require = type, ipairs, tostring, tonumber, pcall, require
-local sfmt, concat = string.format, table.concat
+local sfmt, concat, find, byte = string.format, table.concat, string.find, string.byte
 
 local util_mod
 -- The C helper module (sha256, base64url, base32, base64, hex, regex_search).
@@ -125,26 +125,14 @@ end
 ---------------------------------------------------------------------------
 -- Hash parameters
 
-local B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-local B64IDX = {}
-for i = 1, #B64URL do B64IDX[B64URL:byte(i)] = i - 1 end
-
--- Strict unpadded base64url decoding; nil on any bad character or length.
+-- Strict unpadded base64url decoding; nil on any bad character or length,
+-- or a non-canonical tail (decoded in C, then encoded back and compared).
 function M.base64url_decode(s)
-  if type(s) ~= "string" or #s % 4 == 1 then return nil end
-  local out, bits, nb = {}, 0, 0
-  for i = 1, #s do
-    local v = B64IDX[s:byte(i)]
-    if not v then return nil end
-    bits = ((bits << 6) | v) & 0xffffff
-    nb = nb + 6
-    if nb >= 8 then
-      nb = nb - 8
-      out[#out + 1] = string.char((bits >> nb) & 0xff)
-    end
-  end
-  if nb > 0 and (bits & ((1 << nb) - 1)) ~= 0 then return nil end -- non-canonical tail
-  return concat(out)
+  if type(s) ~= "string" or #s % 4 == 1 or find(s, "[^A-Za-z0-9_%-]") then return nil end
+  local util = M.util()
+  local raw = util.base64_decode(s)
+  if raw == nil or util.base64url(raw) ~= s then return nil end
+  return raw
 end
 
 function M.hex_decode(s)
@@ -161,9 +149,15 @@ function M.decode_hash(s)
 end
 
 -- The 43-character base64url form of a hash parameter given in either form.
+-- (43 characters carry 258 bits: canonical when the last one holds 2 zero
+-- bits, i.e. is one of B64_LAST43.)
+local B64_LAST43 = "AEIMQUYcgkosw048"
 function M.hash_b64url(s)
   if type(s) ~= "string" then return nil end
-  if #s == 43 and M.base64url_decode(s) then return s end
+  if #s == 43 then
+    if find(s, "[^A-Za-z0-9_%-]") or not find(B64_LAST43, s:sub(43), 1, true) then return nil end
+    return s
+  end
   local raw = #s == 64 and M.hex_decode(s)
   if raw then return M.util().base64url(raw) end
   return nil
@@ -178,7 +172,15 @@ local WS_TAIL = {
   "\u{2029}", "\u{202F}", "\u{205F}", "\u{3000}",
 }
 
+-- True when byte b cannot end (or, for trim, start) any of the whitespace
+-- above: a byte that is not ASCII whitespace and not part of a multi-byte
+-- sequence (every non-ASCII whitespace character is one).
+local function plain_edge(b)
+  return b ~= nil and b < 0x80 and b ~= 0x20 and (b < 0x09 or b > 0x0D)
+end
+
 function M.trim_right(s)
+  if plain_edge(byte(s, -1)) then return s end -- nothing to trim (the usual case)
   local changed = true
   while changed do
     changed = false
@@ -192,6 +194,7 @@ function M.trim_right(s)
 end
 
 function M.trim(s)
+  if plain_edge(byte(s, 1)) then return M.trim_right(s) end
   local changed = true
   while changed do
     changed = false
