@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# test_service.sh MPIC_BINARY [--bench TOTAL CONCURRENCY]: the service lab.
+# test_service.sh MPIC_BINARY [--bench TOTAL CONCURRENCY | --load TOTAL CONCURRENCY | --kill9]:
+# the service lab.
 # Starts on loopback (127.0.30.0/24):
 #   knot  127.0.30.1:15400  svc.test, the owner's view
 #   knot  127.0.30.2:15400  svc.test, an attacker's view (perspective syd sees it)
@@ -11,7 +12,11 @@
 #   the coordinator (mpic serve) on 127.0.30.10:15410 with a bearer token
 # then runs `MPIC test tests/lua/service` and stops everything by PID.
 # Certificates come from tests/lab/service/mkcerts.sh (fresh each run).
-# With --bench it runs tests/lab/service/bench.lua instead (validations/s).
+# With --bench it runs tests/lab/service/bench.lua instead (validations/s);
+# with --load, tests/lab/service/load.lua (every request answered and
+# audited, memory back to its level between waves); with --kill9,
+# tests/lab/service/kill9.lua (kill -9 under load, no verdict without its
+# audit line, no torn line).
 set -u
 mpic=${1:?usage: test_service.sh MPIC_BINARY [--bench TOTAL CONCURRENCY]}
 mode=${2:-test}
@@ -103,7 +108,7 @@ header() { # header POLICY TIMEOUT AUDIT
     echo "selection_secret: service-lab"
     echo "defaults: {perspective_count: 6, max_attempts: 1, timeout_ms: $2}"
     echo "network: {allow_reserved_ips: true, http_port: 15450}"
-    echo "audit: {path: $3, fsync: false}"
+    echo "audit: {path: $3, fsync: ${MPIC_SVC_FSYNC:-false}}"
     echo "perspectives:"
 }
 # The coordinator: the six agents, all remote (Open MPIC's model).
@@ -141,7 +146,8 @@ header() { # header POLICY TIMEOUT AUDIT
 for a in $AGENTS; do
     IFS=: read -r id _ _ _ n <<<"$a"
     start "agent-$id" "$mpic" agent --config "$work/agents.yaml" --listen "127.0.30.$n:154$n" --perspective "$id" \
-        --tls-cert "$C/agent-$id.pem" --tls-key "$C/agent-$id.key" --client-ca "$C/ca.pem"
+        --tls-cert "$C/agent-$id.pem" --tls-key "$C/agent-$id.key" --client-ca "$C/ca.pem" \
+        --max-inflight "${MPIC_SVC_MAX_INFLIGHT:-1000}"
 done
 start agent-liar "$mpic" agent --config "$work/agents.yaml" --listen 127.0.30.17:15417 --perspective fra \
     --tls-cert "$C/agent-liar.pem" --tls-key "$C/agent-liar.key" --client-ca "$C/ca.pem"
@@ -149,7 +155,8 @@ start silent-agent "$mpic" run "$here/service/silent.lua" 127.0.30.18 15418 "$C/
 start silent-web "$mpic" run "$here/service/silent.lua" 127.0.30.50 15450
 export MPIC_API_TOKEN=lab-token-3f9c
 start coordinator "$mpic" serve --config "$work/coordinator.yaml" --listen 127.0.30.10:15410 \
-    --tls-cert "$C/serve.pem" --tls-key "$C/serve.key" --health-interval 1
+    --tls-cert "$C/serve.pem" --tls-key "$C/serve.key" --health-interval 1 \
+    --max-inflight "${MPIC_SVC_MAX_INFLIGHT:-1000}"
 unset MPIC_API_TOKEN
 
 for a in $AGENTS; do
@@ -174,10 +181,11 @@ export MPIC_SVC_KILL_PID
 MPIC_SVC_KILL_PID=$(cat "$work/agent-mex.pid")
 
 cd "$root" || exit 1
-if [ "$mode" = --bench ]; then
-    "$mpic" run "$here/service/bench.lua" "${3:-2000}" "${4:-50}"
-    exit $?
-fi
+case "$mode" in
+--bench) "$mpic" run "$here/service/bench.lua" "${3:-2000}" "${4:-50}"; exit $? ;;
+--load) "$mpic" run "$here/service/load.lua" "${3:-10000}" "${4:-10000}"; exit $? ;;
+--kill9) "$mpic" run "$here/service/kill9.lua"; exit $? ;;
+esac
 "$mpic" test tests/lua/service
 status=$?
 

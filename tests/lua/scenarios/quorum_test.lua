@@ -129,9 +129,13 @@ for _, m in ipairs(METHODS) do
       local resp = run(m.evil, { primary = "evil", owner = false,
                                  remotes = views(SIX, { fra = "evil", sgp = "evil" }) })
       eq(resp.is_valid, false)
-      -- the hijacked primary was fooled, as a single-perspective CA would be
+      -- the hijacked primary was fooled, as a single-perspective CA would be,
+      -- unless the remotes made the verdict certain before it answered (it is
+      -- then cancelled: early decision)
       local pr = resp.primary_perspective.check_response
-      eq(pr.check_passed, true, L.errors_text(pr) .. " " .. tostring(pr.details and pr.details.reason))
+      if not L.errors_text(pr):find("cancelled after outcome decided", 1, true) then
+        eq(pr.check_passed, true, L.errors_text(pr) .. " " .. tostring(pr.details and pr.details.reason))
+      end
       contains(why(resp), "quorum cannot be met")
     end)
 
