@@ -11,13 +11,16 @@
 #      a primary and 6 local perspectives, over a concurrency sweep, with the
 #      audit log on (fsync on, and again with fsync off);
 #   3. latency percentiles at a fixed moderate rate (an eighth of the best
-#      fsync-on rate of each method);
+#      fsync-on rate of each method); then latency against per-perspective
+#      delays (tests/bench/latency_delay.sh: a delaying DNS relay per
+#      perspective, several delay profiles, 200 validations each at 20/s);
 #   4. resident memory per in-flight validation (10,000 in flight against the
 #      blackhole resolver);
 #   5. where the CPU goes: a piece-by-piece breakdown (breakdown.lua) and
 #      instructions per validation under callgrind (220 - 20 validations);
-#   6. writes OUT_DIR/RESULTS.md, OUT_DIR/throughput.png, OUT_DIR/latency.png
-#      and OUT_DIR/raw/ (every measurement as JSON), via report.py.
+#   6. writes OUT_DIR/RESULTS.md, OUT_DIR/throughput.png, OUT_DIR/latency.png,
+#      OUT_DIR/delay.png and OUT_DIR/raw/ (every measurement as JSON), via
+#      report.py.
 # Defaults: MPIC_BINARY=build-bench/mpic (build it with -DCMAKE_BUILD_TYPE=Release),
 # OUT_DIR=tests/bench. BENCH_QUICK=1 shortens every step (for a smoke run).
 set -u
@@ -36,11 +39,13 @@ $PY -c 'import matplotlib' 2>/dev/null || { echo "run.sh: python3-matplotlib is 
 . "$root/tests/lab/knot.sh"
 . "$root/tests/lab/nginx.sh"
 . "$here/lab.sh"
+. "$here/latency_delay.sh"
 
 WORK=$(mktemp -d /tmp/mpic-bench.XXXXXX)
 RAW=$WORK/raw
 mkdir -p "$RAW" "$OUT"
 cleanup() {
+    bench_delay_relays_stop
     bench_lab_stop "$WORK"
     rm -rf "$WORK"
 }
@@ -50,9 +55,9 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
-    DUR=1500; RAWDUR=2; SWEEP="1 16 64"; LATDUR=3000; MEMN=2000; CG_HI=60
+    DUR=1500; RAWDUR=2; SWEEP="1 16 64"; LATDUR=3000; MEMN=2000; CG_HI=60; DELAYN=60
 else
-    DUR=4000; RAWDUR=5; SWEEP="1 4 16 64 256"; LATDUR=10000; MEMN=10000; CG_HI=220
+    DUR=4000; RAWDUR=5; SWEEP="1 4 16 64 256"; LATDUR=10000; MEMN=10000; CG_HI=220; DELAYN=200
 fi
 CG_LO=20
 
@@ -127,6 +132,10 @@ PY
     log "latency $m at $rate/s: $line"
 done
 
+# latency against per-perspective delays (early decision)
+log "latency against per-perspective delays: ${#BENCH_DELAY_PROFILES[@]} profiles, $DELAYN validations each"
+BENCH_DELAY_COUNT=$DELAYN bench_delay_run "$MPIC" "$WORK" "$RAW" || die "latency_delay failed"
+
 # --- 4. memory per in-flight validation ----------------------------------------
 log "memory: $MEMN validations in flight against the blackhole resolver"
 timeout 300 "$MPIC" run tests/bench/memory.lua "$WORK/perspectives-blackhole.yaml" "$MEMN" >"$RAW/memory.json" ||
@@ -168,4 +177,4 @@ rm -rf "$OUT/raw"
 cp -r "$RAW" "$OUT/raw"
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 $PY "$here/report.py" "$OUT/raw" "$OUT" "$commit" "$NETNS" || die "report.py failed"
-log "wrote $OUT/RESULTS.md, $OUT/throughput.png, $OUT/latency.png"
+log "wrote $OUT/RESULTS.md, $OUT/throughput.png, $OUT/latency.png, $OUT/delay.png"
