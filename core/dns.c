@@ -109,7 +109,8 @@ static void on_sock_state(void *data, ares_socket_t fd, int readable, int writab
             break;
         }
     if (s) {
-        event_free(s->ev);
+        if (s->ev) /* NULL when re-arming it failed */
+            event_free(s->ev);
         s->ev = NULL;
         if (!readable && !writable) {
             *pp = s->next;

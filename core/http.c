@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -357,6 +358,16 @@ static void check_done(struct mpic_http *h)
 
 /* ---- libevent glue -------------------------------------------------------- */
 
+/* libcurl opens its sockets without close-on-exec: a child process (a shell
+ * command run by a script) must not inherit a probe's connection. */
+static int on_sockopt(void *clientp, curl_socket_t fd, curlsocktype purpose)
+{
+    int fl = fcntl(fd, F_GETFD);
+    if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
+        return CURL_SOCKOPT_ERROR;
+    return CURL_SOCKOPT_OK;
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct mpic_http *h = arg;
@@ -396,7 +407,8 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
 
     if (what == CURL_POLL_REMOVE) {
         if (hs) {
-            event_free(hs->ev);
+            if (hs->ev) /* NULL when re-arming it failed */
+                event_free(hs->ev);
             free(hs);
             curl_multi_assign(h->multi, s, NULL);
         }
@@ -414,7 +426,7 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
         hs->h = h;
         hs->fd = s;
         curl_multi_assign(h->multi, s, hs);
-    } else {
+    } else if (hs->ev) {
         event_free(hs->ev);
     }
     hs->ev = event_new(h->base, s, kind, on_sock, h);
@@ -679,6 +691,7 @@ int mpic_http_start(struct mpic_http *h, const struct mpic_http_opts *o, mpic_ht
     SETOPT(CURLOPT_PRIVATE, q);
     SETOPT(CURLOPT_ERRORBUFFER, q->errbuf);
     SETOPT(CURLOPT_NOSIGNAL, 1L);
+    SETOPT(CURLOPT_SOCKOPTFUNCTION, on_sockopt);
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
     SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     SETOPT(CURLOPT_FOLLOWLOCATION, 0L);

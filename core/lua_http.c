@@ -177,6 +177,9 @@ static int l_get(lua_State *L)
     const char *url = luaL_checklstring(L, 1, &ulen);
     struct mpic_task *t = mpic_task_current(L);
 
+    /* curl would fetch the text before the NUL, not the URL that was checked */
+    luaL_argcheck(L, strlen(url) == ulen, 1, "URL contains a NUL byte");
+
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
         lua_settop(L, 2);

@@ -57,7 +57,9 @@ void mpic_pending_complete(struct mpic_pending *p);
  * k(L, LUA_YIELD, ctx) runs when the task resumes and returns the Lua
  * results. cancel(arg) is called if the task is cancelled first.
  * If p->done is already set, k runs immediately (no yield).
- * Exactly one of k and cancel runs for a suspension.
+ * Exactly one of k and cancel runs for a suspension. When L cannot yield
+ * (inside a sort comparator, gsub callback or metamethod) it calls cancel
+ * and raises an error instead.
  */
 int mpic_task_suspend(lua_State *L, struct mpic_pending *p, void (*cancel)(void *arg), void *arg,
                       lua_KFunction k, lua_KContext ctx);

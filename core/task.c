@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,7 +80,7 @@ static struct {
     struct mpic_task *reap; /* cancelled tasks whose coroutine must be reset */
     long next_id;
     long live;
-    int interrupted;
+    volatile sig_atomic_t interrupted; /* set by mpic_rt_interrupt (signal handler) */
 } rt;
 
 struct event_base *mpic_loop(void) { return rt.base; }
@@ -159,6 +160,18 @@ int mpic_task_suspend(lua_State *L, struct mpic_pending *p, void (*cancel)(void 
     struct mpic_task *t = p->task;
     if (p->done)
         return k(L, LUA_OK, ctx);
+    if (!lua_isyieldable(L)) {
+        /* Inside a C call boundary (a table.sort comparator, a string.gsub
+         * callback, __tostring, require...) lua_yieldk would raise, leaving
+         * the operation armed to wake this task later, while it is waiting
+         * on something else or already gone. Release it first. */
+        p->task = NULL;
+        if (cancel)
+            cancel(arg);
+        return luaL_error(L, "mpic: cannot wait for I/O inside a function called from C "
+                             "(a sort comparator, gsub callback or metamethod); "
+                             "call it from the task's own code");
+    }
     p->suspended = 1;
     t->pending = p;
     t->cancel = cancel;
@@ -350,6 +363,35 @@ static void reap(lua_State *L)
     }
 }
 
+static int l_error_text(lua_State *L)
+{
+    luaL_tolstring(L, 1, NULL);
+    return 1;
+}
+
+/* Push onto L the text of the error value on top of the dead coroutine co.
+ * A __tostring metamethod runs protected on L: co is dead (calling into it
+ * would rethrow on the main thread), and the metamethod itself may fail. */
+static void error_text(lua_State *L, lua_State *co)
+{
+    int tt = lua_type(co, -1);
+    luaL_checkstack(L, 4, "error message");
+    if (tt == LUA_TSTRING || tt == LUA_TNUMBER) {
+        lua_pushstring(L, lua_tostring(co, -1));
+        return;
+    }
+    lua_xmove(co, L, 1); /* the error value, now on L */
+    if (luaL_getmetafield(L, -1, "__tostring") != LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushcfunction(L, l_error_text);
+        lua_insert(L, -2);
+        if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING)
+            return;
+    }
+    lua_pop(L, 1);
+    lua_pushfstring(L, "(error object is a %s value)", lua_typename(L, tt));
+}
+
 /* Resume one task and handle how it stopped. */
 static void run_task(lua_State *L, struct mpic_task *t)
 {
@@ -389,14 +431,10 @@ static void run_task(lua_State *L, struct mpic_task *t)
         finish(L, t);
         return;
     }
-    /* error: keep the message and a traceback of the failed coroutine */
-    const char *msg = lua_tostring(t->co, -1);
-    if (!msg) {
-        if (luaL_callmeta(t->co, -1, "__tostring") && lua_type(t->co, -1) == LUA_TSTRING)
-            msg = lua_tostring(t->co, -1);
-        else
-            msg = lua_pushfstring(t->co, "(error object is a %s value)", luaL_typename(t->co, -1));
-    }
+    /* error: keep the message and a traceback of the failed coroutine. The
+     * message is kept on the main stack below the outcome table. */
+    error_text(L, t->co);
+    const char *msg = lua_tostring(L, -1);
     t->state = T_ERROR;
     lua_createtable(L, 0, 3);
     lua_pushboolean(L, 0);
@@ -407,6 +445,7 @@ static void run_task(lua_State *L, struct mpic_task *t)
     lua_setfield(L, -2, "traceback");
     lua_settop(t->co, 0);
     finish(L, t);
+    lua_pop(L, 1); /* msg */
 }
 
 /* ---- waiting ------------------------------------------------------------- */
