@@ -461,6 +461,9 @@ int mpic_http_new(struct event_base *base, struct mpic_http **out)
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+    /* bound the sockets one host can take (agents under a burst): further
+     * transfers wait in curl's queue instead of exhausting descriptors */
+    curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 256L);
     *out = h;
     return 0;
 fail:

@@ -14,5 +14,7 @@ if [ "$conc" -gt "$max" ]; then
     echo "test_load.sh: file descriptor limit $hard allows $max requests in flight, not $conc"
     conc=$max
 fi
+# a burst this large queues at the agents: give checks time instead of timing them out
+export MPIC_SVC_TIMEOUT_MS=120000 MPIC_SVC_AGENT_TIMEOUT_MS=115000
 MPIC_SVC_MAX_INFLIGHT=$((conc + 100)) exec bash "$here/test_service.sh" "${1:?usage: test_load.sh MPIC [TOTAL]}" \
     --load "$total" "$conc"

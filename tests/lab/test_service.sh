@@ -100,7 +100,7 @@ cp "$root/policies/br.lua" "$work/policy.lua"
 
 # remote_entry ID RIR LAT LON URL CERTNAME
 remote_entry() {
-    echo "  - {id: $1, rir: $2, location: {lat: $3, lon: $4}, agent: {url: \"$5\", ca: $C/ca.pem, cert: $C/coordinator.pem, key: $C/coordinator.key, timeout_ms: 4000}}"
+    echo "  - {id: $1, rir: $2, location: {lat: $3, lon: $4}, agent: {url: \"$5\", ca: $C/ca.pem, cert: $C/coordinator.pem, key: $C/coordinator.key, timeout_ms: ${MPIC_SVC_AGENT_TIMEOUT_MS:-4000}}}"
 }
 header() { # header POLICY TIMEOUT AUDIT
     echo "issuer: {caa_domains: [ca.example], account_uri_prefixes: [\"https://ca.example/acme/acct/\"]}"
@@ -113,7 +113,7 @@ header() { # header POLICY TIMEOUT AUDIT
 }
 # The coordinator: the six agents, all remote (Open MPIC's model).
 {
-    header "$work/policy.lua" 5000 "$work/coordinator-audit.jsonl"
+    header "$work/policy.lua" "${MPIC_SVC_TIMEOUT_MS:-5000}" "$work/coordinator-audit.jsonl"
     for a in $AGENTS; do
         IFS=: read -r id rir lat lon n <<<"$a"
         [ "$id" = mex ] && continue
