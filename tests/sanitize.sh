@@ -27,6 +27,8 @@ rm -rf "$log_dir"
 mkdir -p "$log_dir"
 # log_path keeps every report (also from processes the lab scripts start in
 # the background) in one place; abort_on_error makes the process fail.
+# the load test at a size that fits its time limit in a sanitizer build
+export MPIC_LOAD_TOTAL=${MPIC_LOAD_TOTAL:-2000}
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:check_initialization_order=1:log_path=$log_dir/asan"
 export LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$log_dir/ubsan"

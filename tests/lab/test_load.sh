@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# test_load.sh MPIC [TOTAL]: TOTAL (default 10000) concurrent validations
+# test_load.sh MPIC [TOTAL]: TOTAL (default $MPIC_LOAD_TOTAL or 10000) concurrent validations
 # through mpic serve and six agents, twice: every request answered, every
 # answer audited, coordinator memory steady from one wave to the next.
 here=$(cd "$(dirname "$0")" && pwd)
-total=${2:-10000}
+total=${2:-${MPIC_LOAD_TOTAL:-10000}}
 hard=$(ulimit -Hn)
 [ "$hard" = unlimited ] && hard=1048576
 ulimit -n "$hard" 2>/dev/null
