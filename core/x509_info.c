@@ -101,6 +101,11 @@ static int add_san(struct mpic_x509_info *info, const GENERAL_NAME *gn)
     }
     if (!s->value)
         return -1;
+    if (s->type == MPIC_SAN_IP && s->value_len != 4 && s->value_len != 16) {
+        /* an iPAddress is 4 or 16 bytes: anything else is not an address */
+        s->type = MPIC_SAN_OTHER;
+        info->san_malformed = 1;
+    }
     info->n_sans++;
     return 0;
 }
