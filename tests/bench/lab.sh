@@ -61,19 +61,9 @@ ZONE
     knot_start "$work/knot" "$BENCH_ADDR_DNS" "$BENCH_PORT_DNS" "$work/knot/bench.test.zone" || return 1
 
     printf '%s' "$BENCH_KA" >"$work/nginx/root/.well-known/acme-challenge/$BENCH_TOKEN"
-    cat >"$work/nginx/nginx.conf" <<CONF
-worker_processes 1;
-pid nginx.pid;
-error_log error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log off;
-    client_body_temp_path tmp/body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
-    default_type text/plain;
+    {
+        nginx_preamble 8192
+        cat <<CONF
     keepalive_requests 1000000;
     server {
         listen $BENCH_HTTP backlog=4096;
@@ -81,6 +71,7 @@ http {
     }
 }
 CONF
+    } >"$work/nginx/nginx.conf"
     chmod -R a+rX "$work/nginx"
     nginx_start "$work/nginx" "$work/nginx/nginx.conf" \
         "http://$BENCH_HTTP/.well-known/acme-challenge/$BENCH_TOKEN" || return 1

@@ -74,19 +74,9 @@ ZONE
 }
 
 write_nginx() { # FILE
-    cat >"$1" <<CONF
-worker_processes 1;
-pid nginx.pid;
-error_log error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path tmp/body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
-    default_type text/plain;
+    {
+        nginx_preamble 256
+        cat <<CONF
     server {
         listen $VICTIM:$HTTP_PORT;
         root victim;
@@ -99,6 +89,7 @@ http {
     }
 }
 CONF
+    } >"$1"
 }
 
 cert() { # NAME KEYAUTH: self-signed acme-tls/1 certificate for tls.scen.test

@@ -116,22 +116,13 @@ ZONE
     local who
     for who in vic att; do
         mkdir -p "$dir/$who-www/root/.well-known/acme-challenge"
-        cat >"$dir/$who-www/nginx.conf" <<CONF
-worker_processes 1;
-pid nginx.pid;
-error_log error.log warn;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path tmp/body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
-    default_type text/plain;
+        {
+            nginx_preamble 64
+            cat <<CONF
     server { listen 203.0.113.10:80; root root; }
 }
 CONF
+        } >"$dir/$who-www/nginx.conf"
     done
     printf '%s' "$OWNER_KA" >"$dir/vic-www/root/.well-known/acme-challenge/$OWNER_TOKEN"
     printf 'attacker' >"$dir/att-www/root/index.html"

@@ -34,3 +34,23 @@ nginx_start() {
 nginx_stop() {
     proc_stop "$1/nginx.master.pid"
 }
+
+# nginx_preamble CONNECTIONS: the lines every lab nginx.conf starts with (one
+# worker, files in the prefix directory, no access log), up to and including
+# the opening of the http block; the caller adds its servers and the "}".
+nginx_preamble() {
+    cat <<CONF
+worker_processes 1;
+pid nginx.pid;
+error_log error.log warn;
+events { worker_connections $1; }
+http {
+    access_log off;
+    client_body_temp_path tmp/body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    default_type text/plain;
+CONF
+}

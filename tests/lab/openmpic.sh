@@ -63,22 +63,13 @@ start)
         -e "s|^\([[:space:]]*\)root .*|\1root webroot;|" \
         "$fixture/nginx-vhost.conf" >"$dir/www/vhost.conf"
     grep -q "listen $WEB:$HTTP_PORT;" "$dir/www/vhost.conf" || die "vhost translation failed"
-    cat >"$dir/www/nginx.conf" <<CONF
-worker_processes 1;
-pid nginx.pid;
-error_log error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path tmp/body;
-    proxy_temp_path tmp/proxy;
-    fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi;
-    scgi_temp_path tmp/scgi;
-    default_type text/plain;
+    {
+        nginx_preamble 256
+        cat <<CONF
     include vhost.conf;
 }
 CONF
+    } >"$dir/www/nginx.conf"
     nginx_start "$dir/www" "$dir/www/nginx.conf" "http://$WEB:$HTTP_PORT/" || die "nginx did not start"
 
     {
