@@ -1,6 +1,7 @@
 # proc.sh: process helpers shared by the lab scripts. Source it.
 #   proc_stop PIDFILE   stop the process named in PIDFILE: SIGTERM, wait up to
 #                       5 s, then SIGKILL; removes PIDFILE. Always returns 0.
+#   proc_stop_pids PID...  the same for processes known by PID (1 s each).
 
 proc_stop() {
     local pidfile=$1 pid i
@@ -16,5 +17,15 @@ proc_stop() {
         wait "$pid" 2>/dev/null
     fi
     rm -f "$pidfile"
+    return 0
+}
+
+proc_stop_pids() {
+    local p i
+    for p in "$@"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "$@"; do
+        for i in $(seq 1 20); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+        kill -KILL "$p" 2>/dev/null
+    done
     return 0
 }

@@ -10,11 +10,7 @@ root=$(cd "$here/../.." && pwd)
 work=$(mktemp -d /tmp/mpic-faults.XXXXXX)
 pids=()
 cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 1 20); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
-        kill -9 "$p" 2>/dev/null
-    done
+    proc_stop_pids "${pids[@]}"
     knot_stop "$work/knot"
     rm -rf "$work"
 }
