@@ -36,6 +36,8 @@ cleanup() {
         for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$p" 2>/dev/null
     done
+    # an agent a test restarted itself
+    [ -f "$work/agent-mex-restarted.pid" ] && proc_stop "$work/agent-mex-restarted.pid"
     knot_stop "$work/attacker"
     knot_stop "$work/legit"
     # reports written by sanitizer builds at exit
@@ -179,6 +181,8 @@ export MPIC_SVC_COORDINATOR_PID
 MPIC_SVC_COORDINATOR_PID=$(cat "$work/coordinator.pid")
 export MPIC_SVC_KILL_PID
 MPIC_SVC_KILL_PID=$(cat "$work/agent-mex.pid")
+export MPIC_SVC_RESTART_MEX="$mpic agent --config $work/agents.yaml --listen 127.0.30.19:15419 --perspective mex \
+--tls-cert $C/agent-mex.pem --tls-key $C/agent-mex.key --client-ca $C/ca.pem"
 
 cd "$root" || exit 1
 case "$mode" in

@@ -373,6 +373,32 @@ case("agent_health_checks_mark_dead_and_hung_agents_unhealthy", function()
   -- the liar answers /healthz (the identity check applies to check answers)
 end, { timeout_ms = 20000 })
 
+case("agent_restarted_after_a_crash_is_healthy_and_used_again", function()
+  -- runs after the kill test: start mex again (stopped by test_service.sh's cleanup)
+  local cmd = assert(os.getenv("MPIC_SVC_RESTART_MEX"))
+  os.execute(cmd .. " >" .. WORK .. "/agent-mex-restarted.log 2>&1 & echo $! >" .. WORK .. "/agent-mex-restarted.pid")
+  local url = "https://127.0.30.19:15419"
+  local up = false
+  for _ = 1, 50 do
+    local r = http.request(url .. "/healthz", mtls({ timeout_ms = 1000 }))
+    if r and r.status == 200 then up = true break end
+    mpic.sleep(100)
+  end
+  ok(up, "the restarted agent answers")
+  assert(mpic.load_config(WORK .. "/faulty.yaml"))
+  local serve = require "mpic.serve"
+  serve.check_agents(1000)
+  local health = {}
+  for _, p in ipairs(mpic.perspectives()) do health[p.id] = p.healthy end
+  eq(health.mex, true)
+  local r = assert(post(url .. "/dcv", { domain_or_ip_target = "svc.test",
+    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = GOOD_HASH } }, mtls()))
+  eq(r.status, 200)
+  local d = util.json_decode(r.body)
+  eq(d.perspective_code, "mex")
+  eq(d.check_passed, true)
+end, { timeout_ms = 20000 })
+
 -- SIGHUP ---------------------------------------------------------------------------
 
 case("sighup_with_a_broken_policy_keeps_serving", function()
