@@ -7,6 +7,19 @@
 # no zones answers REFUSED to everything. Works as root (knotd keeps root:root).
 
 . "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
+# knot_conf_head DIR ADDR PORT: the server and log sections of a lab knot.conf
+knot_conf_head() {
+    echo "server:"
+    echo "    rundir: \"$1\""
+    echo "    listen: \"$2@$3\""
+    echo "    udp-workers: 1"
+    echo "    tcp-workers: 1"
+    echo "    background-workers: 1"
+    echo "log:"
+    echo "  - target: \"$1/knot.log\""
+    echo "    any: info"
+}
+
 knot_start() {
     local dir=$1 addr=$2 port=$3
     shift 3
@@ -14,15 +27,7 @@ knot_start() {
     mkdir -p "$dir/db" || return 1
     dir=$(cd "$dir" && pwd)
     {
-        echo "server:"
-        echo "    rundir: \"$dir\""
-        echo "    listen: \"$addr@$port\""
-        echo "    udp-workers: 1"
-        echo "    tcp-workers: 1"
-        echo "    background-workers: 1"
-        echo "log:"
-        echo "  - target: \"$dir/knot.log\""
-        echo "    any: info"
+        knot_conf_head "$dir" "$addr" "$port"
         echo "database:"
         echo "    storage: \"$dir/db\""
         echo "template:"

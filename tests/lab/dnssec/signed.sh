@@ -14,15 +14,7 @@ signed_knot_start() {
     mkdir -p "$dir/db" "$dir/keys" || return 1
     dir=$(cd "$dir" && pwd)
     {
-        echo "server:"
-        echo "    rundir: \"$dir\""
-        echo "    listen: \"$addr@$port\""
-        echo "    udp-workers: 1"
-        echo "    tcp-workers: 1"
-        echo "    background-workers: 1"
-        echo "log:"
-        echo "  - target: \"$dir/knot.log\""
-        echo "    any: info"
+        knot_conf_head "$dir" "$addr" "$port"
         echo "database:"
         echo "    storage: \"$dir/db\""
         echo "    kasp-db: \"$dir/keys\""
