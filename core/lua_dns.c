@@ -15,6 +15,8 @@
 #include "dns.h"
 #include "rt.h"
 
+#include "lua_opts.h"
+
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,31 +298,6 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
-static const char *cfg_string(lua_State *L, const char *key)
-{
-    const char *s = NULL;
-    if (lua_getfield(L, 1, key) != LUA_TNIL) {
-        if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "dns.resolver: %s must be a string", key);
-        s = lua_tostring(L, -1);
-    }
-    lua_pop(L, 1); /* still reachable from the config table */
-    return s;
-}
-
-static int cfg_int(lua_State *L, const char *key, int def, int lo, int hi)
-{
-    lua_Integer v = def;
-    if (lua_getfield(L, 1, key) != LUA_TNIL) {
-        int isnum = 0;
-        v = lua_tointegerx(L, -1, &isnum);
-        if (!isnum || v < lo || v > hi)
-            luaL_error(L, "dns.resolver: %s must be an integer in [%d, %d]", key, lo, hi);
-    }
-    lua_pop(L, 1);
-    return (int)v;
-}
-
 static int l_resolver(lua_State *L)
 {
     static const char *const known[] = {"servers",     "timeout_ms",  "tries",     "lifetime_ms",
@@ -361,12 +338,12 @@ static int l_resolver(lua_State *L)
     lua_pop(L, 1);
     cfg.servers = servers;
     cfg.n_servers = n;
-    cfg.timeout_ms = cfg_int(L, "timeout_ms", 2000, 1, 600000);
-    cfg.tries = cfg_int(L, "tries", 3, 1, 20);
-    cfg.lifetime_ms = cfg_int(L, "lifetime_ms", 0, 0, 3600000);
-    cfg.source_ipv4 = cfg_string(L, "source_ipv4");
-    cfg.source_ipv6 = cfg_string(L, "source_ipv6");
-    cfg.interface = cfg_string(L, "interface");
+    cfg.timeout_ms = (int)mpic_opt_int(L, 1, "dns.resolver: ", "timeout_ms", 2000, 1, 600000);
+    cfg.tries = (int)mpic_opt_int(L, 1, "dns.resolver: ", "tries", 3, 1, 20);
+    cfg.lifetime_ms = (int)mpic_opt_int(L, 1, "dns.resolver: ", "lifetime_ms", 0, 0, 3600000);
+    cfg.source_ipv4 = mpic_opt_string(L, 1, "dns.resolver: ", "source_ipv4");
+    cfg.source_ipv6 = mpic_opt_string(L, 1, "dns.resolver: ", "source_ipv6");
+    cfg.interface = mpic_opt_string(L, 1, "dns.resolver: ", "interface");
     lua_getfield(L, 1, "tcp_only");
     cfg.tcp_only = lua_toboolean(L, -1);
     lua_pop(L, 1);

@@ -19,6 +19,8 @@
 #include "rt.h"
 
 #include <errno.h>
+#include "lua_opts.h"
+
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,32 +105,6 @@ static int k_done(lua_State *L, int status, lua_KContext ctx)
     return n;
 }
 
-static const char *opt_string(lua_State *L, int t, const char *key)
-{
-    const char *s = NULL;
-    if (lua_getfield(L, t, key) != LUA_TNIL) {
-        if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "http.get: opts.%s must be a string", key);
-        s = lua_tostring(L, -1);
-    }
-    lua_pop(L, 1); /* the string stays reachable from the opts table */
-    return s;
-}
-
-static lua_Integer opt_int(lua_State *L, int t, const char *key, lua_Integer lo, lua_Integer hi)
-{
-    lua_Integer v = 0;
-    if (lua_getfield(L, t, key) != LUA_TNIL) {
-        int isnum = 0;
-        v = lua_tointegerx(L, -1, &isnum);
-        if (!isnum || v < lo || v > hi)
-            luaL_error(L, "http.get: opts.%s must be an integer in [%d, %d]", key, (int)lo,
-                       (int)hi);
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
 /* opts.headers = {["X-A"] = "b", ...}: "Name: value" lines, sorted by name so
  * the wire order is stable. The strings are anchored in a table at slot. */
 static size_t collect_headers(lua_State *L, int t, const char **lines, int anchor)
@@ -184,23 +160,23 @@ static int l_get(lua_State *L)
         luaL_checktype(L, 2, LUA_TTABLE);
         lua_settop(L, 2);
         lua_newtable(L); /* 3: anchors the header strings until the request starts */
-        o.connect_ip = opt_string(L, 2, "connect_ip");
-        o.user_agent = opt_string(L, 2, "user_agent");
-        o.source_ip = opt_string(L, 2, "source_ip");
-        o.interface = opt_string(L, 2, "interface");
-        o.connect_port = (long)opt_int(L, 2, "connect_port", 1, 65535);
+        o.connect_ip = mpic_opt_string(L, 2, "http.get: opts.", "connect_ip");
+        o.user_agent = mpic_opt_string(L, 2, "http.get: opts.", "user_agent");
+        o.source_ip = mpic_opt_string(L, 2, "http.get: opts.", "source_ip");
+        o.interface = mpic_opt_string(L, 2, "http.get: opts.", "interface");
+        o.connect_port = (long)mpic_opt_int(L, 2, "http.get: opts.", "connect_port", 0, 1, 65535);
         if (lua_getfield(L, 2, "system_resolver") != LUA_TNIL && !lua_isboolean(L, -1))
             luaL_error(L, "http.get: opts.system_resolver must be a boolean");
         o.system_resolver = lua_toboolean(L, -1);
         lua_pop(L, 1);
-        o.connect_timeout_ms = (long)opt_int(L, 2, "connect_timeout_ms", 1, 600000);
-        o.timeout_ms = (long)opt_int(L, 2, "timeout_ms", 1, 3600000);
-        o.max_bytes = (size_t)opt_int(L, 2, "max_bytes", 1, 256 * 1024 * 1024);
+        o.connect_timeout_ms = (long)mpic_opt_int(L, 2, "http.get: opts.", "connect_timeout_ms", 0, 1, 600000);
+        o.timeout_ms = (long)mpic_opt_int(L, 2, "http.get: opts.", "timeout_ms", 0, 1, 3600000);
+        o.max_bytes = (size_t)mpic_opt_int(L, 2, "http.get: opts.", "max_bytes", 0, 1, 256 * 1024 * 1024);
         if (lua_getfield(L, 2, "verify_tls") != LUA_TNIL && !lua_isboolean(L, -1))
             luaL_error(L, "http.get: opts.verify_tls must be a boolean");
         o.verify_tls = lua_toboolean(L, -1);
         lua_pop(L, 1);
-        o.method = opt_string(L, 2, "method");
+        o.method = mpic_opt_string(L, 2, "http.get: opts.", "method");
         if (o.method && strcmp(o.method, "GET") != 0 && strcmp(o.method, "POST") != 0 &&
             strcmp(o.method, "HEAD") != 0 && strcmp(o.method, "PUT") != 0 &&
             strcmp(o.method, "DELETE") != 0)
@@ -211,9 +187,9 @@ static int l_get(lua_State *L)
             o.body = lua_tolstring(L, -1, &o.body_len); /* anchored in opts */
         }
         lua_pop(L, 1);
-        o.ca_file = opt_string(L, 2, "ca");
-        o.cert_file = opt_string(L, 2, "cert");
-        o.key_file = opt_string(L, 2, "key");
+        o.ca_file = mpic_opt_string(L, 2, "http.get: opts.", "ca");
+        o.cert_file = mpic_opt_string(L, 2, "http.get: opts.", "cert");
+        o.key_file = mpic_opt_string(L, 2, "http.get: opts.", "key");
         if (lua_getfield(L, 2, "keepalive") != LUA_TNIL && !lua_isboolean(L, -1))
             luaL_error(L, "http.get: opts.keepalive must be a boolean");
         o.keepalive = lua_toboolean(L, -1);

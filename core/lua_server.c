@@ -23,6 +23,8 @@
 #include "server.h"
 
 #include <errno.h>
+#include "lua_opts.h"
+
 #include <lauxlib.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -110,50 +112,24 @@ static void srv_close(struct lsrv *ls)
     ls->s = NULL;
 }
 
-static const char *opt_str(lua_State *L, int t, const char *key)
-{
-    const char *v = NULL;
-    if (lua_getfield(L, t, key) != LUA_TNIL) {
-        if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "server.listen: %s must be a string", key);
-        v = lua_tostring(L, -1);
-    }
-    lua_pop(L, 1); /* the string stays anchored in the options table */
-    return v;
-}
-
-static lua_Integer opt_int(lua_State *L, int t, const char *key, lua_Integer lo, lua_Integer hi,
-                           lua_Integer def)
-{
-    lua_Integer v = def;
-    if (lua_getfield(L, t, key) != LUA_TNIL) {
-        int ok;
-        v = lua_tointegerx(L, -1, &ok);
-        if (!ok || v < lo || v > hi)
-            luaL_error(L, "server.listen: %s must be an integer in [%d, %d]", key, (int)lo, (int)hi);
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
 static int l_listen(lua_State *L)
 {
     struct mpic_server_opts o = {0};
     char err[320] = "";
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    o.address = opt_str(L, 1, "address");
+    o.address = mpic_opt_string(L, 1, "server.listen: ", "address");
     if (!o.address)
         o.address = "127.0.0.1";
-    o.port = (int)opt_int(L, 1, "port", 0, 65535, 0);
-    o.max_body = (size_t)opt_int(L, 1, "max_body", 1, 256 * 1024 * 1024, 1024 * 1024);
-    o.max_inflight = (int)opt_int(L, 1, "max_inflight", 1, 1000000, 1000);
-    o.idle_timeout_s = (int)opt_int(L, 1, "idle_timeout_s", 1, 3600, 60);
+    o.port = (int)mpic_opt_int(L, 1, "server.listen: ", "port", 0, 0, 65535);
+    o.max_body = (size_t)mpic_opt_int(L, 1, "server.listen: ", "max_body", 1024 * 1024, 1, 256 * 1024 * 1024);
+    o.max_inflight = (int)mpic_opt_int(L, 1, "server.listen: ", "max_inflight", 1000, 1, 1000000);
+    o.idle_timeout_s = (int)mpic_opt_int(L, 1, "server.listen: ", "idle_timeout_s", 60, 1, 3600);
     if (lua_getfield(L, 1, "tls") != LUA_TNIL) {
         luaL_argcheck(L, lua_istable(L, 2), 1, "tls must be a table");
-        o.cert_file = opt_str(L, 2, "cert");
-        o.key_file = opt_str(L, 2, "key");
-        o.client_ca_file = opt_str(L, 2, "client_ca");
+        o.cert_file = mpic_opt_string(L, 2, "server.listen: ", "cert");
+        o.key_file = mpic_opt_string(L, 2, "server.listen: ", "key");
+        o.client_ca_file = mpic_opt_string(L, 2, "server.listen: ", "client_ca");
         if (!o.cert_file || !o.key_file)
             return luaL_error(L, "server.listen: tls needs cert and key");
         lua_getfield(L, 2, "require_client_cert");

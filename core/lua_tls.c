@@ -16,6 +16,8 @@
 #include "x509_info.h"
 
 #include <arpa/inet.h>
+#include "lua_opts.h"
+
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,31 +199,6 @@ static int k_alpn(lua_State *L, int status, lua_KContext ctx)
     return 1;
 }
 
-static const char *opt_string(lua_State *L, int idx, const char *key)
-{
-    const char *s = NULL;
-    if (lua_getfield(L, idx, key) != LUA_TNIL) {
-        if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "tls.alpn: opts.%s must be a string", key);
-        s = lua_tostring(L, -1); /* stays alive: opts holds it */
-    }
-    lua_pop(L, 1);
-    return s;
-}
-
-static int opt_ms(lua_State *L, int idx, const char *key)
-{
-    int isint = 0;
-    lua_Integer v = 0;
-    if (lua_getfield(L, idx, key) != LUA_TNIL) {
-        v = lua_tointegerx(L, -1, &isint);
-        if (!isint || v <= 0 || v > 600000)
-            luaL_error(L, "tls.alpn: opts.%s must be an integer in 1..600000", key);
-    }
-    lua_pop(L, 1);
-    return (int)v;
-}
-
 static void check_opt_keys(lua_State *L, int idx)
 {
     static const char *const known[] = {"sni", "timeout_ms", "connect_timeout_ms", "source_ip",
@@ -254,12 +231,12 @@ static int l_alpn(lua_State *L)
     if (!lua_isnoneornil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
         check_opt_keys(L, 3);
-        o.sni = opt_string(L, 3, "sni");
-        o.alpn = opt_string(L, 3, "alpn");
-        o.source_ip = opt_string(L, 3, "source_ip");
-        o.interface = opt_string(L, 3, "interface");
-        o.timeout_ms = opt_ms(L, 3, "timeout_ms");
-        o.connect_timeout_ms = opt_ms(L, 3, "connect_timeout_ms");
+        o.sni = mpic_opt_string(L, 3, "tls.alpn: opts.", "sni");
+        o.alpn = mpic_opt_string(L, 3, "tls.alpn: opts.", "alpn");
+        o.source_ip = mpic_opt_string(L, 3, "tls.alpn: opts.", "source_ip");
+        o.interface = mpic_opt_string(L, 3, "tls.alpn: opts.", "interface");
+        o.timeout_ms = (int)mpic_opt_int(L, 3, "tls.alpn: opts.", "timeout_ms", 0, 1, 600000);
+        o.connect_timeout_ms = (int)mpic_opt_int(L, 3, "tls.alpn: opts.", "connect_timeout_ms", 0, 1, 600000);
         if (o.sni && strlen(o.sni) > 253)
             luaL_error(L, "tls.alpn: opts.sni longer than 253 bytes");
         if (o.alpn && (o.alpn[0] == '\0' || strlen(o.alpn) > 255))
