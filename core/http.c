@@ -437,7 +437,7 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
 
 /* ---- public API ----------------------------------------------------------- */
 
-int mpic_http_new(struct event_base *base, struct mpic_http **out)
+int mpic_http_new(struct event_base *base, long max_host_connections, struct mpic_http **out)
 {
     static int global_done;
     struct mpic_http *h = NULL;
@@ -461,14 +461,19 @@ int mpic_http_new(struct event_base *base, struct mpic_http **out)
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-    /* bound the sockets one host can take (agents under a burst): further
-     * transfers wait in curl's queue instead of exhausting descriptors */
-    curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 256L);
+    mpic_http_set_max_host_connections(h, max_host_connections);
     *out = h;
     return 0;
 fail:
     mpic_http_free(h);
     return rc;
+}
+
+void mpic_http_set_max_host_connections(struct mpic_http *h, long n)
+{
+    /* bound the connections one host can take: further transfers wait in
+     * curl's queue (their timeouts run) instead of opening more */
+    curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, n > 0 ? n : HTTP_DEFAULT_HOST_CONNECTIONS);
 }
 
 void mpic_http_free(struct mpic_http *h)

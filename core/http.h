@@ -65,9 +65,13 @@ struct mpic_http_result {
 
 typedef void (*mpic_http_cb)(struct mpic_http_req *req, void *arg);
 
-/* Create/free the per-loop context. Freeing cancels pending requests
- * (their callbacks are not called). */
-int mpic_http_new(struct event_base *base, struct mpic_http **out);
+/* Create/free a per-loop context. Freeing cancels pending requests (their
+ * callbacks are not called). A context opens at most max_host_connections
+ * (<= 0: HTTP_DEFAULT_HOST_CONNECTIONS) connections to one host and port at
+ * once; further requests to it wait for one of them. */
+#define HTTP_DEFAULT_HOST_CONNECTIONS 256L
+int mpic_http_new(struct event_base *base, long max_host_connections, struct mpic_http **out);
+void mpic_http_set_max_host_connections(struct mpic_http *h, long n);
 void mpic_http_free(struct mpic_http *h);
 
 /*

@@ -9,8 +9,15 @@
  *   parse_ip(text)          normalised text, family (4|6) | nil
  *   psl_icann_suffix(host)  the host's ICANN public suffix | nil, reason
  *   url_parse(url [, base]) the URL split into parts | nil, reason
- * Uses the task runtime of rt.h (mpic_task_suspend) and one mpic_http
- * context per process, created on first use on mpic_loop().
+ *   set_channel_connections(n)  connections a keepalive channel may open to
+ *                           one host at once (default CHANNEL_CONNECTIONS)
+ *   active()                requests in flight
+ * Uses the task runtime of rt.h (mpic_task_suspend) and two mpic_http
+ * contexts per process, created on first use on mpic_loop(): one for probes
+ * (a fresh connection each, up to HTTP_DEFAULT_HOST_CONNECTIONS per host) and
+ * one for keepalive channels (agents), whose small pool of reused
+ * connections keeps a burst of checks from opening hundreds of TLS
+ * connections to one agent at once; requests beyond it wait their turn.
  */
 #include "lua_http.h"
 
@@ -28,7 +35,11 @@
 
 #define HTTP_MAX_CALLER_HEADERS 64
 
-static struct mpic_http *g_http;
+enum { CTX_PROBE, CTX_CHANNEL, CTX_COUNT };
+#define CHANNEL_CONNECTIONS 32L
+
+static struct mpic_http *g_http[CTX_COUNT];
+static long g_channel_connections = CHANNEL_CONNECTIONS;
 
 struct lreq {
     struct mpic_pending p;
@@ -36,11 +47,12 @@ struct lreq {
     char url[];
 };
 
-static struct mpic_http *http_ctx(lua_State *L)
+static struct mpic_http *http_ctx(lua_State *L, int which)
 {
-    if (!g_http && mpic_http_new(mpic_loop(), &g_http) != 0)
+    long cap = which == CTX_CHANNEL ? g_channel_connections : HTTP_DEFAULT_HOST_CONNECTIONS;
+    if (!g_http[which] && mpic_http_new(mpic_loop(), cap, &g_http[which]) != 0)
         luaL_error(L, "http: cannot initialise libcurl");
-    return g_http;
+    return g_http[which];
 }
 
 static void on_done(struct mpic_http_req *req, void *arg)
@@ -198,7 +210,7 @@ static int l_get(lua_State *L)
         o.n_headers = collect_headers(L, 2, lines, 3);
     }
     o.url = url;
-    struct mpic_http *h = http_ctx(L);
+    struct mpic_http *h = http_ctx(L, o.keepalive ? CTX_CHANNEL : CTX_PROBE);
     struct lreq *r = calloc(1, sizeof *r + ulen + 1);
     if (!r)
         return luaL_error(L, "http.get: out of memory");
@@ -302,17 +314,30 @@ static int l_url_parse(lua_State *L)
 
 static int l_active(lua_State *L)
 {
-    lua_pushinteger(L, (lua_Integer)mpic_http_active(g_http));
+    lua_pushinteger(L, (lua_Integer)(mpic_http_active(g_http[CTX_PROBE]) + mpic_http_active(g_http[CTX_CHANNEL])));
     return 1;
 }
 
-/* Frees the context at lua_close when nothing is in flight (a request still
+static int l_set_channel_connections(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 1 && n <= 100000, 1, "must be between 1 and 100000");
+    g_channel_connections = (long)n;
+    if (g_http[CTX_CHANNEL])
+        mpic_http_set_max_host_connections(g_http[CTX_CHANNEL], g_channel_connections);
+    return 0;
+}
+
+/* Frees the contexts at lua_close when nothing is in flight (a request still
  * owned by a suspended task is left to the process exit). */
 static int l_ctx_gc(lua_State *L)
 {
-    if (g_http && mpic_http_active(g_http) == 0) {
-        mpic_http_free(g_http);
-        g_http = NULL;
+    (void)L;
+    for (int i = 0; i < CTX_COUNT; i++) {
+        if (g_http[i] && mpic_http_active(g_http[i]) == 0) {
+            mpic_http_free(g_http[i]);
+            g_http[i] = NULL;
+        }
     }
     return 0;
 }
@@ -327,6 +352,7 @@ int luaopen_mpic_http(lua_State *L)
         {"psl_icann_suffix", l_psl_icann_suffix},
         {"url_parse", l_url_parse},
         {"active", l_active},
+        {"set_channel_connections", l_set_channel_connections},
         {NULL, NULL},
     };
     luaL_newlib(L, fns);

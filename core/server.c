@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <event2/util.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -38,6 +39,11 @@
 #define SERVER_DEFAULT_IDLE_S 60
 #define SERVER_MAX_HEADERS_SIZE (64 * 1024)
 #define SERVER_MAX_SANS 64
+/* libevent's evhttp_bind_socket listens with a backlog of 128: a burst of
+ * connections larger than that (a coordinator opening its pool to an agent)
+ * loses SYNs and waits for retransmission, seconds later. The kernel caps
+ * this at net.core.somaxconn. */
+#define SERVER_LISTEN_BACKLOG 4096
 
 struct mpic_server {
     struct event_base *base;
@@ -406,6 +412,37 @@ static int tls_setup(struct mpic_server *s, const struct mpic_server_opts *o, ch
     return 0;
 }
 
+/* Listen on ADDRESS:PORT (a name or a numeric address) with our backlog and
+ * hand the listener to evhttp. NULL with errno set on failure. */
+static struct evhttp_bound_socket *bind_listener(struct mpic_server *s, const char *address, int port)
+{
+    struct evutil_addrinfo hints = {0}, *ai = NULL;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG;
+    if (evutil_getaddrinfo(address, portstr, &hints, &ai) != 0 || !ai) {
+        errno = EADDRNOTAVAIL;
+        return NULL;
+    }
+    struct evconnlistener *l =
+        evconnlistener_new_bind(s->base, NULL, NULL,
+                                LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                SERVER_LISTEN_BACKLOG, ai->ai_addr, (int)ai->ai_addrlen);
+    int saved = errno;
+    evutil_freeaddrinfo(ai);
+    if (!l) {
+        errno = saved;
+        return NULL;
+    }
+    struct evhttp_bound_socket *b = evhttp_bind_listener(s->http, l);
+    if (!b)
+        evconnlistener_free(l);
+    return b;
+}
+
 int mpic_server_new(struct event_base *base, const struct mpic_server_opts *o, mpic_server_cb cb,
                     void *arg, struct mpic_server **out, char *errbuf, size_t errlen)
 {
@@ -445,7 +482,7 @@ int mpic_server_new(struct event_base *base, const struct mpic_server_opts *o, m
     evhttp_set_gencb(s->http, on_request, s);
     if (s->ssl)
         evhttp_set_bevcb(s->http, make_tls_bev, s);
-    s->bound = evhttp_bind_socket_with_handle(s->http, o->address, (ev_uint16_t)o->port);
+    s->bound = bind_listener(s, o->address, o->port);
     if (!s->bound) {
         char m[160];
         snprintf(m, sizeof m, "%s port %d: %s", o->address, o->port, strerror(errno));

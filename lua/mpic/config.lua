@@ -144,6 +144,9 @@ M.CONFIG = S.record({
     allow_reserved_ips = S.bool(),
     http_port = S.int(1, 65535),
     tls_port = S.int(1, 65535),
+    -- connections the coordinator keeps open to one agent at once (more
+    -- checks in flight wait for one)
+    agent_connections = S.int(1, 100000),
   }),
   audit = S.record({ path = S.string({ nonempty = true }), fsync = S.bool() }),
   -- the TLS identity of `mpic agent` when run with this file (flags override)

@@ -108,7 +108,8 @@ function M.check_from(ctx, req, pid, deadline_ms, bounded)
     end
   end
   local ms = mpic.now() - t0
-  perspectives.record(pid, ms, res.completed, st)
+  local e1 = res.errors and res.errors[1]
+  perspectives.record(pid, ms, res.completed, st, e1 and e1.error_message)
   res.elapsed_ms = ms
   res.timestamp_ns = util.time_ns()
   return res
@@ -197,7 +198,9 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
     s.cancelled = true
     s.after_verdict = verdict ~= "undecided"
     s.result.elapsed_ms = mpic.now() - s.started
-    if verdict == "undecided" then perspectives.record(s.id, s.result.elapsed_ms, false, ctx.persp) end
+    if verdict == "undecided" then
+      perspectives.record(s.id, s.result.elapsed_ms, false, ctx.persp, "validation deadline exceeded")
+    end
   end
   for _, s in ipairs(slots) do
     if not s.result then -- never started (primary-first gate closed)

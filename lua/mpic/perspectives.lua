@@ -12,8 +12,12 @@ local string_format = string.format
 -- uses them any more.
 local state = { cfg = nil, list = {}, by_id = {}, probes = {}, health = {} }
 
+M.AGENT_CONNECTIONS = 32
+
 function M.configure(cfg)
   state = { cfg = cfg, list = {}, by_id = {}, probes = {}, health = {} }
+  require("mpic.core.http").set_channel_connections(cfg.network and cfg.network.agent_connections
+    or M.AGENT_CONNECTIONS)
   for _, p in ipairs(cfg.perspectives) do
     state.list[#state.list + 1] = p
     state.by_id[p.id] = p
@@ -54,11 +58,17 @@ function M.healthy(h)
   return require("mpic.core").now() - h.last_failure >= M.PROBATION_MS
 end
 
+--- Called as on_health_change(id, healthy, why) when a perspective of the
+--- current configuration crosses the unhealthy threshold or answers again
+--- (the service logs it).
+M.on_health_change = nil
+
 --- Record the outcome of one check for health and latency (an exponential
---- moving average of the time taken).
-function M.record(id, ms, completed, st)
+--- moving average of the time taken). why says what failed.
+function M.record(id, ms, completed, st, why)
   local h = (st or state).health[id]
   if not h then return end
+  local was = M.healthy(h)
   h.checks = h.checks + 1
   h.latency_ms = h.latency_ms and (h.latency_ms * 0.8 + ms * 0.2) or ms
   if completed then
@@ -66,6 +76,11 @@ function M.record(id, ms, completed, st)
   else
     h.failures = h.failures + 1
     h.last_failure = require("mpic.core").now()
+  end
+  local is = M.healthy(h)
+  if is ~= was and M.on_health_change and (st == nil or st == state) then
+    M.on_health_change(id, is, is and "answered again"
+      or string_format("%d consecutive failures, the last: %s", h.failures, tostring(why or "check did not complete")))
   end
 end
 

@@ -199,9 +199,11 @@ function M.check_agents(timeout_ms)
     if p.agent then
       tasks[#tasks + 1] = mpic.spawn(function()
         local t0 = mpic.now()
-        local ok = client.healthy(p, timeout_ms)
+        local ok, why = client.healthy(p, timeout_ms)
         local ms = mpic.now() - t0
-        if perspectives.get(p.id) == p then perspectives.record(p.id, ms, ok) end
+        if perspectives.get(p.id) == p then
+          perspectives.record(p.id, ms, ok, nil, why and ("health probe: " .. why))
+        end
         metrics.agent_health(p.id, ok, ms)
       end)
     end
@@ -250,6 +252,9 @@ function M.main(args)
     if ncfg then log("SIGHUP: reloaded %s", path)
     else log("SIGHUP: reload refused, keeping the running configuration: %s", tostring(rerr)) end
   end)
+  require("mpic.perspectives").on_health_change = function(id, healthy, why)
+    log("perspective %s is %s: %s", id, healthy and "healthy" or "unhealthy", why)
+  end
   local interval = (tonumber(opts["health-interval"]) or 10) * 1000
   mpic.spawn(function()
     while true do

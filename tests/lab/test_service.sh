@@ -42,7 +42,7 @@ cleanup() {
     knot_stop "$work/legit"
     # reports written by sanitizer builds at exit
     grep -h -A12 "ERROR: .*Sanitizer" "$work"/*.log >&2 2>/dev/null
-    rm -rf "$work"
+    if [ -n "${MPIC_LAB_KEEP:-}" ]; then echo "test_service.sh: kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -216,7 +216,7 @@ static int lab_setup(void **state)
     l->mute_fd = tcp_listener(&l->mute_port, 1);
     int cfd = tcp_listener(&l->closed_port, 0);
     close(cfd);
-    if (l->mute_fd < 0 || mpic_http_new(l->base, &l->h) != 0)
+    if (l->mute_fd < 0 || mpic_http_new(l->base, 0, &l->h) != 0)
         return -1;
     *state = l;
     return 0;

@@ -49,7 +49,8 @@ local function wave(tag)
         headers = { ["Content-Type"] = "application/json", ["X-Api-Key"] = token } })
       if r then
         local doc = util.json_decode(r.body)
-        answers[trace] = { status = r.status, is_valid = type(doc) == "table" and doc.is_valid }
+        answers[trace] = { status = r.status, is_valid = type(doc) == "table" and doc.is_valid,
+          error = type(doc) == "table" and doc.error or nil }
       else
         answers[trace] = { status = 0, error = tostring(kind) .. ": " .. tostring(detail) }
       end
@@ -77,7 +78,8 @@ local counts, failures = { ok = 0, other = 0, none = 0 }, {}
 for trace, a in pairs(answers) do
   if a.status == 200 then counts.ok = counts.ok + 1
   elseif a.status == 0 then counts.none = counts.none + 1; failures[#failures + 1] = trace .. " " .. a.error
-  else counts.other = counts.other + 1; failures[#failures + 1] = trace .. " HTTP " .. a.status end
+  else counts.other = counts.other + 1; failures[#failures + 1] = trace .. " HTTP " .. a.status
+    .. (a.error and (": " .. tostring(a.error)) or "") end
 end
 -- every audit line
 local audited, lines, torn = {}, 0, 0

@@ -222,3 +222,58 @@ case("lab_fetch_reserved_refused_outside_lab_mode", function()
   local r, kind = fetch.fetch("http://" .. HTTP .. CHALLENGE, {}, env)
   eq(r, nil); eq(kind, "reserved_address")
 end)
+
+-- connection pools --------------------------------------------------------
+
+-- Six requests at once to a server that holds each one 150 ms; returns the
+-- most the server saw at the same time.
+local function peak_concurrency(keepalive)
+  local server = require "mpic.core.server"
+  local srv = assert(server.listen({ address = ADDR, port = 0 }))
+  local now, peak = 0, 0
+  local accept = mpic.spawn(function()
+    while true do
+      local req = srv:next()
+      if not req then return end
+      mpic.spawn(function()
+        now = now + 1
+        if now > peak then peak = now end
+        mpic.sleep(150)
+        now = now - 1
+        req:respond(200, {}, "ok")
+      end)
+    end
+  end)
+  local tasks = {}
+  for i = 1, 6 do
+    tasks[i] = mpic.spawn(function()
+      return assert(http.request("http://" .. ADDR .. ":" .. srv:port() .. "/", { keepalive = keepalive,
+        timeout_ms = 5000 }))
+    end)
+  end
+  mpic.wait_all(tasks, 10000)
+  for _, t in ipairs(tasks) do eq(t:result().status, 200) end
+  srv:close()
+  mpic.cancel(accept)
+  return peak
+end
+
+case("channel_requests_share_a_bounded_pool_of_connections", function()
+  http.set_channel_connections(2)
+  local ok_run, peak = pcall(peak_concurrency, true)
+  http.set_channel_connections(32)
+  assert(ok_run, peak)
+  eq(peak, 2, "keepalive requests beyond the pool wait for a connection")
+end)
+
+case("probe_requests_are_not_held_by_the_channel_pool", function()
+  http.set_channel_connections(2)
+  local ok_run, peak = pcall(peak_concurrency, false)
+  http.set_channel_connections(32)
+  assert(ok_run, peak)
+  eq(peak, 6, "each probe has its own connection")
+end)
+
+case("channel_pool_size_is_checked", function()
+  raises(function() http.set_channel_connections(0) end, "between 1 and 100000")
+end)

@@ -259,6 +259,33 @@ case("perspective_unhealthy_after_three_errors_then_on_probation", function()
   eq(health("fra"), true)
 end)
 
+case("perspective_health_changes_are_reported_once_with_their_reason", function()
+  setup()
+  local seen = {}
+  perspectives.on_health_change = function(id, healthy, why) seen[#seen + 1] = { id, healthy, why } end
+  local ran, err = pcall(function()
+    perspectives.record("fra", 5, false, nil, "connect timeout")
+    perspectives.record("fra", 5, false, nil, "connect timeout")
+    eq(#seen, 0, "two failures change nothing")
+    perspectives.record("fra", 5, false, nil, "TLS handshake failed")
+    perspectives.record("fra", 5, false, nil, "still down")
+    eq(#seen, 1, "one report when it becomes unhealthy, none while it stays so")
+    eq(seen[1][1], "fra")
+    eq(seen[1][2], false)
+    eq(seen[1][3], "3 consecutive failures, the last: TLS handshake failed")
+    perspectives.record("fra", 5, true)
+    eq(#seen, 2)
+    eq(seen[2][2], true)
+    -- a registry that is no longer current (a validation across a reload) reports nothing
+    local old = perspectives.snapshot()
+    setup()
+    for _ = 1, 3 do perspectives.record("fra", 5, false, old, "old") end
+    eq(#seen, 2)
+  end)
+  perspectives.on_health_change = nil
+  assert(ran, err)
+end)
+
 case("orchestrator_validation_in_flight_survives_a_reload", function()
   setup()
   local t = mpic.spawn(orchestrator.validate, dcv(), { date = DATE,
