@@ -240,33 +240,44 @@ end
 --   {records={...}, found_at=<name without dot> | nil, response=<result>|nil}
 -- (records empty and found_at nil when nothing was found anywhere), or
 --   nil, kind, detail, name   on a lookup error (fail closed).
+-- Every label is asked at once, so a deep name costs one round trip instead
+-- of one per label; the answers are judged from the target up, exactly as a
+-- climb one label at a time would judge them (an error below the relevant
+-- RRset fails the lookup, answers above it are ignored), and the queries
+-- still running when the outcome is known are cancelled.
 function M.find_relevant(dns, name)
   name = tostring(name):gsub("%.$", "")
-  local steps = 0
-  while name ~= "" and steps < 128 do
-    steps = steps + 1
-    local r, kind, detail, partial = dns(name, "CAA")
-    local rcode
+  local labels = {}
+  local n = name
+  while n ~= "" and #labels < 128 do
+    labels[#labels + 1] = n
+    n = n:match("^[^.]*%.(.+)$") or ""
+  end
+  local core = require "mpic.core"
+  local tasks = {}
+  for i = 2, #labels do tasks[i] = core.spawn(dns, labels[i], "CAA") end
+  local function finish(...)
+    for i = 2, #labels do core.cancel(tasks[i]) end
+    return ...
+  end
+  for i, label in ipairs(labels) do
+    local r, kind, detail, partial
+    if i == 1 then r, kind, detail, partial = dns(label, "CAA")
+    else r, kind, detail, partial = core.wait(tasks[i]) end
     if not r then
       if kind == "nxdomain" or kind == "nodata" then
-        rcode = kind == "nxdomain" and "NXDOMAIN" or "NOERROR"
-        r = {records = {}, rcode = rcode}
+        r = {records = {}, rcode = kind == "nxdomain" and "NXDOMAIN" or "NOERROR"}
       else
-        return nil, kind or "dns", detail or "lookup failed", name, partial
+        return finish(nil, kind or "dns", detail or "lookup failed", label, partial)
       end
     end
     local records = r.records or {}
-    if #records > 0 then return {records = records, found_at = name, response = r} end
-    local parent = name:match("^[^.]*%.(.+)$")
-    if not parent then
-      if r.rcode == "NXDOMAIN" then
-        return nil, "nxdomain", "NXDOMAIN looking up CAA for " .. name, name, r
-      end
-      break
+    if #records > 0 then return finish({records = records, found_at = label, response = r}) end
+    if i == #labels and r.rcode == "NXDOMAIN" then
+      return finish(nil, "nxdomain", "NXDOMAIN looking up CAA for " .. label, label, r)
     end
-    name = parent
   end
-  return {records = {}}
+  return finish({records = {}})
 end
 
 function M.presentations(rrset)

@@ -27,7 +27,8 @@ METHODS = {
             "target": 0.5},
     "http": {"name": "acme-http-01", "probe": "HTTP GET", "per_check": 1, "raw": "http_keepalive_rps",
              "target": 0.3},
-    "caa": {"name": "CAA", "probe": "DNS CAA", "per_check": 1, "raw": "dns_caa_qps", "target": None},
+    # the CAA lookup asks every label at once: bench.test and its TLD test
+    "caa": {"name": "CAA", "probe": "DNS CAA", "per_check": 2, "raw": "dns_caa_qps", "target": None},
 }
 
 
