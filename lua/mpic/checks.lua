@@ -1,7 +1,8 @@
 -- mpic.checks: what `mpic check-config` verifies beyond the schema: the
 -- policy loads and accepts the perspective set (today's date), the shadow
 -- policies load, and every challenge type loads (broken files are listed
--- with path and line; they do not stop the others).
+-- with path and line; they do not stop the others), and the primary's
+-- resolver passes the DNSSEC check `mpic serve` runs at start.
 local M = {}
 local ipairs, string_format, table_concat = ipairs, string.format, table.concat
 
@@ -21,6 +22,10 @@ function M.all(cfg)
   local names = {}
   for _, ch in ipairs(ctx.registry.list) do names[#names + 1] = ch.name end
   lines[#lines + 1] = string_format("%d challenge types: %s", #names, table_concat(names, ", "))
+  local dnssec = require "mpic.dnssec_check"
+  local dok, dmsg = dnssec.check(cfg)
+  if not dok then return nil, string_format("%s: %s", cfg.file, dmsg) end
+  lines[#lines + 1] = dmsg or ("warning: " .. dnssec.NOT_SET)
   if #ctx.registry.errors > 0 then
     local errs = {}
     for _, e in ipairs(ctx.registry.errors) do errs[#errs + 1] = "  " .. e.message end

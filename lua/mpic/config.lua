@@ -156,6 +156,12 @@ M.CONFIG = S.record({
     client_ca = S.string({ nonempty = true }),
   }, { "cert", "key", "client_ca" }),
   primary = S.string({ nonempty = true }),
+  -- the start-up proof that the primary's resolver validates DNSSEC (mpic.dnssec_check)
+  primary_dnssec = S.record({
+    signed_name = S.string({ nonempty = true }),
+    bogus_name = S.string({ nonempty = true }),
+    type = S.string({ oneof = { A = true, AAAA = true, TXT = true, CAA = true, SOA = true } }),
+  }, { "signed_name", "bogus_name" }),
   perspectives = S.list(S.record({
     id = S.string({ nonempty = true }),
     rir = S.string({ oneof = rir_names }),
@@ -216,6 +222,14 @@ local function semantic(cfg, errs)
   end
   if cfg.primary and not ids[cfg.primary] then
     errs[#errs + 1] = { "primary", string_format("no perspective has id %q", cfg.primary) }
+  end
+  if cfg.primary_dnssec then
+    local prim = cfg.primary and ids[cfg.primary] and cfg.perspectives[ids[cfg.primary]]
+    if not prim then
+      errs[#errs + 1] = { "primary_dnssec", "needs a primary perspective (primary: ID)" }
+    elseif prim.agent then
+      errs[#errs + 1] = { "primary_dnssec", "the primary must be a local perspective to check its resolver" }
+    end
   end
 end
 

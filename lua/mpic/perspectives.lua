@@ -213,6 +213,15 @@ end
 
 --- The probe interface of a local perspective (the primary, or the first
 --- perspective, when id is nil).
+--- A probe for perspective id of a configuration that is not (yet) the
+--- current one (a reload checks the new primary before switching).
+function M.probe_of(cfg, id)
+  for _, p in ipairs(cfg.perspectives) do
+    if p.id == id and not p.agent then return make_probe(p, cfg) end
+  end
+  error(string_format("no local perspective %q", tostring(id)), 2)
+end
+
 function M.probe(id, st)
   st = st or state
   local cfg = st.cfg

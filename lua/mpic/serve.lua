@@ -122,6 +122,11 @@ local function reload(path)
   for _, d in ipairs(cfg.challenge_dirs or {}) do folders[#folders + 1] = d end
   local reg = challenges.load(folders)
   if #reg.errors > 0 then return nil, challenges.format_errors(reg) end
+  if cfg.primary_dnssec then
+    local perspectives = require "mpic.perspectives"
+    local dok, derr = require("mpic.dnssec_check").check(cfg, perspectives.probe_of(cfg, cfg.primary))
+    if not dok then return nil, derr end
+  end
   -- everything loads: switch. Validations in flight keep their context.
   require("mpic.perspectives").configure(cfg)
   mpic.config = cfg
@@ -233,6 +238,10 @@ function M.main(args)
   local ctx, xerr = require("mpic.orchestrator").context()
   if not ctx then io_stderr:write(tostring(xerr), "\n") return 2 end
   if opts.token == nil then opts.token = os.getenv("MPIC_API_TOKEN") end
+  local dnssec = require "mpic.dnssec_check"
+  local dok, dmsg = dnssec.check(cfg)
+  if not dok then io_stderr:write("mpic serve: refusing to start: ", tostring(dmsg), "\n") return 2 end
+  log("%s", dmsg or dnssec.NOT_SET)
 
   local tls
   if opts["tls-cert"] then

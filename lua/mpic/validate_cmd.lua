@@ -67,6 +67,8 @@ function M.main(args)
   local cfg
   cfg, err = mpic.load_config(o.config or "perspectives.yaml")
   if not cfg then io_stderr:write(err, "\n") return 2 end
+  local dok, derr = require("mpic.dnssec_check").check(cfg)
+  if not dok then io_stderr:write("mpic validate: ", tostring(derr), "\n") return 2 end
   local req
   if o.request then
     local text

@@ -101,3 +101,64 @@ case("dnssec_dns01_bogus_fails_closed", function()
   end
   eq(resp.mpic_completed, false)
 end)
+
+-- The start-up check of the primary's resolver (mpic.dnssec_check) -------------
+
+local dnssec_check = require "mpic.dnssec_check"
+local SPEC = { signed_name = "good.sec.test", bogus_name = "bogus.sec.test", type = "TXT" }
+
+case("dnssec_start_check_passes_through_a_validating_resolver", function()
+  L.load{ primary = "validating", remotes = all("validating") }
+  local good, summary = dnssec_check.run(SPEC, require("mpic.perspectives").probe("primary"))
+  ok(good, summary)
+  contains(summary, "validates DNSSEC")
+end)
+
+case("dnssec_start_check_refuses_a_resolver_that_does_not_validate", function()
+  L.load{ primary = "legit", remotes = all("legit"), resolvers = { legit = L.env("MPIC_LAB_DNS_SIGNER") } }
+  local good, why = dnssec_check.run(SPEC, require("mpic.perspectives").probe("primary"))
+  eq(good, nil)
+  contains(why, "without AD=1")
+end)
+
+local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- Runs CMD (bounded by timeout(1)); returns output and exit code.
+local function sh(cmd)
+  local p = assert(io.popen("timeout 20 " .. cmd .. " 2>&1; echo \"exit=$?\""))
+  local out = p:read("a")
+  p:close()
+  local body, code = out:match("^(.*)exit=(%d+)%s*$")
+  return body, tonumber(code)
+end
+
+local function config_with_check(spec)
+  local path = L.write_config(spec)
+  local f = assert(io.open(path, "a"))
+  f:write("primary_dnssec: {signed_name: good.sec.test, bogus_name: bogus.sec.test, type: TXT}\n")
+  f:close()
+  return path
+end
+
+case("dnssec_check_config_and_serve_refuse_a_primary_that_does_not_validate", function()
+  local bin = L.env("MPIC_LAB_MPIC")
+  local path = config_with_check{ primary = "legit", remotes = all("legit"),
+                                  resolvers = { legit = L.env("MPIC_LAB_DNS_SIGNER") } }
+  local out, code = sh(q(bin) .. " check-config --config " .. q(path))
+  eq(code, 2, out)
+  contains(out, "without AD=1")
+  out, code = sh(q(bin) .. " serve --config " .. q(path) .. " --listen 127.0.0.1:0")
+  eq(code, 2, out)
+  contains(out, "refusing to start")
+  out, code = sh(q(bin) .. " validate --config " .. q(path) .. " --check caa --target good.sec.test")
+  eq(code, 2, out)
+  contains(out, "without AD=1")
+end)
+
+case("dnssec_check_config_reports_a_validating_primary", function()
+  local path = config_with_check{ primary = "validating", remotes = all("validating") }
+  local out, code = sh(q(L.env("MPIC_LAB_MPIC")) .. " check-config --config " .. q(path))
+  eq(code, 0, out)
+  contains(out, "the primary's resolver validates DNSSEC: good.sec.test TXT authenticated, "
+    .. "bogus.sec.test TXT refused (dnssec_bogus)")
+end)
