@@ -760,6 +760,14 @@ int mpic_http_start(struct mpic_http *h, const struct mpic_http_opts *o, mpic_ht
         SETOPT(CURLOPT_SSLCERT, o->cert_file);
         SETOPT(CURLOPT_SSLKEY, o->key_file);
     }
+    if (o->pinned_key) {
+        if (strncmp(o->pinned_key, "sha256//", 8) != 0) {
+            snprintf(errbuf, errlen, "pinned_key must be sha256//BASE64[;sha256//BASE64...]");
+            rc = -EINVAL;
+            goto fail;
+        }
+        SETOPT(CURLOPT_PINNEDPUBLICKEY, o->pinned_key);
+    }
     SETOPT(CURLOPT_HEADERFUNCTION, on_header);
     SETOPT(CURLOPT_HEADERDATA, q);
     SETOPT(CURLOPT_WRITEFUNCTION, on_body);

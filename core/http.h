@@ -37,6 +37,8 @@ struct mpic_http_opts {
     const char *ca_file;   /* PEM: verify the server against this CA only (with verify_tls) */
     const char *cert_file; /* PEM client certificate (mutual TLS), with key_file */
     const char *key_file;
+    const char *pinned_key; /* "sha256//BASE64[;sha256//...]": the server's public key must
+                               be one of these (CURLOPT_PINNEDPUBLICKEY), or NULL */
     int keepalive;         /* 1: the connection may be reused by a later keepalive
                               request (never by a probe, which always connects afresh) */
 };

@@ -2,7 +2,8 @@
  * lua_http.c: the Lua module "mpic.core.http". Provides
  *   get(url, opts)          one yielding HTTP(S) hop (http.c) -> result table
  *                           or nil, kind, detail; opts.method/body/ca/cert/key
- *                           make it any request, with mutual TLS, and
+ *                           make it any request, with mutual TLS (opts.pinned_key
+ *                           pins the server's public key), and
  *                           opts.keepalive lets it reuse a connection (agent channel)
  *   request(url, opts)      the same function under a neutral name
  *   is_reserved(ip)         true, "[RFC1918]: Private-Use" | false (netaddr.c)
@@ -202,6 +203,7 @@ static int l_get(lua_State *L)
         o.ca_file = mpic_opt_string(L, 2, "http.get: opts.", "ca");
         o.cert_file = mpic_opt_string(L, 2, "http.get: opts.", "cert");
         o.key_file = mpic_opt_string(L, 2, "http.get: opts.", "key");
+        o.pinned_key = mpic_opt_string(L, 2, "http.get: opts.", "pinned_key");
         if (lua_getfield(L, 2, "keepalive") != LUA_TNIL && !lua_isboolean(L, -1))
             luaL_error(L, "http.get: opts.keepalive must be a boolean");
         o.keepalive = lua_toboolean(L, -1);

@@ -31,7 +31,7 @@ local function request_opts(p, timeout_ms, body)
   local a = p.agent
   return { method = body and "POST" or "GET", body = body,
            headers = body and { ["Content-Type"] = "application/json" } or nil,
-           ca = a.ca, cert = a.cert, key = a.key, verify_tls = true, keepalive = true,
+           ca = a.ca, cert = a.cert, key = a.key, pinned_key = a.pinned_key, verify_tls = true, keepalive = true,
            connect_ip = a.address, system_resolver = a.address == nil,
            timeout_ms = timeout_ms, connect_timeout_ms = timeout_ms < 5000 and timeout_ms or 5000,
            max_bytes = M.MAX_ANSWER_BYTES }

@@ -183,6 +183,8 @@ M.CONFIG = S.record({
       ca = S.string({ nonempty = true }),
       cert = S.string({ nonempty = true }),
       key = S.string({ nonempty = true }),
+      -- the agent's public key: "sha256//BASE64" (several joined with ";")
+      pinned_key = S.string({ nonempty = true }),
       timeout_ms = S.int(1, 600000),
     }, { "url", "ca", "cert", "key" }),
   }, { "id", "rir", "location" }), { nonempty = true }),
@@ -217,6 +219,16 @@ local function semantic(cfg, errs)
     if p.agent then
       if not p.agent.url:match("^https://[^/]") then
         errs[#errs + 1] = { path .. ".agent.url", "must be an https:// URL (agents speak mutual TLS)" }
+      end
+      local pin = p.agent.pinned_key
+      if pin then
+        for part in (pin .. ";"):gmatch("([^;]*);") do
+          if not part:match("^sha256//[A-Za-z0-9+/]+=*$") or #part ~= 52 then
+            errs[#errs + 1] = { path .. ".agent.pinned_key",
+              "must be sha256//BASE64 (the SHA-256 of the agent's public key), several joined with ;" }
+            break
+          end
+        end
       end
     end
   end

@@ -88,6 +88,17 @@ case("config_agent_address_is_an_optional_pin", function()
   eq(cfg.perspectives[3].agent.address, nil)
 end)
 
+case("config_agent_pinned_key_is_checked", function()
+  local pin = "sha256//" .. string.rep("A", 43) .. "="
+  local cfg = assert(config.parse(GOOD:gsub("key: k.pem}", "key: k.pem, pinned_key: \"" .. pin .. "\"}"), "p.yaml"))
+  eq(cfg.perspectives[3].agent.pinned_key, pin)
+  assert(config.parse(GOOD:gsub("key: k.pem}", "key: k.pem, pinned_key: \"" .. pin .. ";" .. pin .. "\"}"), "p.yaml"))
+  for _, bad in ipairs({ "sha1//AAAA", "sha256//short=", pin .. ";", pin .. ";junk" }) do
+    T.contains(err_of(GOOD:gsub("key: k.pem}", "key: k.pem, pinned_key: \"" .. bad .. "\"}")),
+      "perspectives[2].agent.pinned_key: must be sha256//BASE64")
+  end
+end)
+
 case("config_agent_server_tls_files_relative_to_config", function()
   local cfg = assert(config.parse(GOOD .. "agent_server: {cert: a.pem, key: a.key, client_ca: ca.pem}\n",
     "/etc/mpic/agent.yaml"))

@@ -190,6 +190,29 @@ case("agent_claiming_another_perspective_fails", function()
   T.contains(r.errors[1].error_message, "RIR")
 end)
 
+-- "sha256//BASE64" of a certificate's public key (openssl, as an operator would)
+local function pin_of(pem)
+  local p = assert(io.popen("openssl x509 -in '" .. pem .. "' -pubkey -noout | openssl pkey -pubin -outform der"
+    .. " | openssl dgst -sha256 -binary | base64"))
+  local out = p:read("a")
+  p:close()
+  return "sha256//" .. out:gsub("%s", "")
+end
+
+case("agent_public_key_pin_is_enforced_even_on_a_kept_alive_connection", function()
+  -- an unpinned check first leaves a kept-alive connection to the agent in the pool
+  eq(client.check(remote("fra", "RIPE", AGENT.fra), checker_req(GOOD_HASH), 5000).passed, true)
+  local wrong = remote("fra", "RIPE", AGENT.fra)
+  wrong.agent.pinned_key = pin_of(C .. "agent-sgp.pem")
+  local r = client.check(wrong, checker_req(GOOD_HASH), 5000)
+  eq(r.passed, false)
+  eq(r.completed, false)
+  T.contains(r.errors[1].error_message, "tls")
+  local right = remote("fra", "RIPE", AGENT.fra)
+  right.agent.pinned_key = pin_of(C .. "agent-sgp.pem") .. ";" .. pin_of(C .. "agent-fra.pem")
+  eq(client.check(right, checker_req(GOOD_HASH), 5000).passed, true, "one matching pin of several")
+end)
+
 case("agent_that_never_answers_times_out", function()
   local t0 = mpic.now()
   local r = client.check(remote("hang", "AFRINIC", "https://127.0.30.18:15418"), checker_req(GOOD_HASH), 800)
