@@ -63,6 +63,7 @@ struct mpic_http_result {
     long port;
     long elapsed_ms;
     const char *http_version; /* "1.0", "1.1" or "" */
+    int reused;               /* 1: answered on a kept-alive connection */
 };
 
 typedef void (*mpic_http_cb)(struct mpic_http_req *req, void *arg);
@@ -74,6 +75,12 @@ typedef void (*mpic_http_cb)(struct mpic_http_req *req, void *arg);
 #define HTTP_DEFAULT_HOST_CONNECTIONS 256L
 int mpic_http_new(struct event_base *base, long max_host_connections, struct mpic_http **out);
 void mpic_http_set_max_host_connections(struct mpic_http *h, long n);
+
+/* The owner no longer wants the result (a cancelled check). Like
+ * mpic_http_req_free, except that a keepalive request whose request has been
+ * sent finishes in the background (within its timeout), so that its
+ * connection stays reusable; it is freed then, without a callback. */
+void mpic_http_req_abandon(struct mpic_http_req *q);
 void mpic_http_free(struct mpic_http *h);
 
 /*

@@ -65,7 +65,7 @@ static void on_done(struct mpic_http_req *req, void *arg)
 static void on_cancel(void *arg)
 {
     struct lreq *r = arg;
-    mpic_http_req_free(r->req);
+    mpic_http_req_abandon(r->req);
     free(r);
 }
 
@@ -109,6 +109,8 @@ static int k_done(lua_State *L, int status, lua_KContext ctx)
         lua_setfield(L, -2, "elapsed_ms");
         lua_pushstring(L, res->http_version);
         lua_setfield(L, -2, "http_version");
+        lua_pushboolean(L, res->reused);
+        lua_setfield(L, -2, "reused");
         lua_pushstring(L, r->url);
         lua_setfield(L, -2, "url");
         n = 1;

@@ -105,6 +105,7 @@ function M.check(p, req, deadline_ms)
   if not res then
     return failure(ct, "%s: %s", tostring(kind), tostring(detail))
   end
+  require("mpic.metrics").agent_request(p.id, res.reused)
   return M.parse(p, ct, res)
 end
 

@@ -58,6 +58,8 @@ local inflight = family("mpic_validations_in_flight", "gauge", "Validations bein
 local agent_up = family("mpic_agent_up", "gauge", "1 when the last health check of a remote perspective's agent succeeded.")
 local agent_latency = family("mpic_agent_health_latency_seconds", "gauge", "Duration of the last agent health check.")
 local reloads = family("mpic_config_reloads_total", "counter", "Configuration reloads, by result (ok, refused).")
+local agent_requests = family("mpic_agent_requests_total", "counter",
+  "Check requests answered by agents, by whether a kept-alive connection carried them (connection=reused|new).")
 
 function M.inc(f, labels, n) local s = series(f, labels); s.value = s.value + (n or 1) end
 function M.set(f, labels, v) series(f, labels).value = v end
@@ -103,6 +105,9 @@ function M.inflight(n) M.set(inflight, nil, n) end
 function M.agent_health(id, up, ms)
   M.set(agent_up, { perspective = id }, up and 1 or 0)
   if ms then M.set(agent_latency, { perspective = id }, ms / 1000) end
+end
+function M.agent_request(id, reused)
+  M.inc(agent_requests, { perspective = id, connection = reused and "reused" or "new" })
 end
 function M.reload(ok) M.inc(reloads, { result = ok and "ok" or "refused" }) end
 

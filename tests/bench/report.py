@@ -140,7 +140,27 @@ for m, spec in METHODS.items():
             spec["name"], "on" if fs else "off", fmt(b["validations_per_s"]), b["arg"], pr, ratio, extra,
             "" if target is None else ">= %.1f" % target, met))
 w("")
-w("Coordinator -> agents: %s." % remote["status"])
+if "remote_vps" in remote:
+    w("## Coordinator -> agents")
+    w("")
+    w("The service lab (tests/lab/test_service.sh): `mpic serve` and six `mpic agent` processes on "
+      "loopback, mutual TLS, acme-dns-01 of svc.test with 6 remote perspectives, %d validations at "
+      "%d in flight, posted over TLS by a client process; then the same validations in the client "
+      "process with the six perspectives local (same resolvers, same concurrency). Everything shares "
+      "the same 2 CPUs, so the agents' work is done on the same cores as the coordinator's."
+      % (remote["total"], remote["concurrency"]))
+    w("")
+    w("| path | validations/s | p50 ms | p99 ms | agent requests on kept-alive / new connections |")
+    w("|---|---|---|---|---|")
+    w("| coordinator -> agents | %s | %d | %d | %s / %s |" % (fmt(remote["remote_vps"]), remote["p50_ms"],
+      remote["p99_ms"], fmt(remote["connections_reused"]), fmt(remote["connections_new"])))
+    w("| local, one process | %s | | | |" % fmt(remote["local_vps"]))
+    w("")
+    w("**Ratio coordinator -> agents / local: %.2f** (target >= 0.5: %s). %d failed requests, "
+      "%d local validations not valid." % (remote["ratio"], "met" if remote["ratio"] >= 0.5 else "**not met**",
+      remote["failed"], remote["local_not_valid"]))
+else:
+    w("Coordinator -> agents: %s." % remote["status"])
 w("")
 w("### Throughput against concurrency")
 w("")

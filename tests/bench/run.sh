@@ -163,10 +163,16 @@ echo "{\"ir_lo\": $ir_lo, \"ir_hi\": $ir_hi, \"n_lo\": $CG_LO, \"n_hi\": $CG_HI}
 log "callgrind: $(cat "$RAW/callgrind.json")"
 
 # --- coordinator -> agents -------------------------------------------------------
-if [ -f "$root/lua/mpic/serve.lua" ] && [ -f "$root/lua/mpic/agent.lua" ]; then
-    echo '{"status": "not measured: mpic serve / mpic agent exist but this bench does not drive them yet (no agent certificates or remote-perspective config here)"}' >"$RAW/remote.json"
+# the service lab (tests/lab/test_service.sh): mpic serve and six mpic agents
+# over mutual TLS, acme-dns-01 at saturation, then the same validations with
+# the six perspectives local in one process (the baseline of the ratio)
+log "coordinator -> agents (service lab)"
+REMOTE_TOTAL=$([ "${BENCH_QUICK:-0}" = 1 ] && echo 1500 || echo 6000)
+if MPIC_SVC_BENCH_JSON="$RAW/remote.json" timeout 300 bash "$root/tests/lab/test_service.sh" "$MPIC" --bench \
+    "$REMOTE_TOTAL" 64 >"$RAW/remote.txt" 2>&1 && [ -s "$RAW/remote.json" ]; then
+    log "remote: $(tail -3 "$RAW/remote.txt" | tr '\n' ' ')"
 else
-    echo '{"status": "not measured: mpic serve / mpic agent do not exist in this tree yet"}' >"$RAW/remote.json"
+    echo "{\"status\": \"failed: $(tail -1 "$RAW/remote.txt" | tr -d '\"\\')\"}" >"$RAW/remote.json"
 fi
 [ -f "$root/tests/lab/netns.sh" ] && NETNS=1 || NETNS=0
 

@@ -277,3 +277,33 @@ end)
 case("channel_pool_size_is_checked", function()
   raises(function() http.set_channel_connections(0) end, "between 1 and 100000")
 end)
+
+case("cancelled_channel_request_leaves_its_connection_reusable", function()
+  -- a check cancelled after the verdict must not cost the next one a new
+  -- TLS connection: its answer is read and dropped, the connection kept
+  local server = require "mpic.core.server"
+  local srv = assert(server.listen({ address = ADDR, port = 0 }))
+  local accept = mpic.spawn(function()
+    while true do
+      local req = srv:next()
+      if not req then return end
+      mpic.spawn(function() mpic.sleep(100) req:respond(200, {}, "ok") end)
+    end
+  end)
+  local url = "http://" .. ADDR .. ":" .. srv:port() .. "/"
+  local opts = { keepalive = true, timeout_ms = 5000 }
+  local ran, err = pcall(function()
+    eq(assert(http.request(url, opts)).reused, false, "the first request opens the connection")
+    eq(assert(http.request(url, opts)).reused, true, "the second one reuses it")
+    local t = mpic.spawn(http.request, url, opts)
+    mpic.sleep(30)
+    mpic.cancel(t)
+    eq(t:status(), "cancelled")
+    mpic.sleep(200) -- its answer arrives and is dropped
+    eq(assert(http.request(url, opts)).reused, true, "the cancelled request's connection was kept")
+    eq(assert(http.request(url, { timeout_ms = 5000 })).reused, false, "a probe never reuses one")
+  end)
+  srv:close()
+  mpic.cancel(accept)
+  assert(ran, err)
+end)
