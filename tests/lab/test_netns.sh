@@ -26,7 +26,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-bash "$here/netns.sh" up "$work/lab" || { echo "test_netns.sh: the namespace lab did not start" >&2; exit 1; }
+bash "$here/netns.sh" up "$work/lab" "$mpic" || { echo "test_netns.sh: the namespace lab did not start" >&2; exit 1; }
 . "$work/lab/netns.env"
 
 cd "$root" || exit 1
