@@ -153,13 +153,16 @@ int mpic_dns_wire_build_query(const char *name, uint16_t qtype, uint16_t id, uns
     buf[pos++] = qtype & 0xff;
     buf[pos++] = 0;
     buf[pos++] = 1; /* IN */
-    /* OPT: root owner, type 41, class = UDP size, TTL 0 (DO=0), rdlen 0 */
+    /* OPT: root owner, type 41, class = UDP size, TTL 0 (DO=0, or DO=1 for
+     * DS so that a denial carries its NSEC/NSEC3 proof), rdlen 0 */
     buf[pos++] = 0;
     buf[pos++] = 0;
     buf[pos++] = MPIC_DNS_T_OPT;
     buf[pos++] = MPIC_DNS_EDNS_SIZE >> 8;
     buf[pos++] = MPIC_DNS_EDNS_SIZE & 0xff;
     memset(buf + pos, 0, 6);
+    if (qtype == MPIC_DNS_T_DS)
+        buf[pos + 2] = 0x80; /* DO */
     pos += 6;
     return (int)pos;
 }
@@ -210,6 +213,13 @@ static void rr_clear(struct mpic_dns_rr *rr)
     memset(rr, 0, sizeof *rr);
 }
 
+static void denial_clear(struct mpic_dns_denial *d)
+{
+    free(d->owner);
+    free(d->next);
+    memset(d, 0, sizeof *d);
+}
+
 void mpic_dns_reply_free(struct mpic_dns_reply *r)
 {
     size_t i;
@@ -218,6 +228,9 @@ void mpic_dns_reply_free(struct mpic_dns_reply *r)
     for (i = 0; i < r->n_answers; i++)
         rr_clear(&r->answers[i]);
     free(r->answers);
+    for (i = 0; i < r->n_denials; i++)
+        denial_clear(&r->denials[i]);
+    free(r->denials);
     for (i = 0; i < r->n_cname; i++)
         free(r->cname_chain[i]);
     free(r->qname);
@@ -286,6 +299,122 @@ static int parse_rdata(const unsigned char *msg, size_t len, size_t off, size_t 
     default:
         return 0;
     }
+}
+
+int mpic_dns_bitmap_parse(const unsigned char *p, size_t len, uint16_t *out, size_t cap,
+                          size_t *n)
+{
+    size_t pos = 0, i;
+    int last = -1;
+    unsigned bit;
+
+    *n = 0;
+    if (len == 0)
+        return -1;
+    while (pos < len) {
+        unsigned window, blen;
+        if (len - pos < 2)
+            return -1;
+        window = p[pos];
+        blen = p[pos + 1];
+        pos += 2;
+        if ((int)window <= last || blen == 0 || blen > 32 || blen > len - pos ||
+            p[pos + blen - 1] == 0)
+            return -1;
+        last = (int)window;
+        for (i = 0; i < blen; i++)
+            for (bit = 0; bit < 8; bit++) {
+                if (!(p[pos + i] & (0x80u >> bit)))
+                    continue;
+                if (*n == cap)
+                    return -1;
+                out[(*n)++] = (uint16_t)(window * 256u + i * 8u + bit);
+            }
+        pos += blen;
+    }
+    return 0;
+}
+
+static void base32hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuv";
+    size_t i, o = 0;
+    unsigned buf = 0, bits = 0;
+    for (i = 0; i < n; i++) {
+        buf = (buf << 8) | in[i];
+        bits += 8;
+        while (bits >= 5) {
+            out[o++] = digits[(buf >> (bits - 5)) & 31];
+            bits -= 5;
+        }
+    }
+    if (bits)
+        out[o++] = digits[(buf << (5 - bits)) & 31];
+    out[o] = '\0';
+}
+
+/* An authority NSEC/NSEC3 record at msg[off, off+rdlen) into d (owner set by
+ * the caller). -1 when malformed; d is then cleared by the caller. */
+static int parse_denial(const unsigned char *msg, size_t len, size_t off, size_t rdlen,
+                        struct mpic_dns_denial *d)
+{
+    size_t end = off + rdlen, pos = off, saltlen, hashlen;
+
+    if (d->type == MPIC_DNS_T_NSEC) {
+        if (read_name(msg, len, &pos, end, &d->next) < 0)
+            return -1;
+    } else {
+        if (end - pos < 5)
+            return -1;
+        d->hash_alg = msg[pos];
+        d->flags = msg[pos + 1];
+        d->iterations = rd16(msg + pos + 2);
+        saltlen = msg[pos + 4];
+        pos += 5;
+        if (saltlen > end - pos)
+            return -1;
+        d->salt.p = msg + pos;
+        d->salt.len = saltlen;
+        pos += saltlen;
+        if (end - pos < 1)
+            return -1;
+        hashlen = msg[pos++];
+        if (hashlen == 0 || hashlen > end - pos)
+            return -1;
+        /* 255 bytes give at most 408 base32hex digits */
+        d->next = malloc(hashlen * 8 / 5 + 2);
+        if (!d->next)
+            return -1;
+        base32hex(msg + pos, hashlen, d->next);
+        pos += hashlen;
+    }
+    return mpic_dns_bitmap_parse(msg + pos, end - pos, d->types, MPIC_DNS_MAX_TYPES, &d->n_types);
+}
+
+/* Keep an authority-section NSEC/NSEC3 record; malformed or surplus ones
+ * are counted and dropped. Returns -1 only when out of memory. */
+static int keep_denial(struct mpic_dns_reply *r, const struct mpic_dns_rr *rr, size_t off)
+{
+    struct mpic_dns_denial *d;
+
+    if (r->n_denials == MPIC_DNS_MAX_DENIAL || rr->rclass != 1) {
+        r->n_denials_dropped++;
+        return 0;
+    }
+    if (!r->denials && !(r->denials = calloc(MPIC_DNS_MAX_DENIAL, sizeof *r->denials)))
+        return -1;
+    d = &r->denials[r->n_denials];
+    d->type = rr->type;
+    d->owner = strdup(rr->owner);
+    if (!d->owner)
+        return -1;
+    if (parse_denial(r->msg, r->len, off, rr->rdata.len, d) < 0) {
+        denial_clear(d);
+        r->n_denials_dropped++;
+        return 0;
+    }
+    r->n_denials++;
+    return 0;
 }
 
 /* RFC 8914: option 15 inside the OPT rdata. */
@@ -455,6 +584,12 @@ int mpic_dns_wire_parse(const unsigned char *buf, size_t len, struct mpic_dns_re
                         rr->owner);
                 goto out;
             }
+            if (sec == 1 && (rr->type == MPIC_DNS_T_NSEC || rr->type == MPIC_DNS_T_NSEC3) &&
+                keep_denial(r, rr, pos) < 0) {
+                set_err(err, errlen, "out of memory");
+                rr_clear(&tmp);
+                goto out;
+            }
             if (sec == 2 && rr->type == MPIC_DNS_T_OPT) {
                 if (r->has_opt || strcmp(rr->owner, ".") != 0 ||
                     parse_opt(r, pos, rdlen, rr->ttl) < 0) {
@@ -488,8 +623,9 @@ static const struct {
     {MPIC_DNS_T_SOA, "SOA", 1},   {MPIC_DNS_T_PTR, "PTR", 1}, {MPIC_DNS_T_TXT, "TXT", 1},
     {MPIC_DNS_T_AAAA, "AAAA", 1}, {MPIC_DNS_T_CAA, "CAA", 1}, {MPIC_DNS_T_OPT, "OPT", 0},
     {15, "MX", 0},                {33, "SRV", 0},             {39, "DNAME", 0},
-    {43, "DS", 0},                {46, "RRSIG", 0},           {47, "NSEC", 0},
-    {48, "DNSKEY", 0},            {50, "NSEC3", 0},
+    {MPIC_DNS_T_DS, "DS", 1},     {MPIC_DNS_T_RRSIG, "RRSIG", 0},
+    {MPIC_DNS_T_NSEC, "NSEC", 0}, {48, "DNSKEY", 0},
+    {MPIC_DNS_T_NSEC3, "NSEC3", 0},
 };
 
 const char *mpic_dns_type_name(uint16_t type)

@@ -7,6 +7,9 @@
  *   res:close()                      (also __gc / __close)
  *   res:servers()                    the configured servers, comma-separated
  *   valid_name(name)                 A-label form (no trailing dot) | nil, detail
+ *   nsec3_hash(name, salt_hex, iterations)
+ *                                    RFC 5155 hash (SHA-1) of name, lower-case
+ *                                    base32hex | nil, detail
  * Uses dns.c / dns_wire.c on mpic_loop() and the task runtime of rt.h.
  * Only translates: C results become plain Lua tables.
  */
@@ -18,6 +21,7 @@
 #include "lua_opts.h"
 
 #include <lauxlib.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +161,58 @@ static void push_rr(lua_State *L, const struct mpic_dns_rr *rr)
     }
 }
 
+static void push_hex(lua_State *L, const struct mpic_dns_bytes *b)
+{
+    static const char digits[] = "0123456789abcdef";
+    luaL_Buffer buf;
+    size_t i;
+    luaL_buffinit(L, &buf);
+    for (i = 0; i < b->len; i++) {
+        luaL_addchar(&buf, digits[b->p[i] >> 4]);
+        luaL_addchar(&buf, digits[b->p[i] & 15]);
+    }
+    luaL_pushresult(&buf);
+}
+
+/* r.authority: the NSEC/NSEC3 records of the authority section, as
+ * {owner=, type="NSEC"|"NSEC3", next=, types={NS=true, ...}} plus algorithm,
+ * flags, opt_out, iterations and salt (hex) for NSEC3. Absent when there are
+ * none (most answers: only DS queries ask for DNSSEC records). */
+static void push_denials(lua_State *L, const struct mpic_dns_reply *rep)
+{
+    size_t i, j;
+
+    if (rep->n_denials == 0)
+        return;
+    lua_createtable(L, (int)rep->n_denials, 0);
+    for (i = 0; i < rep->n_denials; i++) {
+        const struct mpic_dns_denial *d = &rep->denials[i];
+        lua_createtable(L, 0, 8);
+        set_str(L, "owner", d->owner);
+        push_type(L, d->type);
+        lua_setfield(L, -2, "type");
+        set_str(L, "next", d->next);
+        lua_createtable(L, 0, (int)d->n_types);
+        for (j = 0; j < d->n_types; j++) {
+            push_type(L, d->types[j]);
+            lua_pushboolean(L, 1);
+            lua_rawset(L, -3);
+        }
+        lua_setfield(L, -2, "types");
+        if (d->type == MPIC_DNS_T_NSEC3) {
+            set_int(L, "algorithm", d->hash_alg);
+            set_int(L, "flags", d->flags);
+            lua_pushboolean(L, d->flags & 1);
+            lua_setfield(L, -2, "opt_out");
+            set_int(L, "iterations", d->iterations);
+            push_hex(L, &d->salt);
+            lua_setfield(L, -2, "salt");
+        }
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "authority");
+}
+
 /* The result table (also the `partial` of a failure). */
 static void push_result(lua_State *L, const struct lreq *q)
 {
@@ -205,6 +261,7 @@ static void push_result(lua_State *L, const struct lreq *q)
         lua_setfield(L, -2, "text");
         lua_setfield(L, -2, "ede");
     }
+    push_denials(L, rep);
 }
 
 static int k_done(lua_State *L, int status, lua_KContext ctx)
@@ -253,7 +310,7 @@ static int l_query(lua_State *L)
         luaL_checktype(L, 4, LUA_TTABLE);
     qtype = mpic_dns_qtype_from_name(tname);
     if (!qtype)
-        return luaL_argerror(L, 3, "unsupported query type (A, AAAA, CNAME, TXT, CAA, PTR, NS, SOA)");
+        return luaL_argerror(L, 3, "unsupported query type (A, AAAA, CNAME, TXT, CAA, PTR, NS, SOA, DS)");
     t = mpic_task_current(L);
     if (strlen(name) != namelen)
         return mpic_push_fail(L, "invalid_target", "invalid DNS name: contains a NUL byte");
@@ -376,6 +433,88 @@ static int l_valid_name(lua_State *L)
     return 1;
 }
 
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* RFC 5155 §5: IH(salt, x, 0) = H(x || salt), IH(salt, x, k) =
+ * H(IH(salt, x, k-1) || salt), x the canonical (lower-case) wire form. */
+static int l_nsec3_hash(lua_State *L)
+{
+    size_t len, slen, i, wl = 0, l;
+    const char *name = luaL_checklstring(L, 1, &len);
+    const char *shex = luaL_optlstring(L, 2, "", &slen);
+    lua_Integer iter = luaL_checkinteger(L, 3);
+    unsigned char wire[256 + 255], md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char norm[MPIC_DNS_MAX_NAME + 1], err[200], out[EVP_MAX_MD_SIZE * 8 / 5 + 2];
+    const char *p;
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuv";
+    unsigned buf = 0, bits = 0;
+    size_t o = 0;
+    lua_Integer k;
+
+    if (strlen(name) != len || mpic_dns_name_normalize(name, norm, sizeof norm, err, sizeof err) < 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "invalid name");
+        return 2;
+    }
+    if (slen % 2 || slen / 2 > 255 || iter < 0 || iter > 2500) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "invalid salt or iteration count");
+        return 2;
+    }
+    for (p = norm; *p;) {
+        const char *dot = strchr(p, '.');
+        l = dot ? (size_t)(dot - p) : strlen(p);
+        wire[wl++] = (unsigned char)l;
+        for (i = 0; i < l; i++) {
+            unsigned char c = (unsigned char)p[i];
+            wire[wl++] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+        }
+        p += l + (dot ? 1 : 0);
+    }
+    wire[wl++] = 0;
+    for (i = 0; i < slen; i += 2) {
+        int hi = hexval(shex[i]), lo = hexval(shex[i + 1]);
+        if (hi < 0 || lo < 0) {
+            lua_pushnil(L);
+            lua_pushliteral(L, "invalid salt or iteration count");
+            return 2;
+        }
+        wire[wl + i / 2] = (unsigned char)(hi * 16 + lo);
+    }
+    /* wire holds x || salt; later rounds hash digest || salt */
+    for (k = 0; k <= iter; k++) {
+        if (!EVP_Digest(wire, wl + slen / 2, md, &mdlen, EVP_sha1(), NULL))
+            return luaL_error(L, "dns.nsec3_hash: SHA-1 failed");
+        if (k == 0) {
+            memmove(wire + mdlen, wire + wl, slen / 2);
+            wl = mdlen;
+        }
+        memcpy(wire, md, mdlen);
+    }
+    for (i = 0; i < mdlen; i++) {
+        buf = (buf << 8) | md[i];
+        bits += 8;
+        while (bits >= 5) {
+            out[o++] = digits[(buf >> (bits - 5)) & 31];
+            bits -= 5;
+        }
+    }
+    if (bits)
+        out[o++] = digits[(buf << (5 - bits)) & 31];
+    lua_pushlstring(L, out, o);
+    return 1;
+}
+
 int luaopen_mpic_dns(lua_State *L)
 {
     static const luaL_Reg methods[] = {
@@ -383,7 +522,8 @@ int luaopen_mpic_dns(lua_State *L)
     static const luaL_Reg meta[] = {
         {"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {
-        {"resolver", l_resolver}, {"valid_name", l_valid_name}, {NULL, NULL}};
+        {"resolver", l_resolver}, {"valid_name", l_valid_name}, {"nsec3_hash", l_nsec3_hash},
+        {NULL, NULL}};
 
     if (luaL_newmetatable(L, RESOLVER_MT)) {
         luaL_setfuncs(L, meta, 0);

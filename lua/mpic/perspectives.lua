@@ -107,6 +107,13 @@ local function make_probe(p, cfg)
 
   function probe.dns(name, rtype) return resolver:query(name, rtype) end
 
+  --- true, why when this perspective's (validating) resolver proves name
+  --- DNSSEC-Insecure (an authenticated denial of DS at an unsigned
+  --- delegation at or above it); false, why otherwise (mpic.dnssec_insecure).
+  function probe.dnssec_insecure(name)
+    return require("mpic.dnssec_insecure").prove(probe.dns, name)
+  end
+
   --- All usable addresses of host: AAAA first, then A; reserved ones dropped
   --- unless the lab allows them. Returns list or nil, kind, detail.
   function probe.resolve(host)

@@ -79,6 +79,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_bytes(r, rr->caa_tag);
         check_bytes(r, rr->caa_value);
     }
+    if (r->n_denials > MPIC_DNS_MAX_DENIAL || (r->n_denials && !r->denials))
+        abort();
+    for (size_t i = 0; i < r->n_denials; i++) {
+        const struct mpic_dns_denial *d = &r->denials[i];
+        if ((d->type != MPIC_DNS_T_NSEC && d->type != MPIC_DNS_T_NSEC3) || !d->owner || !d->next ||
+            d->n_types == 0 || d->n_types > MPIC_DNS_MAX_TYPES)
+            abort();
+        touch_str(d->owner);
+        touch_str(d->next);
+        for (size_t k = 1; k < d->n_types; k++)
+            if (d->types[k] <= d->types[k - 1])
+                abort(); /* ascending, no repeats */
+        check_bytes(r, d->salt);
+    }
     mpic_dns_reply_free(r);
     return 0;
 }

@@ -6,7 +6,10 @@
 #       ..."; "-" for none), with one stub zone per ZONE=SERVER@PORT argument
 #       (the lab's authoritative servers). Every other name is REFUSED, so
 #       the resolver never tries the root servers. RFC 8914 extended errors
-#       are on (a Bogus answer is SERVFAIL with EDE). Foreground process in
+#       are on (a Bogus answer is SERVFAIL with EDE). A delegation to a server
+#       that never answers is SERVFAIL within about 2.5 s (two tries per
+#       server, retransmit timeouts capped at 1 s, no silently discarded
+#       client queries). Foreground process in
 #       the background: pidfile DIR/unbound.pid, log DIR/unbound.log. Waits
 #       (<= 5 s) until it answers.
 #   unbound_stop DIR
@@ -31,6 +34,9 @@ unbound_start() {
         echo "    logfile: \"$dir/unbound.log\""
         echo "    use-syslog: no"
         echo "    verbosity: 1"
+        echo "    infra-cache-max-rtt: 1000"
+        echo "    outbound-msg-retry: 2"
+        echo "    discard-timeout: 0"
         echo "    val-log-level: 2"
         echo "    num-threads: 1"
         echo "    so-reuseport: no"

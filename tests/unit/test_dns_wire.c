@@ -107,6 +107,117 @@ static void test_build_query_flags(void **state)
     assert_int_equal(b[12 + 13 + 4 + 7], 0);
     assert_int_equal(mpic_dns_wire_build_query("a..b", 1, 1, b, sizeof b), -1);
     assert_int_equal(mpic_dns_wire_build_query("example", 1, 1, b, 20), -1);
+    /* DS queries ask for the DNSSEC records (DO=1): a denial brings its NSEC */
+    n = mpic_dns_wire_build_query("Www.Example.", MPIC_DNS_T_DS, 1, b, sizeof b);
+    assert_int_equal(n, 12 + 13 + 4 + 11);
+    assert_int_equal(b[12 + 13 + 1], 43);
+    assert_int_equal(b[12 + 13 + 4 + 7], 0x80); /* DO */
+    assert_int_equal(b[12 + 13 + 4 + 8], 0);
+}
+
+static void test_bitmap_parse(void **state)
+{
+    uint16_t t[8];
+    size_t n = 99;
+    /* NS(2) RRSIG(46) NSEC(47) in window 0, CAA(257) in window 1 */
+    static const unsigned char ok[] = {0, 6, 0x20, 0, 0, 0, 0, 0x03, 1, 1, 0x40};
+    static const unsigned char order[] = {1, 1, 0x40, 0, 1, 0x20};
+    static const unsigned char dup[] = {0, 1, 0x20, 0, 1, 0x40};
+    static const unsigned char trunc1[] = {0, 6, 0x20, 0, 0};
+    static const unsigned char trunc2[] = {0, 1, 0x20, 1};
+    static const unsigned char zero_len[] = {0, 0};
+    static const unsigned char too_long[34] = {0, 33, 0x20};
+    static const unsigned char padded[] = {0, 2, 0x20, 0};
+    static const unsigned char many[] = {0, 2, 0xff, 0xff};
+    (void)state;
+
+    assert_int_equal(mpic_dns_bitmap_parse(ok, sizeof ok, t, 8, &n), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(t[0], MPIC_DNS_T_NS);
+    assert_int_equal(t[1], MPIC_DNS_T_RRSIG);
+    assert_int_equal(t[2], MPIC_DNS_T_NSEC);
+    assert_int_equal(t[3], MPIC_DNS_T_CAA);
+    assert_int_equal(mpic_dns_bitmap_parse(ok, 0, t, 8, &n), -1); /* empty */
+    assert_int_equal(mpic_dns_bitmap_parse(order, sizeof order, t, 8, &n), -1);
+    assert_int_equal(mpic_dns_bitmap_parse(dup, sizeof dup, t, 8, &n), -1);
+    assert_int_equal(mpic_dns_bitmap_parse(trunc1, sizeof trunc1, t, 8, &n), -1);
+    assert_int_equal(mpic_dns_bitmap_parse(trunc2, sizeof trunc2, t, 8, &n), -1);
+    assert_int_equal(mpic_dns_bitmap_parse(zero_len, sizeof zero_len, t, 8, &n), -1);
+    assert_int_equal(mpic_dns_bitmap_parse(too_long, sizeof too_long, t, 8, &n), -1);
+    assert_int_equal(mpic_dns_bitmap_parse(padded, sizeof padded, t, 8, &n), -1);
+    assert_int_equal(mpic_dns_bitmap_parse(many, sizeof many, t, 8, &n), -1); /* 16 > cap */
+    assert_int_equal(mpic_dns_bitmap_parse(ok, 3, t, 8, &n), -1); /* cut inside a window */
+    assert_int_equal(mpic_dns_bitmap_parse(ok + 8, 3, t, 8, &n), 0); /* window 1 alone */
+    assert_int_equal(n, 1);
+    assert_int_equal(t[0], MPIC_DNS_T_CAA);
+}
+
+/* A DS NODATA with an NSEC, an NSEC3 and a malformed NSEC in authority. */
+static void test_parse_authority_denials(void **state)
+{
+    struct msg m;
+    struct mpic_dns_reply *r;
+    char err[200];
+    static const unsigned char hash[20] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
+                                           0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e,
+                                           0x0f, 0x10, 0x11, 0x12, 0x13, 0x14};
+    int i;
+    (void)state;
+
+    start(&m, 0x01, 0xa0, 0, 5, 0, "cut.sec.test", MPIC_DNS_T_DS);
+    rr_hdr(&m, "sec.test", MPIC_DNS_T_SOA, 60, 6 + 20);
+    put(&m, "\001a\000\001b\000", 6);
+    put(&m, "\0\0\0\1\0\0\0\1\0\0\0\1\0\0\0\1\0\0\0\1", 20);
+    /* NSEC cut.sec.test -> z.sec.test: NS RRSIG NSEC */
+    rr_hdr_ptr(&m, MPIC_DNS_T_NSEC, 60, name_len("z.sec.test") + 2 + 6);
+    putname(&m, "z.sec.test");
+    put(&m, "\000\006\040\000\000\000\000\003", 8);
+    /* NSEC with a window out of order: dropped */
+    rr_hdr(&m, "y.sec.test", MPIC_DNS_T_NSEC, 60, name_len("z.sec.test") + 6);
+    putname(&m, "z.sec.test");
+    put(&m, "\001\001\100\000\001\040", 6);
+    /* NSEC3 SHA-1, opt-out, 0 iterations, salt ab, next hash, bitmap: NS */
+    rr_hdr(&m, "0123456789abcdefghijklmnopqrstuv.sec.test", MPIC_DNS_T_NSEC3, 60,
+           5 + 1 + 1 + 20 + 3);
+    put(&m, "\001\001\000\000\001\253\024", 7);
+    put(&m, hash, 20);
+    put(&m, "\000\001\040", 3);
+    /* an RRSIG in authority is skipped */
+    rr_hdr(&m, "sec.test", MPIC_DNS_T_RRSIG, 60, 3);
+    put(&m, "abc", 3);
+    assert_int_equal(mpic_dns_wire_parse(m.b, m.n, &r, err, sizeof err), 0);
+    assert_int_equal(r->ad, 1);
+    assert_int_equal(r->n_answers, 0);
+    assert_int_equal(r->n_denials, 2);
+    assert_int_equal(r->n_denials_dropped, 1);
+    assert_string_equal(r->denials[0].owner, "cut.sec.test.");
+    assert_int_equal(r->denials[0].type, MPIC_DNS_T_NSEC);
+    assert_string_equal(r->denials[0].next, "z.sec.test.");
+    assert_int_equal(r->denials[0].n_types, 3);
+    assert_int_equal(r->denials[0].types[0], MPIC_DNS_T_NS);
+    assert_int_equal(r->denials[0].types[1], MPIC_DNS_T_RRSIG);
+    assert_int_equal(r->denials[0].types[2], MPIC_DNS_T_NSEC);
+    assert_int_equal(r->denials[1].type, MPIC_DNS_T_NSEC3);
+    assert_int_equal(r->denials[1].hash_alg, 1);
+    assert_int_equal(r->denials[1].flags, 1);
+    assert_int_equal(r->denials[1].iterations, 0);
+    assert_int_equal(r->denials[1].salt.len, 1);
+    assert_int_equal(r->denials[1].salt.p[0], 0xab);
+    assert_string_equal(r->denials[1].next, "041061050o3gg28a1c60q3gf208h44ok");
+    assert_int_equal(r->denials[1].n_types, 1);
+    assert_int_equal(r->denials[1].types[0], MPIC_DNS_T_NS);
+    mpic_dns_reply_free(r);
+
+    /* more than MPIC_DNS_MAX_DENIAL records: the rest are dropped, not an error */
+    start(&m, 0x01, 0xa0, 0, MPIC_DNS_MAX_DENIAL + 3, 0, "cut.sec.test", MPIC_DNS_T_DS);
+    for (i = 0; i < MPIC_DNS_MAX_DENIAL + 3; i++) {
+        rr_hdr_ptr(&m, MPIC_DNS_T_NSEC, 60, 3 + 3);
+        put(&m, "\001z\000\000\001\040", 6);
+    }
+    assert_int_equal(mpic_dns_wire_parse(m.b, m.n, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_denials, MPIC_DNS_MAX_DENIAL);
+    assert_int_equal(r->n_denials_dropped, 3);
+    mpic_dns_reply_free(r);
 }
 
 static void test_name_normalize(void **state)
@@ -382,6 +493,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build_query_flags),
+        cmocka_unit_test(test_bitmap_parse),
+        cmocka_unit_test(test_parse_authority_denials),
         cmocka_unit_test(test_name_normalize),
         cmocka_unit_test(test_parse_txt_and_caa),
         cmocka_unit_test(test_parse_cname_chain_and_loop),

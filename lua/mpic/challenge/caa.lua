@@ -66,12 +66,15 @@ function M.check(target, params, probe)
     local at
     found, kind, detail, at = caa.find_relevant(probe.dns, target.value)
     if not found and RETRYABLE[kind] then
-      local proof = type(probe.dnssec_insecure) == "function" and probe.dnssec_insecure(at)
+      local proof, why = false, "this perspective cannot prove a zone Insecure"
+      if type(probe.dnssec_insecure) == "function" then proof, why = probe.dnssec_insecure(at) end
+      d.insecure_proof = tostring(why)
       if proof == true then
-        d.reason = sfmt("lookup failure at %s accepted: zone proven DNSSEC-Insecure", tostring(at))
+        d.reason = sfmt("lookup failure at %s accepted: zone proven DNSSEC-Insecure: %s", tostring(at), tostring(why))
         d.caa_record_present = nil
         return C.result(true, true, nil, d)
       end
+      detail = sfmt("%s; not proven DNSSEC-Insecure: %s", tostring(detail or kind), tostring(why))
     end
   end
   if not found then

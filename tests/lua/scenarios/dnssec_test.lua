@@ -1,7 +1,9 @@
 -- DNSSEC through a validating resolver: Knot signs sec.test (good.sec.test
 -- is correctly signed) and the child zone bogus.sec.test, whose DS in the
 -- parent matches none of its keys; Unbound validates with sec.test's KSK as
--- its trust anchor (tests/lab/lab.sh, tests/lab/dnssec/).
+-- its trust anchor (tests/lab/lab.sh, tests/lab/dnssec/). insecure.sec.test
+-- is an unsigned delegation and lame.sec.test a signed one, both to a server
+-- that never answers: CAA's allow_lookup_failure holds only for the first.
 local T = require "mpic.testing"
 local L = require "scenario_lab"
 local mpic = require "mpic"
@@ -82,6 +84,77 @@ case("dnssec_caa_bogus_with_allow_lookup_failure_still_fails_closed", function()
   local resp = L.validate(req)
   eq(resp.is_valid, false)
   eq(resp.primary_perspective.check_response.check_passed, false)
+end)
+
+-- CAA allow_lookup_failure and the Insecure proof (REFERENCE §1.7) -------------
+
+local function caa_allowing_failure(name)
+  local req = L.caa(name)
+  req.caa_check_parameters = { allow_lookup_failure = true }
+  return req
+end
+
+case("dnssec_caa_lookup_failure_under_an_insecure_delegation_is_permitted_with_the_flag", function()
+  L.load{ primary = "validating", remotes = all("validating"), wait_all = true }
+  local resp = L.validate(caa_allowing_failure("insecure.sec.test"))
+  eq(resp.is_valid, true, tostring(resp.mpic_decision and resp.mpic_decision.reason))
+  for _, p in ipairs(resp.perspectives) do
+    eq(p.check_response.check_passed, true, p.perspective_code)
+  end
+  local pr = resp.primary_perspective.check_response
+  eq(pr.check_passed, true)
+  contains(pr.details.reason, "lookup failure at insecure.sec.test accepted: zone proven DNSSEC-Insecure")
+  contains(pr.details.reason, "NSEC at insecure.sec.test proves an unsigned delegation")
+end)
+
+case("dnssec_caa_lookup_failure_under_an_insecure_delegation_fails_without_the_flag", function()
+  L.load{ primary = "validating", remotes = all("validating"), wait_all = true }
+  local resp = L.validate(L.caa("insecure.sec.test"))
+  eq(resp.is_valid, false)
+  local pr = resp.primary_perspective.check_response
+  eq(pr.check_passed, false)
+  eq(pr.check_completed, false)
+  contains(L.errors_text(pr), "mpic_error:caa_checker:lookup")
+  eq(pr.details.insecure_proof, nil) -- no exception asked for, no proof tried
+end)
+
+case("dnssec_caa_lookup_failure_under_a_signed_delegation_is_refused_with_the_flag", function()
+  L.load{ primary = "validating", remotes = all("validating"), wait_all = true }
+  local resp = L.validate(caa_allowing_failure("lame.sec.test"))
+  eq(resp.is_valid, false)
+  local pr = resp.primary_perspective.check_response
+  eq(pr.check_passed, false)
+  eq(pr.check_completed, false)
+  contains(pr.details.insecure_proof, "DS lame.sec.test: authenticated DS records, a signed delegation")
+  contains(L.errors_text(pr), "not proven DNSSEC-Insecure")
+end)
+
+case("dnssec_insecure_proof_through_the_validating_resolver", function()
+  L.load{ primary = "validating", remotes = all("validating") }
+  local probe = require("mpic.perspectives").probe("primary")
+  local proven, why = probe.dnssec_insecure("insecure.sec.test")
+  eq(proven, true, why)
+  proven, why = probe.dnssec_insecure("lame.sec.test")
+  eq(proven, false); contains(why, "signed delegation")
+  proven, why = probe.dnssec_insecure("bogus.sec.test")
+  eq(proven, false); contains(why, "signed delegation")
+  -- good.sec.test is no delegation; above it the climb finds no proof
+  proven = probe.dnssec_insecure("good.sec.test")
+  eq(proven, false)
+end)
+
+case("dnssec_insecure_proof_never_succeeds_through_a_non_validating_resolver", function()
+  -- knot itself serves the same signed NSEC, but without validation there is no AD=1
+  L.load{ primary = "legit", remotes = all("legit"), resolvers = { legit = L.env("MPIC_LAB_DNS_SIGNER") } }
+  local probe = require("mpic.perspectives").probe("primary")
+  local r = assert(probe.dns("insecure.sec.test", "DS"))
+  eq(r.ad, false)
+  eq(r.authority[1] and r.authority[1].owner, "insecure.sec.test.")
+  eq(r.authority[1].types.NS, true)
+  for _, name in ipairs({ "insecure.sec.test", "lame.sec.test", "good.sec.test" }) do
+    local proven, why = probe.dnssec_insecure(name)
+    eq(proven, false, name .. ": " .. tostring(why))
+  end
 end)
 
 case("dnssec_dns01_signed_reports_ad_flag", function()
