@@ -335,7 +335,7 @@ int mpic_dns_bitmap_parse(const unsigned char *p, size_t len, uint16_t *out, siz
     return 0;
 }
 
-static void base32hex(const unsigned char *in, size_t n, char *out)
+void mpic_dns_base32hex(const unsigned char *in, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdefghijklmnopqrstuv";
     size_t i, o = 0;
@@ -385,7 +385,7 @@ static int parse_denial(const unsigned char *msg, size_t len, size_t off, size_t
         d->next = malloc(hashlen * 8 / 5 + 2);
         if (!d->next)
             return -1;
-        base32hex(msg + pos, hashlen, d->next);
+        mpic_dns_base32hex(msg + pos, hashlen, d->next);
         pos += hashlen;
     }
     return mpic_dns_bitmap_parse(msg + pos, end - pos, d->types, MPIC_DNS_MAX_TYPES, &d->n_types);

@@ -456,9 +456,6 @@ static int l_nsec3_hash(lua_State *L)
     unsigned int mdlen = 0;
     char norm[MPIC_DNS_MAX_NAME + 1], err[200], out[EVP_MAX_MD_SIZE * 8 / 5 + 2];
     const char *p;
-    static const char digits[] = "0123456789abcdefghijklmnopqrstuv";
-    unsigned buf = 0, bits = 0;
-    size_t o = 0;
     lua_Integer k;
 
     if (strlen(name) != len || mpic_dns_name_normalize(name, norm, sizeof norm, err, sizeof err) < 0) {
@@ -501,17 +498,8 @@ static int l_nsec3_hash(lua_State *L)
         }
         memcpy(wire, md, mdlen);
     }
-    for (i = 0; i < mdlen; i++) {
-        buf = (buf << 8) | md[i];
-        bits += 8;
-        while (bits >= 5) {
-            out[o++] = digits[(buf >> (bits - 5)) & 31];
-            bits -= 5;
-        }
-    }
-    if (bits)
-        out[o++] = digits[(buf << (5 - bits)) & 31];
-    lua_pushlstring(L, out, o);
+    mpic_dns_base32hex(md, mdlen, out);
+    lua_pushstring(L, out);
     return 1;
 }
 
