@@ -28,6 +28,7 @@ struct sock_ev {
     ares_socket_t fd;
     struct event *ev;
     struct sock_ev *next;
+    char peer[INET6_ADDRSTRLEN + 8]; /* "ip:port" of the connected server, once asked */
 };
 
 struct mpic_dns_resolver {
@@ -49,7 +50,7 @@ struct mpic_dns_query {
     struct event *deadline;
     uint64_t start_ms;
     uint16_t qtype;
-    char name[MPIC_DNS_MAX_NAME + 1]; /* trailing dot */
+    char name[]; /* with the trailing dot; sized to fit */
 };
 
 static uint64_t now_ms(void)
@@ -204,12 +205,31 @@ static void peer_text(ares_socket_t fd, char *buf, size_t cap)
     }
 }
 
+/* The server an answer came from: the peer of the socket being processed.
+ * c-ares connects each socket to one server, so the text is asked of the
+ * kernel once per socket and kept until c-ares closes it. */
+static const char *answering_server(struct mpic_dns_resolver *r)
+{
+    struct sock_ev *s;
+    if (r->cur_fd == ARES_SOCKET_BAD)
+        return NULL;
+    for (s = r->socks; s; s = s->next)
+        if (s->fd == r->cur_fd)
+            break;
+    if (!s)
+        return NULL;
+    if (!s->peer[0])
+        peer_text(s->fd, s->peer, sizeof s->peer);
+    return s->peer[0] ? s->peer : NULL;
+}
+
 /* Turn a c-ares outcome into a result and deliver it. */
 static void report(struct mpic_dns_query *q, int status, const unsigned char *abuf, int alen)
 {
     struct mpic_dns_result res;
     struct mpic_dns_reply *rep = NULL;
-    char detail[768], perr[160], server[80], ede[320], rcbuf[16];
+    char detail[768], perr[160], ede[320], rcbuf[16];
+    const char *server;
     const char *tname = mpic_dns_type_name(q->qtype);
     const char *rc;
 
@@ -220,7 +240,6 @@ static void report(struct mpic_dns_query *q, int status, const unsigned char *ab
     res.elapsed_ms = now_ms() - q->start_ms;
     res.detail = detail;
     detail[0] = '\0';
-    server[0] = '\0';
 
     switch (status) {
     case ARES_SUCCESS:
@@ -243,8 +262,8 @@ static void report(struct mpic_dns_query *q, int status, const unsigned char *ab
         goto deliver;
     }
 
-    peer_text(q->res->cur_fd, server, sizeof server);
-    if (server[0])
+    server = answering_server(q->res);
+    if (server)
         res.server = server;
     if (alen <= 0 || mpic_dns_wire_parse(abuf, (size_t)alen, &rep, perr, sizeof perr) < 0) {
         res.err = MPIC_E_DNS;
@@ -338,7 +357,7 @@ int mpic_dns_query_start(struct mpic_dns_resolver *r, const char *name, uint16_t
     len = mpic_dns_wire_build_query(name, qtype, 0, buf, sizeof buf);
     if (len < 0 || nl + 1 > MPIC_DNS_MAX_NAME)
         return -1;
-    q = calloc(1, sizeof *q);
+    q = calloc(1, sizeof *q + nl + 2);
     if (!q)
         return -1;
     q->deadline = evtimer_new(r->base, on_deadline, q);

@@ -138,3 +138,23 @@ case("dns_refused_is_not_retried_on_next_server", function()
   local _, kind = r:query("victim.test", "A")
   eq(kind, "refused")
 end)
+
+-- The answering server is the peer of the socket the answer came in on; it
+-- is read once per socket, so a resolver that fails over from a dead server
+-- to a live one, and then reuses both sockets, names the right one each time.
+case("dns_answering_server_after_failover", function()
+  local dead, good = server("MPIC_LAB_DNS_BLACKHOLE"), server("MPIC_LAB_DNS_REFUSED")
+  local r <close> = dns.resolver{ servers = { dead, good }, timeout_ms = 200, tries = 2 }
+  local tasks = {}
+  for i = 1, 6 do tasks[i] = mpic.spawn(r.query, r, "n" .. i .. ".victim.test", "TXT") end
+  for i = 1, 6 do
+    local res, kind, _, partial = mpic.wait(tasks[i])
+    eq(res, nil)
+    eq(kind, "refused")
+    eq(partial.server, good)
+  end
+  local g <close> = dns.resolver{ servers = { server("MPIC_LAB_DNS_GOOD"), good }, timeout_ms = 1000, tries = 1 }
+  local res = g:query("victim.test", "SOA")
+  ok(res, "the first server answers")
+  eq(res.server, server("MPIC_LAB_DNS_GOOD"))
+end)
