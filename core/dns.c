@@ -39,6 +39,8 @@ struct mpic_dns_resolver {
     struct sock_ev *socks;
     char *servers_csv;
     int lifetime_ms;
+    int try_timeout_ms;  /* c-ares's per-try timeout (ARES_OPT_TIMEOUTMS) */
+    uint64_t timer_at_ms; /* when the armed timer fires (monotonic ms) */
     ares_socket_t cur_fd; /* socket being processed, for the answering server */
 };
 
@@ -70,16 +72,29 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static void rearm(struct mpic_dns_resolver *r)
+/* Arm the timer for c-ares's next timeout. ares_timeout() walks every
+ * outstanding query, so with thousands in flight it is asked only when the
+ * answer can be earlier than the armed timer: every try c-ares starts times
+ * out at least try_timeout_ms after its start, so an armed timer due no
+ * later than now + try_timeout_ms already fires in time. A timer that fires
+ * early (its query answered) costs one idle ares_process_fd and a re-read. */
+static void rearm(struct mpic_dns_resolver *r, int force)
 {
     struct timeval tv, *tvp;
+    uint64_t now;
     if (!r->have_ch)
         return;
+    now = now_ms();
+    if (!force && evtimer_pending(r->timer, NULL) && r->timer_at_ms <= now + (uint64_t)r->try_timeout_ms)
+        return;
     tvp = ares_timeout(r->ch, NULL, &tv);
-    if (tvp)
+    if (tvp) {
+        /* rounded up: the timer fires no later than this */
+        r->timer_at_ms = now + (uint64_t)tv.tv_sec * 1000u + ((uint64_t)tv.tv_usec + 999u) / 1000u + 1u;
         evtimer_add(r->timer, tvp);
-    else
+    } else {
         evtimer_del(r->timer);
+    }
 }
 
 static void on_io(evutil_socket_t fd, short what, void *arg)
@@ -89,14 +104,14 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
     ares_process_fd(r->ch, (what & EV_READ) ? fd : ARES_SOCKET_BAD,
                     (what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
     r->cur_fd = ARES_SOCKET_BAD;
-    rearm(r);
+    rearm(r, 0);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct mpic_dns_resolver *r = arg;
     ares_process_fd(r->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-    rearm(r);
+    rearm(r, 1);
 }
 
 static void on_sock_state(void *data, ares_socket_t fd, int readable, int writable)
@@ -378,7 +393,7 @@ int mpic_dns_query_start(struct mpic_dns_resolver *r, const char *name, uint16_t
     evtimer_add(q->deadline, &tv);
     *out = q;
     ares_send(r->ch, buf, len, on_ares_done, q); /* may complete at once */
-    rearm(r);
+    rearm(r, 0);
     return 0;
 }
 
@@ -468,6 +483,7 @@ int mpic_dns_resolver_new(struct event_base *base, const struct mpic_dns_config 
     r->base = base;
     r->cur_fd = ARES_SOCKET_BAD;
     r->lifetime_ms = cfg->lifetime_ms ? cfg->lifetime_ms : cfg->timeout_ms * cfg->tries;
+    r->try_timeout_ms = cfg->timeout_ms;
     if (join_servers(cfg, &r->servers_csv, err, errlen) < 0)
         goto fail;
     r->timer = evtimer_new(base, on_timer, r);
