@@ -42,6 +42,17 @@ def load_lines(name):
         return [json.loads(l) for l in f if l.strip()]
 
 
+def load_opt(name):
+    """the JSON of RAW/name, or None when this run did not measure it"""
+    path = os.path.join(RAW, name)
+    return load(name) if os.path.exists(path) else None
+
+
+def load_lines_opt(name):
+    path = os.path.join(RAW, name)
+    return load_lines(name) if os.path.exists(path) else []
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -68,6 +79,10 @@ raw = load("raw.json")
 sat = load_lines("saturate.jsonl")
 lat = load_lines("latency.jsonl")
 mem = load("memory.json")
+# the decomposition parts of memory.lua, each from a fresh process (older runs lack them)
+for part in ("bare", "query", "sleeping"):
+    mem.update(load_opt("memory-%s.json" % part) or {})
+ceil = {r["probe"]: r for r in load_lines_opt("ceiling.jsonl")}
 bd = load("breakdown.json")
 cg = load("callgrind.json")
 remote = load("remote.json")
@@ -140,28 +155,6 @@ for m, spec in METHODS.items():
             spec["name"], "on" if fs else "off", fmt(b["validations_per_s"]), b["arg"], pr, ratio, extra,
             "" if target is None else ">= %.1f" % target, met))
 w("")
-if "remote_vps" in remote:
-    w("## Coordinator -> agents")
-    w("")
-    w("The service lab (tests/lab/test_service.sh): `mpic serve` and six `mpic agent` processes on "
-      "loopback, mutual TLS, acme-dns-01 of svc.test with 6 remote perspectives, %d validations at "
-      "%d in flight, posted over TLS by a client process; then the same validations in the client "
-      "process with the six perspectives local (same resolvers, same concurrency). Everything shares "
-      "the same 2 CPUs, so the agents' work is done on the same cores as the coordinator's."
-      % (remote["total"], remote["concurrency"]))
-    w("")
-    w("| path | validations/s | p50 ms | p99 ms | agent requests on kept-alive / new connections |")
-    w("|---|---|---|---|---|")
-    w("| coordinator -> agents | %s | %d | %d | %s / %s |" % (fmt(remote["remote_vps"]), remote["p50_ms"],
-      remote["p99_ms"], fmt(remote["connections_reused"]), fmt(remote["connections_new"])))
-    w("| local, one process | %s | | | |" % fmt(remote["local_vps"]))
-    w("")
-    w("**Ratio coordinator -> agents / local: %.2f** (target >= 0.5: %s). %d failed requests, "
-      "%d local validations not valid." % (remote["ratio"], "met" if remote["ratio"] >= 0.5 else "**not met**",
-      remote["failed"], remote["local_not_valid"]))
-else:
-    w("Coordinator -> agents: %s." % remote["status"])
-w("")
 w("### Throughput against concurrency")
 w("")
 w("| method | fsync | " + " | ".join("N=%d" % n for n in sorted({r["arg"] for r in sat})) + " |")
@@ -185,6 +178,162 @@ if bad:
                                                     "on" if r["fsync"] else "off", n, why))
     w("")
 w("![throughput](throughput.png)")
+w("")
+w("## What bounds the local ratio: the probe path's ceiling")
+w("")
+if "dns" not in ceil:
+    w("Not measured in this run (no raw/ceiling.jsonl; tests/bench/ceiling.lua produces it).")
+else:
+    w("tests/bench/ceiling.lua: probes through mpic's own runtime (tasks, c-ares or curl, libevent, the Lua "
+      "bindings) with no orchestration at all: N tasks each loop one probe, %d ms measured after a %d ms "
+      "warm-up, only successful answers counted. DNS: `_acme-challenge.bench.test TXT` on 7 resolvers (as a "
+      "validation's 7 checks use). HTTP: the http-01 GET of the token URL, a fresh connection per request "
+      "(as probes open), no DNS lookup. CPU = the mpic process's CPU time over the window (100%% = one core)."
+      % (ceil["dns"]["duration_ms"], ceil["dns"]["warmup_ms"]))
+    w("")
+    w("| probe path | probes/s at N (mpic CPU) | best probes/s | CPU us per probe (best N) | raw server rate "
+      "| ceiling ratio | validations/s if orchestration were free |")
+    w("|---|---|---|---|---|---|---|")
+    raw_of = {"dns": ("dns_txt_qps", "dnsperf TXT"), "http": ("http_close_rps", "wrk `Connection: close`")}
+    free = {}
+    for probe in ("dns", "http"):
+        c = ceil.get(probe)
+        if not c:
+            w("| %s | not measured | | | | | |" % probe.upper())
+            continue
+        sweep = ", ".join("N=%d: %s (%.0f%%)%s" % (r["n"], fmt(r["ok_per_s"]), r["cpu_pct"],
+                                                  " **%d failed**" % r["failed"] if r["failed"] else "")
+                          for r in c["sweep"])
+        bestrow = max(c["sweep"], key=lambda r: r["ok_per_s"])
+        key, what = raw_of[probe]
+        if probe == "dns":
+            # 7 TXT queries per acme-dns-01 validation
+            free[probe] = c["best_per_s"] / PERSPECTIVES
+            note = "%s (7 queries)" % fmt(free[probe])
+        elif "dns" in ceil:
+            # acme-http-01: 7 GETs and 14 DNS queries (A, AAAA) per validation
+            free[probe] = 1 / (PERSPECTIVES / c["best_per_s"] + 2 * PERSPECTIVES / ceil["dns"]["best_per_s"])
+            note = "%s (7 GETs + 14 DNS queries)" % fmt(free[probe])
+        else:
+            note = "not measured"
+        us = bestrow.get("cpu_us_per_probe")
+        w("| %s | %s | %s (N=%d) | %s | %s/s (%s) | %.2f | %s |" % (
+            "DNS TXT" if probe == "dns" else "HTTP GET", sweep, fmt(c["best_per_s"]), c["best_n"],
+            "%.1f" % us if us else "-", fmt(raw[key]), what, c["best_per_s"] / raw[key], note))
+    w("")
+    fails = [(p, r) for p, c in ceil.items() for r in c["sweep"] if r.get("failures")]
+    for p, r in fails:
+        w("- %s, N=%d: failures %s" % (p, r["n"], ", ".join("%d x `%s`" % (n, k) for k, n in r["failures"].items())))
+    if fails:
+        w("")
+    c_dns = ceil["dns"]["best_per_s"]
+    cr = c_dns / raw["dns_txt_qps"]
+    brow = max(ceil["dns"]["sweep"], key=lambda r: r["ok_per_s"])
+    w("**Ceiling ratio (DNS): %.2f.** The acme-dns-01 ratio counts 7 queries per validation, so with orchestration "
+      "free it would equal this ceiling ratio: %s the 0.5 target. At its best N the mpic process used %.0f%% of "
+      "one core (%.1f us of CPU per query), while knot answered dnsperf %.1f times faster than mpic can ask."
+      % (cr, "below" if cr < 0.5 else "at or above", brow["cpu_pct"], brow.get("cpu_us_per_probe") or 0,
+         raw["dns_txt_qps"] / c_dns))
+    w("")
+    rows = []
+    for m, n_probe in (("dns", 7 / c_dns),
+                       ("http", (7 / ceil["http"]["best_per_s"] + 14 / c_dns) if "http" in ceil else None)):
+        b = max((x for x in (best(m, True), best(m, False)) if x), key=lambda r: r["validations_per_s"], default=None)
+        if not b or n_probe is None:
+            continue
+        v = b["validations_per_s"]
+        per = 1e6 / v
+        probe_us = n_probe * 1e6
+        rows.append((METHODS[m]["name"], v, b["fsync"], per, probe_us))
+    if rows:
+        w("Where a validation's time on the loop goes, with v = best validations/s (above, either fsync setting) "
+          "and c = the ceiling: per-validation time = 1/v, probe-path time = 7/c (acme-http-01: 7/c(HTTP) + "
+          "14/c(DNS)), orchestration (request, selection, policy calls, 8 tasks, the checks' Lua, audit line) "
+          "= the rest:")
+        w("")
+        w("| method | v (fsync) | per validation us | probe path us (share) | orchestration us (share) |")
+        w("|---|---|---|---|---|")
+        for name, v, fs, per, probe_us in rows:
+            w("| %s | %s (%s) | %.1f | %.1f (%.0f%%) | %.1f (%.0f%%) |" % (
+                name, fmt(v), "on" if fs else "off", per, probe_us, 100 * probe_us / per, per - probe_us,
+                100 * (per - probe_us) / per))
+        w("")
+        # what the 0.5 target asks of the loop, given this probe path
+        budget = 1e6 * PERSPECTIVES / (METHODS["dns"]["target"] * raw["dns_txt_qps"])
+        probe_us = 7e6 / c_dns
+        if probe_us < budget:
+            w("The acme-dns-01 target (0.5) needs a validation every %.1f us on the loop; its 7 queries take %.1f us "
+              "of that, leaving %.1f us for orchestration%s." % (
+                  budget, probe_us, budget - probe_us,
+                  "" if not rows or rows[0][0] != "acme-dns-01" else
+                  " (%.1f us now, %.1f times too much)" % (rows[0][3] - probe_us,
+                                                          (rows[0][3] - probe_us) / (budget - probe_us))))
+        else:
+            w("The acme-dns-01 target (0.5) needs a validation every %.1f us on the loop, but its 7 queries alone "
+              "take %.1f us: not reachable on one loop even with orchestration free." % (budget, probe_us))
+if md[-1] == "":
+    md.pop()  # the next section starts with its own blank line
+w("")
+if "remote_vps" in remote:
+    w("## Coordinator -> agents")
+    w("")
+    w("The service lab (tests/lab/test_service.sh): `mpic serve` and six `mpic agent` processes on "
+      "loopback, mutual TLS, acme-dns-01 of svc.test with 6 remote perspectives, %d validations at "
+      "%d in flight, posted over TLS by a client process; then the same validations in the client "
+      "process with the six perspectives local (same resolvers, same concurrency). Everything shares "
+      "the same 2 CPUs, so the agents' work is done on the same cores as the coordinator's."
+      % (remote["total"], remote["concurrency"]))
+    w("")
+    w("| path | validations/s | p50 ms | p99 ms | agent requests on kept-alive / new connections |")
+    w("|---|---|---|---|---|")
+    w("| coordinator -> agents | %s | %d | %d | %s / %s |" % (fmt(remote["remote_vps"]), remote["p50_ms"],
+      remote["p99_ms"], fmt(remote["connections_reused"]), fmt(remote["connections_new"])))
+    w("| local, one process | %s | | | |" % fmt(remote["local_vps"]))
+    w("")
+    w("**Ratio coordinator -> agents / local: %.2f** (target >= 0.5: %s). %d failed requests, "
+      "%d local validations not valid." % (remote["ratio"], "met" if remote["ratio"] >= 0.5 else "**not met**",
+      remote["failed"], remote["local_not_valid"]))
+    w("")
+    rc, lc = remote.get("cpu_remote_ms_per_validation"), remote.get("cpu_local_ms_per_validation")
+    w("### CPU per validation, by process")
+    w("")
+    if not rc or not lc or "total" not in rc or "local" not in lc:
+        w("Not measured in this run (remote.json has no cpu_* keys; tests/lab/service/bench.lua writes them).")
+    else:
+        cores = os.cpu_count()
+        tick = 1000 / remote.get("cpu_clk_tck", 100)
+        w("utime + stime from /proc/PID/stat (%g ms ticks) of each process before and after each phase, divided by "
+          "the %d validations: the coordinator, the %d agents it uses (summed), the client (the bench process, "
+          "posting over TLS) and knot (%d processes: the owner's and the attacker's view). In the local phase the "
+          "bench process is the local process, and the coordinator and agents idle."
+          % (tick, remote["total"], remote.get("cpu_agents_counted", 0), remote.get("cpu_knot_counted", 0)))
+        w("")
+        w("| process | coordinator -> agents, CPU ms per validation | local, CPU ms per validation |")
+        w("|---|---|---|")
+
+        def ms(d, k):
+            return "%.3f" % d[k] if k in d else "-"
+        for k, name in (("coordinator", "coordinator (`mpic serve`)"), ("agents", "agents (sum)"),
+                        ("client", "client (bench process)"), ("local", "local process (bench process)"),
+                        ("knot", "knot")):
+            w("| %s | %s | %s |" % (name, ms(rc, k) if k not in ("local",) else "-",
+                                    ms(lc, k) if k not in ("coordinator", "agents", "client") else "-"))
+        w("| **total** | **%.3f** | **%.3f** |" % (rc["total"], lc["total"]))
+        w("")
+        bound = cores * 1000 / rc["total"]
+        busy = rc["total"] * remote["total"] / (remote["remote_seconds"] * 1000) if "remote_seconds" in remote else None
+        w("On this machine's %d cores, CPU alone bounds coordinator -> agents at <= %d x 1000 / %.3f = **%s "
+          "validations/s** (measured %s%s), against the local rate of %s: a ratio of at most **%.2f** here, "
+          "however the work were scheduled, unless the CPU per validation falls. The coordinator's own loop "
+          "(one core) alone allows <= 1000 / %.3f = %s/s. The local process is one loop too: <= 1000 / %.3f = "
+          "%s/s on one core (measured %s)." % (
+              cores, cores, rc["total"], fmt(bound), fmt(remote["remote_vps"]),
+              "" if busy is None else ", with %.2f of the %d cores busy" % (busy, cores),
+              fmt(remote["local_vps"]), bound / remote["local_vps"], rc.get("coordinator", 0),
+              fmt(1000 / rc["coordinator"]) if rc.get("coordinator") else "-", lc["local"],
+              fmt(1000 / lc["local"]) if lc["local"] else "-", fmt(remote["local_vps"])))
+else:
+    w("Coordinator -> agents: %s." % remote["status"])
 w("")
 w("## Latency at a fixed moderate rate (an eighth of the best fsync-on rate)")
 w("")
@@ -282,6 +431,62 @@ w("| Lua heap per validation (after a full GC) | %.1f KB (%.1f KB) |" % (
 w("| tasks per validation | %.1f |" % ((mem["live_tasks_after"] - mem["live_tasks_before"]) / mem["in_flight"]))
 w("| Lua heap of one bare task (a coroutine asleep) | %.2f KB |" % mem["bare_task_lua_heap_kb"])
 w("")
+w("### Where the KB go")
+w("")
+if not all(k in mem for k in ("bare_lua_heap_kb", "query_c_kb", "sleeping_lua_heap_kb")):
+    w("Not measured in this run (no raw/memory-{bare,query,sleeping}.json; `memory.lua CONFIG N PART` "
+      "produces them).")
+    w("")
+else:
+    w("Each part is measured in a fresh process (100 of it as the baseline, then %s more; freed memory is "
+      "reused by malloc, so a second measurement in one process would read low). Lua heap and RSS are read at "
+      "the same instant; the C side is RSS delta - Lua heap delta (c-ares, mpic's C structures, libevent "
+      "timers, and malloc's overhead on every allocation, the Lua heap's included)." % fmt(mem["bare_in_flight"]))
+    w("")
+    w("| part, per item | items per validation | Lua heap KB (live after GC) | RSS KB | C side KB |")
+    w("|---|---|---|---|---|")
+    for key, name, k in (("bare", "bare task (a coroutine asleep in mpic.sleep)", 8),
+                         ("query", "task waiting in one resolver:query (blackhole)", 7),
+                         ("sleeping", "validation whose 7 checks sleep instead of probing", 1)):
+        w("| %s | %d | %.2f (%.2f) | %.2f | %.2f |" % (name, k, mem[key + "_lua_heap_kb"], mem[key + "_lua_heap_live_kb"],
+                                                      mem[key + "_rss_kb"], mem[key + "_c_kb"]))
+    w("| real validation (above) | 1 | %.2f (%.2f) | %.2f | %.2f |" % (
+        mem["lua_heap_kb_per_validation"], mem["lua_heap_kb_per_validation_after_gc"], mem["kb_per_validation"],
+        mem["kb_per_validation"] - mem["lua_heap_kb_per_validation"]))
+    w("")
+    # the Lua rows use the live heap (after a full GC: garbage depends on when the collector last ran);
+    # the garbage of the real validation is a row of its own; the C side uses the heap read with the RSS
+    total = mem["kb_per_validation"]
+    heap, live = mem["lua_heap_kb_per_validation"], mem["lua_heap_kb_per_validation_after_gc"]
+    co = 8 * mem["bare_lua_heap_live_kb"]
+    stacks = live - mem["sleeping_lua_heap_live_kb"]
+    state = mem["sleeping_lua_heap_live_kb"] - co
+    c_side = total - heap
+    c_q = 7 * (mem["query_c_kb"] - mem["bare_c_kb"])
+    c_t = 8 * mem["bare_c_kb"]
+    w("Per in-flight acme-dns-01 validation (%.1f KB of RSS):" % total)
+    w("")
+    w("| where | KB | share | how it is derived |")
+    w("|---|---|---|---|")
+    for name, kb, how in (
+            ("8 coroutines (the validation's task and its 7 checks), Lua heap", co, "8 x a bare task's live Lua heap"),
+            ("the extra stack of 7 checks waiting in a probe (check, challenge, probe, binding frames), Lua heap",
+             stacks, "real validation's live Lua heap - a sleeping-checks validation's (%.2f KB per check)"
+             % (stacks / 7)),
+            ("validation state (request, selection, slots, policy state, closures), Lua heap", state,
+             "sleeping-checks validation's live Lua heap - 8 coroutines"),
+            ("Lua garbage not yet collected", heap - live, "real validation's Lua heap before - after a full GC"),
+            ("C side: 7 DNS queries (c-ares query, mpic query, libevent timer, malloc overhead)", c_q,
+             "7 x (RSS - Lua heap) of a task waiting in a query, minus a bare task's"),
+            ("C side: 8 tasks (their C state, malloc overhead of their coroutines)", c_t,
+             "8 x (RSS - Lua heap) of a bare task"),
+            ("C side: the rest (malloc overhead of the validation state and stacks, fragmentation)",
+             c_side - c_q - c_t, "real validation's RSS - Lua heap - the two rows above"),
+    ):
+        w("| %s | %.2f | %.0f%% | %s |" % (name, kb, 100 * kb / total, how))
+    w("| **total** | **%.2f** | 100%% | RSS delta per validation |" % total)
+    w("")
+
 w("## CPU per validation")
 w("")
 ir = (cg["ir_hi"] - cg["ir_lo"]) / (cg["n_hi"] - cg["n_lo"])

@@ -7,6 +7,9 @@
 #   1. the raw limit of the servers: dnsperf against knot (the same names the
 #      validations ask), wrk against the same http-01 URL (keep-alive, and
 #      with "Connection: close" since mpic opens a fresh connection per probe);
+#   1b. the probe path's ceiling: DNS queries/s and HTTP GETs/s through
+#      mpic's own runtime with no orchestration (ceiling.lua), against
+#      the raw rates of step 1;
 #   2. validations/s at saturation for acme-dns-01, acme-http-01 and CAA,
 #      a primary and 6 local perspectives, over a concurrency sweep, with the
 #      audit log on (fsync on, and again with fsync off);
@@ -15,7 +18,8 @@
 #      delays (tests/bench/latency_delay.sh: a delaying DNS relay per
 #      perspective, several delay profiles, 200 validations each at 20/s);
 #   4. resident memory per in-flight validation (10,000 in flight against the
-#      blackhole resolver);
+#      blackhole resolver), and its parts (bare tasks, tasks waiting in a DNS
+#      query, validations whose checks sleep), each in a fresh process;
 #   5. where the CPU goes: a piece-by-piece breakdown (breakdown.lua) and
 #      instructions per validation under callgrind (220 - 20 validations);
 #   6. writes OUT_DIR/RESULTS.md, OUT_DIR/throughput.png, OUT_DIR/latency.png,
@@ -55,10 +59,11 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
-    DUR=1500; RAWDUR=2; SWEEP="1 16 64"; LATDUR=3000; MEMN=2000; CG_HI=60; DELAYN=60
+    DUR=1500; RAWDUR=2; SWEEP="1 16 64"; LATDUR=3000; MEMN=2000; CG_HI=60; DELAYN=60; CEILDUR=1500
 else
-    DUR=4000; RAWDUR=5; SWEEP="1 4 16 64 256"; LATDUR=10000; MEMN=10000; CG_HI=220; DELAYN=200
+    DUR=4000; RAWDUR=5; SWEEP="1 4 16 64 256"; LATDUR=10000; MEMN=10000; CG_HI=220; DELAYN=200; CEILDUR=3000
 fi
+CEILN="7 64 448" # probe loops in flight: one per perspective, and more
 CG_LO=20
 
 echo "{\"load_start\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}" >"$RAW/load_start.json"
@@ -98,6 +103,19 @@ cat >"$RAW/raw.json" <<EOF
  "http_keepalive_rps": $http_ka, "http_close_rps": $http_close}
 EOF
 log "raw: $(tr -d '\n' <"$RAW/raw.json")"
+
+# --- 1b. the probe path's ceiling -----------------------------------------------
+# the same probes through mpic's runtime alone (no request, policy, audit): what
+# the one mpic loop can ask at best, whatever the orchestration costs
+: >"$RAW/ceiling.jsonl"
+for probe in dns http; do
+    server=$BENCH_DNS
+    [ $probe = http ] && server=$BENCH_HTTP
+    line=$(timeout 120 "$MPIC" run tests/bench/ceiling.lua $probe "$server" "$CEILDUR" $CEILN)
+    [ -n "$line" ] || die "ceiling.lua $probe printed nothing"
+    echo "$line" >>"$RAW/ceiling.jsonl"
+    log "ceiling $probe: $line"
+done
 
 # --- 2. saturation sweep ------------------------------------------------------
 : >"$RAW/saturate.jsonl"
@@ -141,6 +159,12 @@ log "memory: $MEMN validations in flight against the blackhole resolver"
 timeout 300 "$MPIC" run tests/bench/memory.lua "$WORK/perspectives-blackhole.yaml" "$MEMN" >"$RAW/memory.json" ||
     die "memory.lua failed: $(cat "$RAW/memory.json")"
 log "memory: $(cat "$RAW/memory.json")"
+# its parts, each in a fresh process (report.py's "where the KB go")
+for part in bare query sleeping; do
+    timeout 300 "$MPIC" run tests/bench/memory.lua "$WORK/perspectives-blackhole.yaml" "$MEMN" "$part" \
+        >"$RAW/memory-$part.json" || die "memory.lua $part failed: $(cat "$RAW/memory-$part.json")"
+    log "memory $part: $(cat "$RAW/memory-$part.json")"
+done
 
 # --- 5. CPU: breakdown and callgrind -------------------------------------------
 log "CPU breakdown"
@@ -165,7 +189,8 @@ log "callgrind: $(cat "$RAW/callgrind.json")"
 # --- coordinator -> agents -------------------------------------------------------
 # the service lab (tests/lab/test_service.sh): mpic serve and six mpic agents
 # over mutual TLS, acme-dns-01 at saturation, then the same validations with
-# the six perspectives local in one process (the baseline of the ratio)
+# the six perspectives local in one process (the baseline of the ratio); the
+# CPU each process spent per validation in both phases (bench.lua)
 log "coordinator -> agents (service lab)"
 REMOTE_TOTAL=$([ "${BENCH_QUICK:-0}" = 1 ] && echo 1500 || echo 6000)
 if MPIC_SVC_BENCH_JSON="$RAW/remote.json" timeout 300 bash "$root/tests/lab/test_service.sh" "$MPIC" --bench \

@@ -5,6 +5,9 @@
 -- then the same validations run in this process with the six perspectives
 -- local (the baseline of the ratio). MPIC_SVC_BENCH_JSON=FILE writes the
 -- figures as JSON (tests/bench/run.sh).
+-- CPU accounting: utime + stime (/proc/PID/stat) of the coordinator, the
+-- agents it uses, knot (both views), and this process (the client, then the
+-- local process), read before and after each phase, per validation.
 local mpic = require "mpic"
 local http = require "mpic.core.http"
 local util = require "mpic.core.util"
@@ -18,6 +21,72 @@ local body = assert(util.json_encode({ check_type = "dcv", domain_or_ip_target =
                            key_authorization_hash = "ZTRx1Ckl1-tM05o5zaizTTA0yUy5AGereMgSNWC6Ll8" } }))
 local opts = { method = "POST", body = body, ca = C .. "ca.pem", verify_tls = true, timeout_ms = 30000, keepalive = true,
                headers = { ["Content-Type"] = "application/json", ["X-Api-Key"] = os.getenv("MPIC_SVC_TOKEN") } }
+
+-- CPU accounting: the processes of the lab by their PID files in MPIC_SVC_WORK
+local work = assert(os.getenv("MPIC_SVC_WORK"))
+local function shell_lines(cmd)
+  local f, out = io.popen(cmd), {}
+  if f then
+    for l in f:lines() do out[#out + 1] = l end
+    f:close()
+  end
+  return out
+end
+local CLK_TCK = tonumber(shell_lines("getconf CLK_TCK")[1]) or 100
+local function read_pid(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local pid = tonumber(f:read("l"))
+  f:close()
+  return pid
+end
+-- role -> list of PIDs: the coordinator uses every agent but mex and liar
+local roles = { coordinator = {}, agents = {}, knot = {}, client = { "self" } }
+roles.coordinator[1] = read_pid(work .. "/coordinator.pid")
+for _, path in ipairs(shell_lines("ls " .. work .. "/agent-*.pid " .. work .. "/knotd.pid " .. work
+    .. "/*/knotd.pid 2>/dev/null")) do
+  local id = path:match("/agent%-([%w-]+)%.pid$")
+  local pid = read_pid(path)
+  if id and id ~= "liar" and not id:find("^mex") and pid then roles.agents[#roles.agents + 1] = pid
+  elseif path:match("knotd%.pid$") and pid then roles.knot[#roles.knot + 1] = pid end
+end
+-- utime + stime of a process in ms (nil once it is gone)
+local function cpu_ms(pid)
+  local f = io.open("/proc/" .. pid .. "/stat", "r")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  local rest, fields = s:match("%)%s*(.*)$") or "", {}
+  for x in rest:gmatch("%S+") do fields[#fields + 1] = x end
+  -- after the command name: field 3 (state) first, utime is field 14, stime 15
+  local ut, st = tonumber(fields[12]), tonumber(fields[13])
+  return ut and st and (ut + st) * 1000 / CLK_TCK or nil
+end
+local function cpu_snapshot()
+  local snap = {}
+  for role, pids in pairs(roles) do
+    snap[role] = {}
+    for i, pid in ipairs(pids) do snap[role][i] = cpu_ms(pid) end
+  end
+  return snap
+end
+-- ms of CPU per validation by role between two snapshots (nil: not counted)
+local function cpu_per_validation(a, b, n)
+  local out, sum = {}, 0
+  for role, pids in pairs(roles) do
+    local ms, counted = 0, 0
+    for i = 1, #pids do
+      if a[role][i] and b[role][i] then ms, counted = ms + b[role][i] - a[role][i], counted + 1 end
+    end
+    if counted > 0 then
+      out[role] = ms / n
+      sum = sum + ms
+    end
+  end
+  out.total = sum / n
+  return out
+end
+
 local next_i, valid, invalid, failed, lat = 0, 0, 0, 0, {}
 local function worker()
   while next_i < total do
@@ -32,11 +101,13 @@ local function worker()
     else invalid = invalid + 1 end
   end
 end
+local cpu0 = cpu_snapshot()
 local t0 = mpic.now()
 local tasks = {}
 for i = 1, conc do tasks[i] = mpic.spawn(worker) end
 mpic.wait_all(tasks)
 local secs = (mpic.now() - t0) / 1000
+local cpu1 = cpu_snapshot()
 table.sort(lat)
 print(string.format("%d validations (%d valid, %d invalid, %d failed) in %.2f s: %.0f validations/s, "
   .. "%d agent checks/s; latency p50 %d ms, p99 %d ms (concurrency %d)", total, valid, invalid, failed, secs,
@@ -63,6 +134,17 @@ local function run_local()
   return total / ((mpic.now() - l0) / 1000), bad
 end
 local local_rate, local_bad = run_local()
+local cpu2 = cpu_snapshot()
+local remote_cpu, local_cpu = cpu_per_validation(cpu0, cpu1, total), cpu_per_validation(cpu1, cpu2, total)
+-- in the local phase this process is the local process, and the rest idles
+local_cpu["local"], local_cpu.client = local_cpu.client, nil
+local function fmt_cpu(c)
+  local parts = {}
+  for _, role in ipairs({ "coordinator", "agents", "client", "local", "knot", "total" }) do
+    if c[role] then parts[#parts + 1] = string.format("%s %.3f", role, c[role]) end
+  end
+  return table.concat(parts, ", ")
+end
 print(string.format("local: %.0f validations/s in this process (%d not valid); coordinator -> agents / local = %.2f",
   local_rate, local_bad, (total / secs) / local_rate))
 
@@ -74,13 +156,18 @@ for kind, n in ((m and m.body) or ""):gmatch('mpic_agent_requests_total{[^}]*con
   conns[kind] = (conns[kind] or 0) + tonumber(n)
 end
 print(string.format("agent requests: %d on kept-alive connections, %d on new ones", conns.reused, conns.new))
+print(string.format("CPU ms per validation (%d agents, %d knot): coordinator -> agents: %s; local: %s",
+  #roles.agents, #roles.knot, fmt_cpu(remote_cpu), fmt_cpu(local_cpu)))
 local out = os.getenv("MPIC_SVC_BENCH_JSON")
 if out then
   local f = assert(io.open(out, "w"))
   f:write(util.json_encode({ total = total, concurrency = conc, remote_vps = total / secs, local_vps = local_rate,
     ratio = (total / secs) / local_rate, failed = failed, local_not_valid = local_bad,
     p50_ms = lat[math.max(1, #lat // 2)], p99_ms = lat[math.max(1, math.floor(#lat * 0.99))],
-    connections_reused = conns.reused, connections_new = conns.new }), "\n")
+    connections_reused = conns.reused, connections_new = conns.new,
+    cpu_remote_ms_per_validation = remote_cpu, cpu_local_ms_per_validation = local_cpu,
+    cpu_agents_counted = #roles.agents, cpu_knot_counted = #roles.knot, cpu_clk_tck = CLK_TCK,
+    remote_seconds = secs, local_seconds = total / local_rate }), "\n")
   f:close()
 end
 return failed == 0 and 0 or 1
