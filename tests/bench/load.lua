@@ -106,7 +106,34 @@ local function rss_kb()
   return tonumber(s:match("VmRSS:%s*(%d+)")), tonumber(s:match("VmHWM:%s*(%d+)"))
 end
 
+-- UDP datagrams the kernel dropped for a full receive buffer (this host, any
+-- socket: mpic's or knot's), so a run that lost answers says so
+local function udp_rcvbuf_errors()
+  local f = io.open("/proc/net/snmp", "r")
+  if not f then return nil end
+  local names, values
+  for line in f:lines() do
+    if line:match("^Udp: ") then
+      if names then values = line else names = line end
+    end
+  end
+  f:close()
+  if not values then return nil end
+  local i, col = 0, nil
+  for w in names:gmatch("%S+") do
+    if w == "RcvbufErrors" then col = i end
+    i = i + 1
+  end
+  i = 0
+  for w in values:gmatch("%S+") do
+    if i == col then return tonumber(w) end
+    i = i + 1
+  end
+  return nil
+end
+
 local out = { method = method, mode = mode, arg = arg_n, fsync = cfg.audit.fsync }
+local drops0 = udp_rcvbuf_errors()
 local valid, invalid = 0, 0
 local lat = {}
 
@@ -173,6 +200,8 @@ if invalid > 0 then out.invalid_reasons = invalid_reasons end
 out.latency_ms = { p50 = percentile(lat, 50), p90 = percentile(lat, 90), p99 = percentile(lat, 99),
                    max = lat[#lat] or 0, n = #lat }
 out.rss_kb, out.hwm_kb = rss_kb()
+local drops1 = udp_rcvbuf_errors()
+if drops0 and drops1 then out.udp_rcvbuf_drops = drops1 - drops0 end
 print(util.json_encode(out))
 -- the raw latency samples, for the plot
 local dump = os_getenv("BENCH_LATENCY_FILE")

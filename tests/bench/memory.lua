@@ -147,8 +147,8 @@ end
 
 for _, t in ipairs(tasks) do mpic.cancel(t) end
 tasks = {}
+settle(0)
 -- for comparison: the Lua heap of one bare task (a coroutine asleep in mpic.sleep)
--- for comparison: the cost of one bare task (a coroutine asleep in mpic.sleep)
 collectgarbage()
 local lua3 = collectgarbage("count")
 local sleepers = {}

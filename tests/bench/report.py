@@ -165,9 +165,17 @@ for m, spec in METHODS.items():
         cells = []
         for n in sorted({r["arg"] for r in sat}):
             r = rows.get(n)
-            cells.append("" if not r else "%s%s" % (fmt(r["validations_per_s"]), " (%d invalid)" % r["invalid"] if r["invalid"] else ""))
+            cells.append("" if not r else "%s%s%s" % (
+                fmt(r["validations_per_s"]), " (%d invalid)" % r["invalid"] if r["invalid"] else "",
+                " (%s UDP drops)" % fmt(r["udp_rcvbuf_drops"]) if r.get("udp_rcvbuf_drops") else ""))
         w("| %s | %s | %s |" % (spec["name"], "on" if fs else "off", " | ".join(cells)))
 w("")
+if any(r.get("udp_rcvbuf_drops") for r in sat):
+    w("*UDP drops*: datagrams the kernel dropped for a full receive buffer during the run (/proc/net/snmp "
+      "RcvbufErrors, any socket). mpic asks 4 MiB for each of its resolver sockets; knot's socket keeps the "
+      "default (net.core.rmem_default), so with hundreds of validations in flight a burst of queries can "
+      "overflow it, and each lost query costs its check a retry timeout (2 s here).")
+    w("")
 bad = [r for r in sat + lat if r.get("invalid_reasons")]
 if bad:
     w("Invalid validations (the lab always answers correctly, so each is a failure under load):")
