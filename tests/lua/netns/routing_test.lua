@@ -6,32 +6,13 @@
 -- victim's DNS is not hijacked: every perspective resolves www.nsl.test to
 -- the same address, and only the route differs.
 local T = require "mpic.testing"
-local mpic = require "mpic"
-local orchestrator = require "mpic.orchestrator"
+local L = require "netns_lab"
 local case, eq, ok, contains = T.case, T.eq, T.ok, T.contains
 local io_write = io.write
-local os_getenv, os_execute, io_open, ipairs, tostring, string_format, error =
-  os.getenv, os.execute, io.open, ipairs, tostring, string.format, error
+local os_execute, ipairs, tostring, string_format = os.execute, ipairs, tostring, string.format
 
-local DATE = "2026-12-16"
 local VICTIM, ATTACKER = "203.0.113.10", "203.0.113.66"
-
-local function env(name)
-  local v = os_getenv(name)
-  if not v then error(name .. " is not set: run through tests/lab/test_netns.sh", 3) end
-  return v
-end
-
--- pc0 is the primary; pc1..pc6 the remotes
-local SITES = {
-  { "ARIN", 39.04, -77.49 }, { "ARIN", 45.52, -122.68 }, { "RIPE", 50.11, 8.68 }, { "RIPE", 59.33, 18.07 },
-  { "APNIC", 1.35, 103.82 }, { "LACNIC", -23.55, -46.63 }, { "AFRINIC", -26.20, 28.05 },
-}
-
-local function sh(cmd)
-  local okx, _, code = os_execute(cmd .. " 2>/dev/null")
-  if not okx then error(string_format("command failed (%s): %s", tostring(code), cmd), 2) end
-end
+local env, sh, validate, http01 = L.env, L.sh, L.validate, L.http01
 
 -- Route the victim's address for perspective i through the attacker (true)
 -- or directly (false). Also resets any netem on the link.
@@ -49,44 +30,16 @@ local function reset()
   for i = 0, 6 do route(i, false); netem(i, nil) end
 end
 
+-- pc0 is the primary; pc1..pc6 the remotes, each sending from its own address
 local function load(wait_all)
-  local root = package.loaded["mpic.paths"] and package.loaded["mpic.paths"].root or "."
-  local dir = env("MPIC_NETNS_DIR")
-  local lines = {
-    "issuer: {caa_domains: [ca.example]}",
-    "policy: " .. (wait_all and (root .. "/tests/lua/scenarios/br_wait_all.lua") or (root .. "/policies/br.lua")),
-    "selection_secret: netns-lab",
-    "defaults: {perspective_count: 6, max_attempts: 1, timeout_ms: 9000, dns_timeout_ms: 1000, dns_tries: 3}",
-    "network: {allow_reserved_ips: true, http_port: 80, tls_port: 443}",
-    string_format("audit: {path: %s/audit.jsonl, fsync: false}", dir),
-    "primary: pc0",
-    "perspectives:",
-  }
+  local lines = {}
   for i = 0, 6 do
-    local s = SITES[i + 1]
+    local s = L.SITES[i + 1]
     lines[#lines + 1] = string_format(
       "  - {id: pc%d, rir: %s, location: {lat: %s, lon: %s}, resolvers: [\"%s\"], source_ipv4: 203.0.113.2%d}",
       i, s[1], s[2], s[3], env("MPIC_NETNS_DNS"), i)
   end
-  local path = dir .. "/netns.yaml"
-  local f = assert(io_open(path, "w"))
-  f:write(table.concat(lines, "\n"), "\n")
-  f:close()
-  local cfg, err = mpic.load_config(path)
-  if not cfg then error(tostring(err), 2) end
-  orchestrator.reset()
-end
-
-local function http01()
-  return { check_type = "dcv", domain_or_ip_target = "www.nsl.test",
-           dcv_check_parameters = { validation_method = "acme-http-01", token = env("MPIC_NETNS_OWNER_TOKEN"),
-                                    key_authorization = env("MPIC_NETNS_OWNER_KA") } }
-end
-
-local function validate(req)
-  local resp, status = orchestrator.validate(req, { date = DATE })
-  eq(status, 200, mpic.json.encode(resp))
-  return resp
+  L.load("netns", "netns-lab", wait_all, lines)
 end
 
 local function by_code(resp)
