@@ -119,11 +119,35 @@ out:
     return rc;
 }
 
+int mpic_dns_name_to_wire(const char *name, unsigned char *out, size_t cap)
+{
+    size_t pos = 0, nlen = strlen(name);
+    const char *p = name, *dot;
+
+    if (nlen && name[nlen - 1] == '.')
+        nlen--;
+    if (nlen == 0 || nlen > 253 || cap < nlen + 2)
+        return -1;
+    while (p < name + nlen) {
+        size_t l;
+        dot = memchr(p, '.', (size_t)(name + nlen - p));
+        l = dot ? (size_t)(dot - p) : (size_t)(name + nlen - p);
+        if (l == 0 || l > 63)
+            return -1;
+        out[pos++] = (unsigned char)l;
+        memcpy(out + pos, p, l);
+        pos += l;
+        p += l + (dot ? 1 : 0);
+    }
+    out[pos++] = 0;
+    return (int)pos;
+}
+
 int mpic_dns_wire_build_query(const char *name, uint16_t qtype, uint16_t id, unsigned char *buf,
                               size_t cap)
 {
     size_t pos = HDR_LEN, nlen = strlen(name);
-    const char *p = name, *dot;
+    int n;
 
     if (nlen && name[nlen - 1] == '.')
         nlen--;
@@ -137,18 +161,10 @@ int mpic_dns_wire_build_query(const char *name, uint16_t qtype, uint16_t id, uns
     buf[3] = 0x20; /* AD; CD stays 0 */
     buf[5] = 1;    /* QDCOUNT */
     buf[11] = 1;   /* ARCOUNT: the OPT RR */
-    while (p < name + nlen) {
-        size_t l;
-        dot = memchr(p, '.', (size_t)(name + nlen - p));
-        l = dot ? (size_t)(dot - p) : (size_t)(name + nlen - p);
-        if (l == 0 || l > 63)
-            return -1;
-        buf[pos++] = (unsigned char)l;
-        memcpy(buf + pos, p, l);
-        pos += l;
-        p += l + (dot ? 1 : 0);
-    }
-    buf[pos++] = 0;
+    n = mpic_dns_name_to_wire(name, buf + pos, cap - pos);
+    if (n < 0)
+        return -1;
+    pos += (size_t)n;
     buf[pos++] = qtype >> 8;
     buf[pos++] = qtype & 0xff;
     buf[pos++] = 0;

@@ -110,6 +110,11 @@ void mpic_dns_base32hex(const unsigned char *in, size_t n, char *out);
  * form without the trailing dot. Returns 0, or -1 with err filled. */
 int mpic_dns_name_normalize(const char *in, char *out, size_t cap, char *err, size_t errlen);
 
+/* The wire form of name (normalized, trailing dot optional: labels of 1 to
+ * 63 bytes, then the root label), as given (no case change). Returns its
+ * length or -1 when the name is bad or does not fit in cap. */
+int mpic_dns_name_to_wire(const char *name, unsigned char *out, size_t cap);
+
 /* Build a query for name (normalized, trailing dot optional). Returns the
  * message length (> 0) or -1 when it does not fit in cap or the name is bad. */
 int mpic_dns_wire_build_query(const char *name, uint16_t qtype, uint16_t id, unsigned char *buf,

@@ -16,6 +16,7 @@
 #include "lua_dns.h"
 
 #include "dns.h"
+#include "encode.h"
 #include "rt.h"
 
 #include "lua_opts.h"
@@ -163,15 +164,10 @@ static void push_rr(lua_State *L, const struct mpic_dns_rr *rr)
 
 static void push_hex(lua_State *L, const struct mpic_dns_bytes *b)
 {
-    static const char digits[] = "0123456789abcdef";
-    luaL_Buffer buf;
-    size_t i;
-    luaL_buffinit(L, &buf);
-    for (i = 0; i < b->len; i++) {
-        luaL_addchar(&buf, digits[b->p[i] >> 4]);
-        luaL_addchar(&buf, digits[b->p[i] & 15]);
-    }
-    luaL_pushresult(&buf);
+    char hex[2 * 255 + 1]; /* an NSEC3 salt is at most 255 bytes */
+    size_t n = b->len < 255 ? b->len : 255;
+    mpic_hex(b->p, n, hex);
+    lua_pushlstring(L, hex, 2 * n);
 }
 
 /* r.authority: the NSEC/NSEC3 records of the authority section, as
@@ -448,17 +444,20 @@ static int hexval(int c)
  * H(IH(salt, x, k-1) || salt), x the canonical (lower-case) wire form. */
 static int l_nsec3_hash(lua_State *L)
 {
-    size_t len, slen, i, wl = 0, l;
+    size_t len, slen, i, wl;
+    int n = -1;
     const char *name = luaL_checklstring(L, 1, &len);
     const char *shex = luaL_optlstring(L, 2, "", &slen);
     lua_Integer iter = luaL_checkinteger(L, 3);
     unsigned char wire[256 + 255], md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     char norm[MPIC_DNS_MAX_NAME + 1], err[200], out[EVP_MAX_MD_SIZE * 8 / 5 + 2];
-    const char *p;
     lua_Integer k;
 
-    if (strlen(name) != len || mpic_dns_name_normalize(name, norm, sizeof norm, err, sizeof err) < 0) {
+    /* the wire form leaves room for the salt after it */
+    if (strlen(name) == len && mpic_dns_name_normalize(name, norm, sizeof norm, err, sizeof err) == 0)
+        n = mpic_dns_name_to_wire(norm, wire, sizeof wire - 255);
+    if (n < 0) {
         lua_pushnil(L);
         lua_pushliteral(L, "invalid name");
         return 2;
@@ -468,17 +467,10 @@ static int l_nsec3_hash(lua_State *L)
         lua_pushliteral(L, "invalid salt or iteration count");
         return 2;
     }
-    for (p = norm; *p;) {
-        const char *dot = strchr(p, '.');
-        l = dot ? (size_t)(dot - p) : strlen(p);
-        wire[wl++] = (unsigned char)l;
-        for (i = 0; i < l; i++) {
-            unsigned char c = (unsigned char)p[i];
-            wire[wl++] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
-        }
-        p += l + (dot ? 1 : 0);
-    }
-    wire[wl++] = 0;
+    wl = (size_t)n;
+    for (i = 0; i < wl; i++) /* canonical form: lower case (length bytes are < 64) */
+        if (wire[i] >= 'A' && wire[i] <= 'Z')
+            wire[i] = (unsigned char)(wire[i] + 32);
     for (i = 0; i < slen; i += 2) {
         int hi = hexval(shex[i]), lo = hexval(shex[i + 1]);
         if (hi < 0 || lo < 0) {

@@ -218,8 +218,6 @@ local function make_probe(p, cfg)
   return probe
 end
 
---- The probe interface of a local perspective (the primary, or the first
---- perspective, when id is nil).
 --- A probe for perspective id of a configuration that is not (yet) the
 --- current one (a reload checks the new primary before switching).
 function M.probe_of(cfg, id)
@@ -229,6 +227,8 @@ function M.probe_of(cfg, id)
   error(string_format("no local perspective %q", tostring(id)), 2)
 end
 
+--- The probe interface of a local perspective (the primary, or the first
+--- perspective, when id is nil).
 function M.probe(id, st)
   st = st or state
   local cfg = st.cfg
