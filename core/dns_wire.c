@@ -8,6 +8,7 @@
  * are also bounded by the bytes actually present.
  */
 #include "dns_wire.h"
+#include "encode.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
@@ -351,24 +352,6 @@ int mpic_dns_bitmap_parse(const unsigned char *p, size_t len, uint16_t *out, siz
     return 0;
 }
 
-void mpic_dns_base32hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdefghijklmnopqrstuv";
-    size_t i, o = 0;
-    unsigned buf = 0, bits = 0;
-    for (i = 0; i < n; i++) {
-        buf = (buf << 8) | in[i];
-        bits += 8;
-        while (bits >= 5) {
-            out[o++] = digits[(buf >> (bits - 5)) & 31];
-            bits -= 5;
-        }
-    }
-    if (bits)
-        out[o++] = digits[(buf << (5 - bits)) & 31];
-    out[o] = '\0';
-}
-
 /* An authority NSEC/NSEC3 record at msg[off, off+rdlen) into d (owner set by
  * the caller). -1 when malformed; d is then cleared by the caller. */
 static int parse_denial(const unsigned char *msg, size_t len, size_t off, size_t rdlen,
@@ -401,7 +384,7 @@ static int parse_denial(const unsigned char *msg, size_t len, size_t off, size_t
         d->next = malloc(hashlen * 8 / 5 + 2);
         if (!d->next)
             return -1;
-        mpic_dns_base32hex(msg + pos, hashlen, d->next);
+        mpic_base32hex(msg + pos, hashlen, d->next);
         pos += hashlen;
     }
     return mpic_dns_bitmap_parse(msg + pos, end - pos, d->types, MPIC_DNS_MAX_TYPES, &d->n_types);

@@ -102,10 +102,6 @@ struct mpic_dns_reply {
     size_t ede_text_len;
 };
 
-/* Lower-case base32hex (RFC 4648 §7) of in[0..n) without padding into out,
- * which holds at least (n * 8 + 4) / 5 + 1 bytes (NUL-terminated). */
-void mpic_dns_base32hex(const unsigned char *in, size_t n, char *out);
-
 /* Turn a host name (UTF-8 or ASCII, trailing dot optional) into its A-label
  * form without the trailing dot. Returns 0, or -1 with err filled. */
 int mpic_dns_name_normalize(const char *in, char *out, size_t cap, char *err, size_t errlen);

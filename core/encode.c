@@ -74,9 +74,9 @@ long mpic_base64_decode(const char *in, size_t n, unsigned char *out)
     return o;
 }
 
-size_t mpic_base32(const unsigned char *in, size_t n, char *out)
+/* RFC 4648 base32 with the alphabet given, no padding. */
+static size_t base32_with(const char *al, const unsigned char *in, size_t n, char *out)
 {
-    static const char al[] = "abcdefghijklmnopqrstuvwxyz234567";
     size_t o = 0;
     unsigned long long acc = 0;
     int bits = 0;
@@ -92,6 +92,16 @@ size_t mpic_base32(const unsigned char *in, size_t n, char *out)
         out[o++] = al[(acc << (5 - bits)) & 31];
     out[o] = '\0';
     return o;
+}
+
+size_t mpic_base32(const unsigned char *in, size_t n, char *out)
+{
+    return base32_with("abcdefghijklmnopqrstuvwxyz234567", in, n, out);
+}
+
+size_t mpic_base32hex(const unsigned char *in, size_t n, char *out)
+{
+    return base32_with("0123456789abcdefghijklmnopqrstuv", in, n, out);
 }
 
 void mpic_hex(const unsigned char *in, size_t n, char *out)

@@ -18,6 +18,9 @@ size_t mpic_base64(const unsigned char *in, size_t n, char *out, int url);
 long mpic_base64_decode(const char *in, size_t n, unsigned char *out);
 /* RFC 4648 base32, lower-case, no padding. out needs MPIC_B32_LEN(n)+1. */
 size_t mpic_base32(const unsigned char *in, size_t n, char *out);
+/* RFC 4648 base32hex (the NSEC3 hash alphabet), lower-case, no padding. out
+ * needs MPIC_B32_LEN(n)+1. */
+size_t mpic_base32hex(const unsigned char *in, size_t n, char *out);
 /* Lower-case hex. out needs 2n+1. */
 void mpic_hex(const unsigned char *in, size_t n, char *out);
 /* Copy s to out replacing invalid UTF-8 with U+FFFD; out needs 3n+1 bytes.

@@ -490,7 +490,7 @@ static int l_nsec3_hash(lua_State *L)
         }
         memcpy(wire, md, mdlen);
     }
-    mpic_dns_base32hex(md, mdlen, out);
+    mpic_base32hex(md, mdlen, out);
     lua_pushstring(L, out);
     return 1;
 }

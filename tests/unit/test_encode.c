@@ -49,6 +49,17 @@ static void base32_rfc4648_vectors_lowercase_unpadded(void **state)
     }
 }
 
+static void base32hex_rfc4648_vectors_lowercase_unpadded(void **state)
+{
+    const char *in[] = {"f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *out[] = {"co", "cpng", "cpnmu", "cpnmuog", "cpnmuoj1", "cpnmuoj1e8"};
+    char buf[64];
+    for (size_t i = 0; i < 6; i++) {
+        mpic_base32hex((const unsigned char *)in[i], strlen(in[i]), buf);
+        assert_string_equal(buf, out[i]);
+    }
+}
+
 static void utf8_sanitize_replaces_invalid_sequences(void **state)
 {
     char out[64];
@@ -90,6 +101,7 @@ int main(void)
         cmocka_unit_test(base64url_has_no_padding),
         cmocka_unit_test(base64_decode_rejects_bad_input),
         cmocka_unit_test(base32_rfc4648_vectors_lowercase_unpadded),
+        cmocka_unit_test(base32hex_rfc4648_vectors_lowercase_unpadded),
         cmocka_unit_test(utf8_sanitize_replaces_invalid_sequences),
         cmocka_unit_test(haversine_matches_reference_pairs),
         cmocka_unit_test(error_vocabulary_is_closed),
