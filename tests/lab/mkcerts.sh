@@ -77,6 +77,8 @@ self obsolete_oid "/CN=$DNS_ID" "subjectAltName=DNS:$DNS_ID" "1.3.6.1.5.5.7.1.30
 self malformed_short "/CN=$DNS_ID" "subjectAltName=DNS:$DNS_ID" "1.3.6.1.5.5.7.1.31=critical,DER:04:1f:$short"
 self malformed_type "/CN=$DNS_ID" "subjectAltName=DNS:$DNS_ID" "1.3.6.1.5.5.7.1.31=critical,DER:0c:20:$good"
 self wrong_name "/CN=$DNS_ID" "subjectAltName=DNS:other.mpic.example" "$ACME_OK"
+# the identifier in other letter case (DNS names compare case-insensitively: RFC 4343)
+self upper_dns "/CN=ALPN.Mpic.EXAMPLE" "subjectAltName=DNS:ALPN.Mpic.EXAMPLE" "$ACME_OK"
 self extra_name "/CN=$DNS_ID" "subjectAltName=DNS:$DNS_ID,DNS:extra.mpic.example" "$ACME_OK"
 self name_plus_ip "/CN=$DNS_ID" "subjectAltName=DNS:$DNS_ID,IP:$IP4_ID" "$ACME_OK"
 self ip_as_dns "/CN=$IP4_ID" "subjectAltName=DNS:$IP4_ID" "$ACME_OK"

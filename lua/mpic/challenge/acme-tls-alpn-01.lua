@@ -5,7 +5,7 @@
 local C = require "mpic.challenge._common"
 local T = require "mpic.target"
 local type, ipairs, tostring = type, ipairs, tostring
-local sfmt, sbyte = string.format, string.byte
+local sfmt, sbyte, schar = string.format, string.byte, string.char
 
 local OID_SAN = "2.5.29.17"
 local OID_ACME = "1.3.6.1.5.5.7.1.31"
@@ -53,6 +53,12 @@ function M.parse_san(der)
     i = n
   end
   return out
+end
+
+-- DNS names compare case-insensitively, ASCII letters only (RFC 4343 §3;
+-- RFC 8737 §3 compares the dNSName with the identifier as a DNS name).
+local function ascii_lower(s)
+  return (s:gsub("[A-Z]", function(c) return schar(sbyte(c) + 32) end))
 end
 
 local function find_ext(cert, oid)
@@ -109,7 +115,7 @@ function M.verify(target, want, res, d)
     if names[1].tag ~= 0x82 then
       return fail(d, "certificate:san_not_dnsname", "unexpected identifiers", requested, where)
     end
-    if names[1].value ~= target.value then
+    if ascii_lower(names[1].value) ~= ascii_lower(target.value) then
       return fail(d, "certificate:san_not_hostname", "identifier does not match expected identifier",
         requested, where)
     end

@@ -98,8 +98,20 @@ end)
 case("tls_alpn_5_non_dnsname_entry_fails", function()
   fails_with(run("example.com", answer(dns_cert{san = {{"email", "example.com"}}})), "certificate:san_not_dnsname")
 end)
-case("tls_alpn_5_uppercase_san_is_not_the_normalised_name", function()
-  fails_with(run("example.com", answer(dns_cert{san = {{"dns", "EXAMPLE.com"}}})), "certificate:san_not_hostname")
+case("tls_alpn_5_san_differing_only_in_letter_case_passes", function()
+  -- RFC 4343: DNS names compare case-insensitively
+  for _, san in ipairs{"EXAMPLE.com", "Example.Com", "EXAMPLE.COM"} do
+    local r = run("example.com", answer(dns_cert{san = {{"dns", san}}}))
+    eq(r.passed, true, san); eq(r.errors, nil)
+  end
+  eq(run("xn--bcher-kva.example", answer(dns_cert{san = {{"dns", "XN--BCHER-KVA.Example"}}})).passed, true)
+end)
+case("tls_alpn_5_case_folding_is_ascii_only", function()
+  -- only A-Z fold: other bytes, and a name that differs in more than case, still fail
+  fails_with(run("example.com", answer(dns_cert{san = {{"dns", "EXAMPLE.co"}}})), "certificate:san_not_hostname")
+  fails_with(run("example.com", answer(dns_cert{san = {{"dns", "EXAMPLE.com."}}})), "certificate:san_not_hostname")
+  -- 0x0E + 0x20 is ".": folding anything but A-Z would let this through
+  fails_with(run("example.com", answer(dns_cert{san = {{"dns", "EXAMPLE\x0Ecom"}}})), "certificate:san_not_hostname")
 end)
 case("tls_alpn_6_ip_as_dnsname_fails", function()
   local c = F.cert{san = {{"dns", "192.0.2.7"}}, digest = DIGEST}
