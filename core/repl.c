@@ -160,12 +160,26 @@ static void run_chunk(lua_State *L)
     got_sigint = 0;
 }
 
+/* Protected: run mpic.cli.repl_command(line) as the root task (a command may
+ * probe, e.g. :perspectives), and report an error it raised. */
+static int prepl_command(lua_State *L)
+{
+    const char *line = lua_tostring(L, 1);
+    if (push_lua_function(L, "mpic.cli", "repl_command") != 0)
+        return lua_error(L);
+    lua_pushstring(L, line);
+    mpic_rt_run_main(L, 1);
+    lua_getfield(L, -1, "ok");
+    if (!lua_toboolean(L, -1)) {
+        lua_getfield(L, -2, "err");
+        fprintf(stderr, "%s\n", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+    }
+    return 0;
+}
+
 static void run_command(lua_State *L, const char *line)
 {
-    if (push_lua_function(L, "mpic.cli", "repl_command") != 0) {
-        fprintf(stderr, "%s\n", lua_tostring(L, -1));
-        return;
-    }
+    lua_pushcfunction(L, prepl_command);
     lua_pushstring(L, line);
     got_sigint = 0;
     line_running = 1;

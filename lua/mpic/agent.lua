@@ -5,7 +5,9 @@
 --   POST /caa  {domain_or_ip_target, caa_check_parameters, trace_identifier}
 --     -> check_response (+ perspective_code, rir, trace_identifier):
 --        200 when errors is empty, else 500 with the same body
---   GET /healthz -> {"status":"healthy"}
+--   GET /healthz -> 200 {"status":"healthy"} while the canary probes of its
+--     perspective answer (mpic.health), else 503 {"status":"unavailable",
+--     "reason":...}; the coordinator judges the perspective's health by it
 -- Bad JSON or a malformed body: 400 {"error": reason}. The checks run the
 -- same challenge scripts as a local perspective, with the agent's own local
 -- perspective (its resolvers and addresses) from its configuration file.
@@ -100,7 +102,8 @@ local function handler(env)
   return function(req)
     local path, method = req.path, req.method
     if path == "/healthz" and (method == "GET" or method == "HEAD") then
-      return 200, JSON, serve.encode({ status = "healthy" })
+      -- from the canary probes of this agent's own perspective (mpic.health)
+      return serve.healthz({ [env.perspective.id] = true })
     end
     if path == "/dcv" or path == "/caa" then
       if method ~= "POST" then
@@ -120,14 +123,15 @@ local function handler(env)
 end
 
 local USAGE = "usage: mpic agent --config FILE --listen ADDR:PORT --perspective ID\n"
-  .. "                  --tls-cert F --tls-key F --client-ca F [--max-inflight N] [--max-body BYTES]"
+  .. "                  --tls-cert F --tls-key F --client-ca F [--max-inflight N] [--max-body BYTES]\n"
+  .. "                  [--health-interval S]"
 
 function M.main(args)
   local cli = require "mpic.cli"
   local opts, err = cli.parse_opts(args, {
     config = "value", listen = "value", perspective = "value", ["tls-cert"] = "value",
     ["tls-key"] = "value", ["client-ca"] = "value", ["max-inflight"] = "value", ["max-body"] = "value",
-    ["drain-ms"] = "value",
+    ["drain-ms"] = "value", ["health-interval"] = "value",
   }, 2)
   if not opts then io_stderr:write("mpic agent: ", err, "\n", USAGE, "\n") return 2 end
   local addr, port = serve.parse_listen(opts.listen)
@@ -161,6 +165,8 @@ function M.main(args)
   if not srv then io_stderr:write("mpic agent: ", tostring(kind), ": ", tostring(detail), "\n") return 2 end
   serve.log("mpic agent: perspective %s (%s), listening on %s:%d", p.id, p.rir, addr, srv:port())
   serve.watch_signals(srv, nil)
+  local hi = tonumber(opts["health-interval"])
+  serve.start_health(hi and hi * 1000 or nil, { [p.id] = true })
   serve.run_loop(srv, handler({ cfg = cfg, registry = registry, perspective = p }),
     { drain_ms = tonumber(opts["drain-ms"]) or 15000 })
   srv:close()

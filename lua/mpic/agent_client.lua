@@ -103,7 +103,9 @@ function M.check(p, req, deadline_ms)
     request_opts(p, timeout, body))
   if not ok then return failure(ct, "%s", tostring(res)) end
   if not res then
-    return failure(ct, "%s: %s", tostring(kind), tostring(detail))
+    local f = failure(ct, "%s: %s", tostring(kind), tostring(detail))
+    f.agent_unreachable = true -- asks for an early health probe (mpic.health.suspect)
+    return f
   end
   require("mpic.metrics").agent_request(p.id, res.reused)
   return M.parse(p, ct, res)
@@ -117,7 +119,8 @@ function M.healthy(p, timeout_ms)
   if not res then return false, tostring(kind) .. ": " .. tostring(detail) end
   local doc = util.json_decode(res.body or "")
   if res.status ~= 200 or type(doc) ~= "table" or doc.status ~= "healthy" then
-    return false, "unhealthy answer (HTTP " .. tostring(res.status) .. ")"
+    local why = type(doc) == "table" and type(doc.reason) == "string" and (": " .. doc.reason:sub(1, 300)) or ""
+    return false, "unhealthy answer (HTTP " .. tostring(res.status) .. ")" .. why
   end
   return true
 end

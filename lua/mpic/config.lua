@@ -149,6 +149,17 @@ M.CONFIG = S.record({
     agent_connections = S.int(1, 100000),
   }),
   audit = S.record({ path = S.string({ nonempty = true }), fsync = S.bool() }),
+  -- perspective health (mpic.health): canary probes that the CA controls
+  health = S.record({
+    interval_s = S.number(0.1, 3600),
+    timeout_ms = S.int(1, 60000),
+    failures = S.int(1, 100),
+    canary_dns = S.record({
+      name = S.string({ nonempty = true }),
+      type = S.string({ oneof = { A = true, AAAA = true, TXT = true, CAA = true, SOA = true, NS = true } }),
+    }, { "name" }),
+    canary_http = S.string({ nonempty = true }),
+  }),
   -- the TLS identity of `mpic agent` when run with this file (flags override)
   agent_server = S.record({
     cert = S.string({ nonempty = true }),
@@ -197,6 +208,7 @@ local DEFAULTS = {
                legacy_caa_critical_bit = false, enforce_sunset = true },
   network = { allow_reserved_ips = false, http_port = 80, tls_port = 443 },
   audit = { path = "audit.jsonl", fsync = true },
+  health = { interval_s = 10, timeout_ms = 2000, failures = 2 },
 }
 
 local function is_abs(p) return p:sub(1, 1) == "/" end
@@ -231,6 +243,10 @@ local function semantic(cfg, errs)
         end
       end
     end
+  end
+  local canary = cfg.health and cfg.health.canary_http
+  if canary and not canary:match("^https?://[^/]") then
+    errs[#errs + 1] = { "health.canary_http", "must be an http:// or https:// URL" }
   end
   if cfg.primary and not ids[cfg.primary] then
     errs[#errs + 1] = { "primary", string_format("no perspective has id %q", cfg.primary) }

@@ -57,6 +57,12 @@ local check_errors = family("mpic_perspective_errors_total", "counter",
 local inflight = family("mpic_validations_in_flight", "gauge", "Validations being processed now.")
 local agent_up = family("mpic_agent_up", "gauge", "1 when the last health check of a remote perspective's agent succeeded.")
 local agent_latency = family("mpic_agent_health_latency_seconds", "gauge", "Duration of the last agent health check.")
+local persp_up = family("mpic_perspective_up", "gauge",
+  "1 while a perspective can observe (its last canary probes answered), 0 when it is unhealthy.")
+local persp_health = family("mpic_perspective_health_info", "gauge",
+  "The health of each perspective: status (healthy, unhealthy, unknown) and the last canary error (one series each).")
+local health_keys = {} -- perspective id -> the key of its one info series
+local persp_probe = family("mpic_perspective_probe_duration_seconds", "gauge", "Duration of the last canary probe.")
 local reloads = family("mpic_config_reloads_total", "counter", "Configuration reloads, by result (ok, refused).")
 local agent_requests = family("mpic_agent_requests_total", "counter",
   "Check requests answered by agents, by whether a kept-alive connection carried them (connection=reused|new).")
@@ -106,6 +112,17 @@ function M.agent_health(id, up, ms)
   M.set(agent_up, { perspective = id }, up and 1 or 0)
   if ms then M.set(agent_latency, { perspective = id }, ms / 1000) end
 end
+--- The outcome of one canary probe (mpic.health): one series per
+--- perspective in each family (the info series is replaced, not added).
+function M.perspective_health(id, status, last_error, ms)
+  M.set(persp_up, { perspective = id }, status == "unhealthy" and 0 or 1)
+  if ms then M.set(persp_probe, { perspective = id }, ms / 1000) end
+  local labels = { perspective = id, status = status, last_error = last_error and tostring(last_error):sub(1, 200) or "" }
+  local old = health_keys[id]
+  if old then persp_health.series[old] = nil end
+  health_keys[id] = key_of(labels)
+  M.set(persp_health, labels, 1)
+end
 function M.agent_request(id, reused)
   M.inc(agent_requests, { perspective = id, connection = reused and "reused" or "new" })
 end
@@ -152,6 +169,7 @@ end
 --- Forget everything (tests).
 function M.reset()
   for _, f in pairs(families) do f.series = {} end
+  health_keys = {}
 end
 
 return M

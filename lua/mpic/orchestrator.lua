@@ -2,8 +2,9 @@
 --
 -- validate(request) takes an Open MPIC request table and returns
 -- (response, http_status): 200 with the Open MPIC response, 400 with
--- {error="request-validation-failed", validation_issues=...}, 500 with
--- {error=...}. For each attempt it asks the policy for a cohort of remote
+-- {error="request-validation-failed", validation_issues=...}, 503 with
+-- {error, unavailable_perspectives, retry_after_s} when perspectives it needs
+-- are unhealthy (canary probes, mpic.health), 500 with {error=...}. For each attempt it asks the policy for a cohort of remote
 -- perspectives (seeded by SHA-256(selection_secret .. lower(target)), so a
 -- retry cannot re-roll the cohort), runs the challenge check from the primary
 -- and every selected remote as concurrent tasks, hands every arriving result
@@ -108,8 +109,10 @@ function M.check_from(ctx, req, pid, deadline_ms, bounded)
     end
   end
   local ms = mpic.now() - t0
-  local e1 = res.errors and res.errors[1]
-  perspectives.record(pid, ms, res.completed, st, e1 and e1.error_message)
+  -- a check's outcome never moves health (it may say more about the target
+  -- than about the perspective); a transport failure to an agent only asks
+  -- for an early canary probe, which decides
+  if res.agent_unreachable then require("mpic.health").suspect(pid) end
   res.elapsed_ms = ms
   res.timestamp_ns = util.time_ns()
   return res
@@ -189,8 +192,7 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
     verdict, reason, info = decide()
     if verdict ~= "undecided" and not pol.wait_for_all then break end
   end
-  -- whatever still runs is cancelled and reported as such; a check cut off
-  -- by the deadline counts against its perspective's health
+  -- whatever still runs is cancelled and reported as such
   for _, s in ipairs(running) do
     mpic.cancel(s.task)
     s.result = error_result(req.check_type == "caa" and "mpic_error:caa_checker:lookup" or "mpic_error:coordinator:remote_check",
@@ -198,9 +200,6 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
     s.cancelled = true
     s.after_verdict = verdict ~= "undecided"
     s.result.elapsed_ms = mpic.now() - s.started
-    if verdict == "undecided" then
-      perspectives.record(s.id, s.result.elapsed_ms, false, ctx.persp, "validation deadline exceeded")
-    end
   end
   for _, s in ipairs(slots) do
     if not s.result then -- never started (primary-first gate closed)
@@ -309,6 +308,26 @@ local function shadow_verdicts(ctx, req, att, date)
   return out
 end
 
+--[[ The 503 body when perspectives that the validation needs are unhealthy:
+those in `only` (a set of ids; every perspective when nil), or nil when
+all of them are usable. message overrides the error text. ]]
+function M.unavailable(ctx, only, message)
+  local out = {}
+  for _, p in ipairs(ctx.persp.list) do
+    if only == nil or only[p.id] then
+      local h = perspectives.health(p.id, ctx.persp)
+      if h and not perspectives.healthy(h) then
+        out[#out + 1] = { perspective_code = p.id, reason = h.last_error or util.null }
+      end
+    end
+  end
+  if #out == 0 then return nil end
+  local s = require("mpic.health").settings(ctx.cfg)
+  return { error = message or string_format("perspective %s cannot observe now (%s); try again later",
+             out[1].perspective_code, tostring(out[1].reason)),
+           unavailable_perspectives = out, retry_after_s = math.max(1, math.ceil(s.interval_ms / 1000)) }
+end
+
 --[[ validate(request [, opts]) -> response, status.
 opts.date overrides the validation date ("YYYY-MM-DD", UTC);
 opts.run_check(ctx, req, perspective_id, deadline_ms) replaces the real
@@ -343,6 +362,13 @@ function M.validate(raw, opts)
     return { error = "request-validation-failed", validation_issues = issues }, 400
   end
 
+  -- perspectives that cannot observe (canary probes, mpic.health) make the
+  -- service unavailable, never a 500 and never a verdict
+  if cfg.primary then
+    local unavailable = M.unavailable(ctx, { [cfg.primary] = true })
+    if unavailable then return unavailable, 503 end
+  end
+
   local seed = select_mod.seed(cfg.selection_secret or "mpic", req.target_text)
   local started = mpic.now()
   local attempts = {}
@@ -353,8 +379,11 @@ function M.validate(raw, opts)
     local ids, why = ctx.policy:select_owned(perspectives.list(ctx.persp), req.target_text, req.perspective_count, a, rng)
     if not ids then
       if #attempts == 0 then
-        return { error = string_format("The coordinator could not construct a cohort of size %d: %s",
-          req.perspective_count, tostring(why)) }, 500
+        local msg = string_format("The coordinator could not construct a cohort of size %d: %s",
+          req.perspective_count, tostring(why))
+        local down = M.unavailable(ctx, nil, msg)
+        if down then return down, 503 end
+        return { error = msg }, 500
       end
       break
     end

@@ -1,7 +1,8 @@
 -- mpic.perspectives: the perspective registry of the current configuration,
 -- and the probe interface bound to one local perspective's network identity
 -- (its own DNS resolver channel, source addresses, interface, User-Agent).
--- Health and latency are tracked per perspective for selection policies.
+-- Health and latency (from canary probes only, see M.observe) are tracked
+-- per perspective for selection.
 local M = {}
 local error, ipairs, tostring, setmetatable = error, ipairs, tostring, setmetatable
 local string_format = string.format
@@ -21,7 +22,7 @@ function M.configure(cfg)
   for _, p in ipairs(cfg.perspectives) do
     state.list[#state.list + 1] = p
     state.by_id[p.id] = p
-    state.health[p.id] = { latency_ms = nil, checks = 0, failures = 0, last_failure = nil }
+    state.health[p.id] = { status = "unknown", probes = 0, failures = 0, last_error = nil, latency_ms = nil }
   end
 end
 
@@ -39,7 +40,7 @@ function M.list(st)
     out[#out + 1] = {
       id = p.id, rir = p.rir, location = { lat = p.location.lat, lon = p.location.lon },
       provider = p.provider, remote = p.agent ~= nil, is_primary = st.cfg.primary == p.id,
-      healthy = M.healthy(h), latency_ms = h.latency_ms,
+      healthy = M.healthy(h), latency_ms = h.latency_ms, health = h.status, health_error = h.last_error,
     }
   end
   return out
@@ -47,42 +48,56 @@ end
 
 function M.get(id, st) return (st or state).by_id[id] end
 
---- Unhealthy after 3 consecutive checks that did not complete; back on
---- probation PROBATION_MS after the last such failure, so a perspective that
---- recovers is used again (and judged again) without an operator.
-M.FAILURES_UNHEALTHY = 3
-M.PROBATION_MS = 30000
+--[[ Health says whether a perspective can observe, never what a target did.
+It moves only on canary probes (mpic.health): the perspective's resolvers
+answering the operator's canary name, an optional canary HTTP fetch, and for
+a remote perspective its agent's /healthz over the agent channel. A
+validation's check result never changes it, so no requester can make a
+perspective look down by asking for targets that fail. Status "unknown"
+(never probed: `mpic validate`, the REPL before :perspectives) counts as
+usable; "unhealthy" after `failures` consecutive failed probes; one
+successful probe makes it healthy again. ]]
+M.FAILURES_UNHEALTHY = 2
 
-function M.healthy(h)
-  if h.failures < M.FAILURES_UNHEALTHY then return true end
-  return require("mpic.core").now() - h.last_failure >= M.PROBATION_MS
-end
+function M.healthy(h) return h.status ~= "unhealthy" end
 
 --- Called as on_health_change(id, healthy, why) when a perspective of the
---- current configuration crosses the unhealthy threshold or answers again
---- (the service logs it).
+--- current configuration turns unhealthy or healthy again (the service
+--- logs it).
 M.on_health_change = nil
 
---- Record the outcome of one check for health and latency (an exponential
---- moving average of the time taken). why says what failed.
-function M.record(id, ms, completed, st, why)
-  local h = (st or state).health[id]
+--- Record one canary probe of perspective id: ok, its duration, and why it
+--- failed. The latency (an exponential moving average) comes from probes
+--- only, so a slow target cannot make a perspective look slow.
+function M.observe(id, ok, ms, why, st)
+  st = st or state
+  local h = st.health[id]
   if not h then return end
-  local was = M.healthy(h)
-  h.checks = h.checks + 1
-  h.latency_ms = h.latency_ms and (h.latency_ms * 0.8 + ms * 0.2) or ms
-  if completed then
+  local was = h.status
+  h.probes = h.probes + 1
+  h.last_probe = require("mpic.core").now()
+  if ok then
     h.failures = 0
+    h.last_error = nil
+    h.status = "healthy"
+    if ms then h.latency_ms = h.latency_ms and (h.latency_ms * 0.8 + ms * 0.2) or ms end
   else
     h.failures = h.failures + 1
-    h.last_failure = require("mpic.core").now()
+    h.last_error = tostring(why or "probe failed")
+    local limit = st.cfg and st.cfg.health and st.cfg.health.failures or M.FAILURES_UNHEALTHY
+    if h.failures >= limit then h.status = "unhealthy" end
   end
-  local is = M.healthy(h)
-  if is ~= was and M.on_health_change and (st == nil or st == state) then
-    M.on_health_change(id, is, is and "answered again"
-      or string_format("%d consecutive failures, the last: %s", h.failures, tostring(why or "check did not complete")))
+  if h.status ~= was and (h.status == "unhealthy" or was == "unhealthy")
+    and M.on_health_change and st == state then
+    M.on_health_change(id, h.status ~= "unhealthy", h.status == "unhealthy"
+      and string_format("%d consecutive failed probes, the last: %s", h.failures, h.last_error)
+      or "the canary probe answers again")
   end
 end
+
+--- The health record of perspective id: {status, failures, last_error,
+--- last_probe, probes, latency_ms} (nil for an unknown id).
+function M.health(id, st) return (st or state).health[id] end
 
 local function host_port(hostport)
   local h, p = hostport:match("^%[(.-)%]:(%d+)$")

@@ -33,16 +33,17 @@ next line (">>"). Tab completes mpic.* names and perspective ids inside
   mpic.validate{check_type = "caa", domain_or_ip_target = "example.test"}]])
 end)
 
-command("perspectives", "the configured perspectives: RIR, location, kind, health, latency", function()
+command("perspectives", "probe every perspective's canary now; RIR, location, kind, health, latency, why", function()
   local mpic = require "mpic"
+  if not mpic.config then print("no configuration loaded (mpic repl --config FILE)") return end
+  require("mpic.health").round() -- the canary probes (mpic.health), bounded by health.timeout_ms
   local ok, list = pcall(mpic.perspectives)
   if not ok then print(list) return end
-  if #list == 0 then print("no configuration loaded (mpic repl --config FILE)") return end
-  print(string_format("%-14s %-8s %-18s %-7s %-6s %s", "id", "rir", "location", "kind", "health", "latency"))
+  print(string_format("%-14s %-8s %-18s %-7s %-9s %-8s %s", "id", "rir", "location", "kind", "health", "latency", "why"))
   for _, p in ipairs(list) do
-    print(string_format("%-14s %-8s %-18s %-7s %-6s %s", p.id .. (p.is_primary and " *" or ""), p.rir,
+    print(string_format("%-14s %-8s %-18s %-7s %-9s %-8s %s", p.id .. (p.is_primary and " *" or ""), p.rir,
       string_format("%.2f,%.2f", p.location.lat, p.location.lon), p.remote and "agent" or "local",
-      p.healthy and "ok" or "down", p.latency_ms and string_format("%.0f ms", p.latency_ms) or "-"))
+      p.health, p.latency_ms and string_format("%.0f ms", p.latency_ms) or "-", p.health_error or ""))
   end
   print("* primary")
 end)

@@ -4,12 +4,13 @@
 -- POST /mpic answers the Open MPIC API through mpic.orchestrator (200, 400
 -- and 500 bodies as it returns them). GET /healthz, GET /metrics
 -- (Prometheus text). Optional TLS, optional bearer token / x-api-key and
--- optional client certificates for API clients. Remote perspectives' agents
--- are health-checked every few seconds (GET /healthz over mutual TLS) and
--- the result feeds the perspective registry, so that selection skips agents
--- that are down. SIGTERM: stop accepting, finish the validations in flight,
--- exit 0. SIGHUP: reload the configuration, policies and challenge types;
--- a reload that does not load is refused and the running set is kept.
+-- optional client certificates for API clients. Every perspective is
+-- health-checked by canary probes (mpic.health: the resolvers answer the
+-- canary name, an agent's /healthz over mutual TLS), so that selection skips
+-- perspectives that cannot observe; validation outcomes never move health.
+-- SIGTERM: stop accepting, finish the validations in flight, exit 0.
+-- SIGHUP: reload the configuration, policies and challenge types; a reload
+-- that does not load is refused and the running set is kept.
 local mpic = require "mpic"
 local util = require "mpic.core.util"
 local server = require "mpic.core.server"
@@ -154,7 +155,7 @@ local function coordinator_handler(opts)
     local path, method = req.path, req.method
     local status, headers, body
     if path == "/healthz" and (method == "GET" or method == "HEAD") then
-      status, headers, body = 200, JSON, encode({ status = "healthy" })
+      status, headers, body = M.healthz()
     elseif path == "/metrics" and method == "GET" then
       metrics.inflight(in_flight)
       status, headers, body = 200, { ["Content-Type"] = "text/plain; version=0.0.4" }, metrics.render()
@@ -183,6 +184,9 @@ local function coordinator_handler(opts)
           metrics.validation(resp, status, raw)
         end
         headers, body = JSON, encode(resp)
+        if status == 503 and type(resp) == "table" and resp.retry_after_s then
+          headers = { ["Content-Type"] = "application/json", ["Retry-After"] = tostring(resp.retry_after_s) }
+        end
       end
     else
       status, headers, body = 404, JSON, encode({ error = "not found" })
@@ -192,28 +196,42 @@ local function coordinator_handler(opts)
   end
 end
 
---- One round of agent health checks (GET <url>/healthz over mutual TLS).
-function M.check_agents(timeout_ms)
+--[[ GET /healthz of a coordinator or an agent: 200 {"status":"healthy"}
+when every perspective can observe, 200 "degraded" with the ones that
+cannot (and why) while validations can still be served, 503 "unavailable"
+(with Retry-After) when they cannot. ]]
+function M.healthz(only)
+  local health = require "mpic.health"
+  local status, out = health.summary(nil, only)
+  local doc = { status = status }
+  if #out > 0 then
+    doc.unhealthy = {}
+    for i, o in ipairs(out) do doc.unhealthy[i] = { perspective_code = o.id, reason = o.reason } end
+    doc.reason = string_format("%s: %s", out[1].id, tostring(out[1].reason))
+  end
+  if status == "unavailable" then
+    local cfg = require("mpic.perspectives").config()
+    local s = cfg and health.settings(cfg)
+    return 503, { ["Content-Type"] = "application/json",
+                  ["Retry-After"] = tostring(s and math.max(1, math.ceil(s.interval_ms / 1000)) or 10) }, encode(doc)
+  end
+  return 200, JSON, encode(doc)
+end
+
+--[[ The health loop of serve and agent (mpic.health.run): canary probes
+of every perspective, changes logged with their cause, the outcome of
+every probe in the metrics. interval_ms overrides health.interval_s; only
+(a set of ids) limits the probes (an agent probes its own perspective). ]]
+function M.start_health(interval_ms, only)
   local perspectives = require "mpic.perspectives"
   local metrics = require "mpic.metrics"
-  local client = require "mpic.agent_client"
-  local cfg = perspectives.config()
-  if not cfg then return end
-  local tasks = {}
-  for _, p in ipairs(cfg.perspectives) do
-    if p.agent then
-      tasks[#tasks + 1] = mpic.spawn(function()
-        local t0 = mpic.now()
-        local ok, why = client.healthy(p, timeout_ms)
-        local ms = mpic.now() - t0
-        if perspectives.get(p.id) == p then
-          perspectives.record(p.id, ms, ok, nil, why and ("health probe: " .. why))
-        end
-        metrics.agent_health(p.id, ok, ms)
-      end)
-    end
+  perspectives.on_health_change = function(id, healthy, why)
+    log("perspective %s is %s: %s", id, healthy and "healthy" or "unhealthy", why)
   end
-  if #tasks > 0 then mpic.wait_all(tasks, timeout_ms + 1000) end
+  return mpic.spawn(require("mpic.health").run, interval_ms, function(p, ok, ms, _, h)
+    metrics.perspective_health(p.id, h.status, h.last_error, ms)
+    if p.agent then metrics.agent_health(p.id, ok, ms) end
+  end, only)
 end
 
 local USAGE = "usage: mpic serve --config FILE --listen ADDR:PORT [--tls-cert F --tls-key F] [--client-ca F]\n"
@@ -261,16 +279,8 @@ function M.main(args)
     if ncfg then log("SIGHUP: reloaded %s", path)
     else log("SIGHUP: reload refused, keeping the running configuration: %s", tostring(rerr)) end
   end)
-  require("mpic.perspectives").on_health_change = function(id, healthy, why)
-    log("perspective %s is %s: %s", id, healthy and "healthy" or "unhealthy", why)
-  end
-  local interval = (tonumber(opts["health-interval"]) or 10) * 1000
-  mpic.spawn(function()
-    while true do
-      M.check_agents(2000)
-      mpic.sleep(interval)
-    end
-  end)
+  local hi = tonumber(opts["health-interval"])
+  M.start_health(hi and hi * 1000 or nil)
   M.run_loop(srv, coordinator_handler(opts), { drain_ms = tonumber(opts["drain-ms"]) or 30000 })
   srv:close()
   log("mpic serve: stopped")

@@ -281,7 +281,7 @@ function M.scenario(s)
   mpic.config = cfg
   orchestrator.reset()
   for _, id in ipairs(s.unhealthy or {}) do
-    for _ = 1, 3 do perspectives.record(id, 0, false) end
+    for _ = 1, perspectives.FAILURES_UNHEALTHY do perspectives.observe(id, false, 0, "marked unhealthy by the scenario") end
   end
 
   local r = { contacted = {}, calls = {}, unscripted = {} }

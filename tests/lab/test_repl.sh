@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_repl.sh MPIC_BINARY: drives `mpic repl` in a pseudo-terminal
 # (tests/repl/repl_pty.py): completion, multi-line input, Ctrl-C, commands.
-# No servers: the configuration's perspectives are never probed.
+# No servers: the perspectives' canary probes (:perspectives) fail at once
+# (their resolvers are 127.0.0.1:9, where nothing listens).
 set -u
 mpic=${1:?usage: test_repl.sh MPIC_BINARY}
 here=$(cd "$(dirname "$0")" && pwd)

@@ -241,22 +241,36 @@ case("orchestrator_script_crash_fails_closed", function()
   for _, p in ipairs(resp.perspectives) do eq(p.check_response.check_passed, false) end
 end)
 
-case("perspective_unhealthy_after_three_errors_then_on_probation", function()
+local function health_of(id)
+  for _, p in ipairs(perspectives.list()) do if p.id == id then return p.health, p.healthy end end
+end
+
+case("perspective_health_moves_only_on_canary_probes", function()
   setup()
-  local function health(id)
-    for _, p in ipairs(perspectives.list()) do if p.id == id then return p.healthy end end
+  eq(health_of("fra"), "unknown")
+  perspectives.observe("fra", false, 5, "timeout")
+  eq(select(2, health_of("fra")), true, "one failed probe is not enough")
+  perspectives.observe("fra", false, 5, "timeout")
+  eq(health_of("fra"), "unhealthy")
+  eq(select(2, health_of("fra")), false)
+  perspectives.observe("fra", true, 5)
+  eq(health_of("fra"), "healthy", "one answered probe brings it back")
+end)
+
+case("failed_checks_never_move_health", function()
+  -- every check fails here (the resolvers at 127.0.0.1:9 refuse), as a
+  -- target whose DNS fails would make them: health must not notice
+  setup()
+  for _ = 1, 4 do
+    local resp, status = orchestrator.validate(dcv({ orchestration_parameters = { max_attempts = 1 } }),
+      { date = DATE })
+    eq(status, 200)
+    eq(resp.is_valid, false)
   end
-  perspectives.record("fra", 5, false)
-  perspectives.record("fra", 5, false)
-  eq(health("fra"), true)
-  perspectives.record("fra", 5, false)
-  eq(health("fra"), false)
-  local saved = perspectives.PROBATION_MS
-  perspectives.PROBATION_MS = 0
-  eq(health("fra"), true, "on probation again")
-  perspectives.PROBATION_MS = saved
-  perspectives.record("fra", 5, true)
-  eq(health("fra"), true)
+  for _, p in ipairs(perspectives.list()) do eq(p.health, "unknown", p.id) end
+  local resp, status = orchestrator.validate(dcv(), { date = DATE, run_check = scripted({}) })
+  eq(status, 200)
+  eq(resp.is_valid, true)
 end)
 
 case("perspective_health_changes_are_reported_once_with_their_reason", function()
@@ -264,26 +278,93 @@ case("perspective_health_changes_are_reported_once_with_their_reason", function(
   local seen = {}
   perspectives.on_health_change = function(id, healthy, why) seen[#seen + 1] = { id, healthy, why } end
   local ran, err = pcall(function()
-    perspectives.record("fra", 5, false, nil, "connect timeout")
-    perspectives.record("fra", 5, false, nil, "connect timeout")
-    eq(#seen, 0, "two failures change nothing")
-    perspectives.record("fra", 5, false, nil, "TLS handshake failed")
-    perspectives.record("fra", 5, false, nil, "still down")
+    perspectives.observe("fra", false, 5, "connect timeout")
+    eq(#seen, 0, "one failure changes nothing")
+    perspectives.observe("fra", false, 5, "TLS handshake failed")
+    perspectives.observe("fra", false, 5, "still down")
     eq(#seen, 1, "one report when it becomes unhealthy, none while it stays so")
     eq(seen[1][1], "fra")
     eq(seen[1][2], false)
-    eq(seen[1][3], "3 consecutive failures, the last: TLS handshake failed")
-    perspectives.record("fra", 5, true)
+    eq(seen[1][3], "2 consecutive failed probes, the last: TLS handshake failed")
+    perspectives.observe("fra", true, 5)
     eq(#seen, 2)
     eq(seen[2][2], true)
-    -- a registry that is no longer current (a validation across a reload) reports nothing
+    -- a registry that is no longer current (a probe across a reload) reports nothing
     local old = perspectives.snapshot()
     setup()
-    for _ = 1, 3 do perspectives.record("fra", 5, false, old, "old") end
+    for _ = 1, 3 do perspectives.observe("fra", false, 5, "old", old) end
     eq(#seen, 2)
   end)
   perspectives.on_health_change = nil
   assert(ran, err)
+end)
+
+case("unhealthy_primary_is_503_with_the_reason", function()
+  setup()
+  for _ = 1, 2 do perspectives.observe("primary", false, 5, "canary SERVFAIL") end
+  local resp, status = orchestrator.validate(dcv(), { date = DATE, run_check = scripted({}) })
+  eq(status, 503)
+  eq(resp.unavailable_perspectives[1].perspective_code, "primary")
+  eq(resp.unavailable_perspectives[1].reason, "canary SERVFAIL")
+  ok(resp.retry_after_s >= 1)
+  T.contains(resp.error, "primary")
+  -- a bad request is still a 400, whatever the health
+  local _, st = orchestrator.validate({ check_type = "dcv" }, { date = DATE, run_check = scripted({}) })
+  eq(st, 400)
+end)
+
+case("no_healthy_cohort_is_503_listing_the_unhealthy", function()
+  setup()
+  -- 6 remotes, 5 needed: the one outside the cohort may be out, a member may not
+  local resp, status = orchestrator.validate(dcv(), { date = DATE, run_check = scripted({}) })
+  local used = {}
+  for _, p in ipairs(resp.perspectives) do used[p.perspective_code] = true end
+  local spare, member
+  for _, p in ipairs(perspectives.list()) do
+    if not p.is_primary then
+      if used[p.id] then member = member or p.id else spare = p.id end
+    end
+  end
+  for _ = 1, 2 do perspectives.observe(spare, false, 5, "canary timeout") end
+  resp, status = orchestrator.validate(dcv(), { date = DATE, run_check = scripted({}) })
+  eq(status, 200, resp.error)
+  eq(resp.is_valid, true)
+  for _, p in ipairs(resp.perspectives) do ok(p.perspective_code ~= spare, "the unhealthy one is skipped") end
+  for _ = 1, 2 do perspectives.observe(member, false, 5, "canary timeout") end
+  resp, status = orchestrator.validate(dcv(), { date = DATE, run_check = scripted({}) })
+  eq(status, 503)
+  eq(#resp.unavailable_perspectives, 2)
+  T.contains(resp.error, "could not construct a cohort")
+  local health = require "mpic.health"
+  eq((health.summary()), "unavailable")
+  perspectives.observe(member, true, 5)
+  eq((health.summary()), "degraded")
+  resp, status = orchestrator.validate(dcv(), { date = DATE, run_check = scripted({}) })
+  eq(status, 200)
+  eq(resp.is_valid, true)
+end)
+
+case("dns_canary_judges_the_resolver_not_a_target", function()
+  local health = require "mpic.health"
+  local function probe(r, kind, detail, partial)
+    return { dns = function() return r, kind, detail, partial end }
+  end
+  local s = { timeout_ms = 500 }
+  -- no canary name: any answer of the resolver counts, even REFUSED
+  local okv = health.dns_canary(probe(nil, "dns", "REFUSED", { rcode = "REFUSED" }), s)
+  eq(okv, true)
+  local bad, why = health.dns_canary(probe(nil, "timeout", "no answer"), s)
+  eq(bad, false)
+  T.contains(why, "resolver does not answer")
+  -- a canary name must answer NOERROR
+  s.canary_dns = { name = "canary.ca.example", type = "TXT" }
+  eq((health.dns_canary(probe({ rcode = "NOERROR", records = {} }), s)), true)
+  local sf, swhy = health.dns_canary(probe(nil, "dns", "SERVFAIL looking up TXT", { rcode = "SERVFAIL" }), s)
+  eq(sf, false)
+  T.contains(swhy, "canary canary.ca.example TXT")
+  -- a probe that raises is a failure, not a crash
+  local raised = health.dns_canary({ dns = function() error("boom") end }, s)
+  eq(raised, false)
 end)
 
 case("orchestrator_validation_in_flight_survives_a_reload", function()

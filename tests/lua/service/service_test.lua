@@ -5,6 +5,7 @@ local mpic = require "mpic"
 local http = require "mpic.core.http"
 local util = require "mpic.core.util"
 local client = require "mpic.agent_client"
+local perspectives_mod = require "mpic.perspectives"
 local case, eq, ok = T.case, T.eq, T.ok
 
 local WORK = assert(os.getenv("MPIC_SVC_WORK"), "run through tests/lab/test_service.sh")
@@ -388,11 +389,12 @@ end, { timeout_ms = 30000 })
 case("agent_health_checks_mark_dead_and_hung_agents_unhealthy", function()
   -- runs after the kill test: mex is gone, hang never answers, the others are up
   assert(mpic.load_config(WORK .. "/faulty.yaml"))
-  local serve = require "mpic.serve"
-  for _ = 1, 3 do serve.check_agents(500) end
-  local health = {}
-  for _, p in ipairs(mpic.perspectives()) do health[p.id] = p.healthy end
+  mpic.config.health.timeout_ms = 500
+  require("mpic.health").round() -- the canary probes: each agent's /healthz over mutual TLS
+  local health, why = {}, {}
+  for _, p in ipairs(mpic.perspectives()) do health[p.id] = p.healthy; why[p.id] = p.health_error end
   eq(health, { mex = false, hang = false, jnb = true, pdx = true, fra = true, sgp = true })
+  T.contains(why.mex, "connect")
   -- the liar answers /healthz (the identity check applies to check answers)
 end, { timeout_ms = 20000 })
 
@@ -409,8 +411,8 @@ case("agent_restarted_after_a_crash_is_healthy_and_used_again", function()
   end
   ok(up, "the restarted agent answers")
   assert(mpic.load_config(WORK .. "/faulty.yaml"))
-  local serve = require "mpic.serve"
-  serve.check_agents(1000)
+  for _ = 1, 2 do perspectives_mod.observe("mex", false, 1, "down before the restart") end
+  require("mpic.health").round()
   local health = {}
   for _, p in ipairs(mpic.perspectives()) do health[p.id] = p.healthy end
   eq(health.mex, true)
