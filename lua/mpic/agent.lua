@@ -17,7 +17,7 @@ local server = require "mpic.core.server"
 local serve = require "mpic.serve"
 
 local M = {}
-local io_stderr, type, tostring, pairs, ipairs, tonumber = io.stderr, type, tostring, pairs, ipairs, tonumber
+local io_stderr, type, tostring, ipairs, tonumber = io.stderr, type, tostring, ipairs, tonumber
 local table_concat = table.concat
 local string_format = string.format
 
@@ -63,11 +63,8 @@ function M.check(env, check_type, body_text)
     ch = env.registry.by_name["caa"]
     if not ch then return 400, { error = "no CAA checker is loaded" } end
   end
-  local plain = {}
-  for k, v in pairs(params) do
-    if k ~= "validation_method" and not is_null(v) then plain[k] = v end
-  end
-  local issues = challenges.validate_params(ch, plain)
+  -- the coordinator's own parameter rules (schema, limits, CAA method label)
+  local plain, issues = require("mpic.request").check_params(ch, params, env.registry)
   if #issues > 0 then
     local msgs = {}
     for i, is in ipairs(issues) do msgs[i] = is.message end

@@ -12,26 +12,21 @@ M.KNOWN_TAGS = {
   contactemail = true, contactphone = true, issuevmc = true,
 }
 
--- mpic / Open MPIC method names -> RFC 8657 validationmethods labels.
-M.METHOD_LABELS = {
-  ["acme-http-01"] = "http-01",
-  ["acme-dns-01"] = "dns-01",
-  ["acme-tls-alpn-01"] = "tls-alpn-01",
-  ["dns-account-01"] = "dns-account-01",
-  ["dns-persistent"] = "dns-persist-01",
-  ["dns-change"] = "ca-tbr-7",
-  ["website-change"] = "ca-tbr-18",
-  ["ip-address"] = "ca-tbr-8",
-  ["contact-email-caa"] = "ca-tbr-13",
-  ["contact-email-txt"] = "ca-tbr-14",
-  ["contact-phone-txt"] = "ca-tbr-16",
-  ["contact-phone-caa"] = "ca-tbr-17",
-}
-
--- A method name or label -> the label compared against validationmethods.
-function M.method_label(m)
+-- A method name or label -> the label compared against validationmethods
+-- (RFC 8657). A validation method's name maps to the caa_method_label its
+-- challenge declaration gives (the one place that mapping lives); anything
+-- else is taken as a label already. registry: a challenge registry
+-- (mpic.challenges.load), by default the built-in challenge types.
+local builtin_registry
+function M.method_label(m, registry)
   if type(m) ~= "string" or m == "" then return nil end
-  return M.METHOD_LABELS[m] or m
+  if not registry then
+    builtin_registry = builtin_registry or require("mpic.challenges").load()
+    registry = builtin_registry
+  end
+  local ch = registry.by_name[m]
+  if ch and ch.check_type == "dcv" and ch.caa_method_label then return ch.caa_method_label end
+  return m
 end
 
 local function is_wsp(c) return c == 32 or c == 9 end
