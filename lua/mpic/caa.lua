@@ -29,6 +29,46 @@ function M.method_label(m, registry)
   return m
 end
 
+-- BR 4.2.2.1: a CA may also recognise "ca-tbr-N" for the method of BR section
+-- 3.2.2.4.N. The alias a declaration's br_section gives (nil outside 3.2.2.4).
+function M.ca_tbr_label(br_section)
+  local n = type(br_section) == "string" and br_section:match("^3%.2%.2%.4%.(%d+)$")
+  return n and ("ca-tbr-" .. tonumber(n)) or nil
+end
+
+-- Every label naming the method m (a method name or one of its labels): the
+-- declaration's caa_method_label and the ca-tbr-N alias of its br_section,
+-- found by name, else by caa_method_label, else by an alias that only one
+-- declaration gives. A label no declaration gives is its own only label.
+-- registry: as for method_label (default: the built-in challenge types).
+function M.method_labels(m, registry)
+  if type(m) ~= "string" or m == "" then return nil end
+  if not registry then
+    builtin_registry = builtin_registry or require("mpic.challenges").load()
+    registry = builtin_registry
+  end
+  local ch = registry.by_name[m]
+  if not (ch and ch.check_type == "dcv") then
+    ch = nil
+    local by_alias, n_alias = nil, 0
+    for _, c in ipairs(registry.list) do
+      if c.check_type == "dcv" then
+        if c.caa_method_label == m then ch = c; break end
+        if M.ca_tbr_label(c.br_section) == m then by_alias, n_alias = c, n_alias + 1 end
+      end
+    end
+    if not ch and n_alias == 1 then ch = by_alias end
+  end
+  local out = {}
+  if ch then
+    out[1] = ch.caa_method_label
+    local alias = M.ca_tbr_label(ch.br_section)
+    if alias and alias ~= out[1] then out[#out + 1] = alias end
+  end
+  if #out == 0 then out[1] = m end
+  return out
+end
+
 local function is_wsp(c) return c == 32 or c == 9 end
 local LABEL = "^[A-Za-z0-9]$"
 local function ldh_ok(s)
@@ -142,6 +182,7 @@ function M.accounturi_ok(parsed, accounts)
 end
 
 -- RFC 8657 validationmethods: true when the record's constraint passes.
+-- method: the request's label, or a list of labels that all name it.
 function M.validationmethods_ok(parsed, method)
   local vals = M.param_values(parsed, "validationmethods")
   if #vals == 0 then return true end
@@ -151,9 +192,12 @@ function M.validationmethods_ok(parsed, method)
     if not l:match("^[A-Za-z0-9-]+$") then return false, "validationmethods holds a malformed label" end
     labels[#labels + 1] = l
   end
-  if not method then return false, "record restricts methods but the request names no method" end
+  local wanted = type(method) == "table" and method or {method}
+  if #wanted == 0 then return false, "record restricts methods but the request names no method" end
   for _, l in ipairs(labels) do
-    if l == method then return true end
+    for _, w in ipairs(wanted) do
+      if l == w then return true end
+    end
   end
   return false, "validation method not permitted by validationmethods"
 end

@@ -93,7 +93,7 @@ function M.check(target, params, probe)
     certificate_type = ctype,
     caa_domains = domains,
     account_uris = M.account_uris(params, cfg),
-    method = caa.method_label(params.validation_method),
+    method = caa.method_labels(params.validation_method),
     legacy_critical = cfg.caa_legacy_critical == true,
   })
   if not ok then
