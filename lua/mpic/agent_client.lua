@@ -6,16 +6,39 @@
 -- A transport failure, a timeout, a body that is not a check_response, or an
 -- answer from another perspective (perspective_code / rir differ from the
 -- configuration: the identity check of §1.5) is a failed, not completed
--- check with mpic_error:coordinator:remote_check.
+-- check with mpic_error:coordinator:remote_check. So is an answer outside
+-- the strict schema of parse() (fields, error types from the closed
+-- vocabulary of mpic.error_types, bounded sizes): one lying agent fails its
+-- own check and nothing more.
 local mpic = require "mpic"
 local util = require "mpic.core.util"
 local http = require "mpic.core.http"
+local bounds = require "mpic.bounds"
+local error_types = require "mpic.error_types"
 
 local M = {}
-local type, tostring, ipairs, math_type = type, tostring, ipairs, math.type
+local type, tostring, ipairs, pairs, math_type, getmetatable = type, tostring, ipairs, pairs, math.type, getmetatable
 local string_format = string.format
+local clip = bounds.clip
 
-M.MAX_ANSWER_BYTES = 4 * 1024 * 1024
+M.MAX_ANSWER_BYTES = 1024 * 1024
+
+--[[ What an agent's answer may hold (REFERENCE §8.2 check_response, plus the
+agent's perspective_code, rir and trace_identifier). details is level 1 of
+its nesting: an HTTP check's response_history entries are level 3, their
+fields level 4. ]]
+M.ANSWER_LIMITS = {
+  errors = 16,           -- entries of errors
+  error_message = 4096,  -- bytes of one error_message
+  trace_identifier = 512,
+  details = { depth = 4, nodes = 4096, string = 65536, key = 128 },
+}
+local AL = M.ANSWER_LIMITS
+local ANSWER_FIELDS = {
+  check_type = true, check_passed = true, check_completed = true, timestamp_ns = true, errors = true,
+  details = true, perspective_code = true, rir = true, trace_identifier = true,
+}
+local ERROR_FIELDS = { error_type = true, error_message = true }
 
 local function failure(check_type, fmt, ...)
   return { passed = false, completed = false, check_type = check_type, details = {},
@@ -52,39 +75,89 @@ function M.body(req)
   return util.json_encode(b)
 end
 
---- Turn an agent's answer into a check result, or a failure.
+local function is_null(v) return v == nil or v == util.null end
+local function is_array(t) return type(t) == "table" and getmetatable(t) == util.array_mt end
+
+-- The first key of t outside fields, or nil.
+local function stray_key(t, fields)
+  for k in pairs(t) do
+    if not fields[k] then return k end
+  end
+  return nil
+end
+
+-- The answer's errors as {error_type, error_message} entries, or nil and why.
+local function answer_errors(errors)
+  if is_null(errors) then return {} end
+  if not is_array(errors) then return nil, "errors is not a list" end
+  if #errors > AL.errors then return nil, string_format("errors has more than %d entries", AL.errors) end
+  local clean = {}
+  for i, e in ipairs(errors) do
+    if type(e) ~= "table" or is_array(e) then return nil, "an errors entry is not an object" end
+    local k = stray_key(e, ERROR_FIELDS)
+    if k then return nil, "an errors entry has an unknown field " .. clip(k) end
+    if not error_types.checker[e.error_type] then
+      return nil, "unknown error_type " .. clip(e.error_type)
+    end
+    local msg = e.error_message
+    if not is_null(msg) and type(msg) ~= "string" then return nil, "an error_message is not a string" end
+    if type(msg) == "string" and #msg > AL.error_message then
+      return nil, string_format("an error_message is %d bytes long, more than %d", #msg, AL.error_message)
+    end
+    clean[i] = { error_type = e.error_type, error_message = is_null(msg) and util.null or msg }
+  end
+  return clean
+end
+
+-- The answer's fields other than the verdict and identity, or nil and why.
+local function answer_schema(doc)
+  local k = stray_key(doc, ANSWER_FIELDS)
+  if k then return nil, "unknown field " .. clip(k) end
+  local errors, why = answer_errors(doc.errors)
+  if not errors then return nil, why end
+  local details = doc.details
+  if is_null(details) then
+    details = {}
+  elseif type(details) ~= "table" or is_array(details) then
+    return nil, "details is not an object"
+  else
+    local good, dwhy = bounds.check(details, AL.details, "details")
+    if not good then return nil, dwhy end
+  end
+  if not is_null(doc.timestamp_ns) and math_type(doc.timestamp_ns) ~= "integer" then
+    return nil, "timestamp_ns is not an integer"
+  end
+  local tr = doc.trace_identifier
+  if not is_null(tr) and (type(tr) ~= "string" or #tr > AL.trace_identifier) then
+    return nil, "trace_identifier is not a string of at most " .. AL.trace_identifier .. " bytes"
+  end
+  return errors, details
+end
+
+--- Turn an agent's answer into a check result, or a failure (anything
+--- outside the check_response schema and ANSWER_LIMITS is one).
 function M.parse(p, check_type, res)
   local doc = util.json_decode(res.body or "")
-  if type(doc) ~= "table" then
-    return failure(check_type, "the agent's answer (HTTP %d) is not JSON", res.status or 0)
+  if type(doc) ~= "table" or is_array(doc) then
+    return failure(check_type, "the agent's answer (HTTP %d) is not a JSON object", res.status or 0)
   end
   if type(doc.check_passed) ~= "boolean" or type(doc.check_completed) ~= "boolean" then
-    local why = type(doc.error) == "string" and (": " .. doc.error) or ""
+    local why = type(doc.error) == "string" and (": " .. clip(doc.error, 300)) or ""
     return failure(check_type, "the agent's answer (HTTP %d) is not a check_response%s", res.status or 0, why)
   end
   if doc.perspective_code ~= p.id then
-    return failure(check_type, "the answer comes from perspective %s, not %s", tostring(doc.perspective_code), p.id)
+    return failure(check_type, "the answer comes from perspective %s, not %s", clip(doc.perspective_code), p.id)
   end
   if canon_rir(doc.rir) ~= p.rir then
-    return failure(check_type, "the agent reports RIR %s where %s is configured for %s", tostring(doc.rir), p.rir, p.id)
+    return failure(check_type, "the agent reports RIR %s where %s is configured for %s", clip(doc.rir), p.rir, p.id)
   end
   if doc.check_type ~= check_type then
-    return failure(check_type, "the agent answered a %s check for a %s request", tostring(doc.check_type), check_type)
+    return failure(check_type, "the agent answered a %s check for a %s request", clip(doc.check_type), check_type)
   end
-  local errors = doc.errors
-  if errors == util.null or errors == nil then errors = {} end
-  if type(errors) ~= "table" then return failure(check_type, "the agent's errors field is malformed") end
-  local clean = {}
-  for i, e in ipairs(errors) do
-    if type(e) ~= "table" or type(e.error_type) ~= "string" then
-      return failure(check_type, "the agent's errors field is malformed")
-    end
-    -- keep only the documented fields, as strings
-    clean[i] = { error_type = e.error_type,
-                 error_message = type(e.error_message) == "string" and e.error_message or util.null }
+  local errors, details = answer_schema(doc)
+  if not errors then
+    return failure(check_type, "the agent's answer breaks the check_response schema: %s", details)
   end
-  errors = clean
-  local details = type(doc.details) == "table" and doc.details or {}
   return { passed = doc.check_passed and doc.check_completed, completed = doc.check_completed,
            errors = errors, details = details, check_type = check_type,
            timestamp_ns = math_type(doc.timestamp_ns) == "integer" and doc.timestamp_ns or nil }

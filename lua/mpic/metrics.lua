@@ -4,6 +4,7 @@
 local M = {}
 local pairs, ipairs, tostring, type = pairs, ipairs, tostring, type
 local string_format, table_concat, table_sort = string.format, table.concat, table.sort
+local error_types = require "mpic.error_types"
 
 -- Latency buckets, in seconds.
 local BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 }
@@ -53,7 +54,7 @@ local requests = family("mpic_http_requests_total", "counter", "HTTP requests an
 local check_latency = family("mpic_perspective_check_duration_seconds", "histogram",
   "Time taken by one perspective's check, by perspective.")
 local check_errors = family("mpic_perspective_errors_total", "counter",
-  "Perspective checks that reported an error, by perspective and error type.")
+  "Perspective checks that reported an error, by perspective and error type (\"other\" outside the Open MPIC set).")
 local inflight = family("mpic_validations_in_flight", "gauge", "Validations being processed now.")
 local agent_up = family("mpic_agent_up", "gauge", "1 when the last health check of a remote perspective's agent succeeded.")
 local agent_latency = family("mpic_agent_health_latency_seconds", "gauge", "Duration of the last agent health check.")
@@ -98,7 +99,8 @@ function M.validation(response, status, raw)
     local cr = p.check_response
     if type(cr) == "table" and type(cr.errors) == "table" then
       for _, e in ipairs(cr.errors) do
-        M.inc(check_errors, { perspective = p.perspective_code, error_type = tostring(e.error_type) })
+        -- a closed set of labels: what a perspective reports cannot add series
+        M.inc(check_errors, { perspective = p.perspective_code, error_type = error_types.label(e.error_type) })
       end
     end
   end

@@ -280,6 +280,7 @@ local function audit(ctx, req, attempts, final, response, shadows)
     quorum = last.quorum, passed_rirs = last.passed_rirs, policy = ctx.policy.path,
     policy_sha256 = ctx.policy.sha256, is_valid = response.is_valid, reason = final.reason,
     mpic_completed = response.mpic_completed, shadow = #shadows > 0 and shadows or nil,
+    error = response.error,
   }
   local text, err = util.json_encode(line)
   if not text then return nil, "audit encode: " .. tostring(err) end
@@ -431,13 +432,19 @@ function M.validate(raw, opts)
       check_response = check_response(req, final.primary_slot.result), rir = final.primary_slot.rir,
       elapsed_ms = final.primary_slot.result.elapsed_ms }
   end
+  -- a response that cannot be encoded leaves as a 500 without a verdict,
+  -- never as a 200, and its audit line says so
+  local _, eerr = util.json_encode(response)
+  local unencodable = eerr and { error = "response encoding failed: " .. tostring(eerr) } or nil
   local shadows = shadow_verdicts(ctx, req, final, date)
   require("mpic.explain").record_shadow(shadows, response.is_valid)
-  local ok, aerr = audit(ctx, req, attempts, final, response, shadows)
+  local ok, aerr = audit(ctx, req, attempts, final,
+    unencodable and { is_valid = false, mpic_completed = false, error = unencodable.error } or response, shadows)
   if not ok then
     -- no verdict leaves without its record: fail closed
     return { error = "audit log write failed: " .. tostring(aerr) }, 500
   end
+  if unencodable then return unencodable, 500 end
   return response, 200
 end
 

@@ -85,7 +85,12 @@ function M.main(args)
   end
   local resp, status = require("mpic.orchestrator").validate(req, { date = o.date })
   if o.json then
-    print(mpic.json.encode(resp, { pretty = true, sort = true }))
+    local text, jerr = mpic.json.encode(resp, { pretty = true, sort = true })
+    if not text then
+      io_stderr:write("mpic validate: cannot encode the response: ", tostring(jerr), "\n")
+      return 2
+    end
+    print(text)
   elseif status ~= 200 then
     io_stderr:write(report.problems(resp, status), "\n")
   else
