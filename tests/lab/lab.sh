@@ -19,7 +19,8 @@
 #   .11       the attacker's servers: nginx :15380, s_server :15443 with a
 #             certificate for the attacker's key authorization
 # In the owner's view www/files/tls.scen.test point at .10, in the attacker's
-# at .11. DIR/lab.env holds the exports (addresses, tokens, key
+# at .11. caa-methods.scen.test permits ca.example for dns-01 only (RFC 8657
+# validationmethods), in both views. DIR/lab.env holds the exports (addresses, tokens, key
 # authorizations); every process is stopped by its pidfile on `stop`.
 # DIR and its parents must be searchable by nginx's workers (user nobody).
 set -u
@@ -57,7 +58,7 @@ b64url_sha256() { printf '%s' "$1" | openssl dgst -sha256 -binary | base64 -w0 |
 hex_sha256() { printf '%s' "$1" | openssl dgst -sha256 -binary | od -An -v -tx1 | tr -d ' \n'; }
 hexcolon_sha256() { printf '%s' "$1" | openssl dgst -sha256 -binary | od -An -v -tx1 | tr -s ' \n' ':' | sed 's/^://; s/:$//'; }
 
-zone() { # FILE WEBADDR TXTVALUE CAA_PERMIT_LINE CAA_FORBID_LINE
+zone() { # FILE WEBADDR TXTVALUE CAA_PERMIT_LINE CAA_FORBID_LINE CAA_METHODS_LINE
     cat >"$1" <<ZONE
 \$ORIGIN scen.test.
 \$TTL 1
@@ -70,6 +71,7 @@ tls      A     $2
 _acme-challenge.www TXT "$3"
 $4
 $5
+$6
 ZONE
 }
 
@@ -121,9 +123,11 @@ start)
     dir=$(cd "$dir" && pwd)
     chmod 755 "$dir"
     zone "$dir/zones/legit.zone" $VICTIM "$(b64url_sha256 "$OWNER_KA")" \
-        'caa-permit CAA 0 issue "ca.example"' 'caa-forbid CAA 0 issue "other-ca.example"'
+        'caa-permit CAA 0 issue "ca.example"' 'caa-forbid CAA 0 issue "other-ca.example"' \
+        'caa-methods CAA 0 issue "ca.example; validationmethods=dns-01"'
     zone "$dir/zones/evil.zone" $ATTACKER "$(b64url_sha256 "$EVIL_KA")" \
-        'caa-permit CAA 0 issue "evil-ca.example"' 'caa-forbid CAA 0 issue "ca.example"'
+        'caa-permit CAA 0 issue "evil-ca.example"' 'caa-forbid CAA 0 issue "ca.example"' \
+        'caa-methods CAA 0 issue "ca.example; validationmethods=dns-01"'
     knot_start "$dir/legit" $NET.1 $DNS_PORT "$dir/zones/legit.zone" || die "knot (legit) did not start"
     knot_start "$dir/evil" $NET.2 $DNS_PORT "$dir/zones/evil.zone" || die "knot (evil) did not start"
 

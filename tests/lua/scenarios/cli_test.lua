@@ -53,6 +53,28 @@ case("cli_validate_bad_request_exits_2", function()
   eq(resp.error, "request-validation-failed")
 end)
 
+-- RFC 8657: the request's caa_check_parameters.validation_method reaches the
+-- CAA checker (as its label) and decides a record with validationmethods
+case("cli_validate_caa_validationmethods_follows_the_request_method", function()
+  local config = L.write_config{ primary = "legit",
+    remotes = { pdx = "legit", fra = "legit", sto = "legit", sgp = "legit", gru = "legit", jnb = "legit" } }
+  local req = L.caa("caa-methods.scen.test")
+  for _, m in ipairs({ "acme-dns-01", "dns-01" }) do
+    req.caa_check_parameters = { validation_method = m }
+    local body, code = validate_cli(config, mpic.json.encode(req))
+    eq(code, 0, m .. ": " .. body)
+    eq(mpic.json.decode(body).caa_check_parameters.validation_method, m, "echoed as sent")
+  end
+  req.caa_check_parameters = { validation_method = "acme-http-01" }
+  local body, code = validate_cli(config, mpic.json.encode(req))
+  eq(code, 1, body)
+  ok(body:find("validation method not permitted by validationmethods", 1, true), body)
+  req.caa_check_parameters = nil
+  body, code = validate_cli(config, mpic.json.encode(req))
+  eq(code, 1, body)
+  ok(body:find("request names no method", 1, true), body)
+end)
+
 case("cli_validate_bad_config_exits_2", function()
   local dir = L.env("MPIC_LAB_DIR")
   local f = assert(io_open(dir .. "/bad.yaml", "w"))
