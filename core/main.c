@@ -44,6 +44,8 @@ static const char usage[] =
     "  test FILE|DIR ...                   run Lua test files (*_test.lua)\n"
     "  repl [--config FILE]                interactive Lua with mpic loaded\n"
     "  explain [FILE|-] [--trace ID]       which rule decided an audit line\n"
+    "  simulate [--config FILE] --policy P [--policy Q ...] [--model M] [--trials N]\n"
+    "           [--seed S] [--json]        measure policies against attack and outage models\n"
     "  demo                                a validation against a local lab\n"
     "\n"
     "options:\n"

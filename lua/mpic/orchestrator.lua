@@ -118,21 +118,57 @@ function M.check_from(ctx, req, pid, deadline_ms, bounded)
   return res
 end
 
+-- A read-only view of t (reads pass through, pairs/# see t, writes raise).
+local function read_only(t)
+  return setmetatable({}, { __index = t, __pairs = function() return next, t, nil end,
+    __len = function() return #t end, __metatable = false,
+    __newindex = function() error("perspective records are read-only", 2) end })
+end
+
+-- The public record of every perspective of a registry state, as one policy
+-- sees it in decide(): {id, rir, location = {lat, lon}, provider, remote,
+-- is_primary}, read-only. Built once per (registry state, policy) and then
+-- only referenced, so a state costs no copy; each policy has its own, so
+-- whatever one policy does to its records (rawset) no one else sees.
+local public_cache = setmetatable({}, { __mode = "k" })
+function M.public_records(st, pol)
+  local by_pol = public_cache[st]
+  if not by_pol then
+    by_pol = setmetatable({}, { __mode = "k" })
+    public_cache[st] = by_pol
+  end
+  local recs = by_pol[pol]
+  if not recs then
+    recs = {}
+    local primary = st.cfg and st.cfg.primary
+    for _, p in ipairs(st.list) do
+      recs[p.id] = read_only({ id = p.id, rir = p.rir,
+        location = read_only({ lat = p.location.lat, lon = p.location.lon }),
+        provider = p.provider, remote = p.agent ~= nil, is_primary = p.id == primary })
+    end
+    by_pol[pol] = recs
+  end
+  return recs
+end
+
 -- A fresh plain table per call, never reused: policies get it without a copy.
-local function state_for(slots, primary_slot, n, q, date)
+-- pub: M.public_records of the deciding policy (each entry's `public`).
+local function state_for(pub, slots, primary_slot, n, q, date)
   local remotes = {}
   for i, s in ipairs(slots) do
     remotes[i] = { id = s.id, rir = s.rir, passed = s.result and s.result.passed or false,
-                   completed = s.result and s.result.completed or false, done = s.result ~= nil }
+                   completed = s.result and s.result.completed or false, done = s.result ~= nil,
+                   public = pub[s.id] }
   end
   local primary
   if primary_slot then
     local r = primary_slot.result
     primary = { id = primary_slot.id, passed = r and r.passed or false,
-                completed = r and r.completed or false, done = r ~= nil }
+                completed = r and r.completed or false, done = r ~= nil, public = pub[primary_slot.id] }
   end
   return { primary = primary, remotes = remotes, count = n, quorum = q, date = date }
 end
+M.state_for = state_for
 
 --[[ One attempt: run the primary and the cohort, decide as results arrive.
 Returns {slots, primary_slot, verdict, reason, info}. ]]
@@ -156,7 +192,8 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
   end
 
   local function decide()
-    return pol:decide_owned(state_for(slots, primary_slot, #slots, req.quorum_count, date))
+    return pol:decide_owned(state_for(M.public_records(ctx.persp, pol), slots, primary_slot, #slots,
+      req.quorum_count, date))
   end
 
   if primary_slot then start(primary_slot) end
@@ -303,7 +340,8 @@ end
 local function shadow_verdicts(ctx, req, att, date)
   local out = {}
   for i, sp in ipairs(ctx.shadows) do
-    local v, why = sp:decide_owned(state_for(att.slots, att.primary_slot, #att.slots, req.quorum_count, date))
+    local v, why = sp:decide_owned(state_for(M.public_records(ctx.persp, sp), att.slots, att.primary_slot,
+      #att.slots, req.quorum_count, date))
     out[i] = { policy = sp.path, policy_sha256 = sp.sha256, verdict = v == "undecided" and "invalid" or v, reason = why }
   end
   return out

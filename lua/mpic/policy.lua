@@ -539,4 +539,27 @@ function M.load(path, opts)
   return p
 end
 
+-- Run a file of plain Lua in a fresh sandbox like a policy's (the adversary
+-- models of mpic.simulate): returns the value its main chunk returned and a
+-- runner for the functions in it (run(fn, ...) -> true, r1, r2, r3 or
+-- nil, reason), or nil, reason.
+function M.load_sandboxed(path)
+  harden_string_metatable()
+  local data, rerr = read_file(path)
+  if not data then
+    return nil, "cannot read: " .. tostring(rerr)
+  end
+  local env = make_env()
+  local chunk, cerr = load(data, "@" .. path, "t", env)
+  if not chunk then
+    return nil, describe(cerr)
+  end
+  local run = new_runner(M.DEFAULT_INSTRUCTION_LIMIT)
+  local ok, v = run(chunk)
+  if not ok then
+    return nil, v
+  end
+  return v, run
+end
+
 return M
