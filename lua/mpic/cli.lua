@@ -97,6 +97,7 @@ commands.demo = delegate("mpic.demo")
 commands.serve = delegate("mpic.serve")
 commands.agent = delegate("mpic.agent")
 commands.explain = delegate("mpic.explain")
+commands.simulate = delegate("mpic.simulate")
 
 function M.main(args)
   local cmd = commands[args[1]]

@@ -322,4 +322,49 @@ function M.scenario(s)
   return r
 end
 
+--[[ simulate{...} -> r. Measures policies against an adversary and outage
+model offline (mpic.simulate, the engine of `mpic simulate`).
+  config  a table from T.config, a T.config argument table, or a YAML path
+          (default T.config())
+  policy  a policy file or a list of them (default: the config's policy)
+  model   model name or file (default "default"); trials (default 1000),
+          seed (default "1"), date, count: as in mpic.simulate.run
+r is the mpic.simulate result, plus for each policy p.attack[kind] and
+p.outage[kind] (the rows by kind: {trials, accepted|refused, share,
+ci95 = {lo, hi}}); with one policy r.attack, r.outage and r.mean_contacted
+are that policy's. Raises when the simulation cannot run. ]]
+function M.simulate(s)
+  if type(s) ~= "table" then error("T.simulate{...}: expects a table", 2) end
+  local cfg = s.config
+  if type(cfg) == "string" then
+    local err
+    cfg, err = require("mpic.config").load(cfg)
+    if not cfg then error("T.simulate: " .. err, 2) end
+  elseif cfg == nil or (type(cfg) == "table" and cfg.file == nil) then
+    cfg = M.config(cfg)
+  elseif type(cfg) ~= "table" then
+    error("T.simulate: config must be a table or a YAML path", 2)
+  end
+  local policies = s.policy
+  if type(policies) == "string" then policies = { policies } end
+  if policies then
+    local out = {}
+    for i, p in ipairs(policies) do out[i] = root_path(p) end
+    policies = out
+  end
+  local r, err = require("mpic.simulate").run{ cfg = cfg, policies = policies, model = s.model,
+    trials = s.trials, seed = s.seed, date = s.date, count = s.count }
+  if not r then error("T.simulate: " .. tostring(err), 2) end
+  for _, p in ipairs(r.policies) do
+    p.attack, p.outage = {}, {}
+    for _, row in ipairs(p.attacks) do p.attack[row.kind] = row end
+    for _, row in ipairs(p.outages) do p.outage[row.kind] = row end
+  end
+  if #r.policies == 1 then
+    local p = r.policies[1]
+    r.attack, r.outage, r.mean_contacted = p.attack, p.outage, p.mean_contacted
+  end
+  return r
+end
+
 return M
