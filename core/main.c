@@ -7,6 +7,7 @@
  * a traceback); 2 on usage errors.
  * Uses: task.c (scheduler), repl.c (the REPL).
  */
+#include "lua_sandbox.h"
 #include "repl.h"
 #include "rt.h"
 #include "task.h"
@@ -100,6 +101,7 @@ static int setup_state(lua_State *L, const char *root)
         return -1;
     preload(L, "mpic.core.util", luaopen_mpic_util);
     preload(L, "mpic.core.yaml", luaopen_mpic_yaml);
+    preload(L, "mpic.core.sandbox", luaopen_mpic_sandbox);
     preload(L, "mpic.core.dns", luaopen_mpic_dns);
     preload(L, "mpic.core.http", luaopen_mpic_http);
     preload(L, "mpic.core.tls", luaopen_mpic_tls);
@@ -193,6 +195,8 @@ int main(int argc, char **argv)
     char root[PATH_MAX];
     find_root(root, sizeof root, lua_path);
     lua_State *L = luaL_newstate();
+    if (L) /* same realloc/free as the default; budgets for bounded calls */
+        lua_setallocf(L, mpic_lua_alloc, NULL);
     if (!L || setup_state(L, root)) {
         fprintf(stderr, "mpic: cannot initialise the runtime\n");
         return 1;

@@ -835,12 +835,18 @@ void mpic_rt_shutdown(lua_State *L)
     rt.base = NULL;
 }
 
+/* Sticky: the hook stays, so every further instruction of the coroutine
+ * raises again and a pcall in the running code (or a sandboxed check's)
+ * cannot swallow the interrupt; the coroutine ends with the error. */
 static void interrupt_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
-    lua_sethook(L, NULL, 0, 0);
     luaL_error(L, "interrupted");
 }
+
+int mpic_rt_interrupted(void) { return rt.interrupted != 0; }
+
+const void *mpic_rt_running(void) { return rt.current; }
 
 /* Safe in a signal handler (lua_sethook is, by design, as in lua.c): a task
  * busy in Lua code stops at its next instruction count with an error; a

@@ -24,4 +24,12 @@ int mpic_rt_run_main(lua_State *L, int nargs);
 /* Ask the loop to stop and cancel the running root task (SIGINT in the REPL). */
 void mpic_rt_interrupt(void);
 
+/* Nonzero from mpic_rt_interrupt until the loop has cancelled the root task
+ * (bounded calls poll it: lua_sandbox.c). */
+int mpic_rt_interrupted(void);
+
+/* The task whose coroutine is running now (NULL between tasks); an opaque
+ * identity for the allocator's budgets (lua_sandbox.c). */
+const void *mpic_rt_running(void);
+
 #endif

@@ -1,48 +1,54 @@
 -- mpic.policy: loads a corroboration policy file into a sandbox and calls it
 -- safely.
 --
--- Uses the debug library (instruction-count hook, set by this loader only),
--- coroutines (policy calls run in a coroutine carrying the hook, reused from
--- call to call while calls end cleanly),
--- io (to read the file) and mpic.core.util.sha256 when present (file hash
--- for the audit log).
+-- Uses mpic.core.sandbox (bounded calls: instruction and memory limits,
+-- bounded pattern matching, the strings' metatable dispatch), io (to read
+-- the file) and mpic.core.util.sha256 when present (file hash for the audit
+-- log).
 --
 -- The sandbox: each policy gets its own _ENV holding only assert, error,
 -- ipairs, next, pairs, pcall, select, tonumber, tostring, type, xpcall,
 -- rawequal, rawget, rawset, rawlen, _VERSION, copies of string (no dump;
--- rep capped at MAX_STRING_BYTES), table, math (no random/randomseed: use
--- the rng argument) and utf8, a getmetatable that only looks at tables, a
+-- rep capped at MAX_STRING_BYTES; find, match, gmatch and gsub charged a
+-- bound of their backtracking work, refused beyond the instructions left),
+-- table (move, insert and remove capped at MAX_TABLE_SPAN elements), math
+-- (no random/randomseed: use the rng argument) and utf8, a getmetatable
+-- that only looks at tables, a
 -- setmetatable that refuses __gc, and a require that gives fresh private
 -- copies of mpic.select, mpic.geo and mpic.quorum only. No io, os, load,
 -- loadfile, dofile, debug, collectgarbage, coroutine or print; time comes in
 -- as arguments (state.date, the date passed to check_config). Strings'
 -- shared metatable loses `dump` process-wide (s:dump() has no legitimate
--- use); s:rep() stays uncapped there, and C functions (pattern matching,
--- table.concat) are not counted by the hook.
+-- use) and, during a policy call, resolves s:method() in the policy's own
+-- string table (so ("x"):rep(n) is the capped rep); elsewhere it is the
+-- plain string library.
 --
 -- Every call (the file's main chunk, check_config, select, decide,
--- min_perspectives) runs under an instruction limit. Errors, the limit,
+-- min_perspectives) runs under an instruction limit and a memory limit
+-- (bytes allocated during the call). Errors, the limits,
 -- yields and malformed returns fail closed: check_config/select/
 -- min_perspectives return nil, reason; decide returns "invalid", reason.
 -- Arguments are deep-copied in and results copied out with raw access, so a
 -- policy never runs code (metamethods) outside its limit; decide_owned and
 -- select_owned skip the copy in for tables built for that one call.
-local type, pairs, ipairs, next, error, pcall, tostring, rawget, rawlen, rawequal =
-  type, pairs, ipairs, next, error, pcall, tostring, rawget, rawlen, rawequal
+local type, pairs, ipairs, next, error, pcall, tostring, rawget, rawlen, rawequal, select =
+  type, pairs, ipairs, next, error, pcall, tostring, rawget, rawlen, rawequal, select
 local setmetatable, getmetatable, require, loadfile, load =
   setmetatable, getmetatable, require, loadfile, load
-local coroutine_create, coroutine_resume, coroutine_status, coroutine_close, coroutine_yield =
-  coroutine.create, coroutine.resume, coroutine.status, coroutine.close, coroutine.yield
-local debug_sethook = debug.sethook
-local string_format, string_rep, string_byte = string.format, string.rep, string.byte
-local table_concat, math_type = table.concat, math.type
+local string_format, string_byte = string.format, string.byte
+local table_concat, table_move, table_insert, table_remove, math_type =
+  table.concat, table.move, table.insert, table.remove, math.type
+local sandbox = require "mpic.core.sandbox"
+local sandbox_call = sandbox.call
 local io_open, os_date = io.open, os.date
 local package, _G, _VERSION = package, _G, _VERSION
 
 local M = {}
 
 M.DEFAULT_INSTRUCTION_LIMIT = 5000000
+M.DEFAULT_MEMORY_LIMIT = 32 << 20
 M.MAX_STRING_BYTES = 1 << 20
+M.MAX_TABLE_SPAN = 1 << 22
 M.MAX_FILE_BYTES = 1 << 20
 M.MAX_COPY_ITEMS = 100000
 M.MAX_COPY_DEPTH = 16
@@ -56,20 +62,9 @@ local FIELDS = {
 local REQUIRED = { "name", "select", "decide" }
 local VERDICTS = { valid = true, invalid = true, undecided = true }
 
-local hardened = false
+-- s:method() inside a bounded call resolves in the call's own string table.
 local function harden_string_metatable()
-  if hardened then
-    return
-  end
-  local mt = getmetatable("")
-  local idx = {}
-  for k, v in pairs(string) do
-    if k ~= "dump" then
-      idx[k] = v
-    end
-  end
-  mt.__index = idx
-  hardened = true
+  sandbox.install_string_index()
 end
 
 -- Describe an error value without running any of its metamethods.
@@ -138,61 +133,30 @@ local function plain_copy(v, what)
 end
 M.plain_copy = plain_copy
 
--- A runner calls policy functions under the instruction limit, one call at
--- a time (policy calls never nest: a policy has no way to reach another).
--- Each call runs in the runner's coroutine, which is reused while calls end
--- cleanly: its body is a loop that calls a function and yields the results
--- tagged with a private token, so a reused coroutine costs no allocation.
--- The count hook is set once per coroutine and fires every `period`
--- instructions (limit / 100); a call is charged `period` per firing, so the
--- limit holds to within one period (1%). Once the limit is reached every
--- instruction raises, so a pcall in the script cannot swallow it; the
--- coroutine then dies and the next call gets a fresh one, as after an error
--- or a yield. Returns (true, r1, r2, r3) or (nil, reason).
-local RESULTS = {}
-local function call_loop(fn, ...)
-  return call_loop(coroutine_yield(RESULTS, fn(...)))
-end
-
-local function new_runner(limit)
-  local period = limit // 100
-  if period < 1 then
-    period = 1
+-- A runner calls policy functions one at a time under the limits of its
+-- box (mpic.core.sandbox): the instruction limit (a count hook on the
+-- calling coroutine, charged limit/100 at a time, so the limit holds to
+-- within 1%; pattern matching is charged a bound of its work), the memory
+-- limit (bytes allocated during the call) and no yields (the call is not
+-- yieldable). Once a limit is reached every instruction raises, so a pcall
+-- in the script cannot swallow it. Returns (true, r1, r2, r3) or
+-- (nil, reason).
+local function finish(ok, a, b, c)
+  if ok then
+    return true, a, b, c
   end
-  local used, exceeded, co = 0, false, nil
-  local function hook()
-    used = used + period
-    if used >= limit then
-      exceeded = true
-      debug_sethook(hook, "", 1)
-      error("instruction limit exceeded", 0)
-    end
-  end
-  local function finish(c, ok, tag, a, b, d)
-    if ok and not exceeded and rawequal(tag, RESULTS) then
-      co = c -- clean end: keep the coroutine for the next call
-      return true, a, b, d
-    end
-    if coroutine_status(c) == "suspended" then
-      coroutine_close(c)
-    end
-    if exceeded then
-      return nil, string_format("instruction limit (%d) exceeded", limit)
-    end
-    if not ok then
-      return nil, describe(tag)
-    end
+  -- a = kind, b = message
+  if a == "error" and type(b) == "string" and b:find("attempt to yield", 1, true) then
     return nil, "policy yielded, which is not allowed"
   end
+  return nil, b
+end
+
+local function new_runner(limit, memory, strings)
+  local box = sandbox.new({ instructions = limit, memory = memory or M.DEFAULT_MEMORY_LIMIT,
+                            strings = strings or sandbox.strings(M.MAX_STRING_BYTES) })
   return function(fn, ...)
-    local c = co
-    co = nil
-    if c == nil then
-      c = coroutine_create(call_loop)
-      debug_sethook(c, hook, "", period)
-    end
-    used, exceeded = 0, false
-    return finish(c, coroutine_resume(c, fn, ...))
+    return finish(sandbox_call(box, fn, ...))
   end
 end
 
@@ -213,6 +177,34 @@ local function fresh_library(name)
   return chunk(name, path)
 end
 
+-- A copy of the table library whose loops in C are bounded: move, insert
+-- and remove touch at most MAX_TABLE_SPAN elements (a __len or a range of
+-- 2^62 would otherwise loop in C, out of the instruction count's reach).
+function M.sandbox_table()
+  local t = {}
+  for k, v in pairs(table) do t[k] = v end
+  local span = M.MAX_TABLE_SPAN
+  t.move = function(a1, f, e, tpos, a2)
+    if math_type(f) == "integer" and math_type(e) == "integer" and e >= f and (e - f >= span or e - f < 0) then
+      error("table.move: more than " .. span .. " elements", 2)
+    end
+    return table_move(a1, f, e, tpos, a2)
+  end
+  t.insert = function(list, ...)
+    if select("#", ...) == 2 and #list >= span then
+      error("table.insert: list longer than " .. span .. " elements", 2)
+    end
+    return table_insert(list, ...)
+  end
+  t.remove = function(list, ...)
+    if #list >= span then
+      error("table.remove: list longer than " .. span .. " elements", 2)
+    end
+    return table_remove(list, ...)
+  end
+  return t
+end
+
 local function make_env()
   local env = {}
   for _, k in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber",
@@ -220,25 +212,8 @@ local function make_env()
     env[k] = _G[k]
   end
   env._VERSION = _VERSION
-  local s = {}
-  for k, v in pairs(string) do
-    if k ~= "dump" then
-      s[k] = v
-    end
-  end
-  s.rep = function(str, n, sep)
-    if type(n) == "number" and type(str) == "string" and n > 0 then
-      local size = (#str + (type(sep) == "string" and #sep or 0)) * n
-      if size > M.MAX_STRING_BYTES then
-        error("string.rep: result larger than " .. M.MAX_STRING_BYTES .. " bytes", 2)
-      end
-    end
-    return string_rep(str, n, sep)
-  end
-  env.string = s
-  local t = {}
-  for k, v in pairs(table) do t[k] = v end
-  env.table = t
+  env.string = sandbox.strings(M.MAX_STRING_BYTES)
+  env.table = M.sandbox_table()
   local m = {}
   for k, v in pairs(math) do
     if k ~= "random" and k ~= "randomseed" then
@@ -482,8 +457,9 @@ end
 
 --[[
 Load a policy file. opts.instruction_limit (per call, default
-DEFAULT_INSTRUCTION_LIMIT). Returns a policy object {name, path, sha256,
-wait_for_all, primary_first, limit} with the methods above, or nil, reason.
+DEFAULT_INSTRUCTION_LIMIT), opts.memory_limit (bytes allocated per call,
+default DEFAULT_MEMORY_LIMIT). Returns a policy object {name, path, sha256,
+wait_for_all, primary_first, limit, memory_limit} with the methods above, or nil, reason.
 ]]
 function M.load(path, opts)
   opts = opts or {}
@@ -493,6 +469,10 @@ function M.load(path, opts)
   local limit = opts.instruction_limit or M.DEFAULT_INSTRUCTION_LIMIT
   if math_type(limit) ~= "integer" or limit < 1000 then
     error("policy.load: instruction_limit must be an integer >= 1000", 2)
+  end
+  local memory = opts.memory_limit or M.DEFAULT_MEMORY_LIMIT
+  if math_type(memory) ~= "integer" or memory < 65536 then
+    error("policy.load: memory_limit must be an integer >= 65536", 2)
   end
   harden_string_metatable()
   local data, rerr = read_file(path)
@@ -504,7 +484,7 @@ function M.load(path, opts)
   if not chunk then
     return nil, string_format("policy %s: %s", path, describe(cerr))
   end
-  local run = new_runner(limit)
+  local run = new_runner(limit, memory, env.string)
   local ok, tbl = run(chunk)
   if not ok then
     return nil, string_format("policy %s: %s", path, tbl)
@@ -532,7 +512,7 @@ function M.load(path, opts)
     end
   end
   local p = setmetatable({
-    name = fns.name, path = path, sha256 = file_hash(data), limit = limit, run = run,
+    name = fns.name, path = path, sha256 = file_hash(data), limit = limit, memory_limit = memory, run = run,
     wait_for_all = fns.wait_for_all == true, primary_first = fns.primary_first == true,
     description = fns.description, fns = fns,
   }, Policy)
@@ -544,7 +524,7 @@ end
 -- runner for the functions in it (run(fn, ...) -> true, r1, r2, r3 or
 -- nil, reason), or nil, reason.
 function M.load_sandboxed(path)
-  harden_string_metatable()
+  sandbox.install_string_index()
   local data, rerr = read_file(path)
   if not data then
     return nil, "cannot read: " .. tostring(rerr)
@@ -554,7 +534,7 @@ function M.load_sandboxed(path)
   if not chunk then
     return nil, describe(cerr)
   end
-  local run = new_runner(M.DEFAULT_INSTRUCTION_LIMIT)
+  local run = new_runner(M.DEFAULT_INSTRUCTION_LIMIT, M.DEFAULT_MEMORY_LIMIT, env.string)
   local ok, v = run(chunk)
   if not ok then
     return nil, v
