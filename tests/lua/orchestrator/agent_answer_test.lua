@@ -159,13 +159,19 @@ case("validate_json_exits_non_zero_when_the_response_cannot_be_encoded", functio
     "  - {id: b, rir: RIPE, location: {lat: 50.11, lon: 8.68}, resolvers: [\"127.0.0.1:9\"]}\n")
   f:close()
   local orchestrator = require "mpic.orchestrator"
-  local real = orchestrator.validate
-  orchestrator.validate = function() return { is_valid = true, perspectives = { deep_table(70) } }, 200 end
+  local real, real_print, called, printed = orchestrator.validate, print, false, {}
+  orchestrator.validate = function()
+    called = true
+    return { is_valid = true, perspectives = { deep_table(70) } }, 200
+  end
+  print = function(...) printed[#printed + 1] = table.concat({ tostring(...) }, "\t") end -- luacheck: ignore
   local okc, code = pcall(require("mpic.validate_cmd").main,
-    { "--config", dir .. "/c.yaml", "--check", "dcv", "--method", "acme-dns-01", "--target", "example.com",
+    { "validate", "--config", dir .. "/c.yaml", "--check", "dcv", "--method", "acme-dns-01", "--target", "example.com",
       "--param", "key_authorization_hash=" .. ("A"):rep(43), "--json" })
-  orchestrator.validate = real
+  orchestrator.validate, print = real, real_print -- luacheck: ignore
   os.execute("rm -rf " .. dir)
   ok(okc, tostring(code))
+  ok(called, "the validation ran")
+  eq(printed, {}, "nothing printed")
   eq(code, 2)
 end)
