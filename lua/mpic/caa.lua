@@ -5,7 +5,7 @@
 local M = {}
 
 local type, ipairs, tostring, tonumber, error = type, ipairs, tostring, tonumber, error
-local sfmt, sbyte = string.format, string.byte
+local sfmt, sbyte, concat = string.format, string.byte, table.concat
 
 M.KNOWN_TAGS = {
   issue = true, issuewild = true, issuemail = true, iodef = true,
@@ -276,9 +276,11 @@ end
 -- The relevant RRset (§3.1): query CAA at name, then its parents (never the
 -- parents of a CNAME target), stopping after the TLD. dns(name, "CAA") is the
 -- probe's DNS function. Returns
---   {records={...}, found_at=<name without dot> | nil, response=<result>|nil}
+--   {records={...}, found_at=<name without dot> | nil, response=<result>|nil,
+--    resolver=<"ip:port" of the resolvers that answered the judged queries,
+--    comma-separated> | nil, ad=<every judged answer had AD=1>}
 -- (records empty and found_at nil when nothing was found anywhere), or
---   nil, kind, detail, name   on a lookup error (fail closed).
+--   nil, kind, detail, name, partial   on a lookup error (fail closed).
 -- Every label is asked at once, so a deep name costs one round trip instead
 -- of one per label; the answers are judged from the target up, exactly as a
 -- climb one label at a time would judge them (an error below the relevant
@@ -299,24 +301,39 @@ function M.find_relevant(dns, name)
     for i = 2, #labels do core.cancel(tasks[i]) end
     return ...
   end
+  -- evidence: which resolvers answered the judged queries, and their AD bits
+  local servers, seen, ad = {}, {}, true
+  local function witness(r)
+    local s = type(r) == "table" and r.server
+    if type(s) == "string" and s ~= "" and not seen[s] then seen[s], servers[#servers + 1] = true, s end
+    ad = ad and type(r) == "table" and r.ad == true
+  end
+  local function found(t)
+    t.resolver, t.ad = #servers > 0 and concat(servers, ",") or nil, ad
+    return finish(t)
+  end
   for i, label in ipairs(labels) do
     local r, kind, detail, partial
     if i == 1 then r, kind, detail, partial = dns(label, "CAA")
     else r, kind, detail, partial = core.wait(tasks[i]) end
     if not r then
       if kind == "nxdomain" or kind == "nodata" then
-        r = {records = {}, rcode = kind == "nxdomain" and "NXDOMAIN" or "NOERROR"}
+        witness(partial)
+        local p = type(partial) == "table" and partial or {}
+        r = {records = {}, rcode = kind == "nxdomain" and "NXDOMAIN" or "NOERROR", server = p.server, ad = p.ad}
       else
         return finish(nil, kind or "dns", detail or "lookup failed", label, partial)
       end
+    else
+      witness(r)
     end
     local records = r.records or {}
-    if #records > 0 then return finish({records = records, found_at = label, response = r}) end
+    if #records > 0 then return found({records = records, found_at = label, response = r}) end
     if i == #labels and r.rcode == "NXDOMAIN" then
       return finish(nil, "nxdomain", "NXDOMAIN looking up CAA for " .. label, label, r)
     end
   end
-  return finish({records = {}})
+  return found({records = {}})
 end
 
 function M.presentations(rrset)

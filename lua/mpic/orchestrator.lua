@@ -288,23 +288,38 @@ local function passed_count(att)
   return k
 end
 
+-- A DNS-based check's evidence for the audit line: the resolver that answered
+-- (details.resolver, "ip:port"; cut to AUDIT_RESOLVER_MAX bytes, as an agent's
+-- answer is outside input) and the AD bit; nil, nil for other checks.
+M.AUDIT_RESOLVER_MAX = 1024
+local function dns_evidence(d)
+  if type(d) ~= "table" then return nil, nil end
+  local r = type(d.resolver) == "string" and d.resolver or nil
+  if r and #r > M.AUDIT_RESOLVER_MAX then r = r:sub(1, M.AUDIT_RESOLVER_MAX) .. "..." end
+  if type(d.ad_flag) ~= "boolean" then return r, nil end
+  return r, d.ad_flag
+end
+
 local function audit(ctx, req, attempts, final, response, shadows)
   local att_lines = {}
   for i, att in ipairs(attempts) do
     local ps = {}
     for j, s in ipairs(att.slots) do
       local d = s.result.details
+      local resolver, ad = dns_evidence(d)
       ps[j] = { perspective_code = s.id, rir = s.rir, check_passed = s.result.passed == true,
                 check_completed = s.result.completed == true, errors = s.result.errors or util.null,
                 reason = type(d) == "table" and type(d.reason) == "string" and d.reason or nil,
-                cancelled = s.cancelled or nil }
+                resolver = resolver, ad_flag = ad, cancelled = s.cancelled or nil }
     end
     local pr = att.primary_slot and att.primary_slot.result
+    local pres, pad = dns_evidence(pr and pr.details)
     att_lines[i] = {
       attempt = i, perspectives = ps, quorum = string_format("%d/%d", passed_count(att), #att.slots),
       passed_rirs = att.info.passed_rirs, required = att.info.required, verdict = att.verdict, reason = att.reason,
       primary = att.primary_slot and { perspective_code = att.primary_slot.id, check_passed = pr and pr.passed == true,
-        check_completed = pr and pr.completed == true, errors = pr and pr.errors or util.null } or nil,
+        check_completed = pr and pr.completed == true, errors = pr and pr.errors or util.null,
+        resolver = pres, ad_flag = pad } or nil,
     }
   end
   local last = att_lines[#att_lines]

@@ -68,6 +68,14 @@ function M.record_value(rtype, rr)
   return nil
 end
 
+-- The resolver that answered ("ip:port", as the DNS probe reports it), or nil
+-- when none did (a timeout, a network error).
+function M.resolver_of(r)
+  local s = type(r) == "table" and r.server
+  if type(s) == "string" and s ~= "" then return s end
+  return nil
+end
+
 function M.dns_details(method, name, r)
   r = r or {}
   local seen
@@ -80,6 +88,7 @@ function M.dns_details(method, name, r)
     records_seen = seen,
     response_code = r.rcode,
     ad_flag = r.ad == true,
+    resolver = M.resolver_of(r),
     found_at = strip_dot(name),
     cname_chain = r.cname_chain or {},
   }

@@ -55,6 +55,7 @@ function M.caa(spec)
     end
     local d = C.dns_details(ch.name, found.found_at or start, found.response or {rcode = "NXDOMAIN"})
     d.records_seen = {}
+    d.resolver, d.ad_flag = found.resolver, found.ad == true -- every answer the climb judged
     if #found.records == 0 then
       d.reason = "No CAA record found for " .. start
       return C.result(false, true, C.lookup_error("NoAnswer", "no CAA record set found for " .. start), d)

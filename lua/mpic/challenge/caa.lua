@@ -60,11 +60,18 @@ function M.check(target, params, probe)
   end
   local domains = params.caa_domains
   if type(domains) ~= "table" or #domains == 0 then domains = cfg.caa_domains or {} end
-  local found, kind, detail = caa.find_relevant(probe.dns, target.value)
+  -- evidence: the resolver(s) that answered and the AD bit (every judged answer's)
+  local function lookup()
+    local f, k, dt, at, partial = caa.find_relevant(probe.dns, target.value)
+    if f then d.resolver, d.ad_flag = f.resolver, f.ad == true
+    else d.resolver, d.ad_flag = C.resolver_of(partial), type(partial) == "table" and partial.ad == true end
+    return f, k, dt, at
+  end
+  local found, kind, detail = lookup()
   if not found and params.allow_lookup_failure == true and RETRYABLE[kind] then
     -- §1.7: one more attempt, then permission only with a proof that the zone is Insecure.
     local at
-    found, kind, detail, at = caa.find_relevant(probe.dns, target.value)
+    found, kind, detail, at = lookup()
     if not found and RETRYABLE[kind] then
       local proof, why = false, "this perspective cannot prove a zone Insecure"
       if type(probe.dnssec_insecure) == "function" then proof, why = probe.dnssec_insecure(at) end

@@ -3,7 +3,10 @@
 -- for certificate tables shaped like mpic.core.tls results.
 --
 -- zone[name] = {TXT = {rdata...}, CAA = {...}, A = {...}, cname = "target.",
---               fail = {"servfail", "detail"}, nxdomain = true}
+--               fail = {"servfail", "detail"}, nxdomain = true,
+--               server = "ip:port" (overrides spec.server), ad = bool (overrides spec.ad)}
+-- spec.server: the "ip:port" every answer reports as its server (default none);
+-- a failure reports it only when it carries an answer (fail.rcode set).
 -- A name missing from the zone answers NXDOMAIN (or NODATA with
 -- spec.missing = "nodata"); a present name without the type answers NODATA.
 -- CNAMEs are followed (as a resolver does) and listed in
@@ -38,10 +41,11 @@ function F.probe(spec)
       if node == nil and spec.missing == "nodata" then node = {} end
       if node == nil then
         return {name = qname .. ".", type = rtype, rcode = "NXDOMAIN", ad = spec.ad == true,
-                records = {}, cname_chain = chain, answers = {}}
+                records = {}, cname_chain = chain, answers = {}, server = spec.server}
       end
       if node.fail then
-        return nil, node.fail[1], node.fail[2] or node.fail[1], {rcode = node.fail.rcode}
+        return nil, node.fail[1], node.fail[2] or node.fail[1],
+          {rcode = node.fail.rcode, server = node.fail.rcode and (node.server or spec.server) or nil}
       end
       if node.cname and rtype ~= "CNAME" then
         chain[#chain + 1] = node.cname
@@ -50,8 +54,11 @@ function F.probe(spec)
         local records
         if rtype == "CNAME" and node.cname then records = {{target = node.cname}}
         else records = node[rtype] or {} end
+        local ad = spec.ad == true
+        if node.ad ~= nil then ad = node.ad end
         return {name = qname .. ".", type = rtype, rcode = node.nxdomain and "NXDOMAIN" or "NOERROR",
-                ad = spec.ad == true, records = records, cname_chain = chain, answers = records}
+                ad = ad, records = records, cname_chain = chain, answers = records,
+                server = node.server or spec.server}
       end
     end
     return nil, "dns", "CNAME chain too long"
