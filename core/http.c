@@ -4,11 +4,15 @@
  * CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION by libevent events, strict
  * request options (HTTP/1.1 only, no proxy, no cookies, no automatic
  * redirects, http/https only, TLS >= 1.2, connection pinned to a caller
- * supplied address so curl never resolves a name), a hard body cap, and a
- * mapping of curl outcomes onto the error kinds of errors.h. Uses libcurl,
- * libevent and libc; knows nothing of Lua.
+ * supplied address so curl never resolves a name), the reserved-address
+ * guard at connect time (CURLOPT_OPENSOCKETFUNCTION sees the address curl is
+ * about to connect to, CURLOPT_PREREQFUNCTION the address of the connection
+ * a request is about to use, kept-alive ones included), a hard body cap, and a mapping of curl outcomes onto
+ * the error kinds of errors.h. Uses libcurl, libevent, netaddr.c and libc;
+ * knows nothing of Lua.
  */
 #include "http.h"
+#include "netaddr.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -21,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #define HTTP_DEFAULT_TIMEOUT_MS 10000L
 #define HTTP_MAX_CACHED_CONNECTIONS 65536L
@@ -59,6 +64,9 @@ struct mpic_http_req {
     int abandoned; /* the owner left: free on completion, no callback */
     char fallback_ip[64];
     long fallback_port;
+    int allow_reserved;
+    char refused[200]; /* why the guard refused a connection, "" otherwise */
+    int opened;        /* sockets the guard let curl open */
     char errbuf[CURL_ERROR_SIZE];
     struct mpic_http_result res;
 };
@@ -248,6 +256,11 @@ static void fill_result(struct mpic_http_req *q, CURLcode rc)
     else
         snprintf(ep, sizeof ep, "%s", where);
 
+    if (q->refused[0] && ((rc == CURLE_COULDNT_CONNECT && q->opened == 0) ||
+                          rc == CURLE_ABORTED_BY_CALLBACK)) {
+        set_fail(r, MPIC_E_RESERVED_ADDRESS, "%s", q->refused);
+        return;
+    }
     switch (rc) {
     case CURLE_OK:
         r->err = MPIC_OK;
@@ -376,6 +389,52 @@ static int on_sockopt(void *clientp, curl_socket_t fd, curlsocktype purpose)
     if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
         return CURL_SOCKOPT_ERROR;
     return CURL_SOCKOPT_OK;
+}
+
+/* Every socket curl opens comes through here with the address it will
+ * connect to: a name curl resolved, a CURLOPT_CONNECT_TO pin, an IP literal
+ * of the URL alike. A reserved destination is refused before the socket
+ * exists (curl then fails with CURLE_COULDNT_CONNECT; fill_result reports
+ * the reason). */
+static curl_socket_t on_opensocket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct mpic_http_req *q = clientp;
+    if (!q->allow_reserved) {
+        char text[64];
+        const char *why = mpic_netaddr_sockaddr_reserved(&a->addr, text, sizeof text);
+        if (why) {
+            snprintf(q->refused, sizeof q->refused,
+                     "%s is in a reserved address block: %s (refused at connect)", text, why);
+            return CURL_SOCKET_BAD;
+        }
+    }
+    curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd != CURL_SOCKET_BAD)
+        q->opened++;
+    return fd;
+}
+
+/* Before each request is sent, on a new connection or a kept-alive one
+ * (which did not pass through on_opensocket for this request): the same
+ * check on the address the connection goes to. */
+static int on_prereq(void *clientp, char *primary_ip, char *local_ip, int primary_port,
+                     int local_port)
+{
+    struct mpic_http_req *q = clientp;
+    struct mpic_addr a;
+    const char *why;
+    if (q->allow_reserved)
+        return CURL_PREREQFUNC_OK;
+    if (!primary_ip || mpic_netaddr_parse(primary_ip, &a) != 0)
+        why = "[mpic]: Address not known";
+    else
+        why = mpic_netaddr_reserved(&a);
+    if (!why)
+        return CURL_PREREQFUNC_OK;
+    snprintf(q->refused, sizeof q->refused,
+             "%s is in a reserved address block: %s (refused at connect)",
+             primary_ip ? primary_ip : "?", why);
+    return CURL_PREREQFUNC_ABORT;
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -703,6 +762,7 @@ int mpic_http_start(struct mpic_http *h, const struct mpic_http_opts *o, mpic_ht
     q->h = h;
     q->cb = cb;
     q->keepalive = o->keepalive;
+    q->allow_reserved = o->allow_reserved;
     q->arg = arg;
     q->max_bytes = o->max_bytes ? o->max_bytes : HTTP_DEFAULT_MAX_BYTES;
     snprintf(q->fallback_ip, sizeof q->fallback_ip, "%s", ipnorm);
@@ -737,6 +797,10 @@ int mpic_http_start(struct mpic_http *h, const struct mpic_http_opts *o, mpic_ht
     SETOPT(CURLOPT_ERRORBUFFER, q->errbuf);
     SETOPT(CURLOPT_NOSIGNAL, 1L);
     SETOPT(CURLOPT_SOCKOPTFUNCTION, on_sockopt);
+    SETOPT(CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+    SETOPT(CURLOPT_OPENSOCKETDATA, q);
+    SETOPT(CURLOPT_PREREQFUNCTION, on_prereq);
+    SETOPT(CURLOPT_PREREQDATA, q);
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
     SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     SETOPT(CURLOPT_FOLLOWLOCATION, 0L);

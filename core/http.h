@@ -41,6 +41,11 @@ struct mpic_http_opts {
                                be one of these (CURLOPT_PINNEDPUBLICKEY), or NULL */
     int keepalive;         /* 1: the connection may be reused by a later keepalive
                               request (never by a probe, which always connects afresh) */
+    int allow_reserved;    /* 0 (the default): the address of every connection is
+                              checked when the socket is opened, and one in a reserved
+                              block (netaddr.c) is refused with MPIC_E_RESERVED_ADDRESS
+                              before any packet is sent. 1: labs, and the agent channel
+                              (the CA's own infrastructure, not a probe) */
 };
 
 struct mpic_http_header {

@@ -4,11 +4,22 @@
  *                           or nil, kind, detail; opts.method/body/ca/cert/key
  *                           make it any request, with mutual TLS (opts.pinned_key
  *                           pins the server's public key), and
- *                           opts.keepalive lets it reuse a connection (agent channel)
+ *                           opts.keepalive lets it reuse a connection (agent channel).
+ *                           Every connection's address is checked in C when the
+ *                           socket is opened and a reserved one is refused
+ *                           (nil, "reserved_address", why) unless
+ *                           opts.allow_reserved (labs; the perspective passes its
+ *                           network.allow_reserved_ips with each request); a
+ *                           keepalive request is the agent channel, the CA's own
+ *                           infrastructure, and defaults to allow_reserved = true
  *   request(url, opts)      the same function under a neutral name
  *   is_reserved(ip)         true, "[RFC1918]: Private-Use" | false (netaddr.c)
  *   parse_ip(text)          normalised text, family (4|6) | nil
  *   psl_icann_suffix(host)  the host's ICANN public suffix | nil, reason
+ *   vet_name(host)          the ICANN public suffix of a name that may be
+ *                           validated | nil, reason, kind ("special_use",
+ *                           "no_suffix", "bare_suffix", "malformed",
+ *                           "unavailable"; netaddr.c)
  *   url_parse(url [, base]) the URL split into parts | nil, reason
  *   set_channel_connections(n)  connections a keepalive channel may open to
  *                           one host at once (default CHANNEL_CONNECTIONS)
@@ -210,6 +221,13 @@ static int l_get(lua_State *L)
             luaL_error(L, "http.get: opts.keepalive must be a boolean");
         o.keepalive = lua_toboolean(L, -1);
         lua_pop(L, 1);
+        if (lua_getfield(L, 2, "allow_reserved") == LUA_TNIL)
+            o.allow_reserved = o.keepalive;
+        else if (lua_isboolean(L, -1))
+            o.allow_reserved = lua_toboolean(L, -1);
+        else
+            luaL_error(L, "http.get: opts.allow_reserved must be a boolean");
+        lua_pop(L, 1);
         o.headers = lines;
         o.n_headers = collect_headers(L, 2, lines, 3);
     }
@@ -272,6 +290,32 @@ static int l_psl_icann_suffix(lua_State *L)
                       : rc == -ENOENT ? "no ICANN public suffix"
                                       : "host too long");
     return 2;
+}
+
+static int l_vet_name(lua_State *L)
+{
+    char suffix[256], why[320];
+    size_t n;
+    const char *host = luaL_checklstring(L, 1, &n);
+    if (strlen(host) != n) {
+        lua_pushnil(L);
+        lua_pushstring(L, "NUL byte in name");
+        lua_pushstring(L, "malformed");
+        return 3;
+    }
+    int rc = mpic_netaddr_vet_name(host, suffix, sizeof suffix, why, sizeof why);
+    if (rc == 0) {
+        lua_pushstring(L, suffix);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, why);
+    lua_pushstring(L, rc == -EPERM    ? "special_use"
+                      : rc == -ENOENT ? "no_suffix"
+                      : rc == -EEXIST ? "bare_suffix"
+                      : rc == -ENOSYS ? "unavailable"
+                                      : "malformed");
+    return 3;
 }
 
 static void set_str(lua_State *L, const char *k, const char *v)
@@ -354,6 +398,7 @@ int luaopen_mpic_http(lua_State *L)
         {"parse_ip", l_parse_ip},
         {"is_reserved", l_is_reserved},
         {"psl_icann_suffix", l_psl_icann_suffix},
+        {"vet_name", l_vet_name},
         {"url_parse", l_url_parse},
         {"active", l_active},
         {"set_channel_connections", l_set_channel_connections},

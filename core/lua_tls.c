@@ -2,6 +2,8 @@
  * lua_tls.c: the Lua module "mpic.core.tls".
  *
  *   tls.alpn(ip, port, opts)   -> result table | nil, kind, detail   (yields)
+ *                                 a reserved ip is refused in tls.c ("reserved_address")
+ *                                 unless opts.allow_reserved (labs)
  *   tls.reverse_name(ip)       -> "1.0.0.127.in-addr.arpa" / "...ip6.arpa"
  *   tls.parse_cert(der)        -> cert table | nil, "protocol", detail
  *
@@ -202,7 +204,7 @@ static int k_alpn(lua_State *L, int status, lua_KContext ctx)
 static void check_opt_keys(lua_State *L, int idx)
 {
     static const char *const known[] = {"sni", "timeout_ms", "connect_timeout_ms", "source_ip",
-                                        "interface", "alpn", NULL};
+                                        "interface", "alpn", "allow_reserved", NULL};
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         int ok = 0;
@@ -237,6 +239,10 @@ static int l_alpn(lua_State *L)
         o.interface = mpic_opt_string(L, 3, "tls.alpn: opts.", "interface");
         o.timeout_ms = (int)mpic_opt_int(L, 3, "tls.alpn: opts.", "timeout_ms", 0, 1, 600000);
         o.connect_timeout_ms = (int)mpic_opt_int(L, 3, "tls.alpn: opts.", "connect_timeout_ms", 0, 1, 600000);
+        if (lua_getfield(L, 3, "allow_reserved") != LUA_TNIL && !lua_isboolean(L, -1))
+            luaL_error(L, "tls.alpn: opts.allow_reserved must be a boolean");
+        o.allow_reserved = lua_toboolean(L, -1);
+        lua_pop(L, 1);
         if (o.sni && strlen(o.sni) > 253)
             luaL_error(L, "tls.alpn: opts.sni longer than 253 bytes");
         if (o.alpn && (o.alpn[0] == '\0' || strlen(o.alpn) > 255))

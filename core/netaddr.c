@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <libpsl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -54,6 +55,12 @@ static const struct block v6_exempt[] = {
 static const struct block v6_blocks[] = {
     {{0}, 128, "[RFC4291]: Unspecified Address"},
     {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 128, "[RFC4291]: Loopback Address"},
+    /* deprecated forms a careful CA refuses outright (not in the IANA
+     * registry as special-purpose, but never a legitimate destination) */
+    {{0}, 96, "[RFC4291]: Deprecated (IPv4-Compatible IPv6 Address, ::/96)"},
+    {{0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0}, 96,
+     "[RFC2765]: Deprecated (SIIT IPv4-Translated Address, ::ffff:0:0:0/96)"},
+    {{0xfe, 0xc0}, 10, "[RFC3879]: Deprecated (Site-Local Unicast, fec0::/10)"},
     {{0, 0x64, 0xff, 0x9b, 0, 0x01}, 48, "[RFC8215]: IPv4-IPv6 Translat."},
     {{0x01, 0, 0, 0, 0, 0, 0, 0}, 64, "[RFC6666]: Discard-Only Address Block"},
     {{0x01, 0, 0, 0, 0, 0, 0, 0x01}, 64, "[RFC9780]: Dummy IPv6 Prefix"},
@@ -128,6 +135,27 @@ const char *mpic_netaddr_reserved(const struct mpic_addr *a)
     return lookup(a->bytes, v6_blocks, sizeof v6_blocks / sizeof v6_blocks[0]);
 }
 
+const char *mpic_netaddr_sockaddr_reserved(const struct sockaddr *sa, char *text, size_t len)
+{
+    struct mpic_addr a;
+    memset(&a, 0, sizeof a);
+    if (len)
+        text[0] = '\0';
+    if (sa && sa->sa_family == AF_INET) {
+        a.family = 4;
+        memcpy(a.bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        a.family = 6;
+        memcpy(a.bytes, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    } else {
+        snprintf(text, len, "(family %d)", sa ? (int)sa->sa_family : -1);
+        return "[mpic]: Not an IP address family";
+    }
+    if (mpic_netaddr_format(&a, text, len) < 0 && len)
+        text[0] = '\0';
+    return mpic_netaddr_reserved(&a);
+}
+
 /* ---- public suffix list (libpsl) ------------------------------------------ */
 
 static const psl_ctx_t *psl_get(void)
@@ -143,12 +171,51 @@ static const psl_ctx_t *psl_get(void)
     return ctx;
 }
 
+/* host lower-cased, without one trailing dot, into out (>= 254 bytes).
+ * -EINVAL for an empty name, an empty label or more than 253 octets. */
+static int canon_name(const char *host, char *out, size_t len, const char **why)
+{
+    size_t n = host ? strlen(host) : 0;
+    if (n > 0 && host[n - 1] == '.')
+        n--;
+    if (n == 0) {
+        *why = "empty name";
+        return -EINVAL;
+    }
+    if (host[n - 1] == '.') {
+        *why = "empty label";
+        return -EINVAL;
+    }
+    if (n > 253 || n >= len) {
+        *why = "name longer than 253 octets";
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)host[i];
+        if (c == '.' && (i == 0 || host[i - 1] == '.')) {
+            *why = "empty label";
+            return -EINVAL;
+        }
+        if (c <= ' ' || c == 127) {
+            *why = "control character or space in name";
+            return -EINVAL;
+        }
+        out[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+    }
+    out[n] = '\0';
+    return 0;
+}
+
 int mpic_netaddr_icann_suffix(const char *host, char *out, size_t len)
 {
+    char name[256];
+    const char *why;
     const psl_ctx_t *ctx = psl_get();
     if (!ctx)
         return -ENOSYS;
-    for (const char *p = host; p && *p; p = strchr(p, '.'), p = p ? p + 1 : NULL) {
+    if (canon_name(host, name, sizeof name, &why) < 0)
+        return -ENOENT;
+    for (const char *p = name; p && *p; p = strchr(p, '.'), p = p ? p + 1 : NULL) {
         if (psl_is_public_suffix2(ctx, p, PSL_TYPE_ICANN | PSL_TYPE_NO_STAR_RULE)) {
             if ((size_t)snprintf(out, len, "%s", p) >= len)
                 return -ENOSPC;
@@ -156,4 +223,85 @@ int mpic_netaddr_icann_suffix(const char *host, char *out, size_t len)
         }
     }
     return -ENOENT;
+}
+
+/* ---- special-use names ----------------------------------------------------- */
+
+/* The IANA Special-Use Domain Names registry (RFC 6761 and later), the
+ * private-use .internal, and .arpa (infrastructure only, RFC 3172: reverse
+ * mapping zones are never a certificate's subject). A name equal to an entry
+ * or below it is special-use; the first match wins, so the specific .arpa
+ * entries come before .arpa itself. */
+static const struct {
+    const char *name;
+    const char *why;
+} special_names[] = {
+    {"localhost", "[RFC6761]: localhost (loopback)"},
+    {"invalid", "[RFC6761]: invalid (never resolves)"},
+    {"test", "[RFC6761]: test (testing)"},
+    {"example", "[RFC6761]: example (documentation)"},
+    {"local", "[RFC6762]: local (Multicast DNS, link-local)"},
+    {"onion", "[RFC7686]: onion (Tor onion services)"},
+    {"alt", "[RFC9476]: alt (non-DNS name spaces)"},
+    {"internal", "[ICANN 2024]: internal (private-use top-level domain)"},
+    {"home.arpa", "[RFC8375]: home.arpa (home networks)"},
+    {"ipv4only.arpa", "[RFC8880]: ipv4only.arpa (NAT64 discovery)"},
+    {"resolver.arpa", "[RFC9462]: resolver.arpa (resolver discovery)"},
+    {"service.arpa", "[RFC9665]: service.arpa (DNS-SD service registration)"},
+    {"arpa", "[RFC3172]: arpa (infrastructure, reverse mapping)"},
+};
+
+const char *mpic_netaddr_special_name(const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof special_names / sizeof special_names[0]; i++) {
+        const char *s = special_names[i].name;
+        size_t k = strlen(s);
+        if (n == k ? strcmp(name, s) == 0
+                   : n > k && name[n - k - 1] == '.' && strcmp(name + n - k, s) == 0)
+            return special_names[i].why;
+    }
+    return NULL;
+}
+
+int mpic_netaddr_vet_name(const char *host, char *suffix, size_t len, char *why, size_t wlen)
+{
+    char name[256];
+    const char *what = NULL, *last;
+    int rc = canon_name(host, name, sizeof name, &what);
+
+    if (rc < 0) {
+        snprintf(why, wlen, "%s", what);
+        return rc;
+    }
+    last = strrchr(name, '.');
+    last = last ? last + 1 : name;
+    if (strspn(last, "0123456789") == strlen(last)) {
+        snprintf(why, wlen, "the last label is numeric (an IP address is not a name): %s", name);
+        return -EINVAL;
+    }
+    if ((what = mpic_netaddr_special_name(name))) {
+        snprintf(why, wlen, "special-use name: %s", what);
+        return -EPERM;
+    }
+    rc = mpic_netaddr_icann_suffix(name, suffix, len);
+    if (rc == -ENOSYS) {
+        snprintf(why, wlen, "public suffix list unavailable (libpsl)");
+        return rc;
+    }
+    if (rc == -ENOSPC) {
+        snprintf(why, wlen, "name too long");
+        return rc;
+    }
+    if (rc < 0) {
+        snprintf(why, wlen, "not below an ICANN public suffix: %s", name);
+        return -ENOENT;
+    }
+    if (strcmp(suffix, name) == 0) {
+        snprintf(why, wlen, "a public suffix itself, not a name below one: %s", name);
+        return -EEXIST;
+    }
+    if (wlen)
+        why[0] = '\0';
+    return 0;
 }

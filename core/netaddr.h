@@ -21,16 +21,41 @@ int mpic_netaddr_format(const struct mpic_addr *a, char *buf, size_t len);
 
 /* The registry entry ("[RFC1918]: Private-Use") when a is in a reserved
  * block, or NULL. IPv4-mapped and NAT64 (64:ff9b::/96) addresses are judged
- * by the IPv4 address they carry. */
+ * by the IPv4 address they carry. The deprecated IPv4-compatible (::/96),
+ * SIIT (::ffff:0:0:0/96) and site-local (fec0::/10) forms are refused too. */
 const char *mpic_netaddr_reserved(const struct mpic_addr *a);
 
+/* The same for the destination of a socket (AF_INET or AF_INET6; any other
+ * family is refused), with its text form written to text (>= 46 bytes). */
+struct sockaddr;
+const char *mpic_netaddr_sockaddr_reserved(const struct sockaddr *sa, char *text, size_t len);
+
 /*
- * The longest suffix of host (lower-case A-labels, no trailing dot) that is
- * in the ICANN section of the Public Suffix List (libpsl with the system's
- * publicsuffix data; the implicit "*" rule is not applied). Writes it to out
- * and returns 0; -ENOENT when host has no ICANN suffix, -ENOSYS when libpsl
- * cannot be loaded, -ENOSPC when out is too small.
+ * The longest suffix of host (A-labels, any case, at most one trailing dot,
+ * which is dropped first) that is in the ICANN section of the Public Suffix
+ * List (libpsl with the system's publicsuffix data; the implicit "*" rule is
+ * not applied). Writes it to out (lower case, no trailing dot) and returns
+ * 0; -ENOENT when host has no ICANN suffix or is malformed (an empty label),
+ * -ENOSYS when libpsl cannot be loaded, -ENOSPC when out is too small.
  */
 int mpic_netaddr_icann_suffix(const char *host, char *out, size_t len);
+
+/* The registry entry ("[RFC6761]: localhost (loopback)") when name (lower
+ * case, no trailing dot) is a special-use name or below one (localhost,
+ * invalid, test, example, local, onion, alt, internal, home.arpa, the other
+ * .arpa names, arpa), or NULL. */
+const char *mpic_netaddr_special_name(const char *name);
+
+/*
+ * Vet a DNS name as a validation target or redirect host outside labs: one
+ * trailing dot is dropped and the name lower-cased first; it must not be
+ * special-use, its last label must not be numeric, and it must be below an
+ * ICANN public suffix (a bare suffix such as "co.uk" is refused). Returns 0
+ * with the suffix in suffix; otherwise a reason in why and -EINVAL
+ * (malformed, numeric last label), -EPERM (special-use), -ENOENT (no ICANN
+ * suffix), -EEXIST (a bare public suffix), -ENOSYS (libpsl unavailable) or
+ * -ENOSPC.
+ */
+int mpic_netaddr_vet_name(const char *host, char *suffix, size_t len, char *why, size_t wlen);
 
 #endif

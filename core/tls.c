@@ -7,11 +7,14 @@
  * events (connect and total timeouts), and one shared OpenSSL client
  * SSL_CTX: TLS 1.2 minimum, no verification, ALPN set per connection.
  * Failures are mapped onto the errors.h vocabulary with an "ip: " prefixed
- * detail; nothing here knows about Lua.
+ * detail; nothing here knows about Lua. A destination in a reserved block
+ * (netaddr.c) is refused before the socket exists unless the caller's
+ * options allow it (labs).
  */
 #include "tls.h"
 
 #include "errors.h"
+#include "netaddr.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -459,7 +462,15 @@ int mpic_tls_probe_start(struct event_base *base, const char *ip, int port,
     p->ev_total = evtimer_new(base, on_timeout, p);
     if (!p->ev_done || !p->ev_total)
         goto out;
-    if (open_socket(p, (struct sockaddr *)&ss, salen, o) < 0)
+    const char *reserved = NULL;
+    if (!(o && o->allow_reserved)) {
+        char text[64];
+        reserved = mpic_netaddr_sockaddr_reserved((struct sockaddr *)&ss, text, sizeof text);
+        if (reserved)
+            set_fail(p, MPIC_E_RESERVED_ADDRESS,
+                     "in a reserved address block: %s (refused at connect)", reserved);
+    }
+    if (!reserved && open_socket(p, (struct sockaddr *)&ss, salen, o) < 0)
         goto out;
     if (p->res.err) { /* failed before any I/O: report from the loop */
         event_active(p->ev_done, EV_TIMEOUT, 0);

@@ -25,6 +25,10 @@ struct mpic_tls_opts {
     int timeout_ms;         /* total, connect + handshake; <= 0: 10000 */
     const char *source_ip;  /* optional local address to bind */
     const char *interface;  /* optional SO_BINDTODEVICE interface */
+    int allow_reserved;     /* 0 (the default, also with NULL opts): a destination in a
+                               reserved block (netaddr.c) is refused with
+                               MPIC_E_RESERVED_ADDRESS before the socket is opened.
+                               1: labs only */
 };
 
 struct mpic_tls_result {

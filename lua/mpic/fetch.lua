@@ -10,7 +10,9 @@
 -- env = { resolve = function(host) -> {addr, ...} (AAAA first, then A)
 --                                  | nil, kind, detail,
 --         get = function(url, opts) -> result | nil, kind, detail,
---         allow_reserved = false,        -- labs only
+--         allow_reserved = false,        -- labs only: lifts the name rules (an ICANN
+--                                        -- public suffix, no special-use name) and the
+--                                        -- reserved-address rules, here and in C
 --         http_port = 80, https_port = 443,  -- ports a redirect may name
 --         now = function() -> ms }       -- optional, for opts.total_timeout_ms
 -- opts: max_redirects (default 10), total_timeout_ms, and everything http.get
@@ -59,8 +61,16 @@ local function check_target(location, base, env)
       return string_format('Invalid host in redirect target "%s". Check webserver config for ' ..
         "missing '/' in redirect target.", u.host)
     end
-    if not env.allow_reserved and not http.psl_icann_suffix(u.host) then
-      return "Invalid host in redirect target, must end in IANA registered TLD"
+    if not env.allow_reserved then
+      -- trailing dot dropped, special-use names refused, an ICANN public
+      -- suffix with a label below it required (labs lift this)
+      local suffix, reason, kind = http.vet_name(u.host)
+      if not suffix then
+        if kind == "special_use" or kind == "bare_suffix" then
+          return "Invalid host in redirect target: " .. reason
+        end
+        return "Invalid host in redirect target, must end in IANA registered TLD"
+      end
     end
   end
   if #u.path > M.MAX_PATH then return "Redirect target too long" end
@@ -115,6 +125,8 @@ local function hop_opts(opts, ip, env, deadline)
   end
   o.source_ipv4, o.source_ipv6 = nil, nil
   o.connect_ip = ip
+  -- the C layer checks the address again when it connects
+  o.allow_reserved = env.allow_reserved == true
   if deadline then
     local left = deadline - env.now()
     if left <= 0 then return nil end
@@ -146,6 +158,10 @@ function M.fetch(url, opts, env)
     return nil, "invalid_target", "Invalid URL: " .. tostring(url) .. (why and (" (" .. why .. ")") or ""), {}
   end
   if u.zone then return nil, "invalid_target", "IP address with a zone ID is not allowed", {} end
+  if not u.ip_family and not env.allow_reserved then
+    local suffix, reason = http.vet_name(u.host)
+    if not suffix then return nil, "invalid_target", "Invalid host " .. u.host .. ": " .. reason, {} end
+  end
 
   local history, records, visited = {}, {}, { [u.url] = true }
   local redirects = 0

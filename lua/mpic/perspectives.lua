@@ -159,7 +159,9 @@ local function make_probe(p, cfg)
     return { connect_ip = ip, headers = opts.headers, user_agent = opts.user_agent or ua,
              connect_timeout_ms = opts.connect_timeout_ms, timeout_ms = opts.timeout_ms,
              max_bytes = opts.max_bytes, source_ip = opts.source_ip, connect_port = opts.connect_port,
-             interface = p.interface, verify_tls = p.verify_tls }
+             interface = p.interface, verify_tls = p.verify_tls,
+             -- checked again in C at connect time (the lab switch travels with each request)
+             allow_reserved = allow_reserved }
   end
 
   -- One hop. A URL without an explicit port goes to the configured
@@ -220,7 +222,7 @@ local function make_probe(p, cfg)
     local res
     for _, ip in ipairs(addrs) do
       res, kind, detail = tls.alpn(ip, port, { sni = sni or host, timeout_ms = opts.timeout_ms,
-        source_ip = p.source_ipv4, interface = p.interface })
+        source_ip = p.source_ipv4, interface = p.interface, allow_reserved = allow_reserved })
       if res then return res end
     end
     return nil, kind, detail

@@ -5,10 +5,13 @@
 --   {value=, kind="dns"|"ip", wildcard=bool, ip_family=4|6|nil, bytes=<4|16 raw bytes>|nil, input=}
 -- or nil, "invalid-target", message. Names are lower-cased, lose one trailing
 -- dot and have their U-labels converted to A-labels (libidn2, IDNA2008 with UTS #46);
--- IP literals are parsed strictly and compared in binary. Reserved IP blocks
--- are refused unless opts.allow_reserved; the check itself comes from
--- opts.is_reserved or mpic.core.http.is_reserved (without either, an IP
--- target cannot be vetted and is refused: fail closed).
+-- IP literals are parsed strictly and compared in binary. Unless
+-- opts.allow_reserved (labs): reserved IP blocks are refused (the check comes
+-- from opts.is_reserved or mpic.core.http.is_reserved), and so are names that
+-- are special-use (localhost, local, onion, home.arpa, test, internal, ...),
+-- not below an ICANN public suffix, or a bare public suffix (opts.vet_name or
+-- mpic.core.http.vet_name). Without the check, the target cannot be vetted
+-- and is refused: fail closed.
 local M = {}
 
 local type, tostring, tonumber, pcall, require, ipairs = type, tostring, tonumber, pcall, require, ipairs
@@ -174,8 +177,9 @@ local function to_alabel(label)
   return a
 end
 
--- Normalise a DNS name (no wildcard handling). Returns the A-label form or nil, message.
-function M.normalise_name(name)
+-- Lower case, one trailing dot dropped, U-labels to A-labels, label rules
+-- and the 253-octet limit. Returns the name and its label count, or nil, message.
+local function alabel_name(name)
   if type(name) ~= "string" or name == "" then return nil, "empty name" end
   if name:sub(-1) == "." then name = name:sub(1, -2) end
   if name == "" or name:find("..", 1, true) or name:sub(1, 1) == "." then
@@ -189,22 +193,34 @@ function M.normalise_name(name)
     if not ok then return nil, why .. ": " .. a end
     labels[#labels + 1] = a
   end
-  if #labels < 2 then return nil, "name must have at least two labels" end
-  if labels[#labels]:match("^%d+$") then return nil, "top-level label is numeric" end
   local out = concat(labels, ".")
   if #out > 253 then return nil, "name longer than 253 octets" end
-  return out
+  return out, #labels
 end
 
-local function default_is_reserved()
+local function structure_ok(name, nlabels)
+  if nlabels < 2 then return nil, "name must have at least two labels" end
+  if name:match("%.(%d+)$") then return nil, "top-level label is numeric" end
+  return name
+end
+
+-- Normalise a DNS name (no wildcard handling). Returns the A-label form or nil, message.
+function M.normalise_name(name)
+  local out, n = alabel_name(name)
+  if not out then return nil, n end
+  return structure_ok(out, n)
+end
+
+local function from_http(fn)
   local ok, http = pcall(require, "mpic.core.http")
-  if ok and type(http) == "table" and type(http.is_reserved) == "function" then
-    return http.is_reserved
+  if ok and type(http) == "table" and type(http[fn]) == "function" then
+    return http[fn]
   end
   return nil
 end
 
--- opts: {allow_reserved=bool, is_reserved=function(ip_text) -> bool, why}
+-- opts: {allow_reserved=bool, is_reserved=function(ip_text) -> bool, why,
+--        vet_name=function(name) -> suffix | nil, why}
 function M.normalise(text, opts)
   opts = opts or {}
   if type(text) ~= "string" or text == "" then
@@ -221,7 +237,7 @@ function M.normalise(text, opts)
   if bytes then
     local value = M.ip_text(bytes)
     if not opts.allow_reserved then
-      local check = opts.is_reserved or default_is_reserved()
+      local check = opts.is_reserved or from_http("is_reserved")
       if not check then
         return nil, "invalid-target", "cannot vet IP target (reserved-address check unavailable): " .. value
       end
@@ -244,7 +260,22 @@ function M.normalise(text, opts)
   if s:find("*", 1, true) then
     return nil, "invalid-target", "a wildcard is only allowed as the whole first label: " .. input
   end
-  local name, err = M.normalise_name(s)
+  local name, n = alabel_name(s)
+  if not name then return nil, "invalid-target", n .. " (" .. input .. ")" end
+  if not opts.allow_reserved then
+    -- before any DNS query: no special-use name, an ICANN public suffix with
+    -- a label below it (labs, which use .test, lift this)
+    local vet = opts.vet_name or from_http("vet_name")
+    if not vet then
+      return nil, "invalid-target", "cannot vet name target (public suffix check unavailable): " .. input
+    end
+    local suffix, why = vet(name)
+    if not suffix then
+      return nil, "invalid-target", "name may not be validated: " .. tostring(why) .. " (" .. input .. ")"
+    end
+  end
+  local err
+  name, err = structure_ok(name, n)
   if not name then return nil, "invalid-target", err .. " (" .. input .. ")" end
   return {value = name, kind = "dns", wildcard = wildcard, input = input}
 end

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_faults.sh MPIC: validations against servers that misbehave and names
 # that point at internal addresses. Every verdict fails closed, within its
-# deadline. Lab on 127.0.96.0/24: knot (faults.test) and faultweb.py servers.
+# deadline. Lab on 127.0.96.0/24: knot (faults.test, faults.example.com) and
+# faultweb.py servers.
 set -u
 mpic=${1:?usage: test_faults.sh MPIC_BINARY}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,7 +17,8 @@ cleanup() {
 }
 trap cleanup EXIT
 PORT=15680
-knot_start "$work/knot" 127.0.96.1 15653 "$here/faults/faults.test.zone" || exit 1
+knot_start "$work/knot" 127.0.96.1 15653 "$here/faults/faults.test.zone" \
+    "$here/faults/faults.example.com.zone" || exit 1
 n=11
 for mode in endless-headers drip silent; do
     python3 "$here/faultweb.py" 127.0.96.$n $PORT $mode &

@@ -2,7 +2,9 @@
  * test_http.c: cmocka tests for core/http.c (one hop over the libcurl multi
  * socket API on libevent) and core/netaddr.c (strict parsing, reserved
  * blocks). The HTTP cases talk to an evhttp server running on 127.0.0.1 in
- * the same event loop, so no outside server is needed.
+ * the same event loop, so no outside server is needed; they lift the
+ * reserved-address guard (allow_reserved, as labs do), which
+ * test_connect_guard.c tests.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -115,6 +117,134 @@ static void netaddr_icann_suffix_from_psl(void **state)
     assert_int_equal(mpic_netaddr_icann_suffix("invalid.invalid", buf, sizeof buf), -ENOENT);
     assert_int_equal(mpic_netaddr_icann_suffix("example.test", buf, sizeof buf), -ENOENT);
     assert_int_equal(mpic_netaddr_icann_suffix("x.well-known", buf, sizeof buf), -ENOENT);
+}
+
+static void netaddr_deprecated_v6_forms_refused(void **state)
+{
+    /* IPv4-compatible ::/96 (the unspecified and loopback addresses keep
+     * their own entries) */
+    assert_string_equal(reserved("::8.8.8.8"),
+                        "[RFC4291]: Deprecated (IPv4-Compatible IPv6 Address, ::/96)");
+    assert_string_equal(reserved("::7f00:1"),
+                        "[RFC4291]: Deprecated (IPv4-Compatible IPv6 Address, ::/96)");
+    assert_string_equal(reserved("::1"), "[RFC4291]: Loopback Address");
+    assert_string_equal(reserved("::"), "[RFC4291]: Unspecified Address");
+    assert_null(reserved("0:0:0:1::8.8.8.8")); /* /96 only: a bit outside it is ordinary */
+    /* SIIT ::ffff:0:0:0/96 */
+    assert_string_equal(reserved("::ffff:0:8.8.8.8"),
+                        "[RFC2765]: Deprecated (SIIT IPv4-Translated Address, ::ffff:0:0:0/96)");
+    assert_string_equal(reserved("::ffff:0:0:0"),
+                        "[RFC2765]: Deprecated (SIIT IPv4-Translated Address, ::ffff:0:0:0/96)");
+    assert_null(reserved("::1:ffff:0:808:808"));
+    /* the mapped form is still judged by its IPv4 address */
+    assert_null(reserved("::ffff:8.8.8.8"));
+    /* site-local fec0::/10: fec0:: .. feff:... */
+    assert_string_equal(reserved("fec0::1"), "[RFC3879]: Deprecated (Site-Local Unicast, fec0::/10)");
+    assert_string_equal(reserved("feff:ffff::1"),
+                        "[RFC3879]: Deprecated (Site-Local Unicast, fec0::/10)");
+    assert_string_equal(reserved("febf::1"), "[RFC4291]: Link-Local Unicast");
+}
+
+static void netaddr_sockaddr_classified(void **state)
+{
+    char text[64];
+    struct sockaddr_in s4 = {.sin_family = AF_INET};
+    struct sockaddr_in6 s6 = {.sin6_family = AF_INET6};
+    inet_pton(AF_INET, "127.0.1.1", &s4.sin_addr);
+    assert_string_equal(mpic_netaddr_sockaddr_reserved((struct sockaddr *)&s4, text, sizeof text),
+                        "[RFC1122]: Loopback");
+    assert_string_equal(text, "127.0.1.1");
+    inet_pton(AF_INET, "8.8.4.4", &s4.sin_addr);
+    assert_null(mpic_netaddr_sockaddr_reserved((struct sockaddr *)&s4, text, sizeof text));
+    assert_string_equal(text, "8.8.4.4");
+    inet_pton(AF_INET6, "::ffff:169.254.169.254", &s6.sin6_addr);
+    assert_string_equal(mpic_netaddr_sockaddr_reserved((struct sockaddr *)&s6, text, sizeof text),
+                        "[RFC3927]: Link Local");
+    inet_pton(AF_INET6, "fec0::5", &s6.sin6_addr);
+    assert_string_equal(mpic_netaddr_sockaddr_reserved((struct sockaddr *)&s6, text, sizeof text),
+                        "[RFC3879]: Deprecated (Site-Local Unicast, fec0::/10)");
+    assert_string_equal(text, "fec0::5");
+    inet_pton(AF_INET6, "2606:4700::1111", &s6.sin6_addr);
+    assert_null(mpic_netaddr_sockaddr_reserved((struct sockaddr *)&s6, text, sizeof text));
+    struct sockaddr un = {.sa_family = AF_UNIX};
+    assert_non_null(mpic_netaddr_sockaddr_reserved(&un, text, sizeof text));
+}
+
+static void netaddr_icann_suffix_trailing_dot(void **state)
+{
+    char buf[256];
+    /* one trailing dot is dropped first, so it cannot stand for a suffix */
+    assert_int_equal(mpic_netaddr_icann_suffix("localhost.", buf, sizeof buf), -ENOENT);
+    assert_int_equal(mpic_netaddr_icann_suffix("metadata.google.internal.", buf, sizeof buf),
+                     -ENOENT);
+    assert_int_equal(mpic_netaddr_icann_suffix("127.0.0.1.", buf, sizeof buf), -ENOENT);
+    assert_int_equal(mpic_netaddr_icann_suffix("example.com..", buf, sizeof buf), -ENOENT);
+    assert_int_equal(mpic_netaddr_icann_suffix("Example.COM.", buf, sizeof buf), 0);
+    assert_string_equal(buf, "com");
+}
+
+static int vet(const char *host, char *why)
+{
+    char suffix[256];
+    return mpic_netaddr_vet_name(host, suffix, sizeof suffix, why, 320);
+}
+
+static void netaddr_vet_name(void **state)
+{
+    char why[320], suffix[256];
+    assert_int_equal(mpic_netaddr_vet_name("www.Example.co.uk.", suffix, sizeof suffix, why,
+                                           sizeof why),
+                     0);
+    assert_string_equal(suffix, "co.uk");
+    assert_int_equal(vet("example.com", why), 0); /* RFC 6761 6.5: an ordinary name */
+    assert_int_equal(vet("foo.github.io", why), 0);
+
+    /* special-use, with the registry entry as the reason */
+    assert_int_equal(vet("localhost", why), -EPERM);
+    assert_string_equal(why, "special-use name: [RFC6761]: localhost (loopback)");
+    assert_int_equal(vet("localhost.", why), -EPERM);
+    assert_int_equal(vet("a.b.LOCALHOST", why), -EPERM);
+    assert_int_equal(vet("secret.corp.internal", why), -EPERM);
+    assert_string_equal(why, "special-use name: [ICANN 2024]: internal (private-use top-level domain)");
+    assert_int_equal(vet("metadata.google.internal.", why), -EPERM);
+    assert_int_equal(vet("printer.local", why), -EPERM);
+    assert_non_null(strstr(why, "[RFC6762]"));
+    assert_int_equal(vet("abc.onion", why), -EPERM); /* onion is in the PSL's ICANN section */
+    assert_non_null(strstr(why, "[RFC7686]"));
+    assert_int_equal(vet("nas.home.arpa", why), -EPERM);
+    assert_non_null(strstr(why, "[RFC8375]"));
+    assert_int_equal(vet("x.alt", why), -EPERM);
+    assert_non_null(strstr(why, "[RFC9476]"));
+    assert_int_equal(vet("shop.test", why), -EPERM);
+    assert_int_equal(vet("invalid.invalid", why), -EPERM);
+    assert_int_equal(vet("www.example", why), -EPERM);
+    assert_int_equal(vet("ipv4only.arpa", why), -EPERM);
+    assert_int_equal(vet("1.0.0.127.in-addr.arpa", why), -EPERM);
+    assert_non_null(strstr(why, "[RFC3172]"));
+    /* a label merely ending like a special name is not one */
+    assert_int_equal(vet("notlocalhost.com", why), 0);
+    assert_int_equal(vet("mytest.org", why), 0);
+
+    /* no ICANN public suffix */
+    assert_int_equal(vet("my.tld.is.cpu", why), -ENOENT);
+    assert_int_equal(vet("corp.lan", why), -ENOENT);
+    /* a bare suffix is not a name below one */
+    assert_int_equal(vet("co.uk", why), -EEXIST);
+    assert_int_equal(vet("com.", why), -EEXIST);
+    /* malformed, numeric */
+    assert_int_equal(vet("127.0.0.1.", why), -EINVAL);
+    assert_non_null(strstr(why, "numeric"));
+    assert_int_equal(vet("example.com..", why), -EINVAL);
+    assert_int_equal(vet(".", why), -EINVAL);
+    assert_int_equal(vet("", why), -EINVAL);
+    assert_int_equal(vet("a..com", why), -EINVAL);
+    char longname[300];
+    memset(longname, 'a', sizeof longname);
+    for (int i = 63; i < 290; i += 64)
+        longname[i] = '.';
+    memcpy(longname + 290, ".com", 5);
+    assert_int_equal(vet(longname, why), -EINVAL); /* 294 octets */
+    assert_non_null(strstr(why, "253"));
 }
 
 /* ---- an evhttp server in the same loop -------------------------------------- */
@@ -248,7 +378,7 @@ static const struct mpic_http_result *get(struct lab *l, const char *path, struc
 {
     char url[256], err[128];
     struct mpic_http_req *req;
-    struct mpic_http_opts d = {0};
+    struct mpic_http_opts d = {.allow_reserved = 1};
     if (!o)
         o = &d;
     if (!o->url) {
@@ -312,14 +442,14 @@ static void http_body_cap_exceeded(void **state)
 {
     struct lab *l = *state;
     struct outcome o;
-    struct mpic_http_opts opt = {.max_bytes = 128};
+    struct mpic_http_opts opt = {.allow_reserved = 1, .max_bytes = 128};
     const struct mpic_http_result *r = get(l, "/big", &opt, &o);
     assert_int_equal(r->err, MPIC_OK);
     assert_int_equal(r->exceeded, 1);
     assert_int_equal(r->body_len, 128);
     mpic_http_req_free(o.req);
 
-    struct mpic_http_opts exact = {.max_bytes = 100000};
+    struct mpic_http_opts exact = {.allow_reserved = 1, .max_bytes = 100000};
     r = get(l, "/big", &exact, &o);
     assert_int_equal(r->exceeded, 0);
     assert_int_equal(r->body_len, 100000);
@@ -333,8 +463,8 @@ static void http_pinned_address_and_headers_sent(void **state)
     char url[128];
     const char *hdrs[] = {"X-A: b", "Host: evil.example", "Connection: keep-alive"};
     snprintf(url, sizeof url, "http://www.example.com:%d/echo", l->port);
-    struct mpic_http_opts opt = {.url = url, .connect_ip = "127.0.0.1", .headers = hdrs,
-                                 .n_headers = 3, .user_agent = "mpic-test/1"};
+    struct mpic_http_opts opt = {.allow_reserved = 1, .url = url, .connect_ip = "127.0.0.1",
+                                 .headers = hdrs, .n_headers = 3, .user_agent = "mpic-test/1"};
     const struct mpic_http_result *r = get(l, NULL, &opt, &o);
     assert_int_equal(r->err, MPIC_OK);
     assert_int_equal(r->status, 200);
@@ -356,7 +486,7 @@ static void http_name_without_connect_ip_refused(void **state)
     struct outcome o = {0};
     struct mpic_http_req *req = NULL;
     char err[128];
-    struct mpic_http_opts opt = {.url = "http://www.example.com/"};
+    struct mpic_http_opts opt = {.allow_reserved = 1, .url = "http://www.example.com/"};
     assert_int_equal(mpic_http_start(l->h, &opt, on_done, &o, &req, err, sizeof err), -EINVAL);
     assert_non_null(strstr(err, "connect_ip"));
     opt.url = "ftp://127.0.0.1/";
@@ -375,7 +505,7 @@ static void http_connection_refused(void **state)
     struct outcome o;
     char url[128], want[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", l->closed_port);
-    struct mpic_http_opts opt = {.url = url};
+    struct mpic_http_opts opt = {.allow_reserved = 1, .url = url};
     const struct mpic_http_result *r = get(l, NULL, &opt, &o);
     assert_int_equal(r->err, MPIC_E_CONNECT);
     snprintf(want, sizeof want, "connect: Connection refused (127.0.0.1:%d)", l->closed_port);
@@ -389,7 +519,7 @@ static void http_timeout_after_connect(void **state)
     struct outcome o;
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", l->mute_port);
-    struct mpic_http_opts opt = {.url = url, .timeout_ms = 300};
+    struct mpic_http_opts opt = {.allow_reserved = 1, .url = url, .timeout_ms = 300};
     const struct mpic_http_result *r = get(l, NULL, &opt, &o);
     assert_int_equal(r->err, MPIC_E_TIMEOUT);
     assert_non_null(strstr(r->detail, "Timeout after connect"));
@@ -413,7 +543,8 @@ static void http_timeout_during_connect(void **state)
         connect(fill[i], (struct sockaddr *)&sa, sizeof sa);
     }
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
-    struct mpic_http_opts opt = {.url = url, .connect_timeout_ms = 300, .timeout_ms = 2000};
+    struct mpic_http_opts opt = {.allow_reserved = 1, .url = url, .connect_timeout_ms = 300,
+                                 .timeout_ms = 2000};
     const struct mpic_http_result *r = get(l, NULL, &opt, &o);
     assert_int_equal(r->err, MPIC_E_TIMEOUT);
     assert_non_null(strstr(r->detail, "Timeout during connect (likely firewall problem)"));
@@ -429,7 +560,7 @@ static void http_plain_http_on_tls_port(void **state)
     struct outcome o;
     char url[128];
     snprintf(url, sizeof url, "https://127.0.0.1:%d/ok", l->port);
-    struct mpic_http_opts opt = {.url = url};
+    struct mpic_http_opts opt = {.allow_reserved = 1, .url = url};
     const struct mpic_http_result *r = get(l, NULL, &opt, &o);
     assert_int_equal(r->err, MPIC_E_PROTOCOL);
     assert_non_null(strstr(r->detail, "Server only speaks HTTP, not TLS"));
@@ -443,7 +574,7 @@ static void http_cancel_in_flight_no_callback(void **state)
     struct mpic_http_req *req;
     char url[128], err[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", l->mute_port);
-    struct mpic_http_opts opt = {.url = url, .timeout_ms = 200};
+    struct mpic_http_opts opt = {.allow_reserved = 1, .url = url, .timeout_ms = 200};
     assert_int_equal(mpic_http_start(l->h, &opt, on_done, &o, &req, err, sizeof err), 0);
     run_until(l, NULL, 50); /* connected and waiting */
     assert_int_equal(mpic_http_active(l->h), 1);
@@ -461,7 +592,7 @@ static void http_many_concurrent(void **state)
     struct mpic_http_req *req[N];
     char url[128], err[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/ok", l->port);
-    struct mpic_http_opts opt = {.url = url};
+    struct mpic_http_opts opt = {.allow_reserved = 1, .url = url};
     memset(o, 0, sizeof o);
     for (int i = 0; i < N; i++)
         assert_int_equal(mpic_http_start(l->h, &opt, on_done, &o[i], &req[i], err, sizeof err), 0);
@@ -488,6 +619,10 @@ int main(void)
         cmocka_unit_test(netaddr_embedded_ipv4_judged),
         cmocka_unit_test(netaddr_parse_is_strict),
         cmocka_unit_test(netaddr_icann_suffix_from_psl),
+        cmocka_unit_test(netaddr_deprecated_v6_forms_refused),
+        cmocka_unit_test(netaddr_sockaddr_classified),
+        cmocka_unit_test(netaddr_icann_suffix_trailing_dot),
+        cmocka_unit_test(netaddr_vet_name),
     };
     const struct CMUnitTest http_tests[] = {
         cmocka_unit_test(http_200_with_headers),

@@ -9,7 +9,14 @@
 -- agents it uses, knot (both views), and this process (the client, then the
 -- local process), read before and after each phase, per validation.
 local mpic = require "mpic"
-local http = require "mpic.core.http"
+-- the lab is on loopback: each request lifts the reserved-address guard, as labs do
+local http = setmetatable({}, { __index = require "mpic.core.http" })
+function http.request(url, opts)
+  opts = opts or {}
+  if opts.allow_reserved == nil then opts.allow_reserved = true end
+  return require("mpic.core.http").request(url, opts)
+end
+http.get = http.request
 local util = require "mpic.core.util"
 
 local total, conc = tonumber(arg[1]) or 2000, tonumber(arg[2]) or 50

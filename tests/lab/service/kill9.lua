@@ -5,7 +5,14 @@
 -- has its audit line with the same verdict, and that every line of the log
 -- parses (no torn line breaks a reader).
 local mpic = require "mpic"
-local http = require "mpic.core.http"
+-- the lab is on loopback: each request lifts the reserved-address guard, as labs do
+local http = setmetatable({}, { __index = require "mpic.core.http" })
+function http.request(url, opts)
+  opts = opts or {}
+  if opts.allow_reserved == nil then opts.allow_reserved = true end
+  return require("mpic.core.http").request(url, opts)
+end
+http.get = http.request
 local util = require "mpic.core.util"
 
 local C = assert(os.getenv("MPIC_SVC_CERTS")) .. "/"

@@ -5,7 +5,14 @@
 -- audit line with the same verdict, and that the coordinator's memory after
 -- the second wave is back where the first wave left it (no growth per wave).
 local mpic = require "mpic"
-local http = require "mpic.core.http"
+-- the lab is on loopback: each request lifts the reserved-address guard, as labs do
+local http = setmetatable({}, { __index = require "mpic.core.http" })
+function http.request(url, opts)
+  opts = opts or {}
+  if opts.allow_reserved == nil then opts.allow_reserved = true end
+  return require("mpic.core.http").request(url, opts)
+end
+http.get = http.request
 local util = require "mpic.core.util"
 
 local total, conc = tonumber(arg[1]) or 10000, tonumber(arg[2]) or 10000

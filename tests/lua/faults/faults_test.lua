@@ -1,8 +1,10 @@
 -- Fault tests (tests/lab/test_faults.sh): web servers that never answer,
 -- drip one byte a second, or send headers forever; names whose addresses
 -- point inside (loopback, private, link-local metadata, IPv6 loopback,
--- v4-mapped and NAT64 forms). Every validation fails closed, and nothing
--- outlives the validation deadline (timeout_ms 3000 in these configs).
+-- v4-mapped, NAT64, IPv4-compatible and site-local forms), under a public
+-- name, since outside labs a .test name is refused before any query. Every
+-- validation fails closed, and nothing outlives the validation deadline
+-- (timeout_ms 3000 in these configs).
 local T = require "mpic.testing"
 local mpic = require "mpic"
 local case, eq, ok = T.case, T.eq, T.ok
@@ -49,9 +51,10 @@ case("faults_endless_headers_are_cut_off_not_buffered", function()
   ok(kind == "too_large" or kind == "protocol", tostring(kind) .. ": " .. tostring(detail))
 end)
 
-for _, name in ipairs({ "loopback", "private", "metadata", "v6loop", "v6mapped", "v6nat64", "mixed" }) do
+for _, name in ipairs({ "loopback", "private", "metadata", "v6loop", "v6mapped", "v6nat64", "v6compat",
+                         "v6sitelocal", "mixed" }) do
   case("faults_ssrf_" .. name .. "_address_refused", function()
-    local resp = http01(STRICT, name .. ".faults.test")
+    local resp = http01(STRICT, name .. ".faults.example.com")
     eq(resp.is_valid, false)
     -- every perspective refuses the address; the primary's own check may have
     -- been cancelled once the remotes' refusals decided (slow sanitizer builds)
@@ -60,9 +63,22 @@ for _, name in ipairs({ "loopback", "private", "metadata", "v6loop", "v6mapped",
       for _, e in ipairs(p.check_response.errors or {}) do texts[#texts + 1] = tostring(e.error_message) end
     end
     T.contains(table.concat(texts, " | "), "no valid A records")
-    local r, kind, detail = mpic.http.fetch("http://" .. name .. ".faults.test/", { perspective = "sgp" })
+    local r, kind, detail = mpic.http.fetch("http://" .. name .. ".faults.example.com/", { perspective = "sgp" })
     eq(r, nil)
     eq(kind, "dns")
     T.contains(detail, "reserved")
   end)
 end
+
+case("faults_strict_refuses_a_test_name_before_any_query", function()
+  assert(mpic.load_config(STRICT))
+  require("mpic.orchestrator").reset()
+  local resp, status = require("mpic.orchestrator").validate({
+    check_type = "dcv", domain_or_ip_target = "loopback.faults.test",
+    dcv_check_parameters = { validation_method = "acme-http-01", token = "tok",
+                             key_authorization = "tok.thumbprint" } }, { date = "2026-12-16" })
+  eq(status, 400, T.repr(resp))
+  T.contains(T.repr(resp), "special-use name: [RFC6761]: test")
+  local r, kind, detail = mpic.http.fetch("http://loopback.faults.test/", { perspective = "sgp" })
+  eq(r, nil); eq(kind, "invalid_target"); T.contains(detail, "special-use name")
+end)

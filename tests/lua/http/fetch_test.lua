@@ -82,8 +82,10 @@ case("redirect_unregistered_tld_refused", function()
   refused("https://my.tld.is.cpu/", TLD)
   refused("https://10.10.10.*", TLD)
   refused("https://[a:b:c:d:e:f:b:a:d]", TLD)
-  refused("http://example.test/", TLD)
-  refused("http://invalid.invalid/", TLD)
+  -- special-use names say so
+  refused("http://example.test/", "Invalid host in redirect target: special-use name: [RFC6761]: test (testing)")
+  refused("http://invalid.invalid/",
+    "Invalid host in redirect target: special-use name: [RFC6761]: invalid (never resolves)")
 end)
 
 case("redirect_reserved_ip_refused", function()
@@ -267,7 +269,8 @@ end)
 
 case("fetch_redirect_to_invalid_name_and_port_8080_cite_url", function()
   local r, kind, detail, history = redirect_to("http://invalid.invalid/path")
-  eq(r, nil); eq(kind, "redirect"); eq(detail, TLD); eq(history[1].url, "http://invalid.invalid/path")
+  eq(r, nil); eq(kind, "redirect"); contains(detail, "special-use name: [RFC6761]: invalid")
+  eq(history[1].url, "http://invalid.invalid/path")
   r, kind, detail, history = redirect_to("http://example.com:8080/path")
   eq(r, nil); eq(kind, "redirect"); contains(detail, "not 8080")
   eq(history[1].url, "http://example.com:8080/path")

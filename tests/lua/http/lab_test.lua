@@ -3,7 +3,14 @@
 -- (and a note says so); run them through test_http.sh.
 local T = require "mpic.testing"
 local mpic = require "mpic"
-local http = require "mpic.core.http"
+-- the lab is on loopback: each request lifts the reserved-address guard, as labs do
+local http = setmetatable({}, { __index = require "mpic.core.http" })
+function http.request(url, opts)
+  opts = opts or {}
+  if opts.allow_reserved == nil then opts.allow_reserved = true end
+  return require("mpic.core.http").request(url, opts)
+end
+http.get = http.request
 local fetch = require "mpic.fetch"
 local case, eq, ok, contains, raises = T.case, T.eq, T.ok, T.contains, T.raises
 local os_getenv = os.getenv

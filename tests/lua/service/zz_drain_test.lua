@@ -2,7 +2,14 @@
 -- tests/lab/test_service.sh; the script then checks the exit status).
 local T = require "mpic.testing"
 local mpic = require "mpic"
-local http = require "mpic.core.http"
+-- the lab is on loopback: each request lifts the reserved-address guard, as labs do
+local http = setmetatable({}, { __index = require "mpic.core.http" })
+function http.request(url, opts)
+  opts = opts or {}
+  if opts.allow_reserved == nil then opts.allow_reserved = true end
+  return require("mpic.core.http").request(url, opts)
+end
+http.get = http.request
 local util = require "mpic.core.util"
 local case, eq, ok = T.case, T.eq, T.ok
 

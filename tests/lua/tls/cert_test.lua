@@ -1,7 +1,13 @@
 -- The certificate table the probe returns, for every lab certificate variant
 -- (mkcerts.sh; REFERENCE 2.6 checks 2-9 are judged in Lua on these fields).
 local T = require "mpic.testing"
-local tls = require "mpic.core.tls"
+-- the lab is on loopback: each probe lifts the reserved-address guard, as labs do
+local tls = setmetatable({}, { __index = require "mpic.core.tls" })
+function tls.alpn(ip, port, opts)
+  opts = opts or {}
+  if opts.allow_reserved == nil then opts.allow_reserved = true end
+  return require("mpic.core.tls").alpn(ip, port, opts)
+end
 local util = require "mpic.core.util"
 local lab = require "tls_lab"
 local case, eq, ok = T.case, T.eq, T.ok
