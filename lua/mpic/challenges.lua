@@ -5,15 +5,48 @@
 -- duplicate name) with its path and line without stopping the others.
 -- Also: parameter validation against a declared schema, the sunset rule
 -- (REFERENCE §1.9) and a fail-closed wrapper around check().
+--
+-- The sandbox. A challenge file is untrusted code: it runs in its own
+-- environment holding only assert, error, ipairs, next, pairs, pcall,
+-- select, tonumber, tostring, type, xpcall, rawequal, rawget, rawset,
+-- rawlen, _VERSION, a getmetatable that only looks at tables, a
+-- setmetatable that refuses __gc, copies of string (the bounded one of
+-- mpic.core.sandbox: no dump, rep capped, pattern work charged), table
+-- (loops in C capped, as for policies), math and utf8, `mpic` (time(),
+-- the encodings and json) and a require that gives private copies of the
+-- challenge helpers (mpic.challenge._*), private copies of mpic.target and
+-- mpic.caa, and the hashing/encoding/IDNA/regex part of mpic.core.util.
+-- No io, os, load, loadfile, dofile, debug, coroutine or print.
+-- The file's main chunk, every check() and validate_params() run under an
+-- instruction limit and a memory limit (mpic.core.sandbox); a check may
+-- wait on its probes (they yield to the event loop with the check's limits
+-- paused, and the limits follow the check across the yields). Data crosses
+-- the boundary as copies made with raw access (arguments in, probe
+-- arguments and results, the check's result out), so no function of the
+-- file ever runs outside its limits. A limit, an error or a malformed
+-- result is a failed, not-completed check (mpic_error:<dcv|caa>_checker:script).
 local M = {}
 
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
-local pcall, xpcall = pcall, xpcall
-local setmetatable, loadfile, require = setmetatable, loadfile, require
+local pcall, next, select, error, rawequal = pcall, next, select, error, rawequal
+local setmetatable, getmetatable, loadfile, require = setmetatable, getmetatable, loadfile, require
 local sfmt, concat, sort = string.format, table.concat, table.sort
+local table_unpack = table.unpack
 local G = _G
 local io_popen, os_time = io.popen, os.time
 local package, debug, math_type = package, debug, math.type
+local sandbox = require "mpic.core.sandbox"
+local sandbox_call = sandbox.call
+
+M.LOAD_INSTRUCTION_LIMIT = 20000000   -- a file's main chunk (and its helpers)
+M.LOAD_MEMORY_LIMIT = 32 << 20
+M.CHECK_INSTRUCTION_LIMIT = 10000000  -- one check() (probes not counted)
+M.CHECK_MEMORY_LIMIT = 64 << 20       -- bytes allocated by one check() itself
+M.PARAMS_INSTRUCTION_LIMIT = 5000000  -- one validate_params()
+M.PARAMS_MEMORY_LIMIT = 16 << 20
+M.MAX_STRING_BYTES = 16 << 20         -- string.rep cap in the sandbox
+M.MAX_COPY_ITEMS = 200000
+M.MAX_COPY_DEPTH = 32
 
 local CHECK_TYPES = {dcv = true, caa = true}
 local PARAM_TYPES = {string = true, boolean = true, number = true, integer = true, table = true,
@@ -99,16 +132,154 @@ local function line_of(msg, path)
   return tonumber(s:match(":(%d+):"))
 end
 
+local util_ok, util = pcall(require, "mpic.core.util")
+if not util_ok then util = {} end
+local ARRAY_MT, NULL = util.array_mt, util.null
+
+-- Deep copy of data with raw access only (no metamethod runs): strings,
+-- numbers, booleans, util.null and tables of them; a table keeps only the
+-- JSON array metatable. Returns the copy or raises "what: reason".
+local function copy_data(v, what)
+  local count = 0
+  local function copy(x, depth)
+    local t = type(x)
+    if t == "string" or t == "number" or t == "boolean" or t == "nil" or (NULL ~= nil and rawequal(x, NULL)) then
+      return x
+    end
+    if t ~= "table" then error(sfmt("%s holds a %s", what, t), 0) end
+    if depth > M.MAX_COPY_DEPTH then error(what .. " is nested too deeply", 0) end
+    local out = {}
+    local k, val = next(x)
+    while k ~= nil do
+      count = count + 1
+      if count > M.MAX_COPY_ITEMS then error(what .. " is too large", 0) end
+      local kt = type(k)
+      if kt ~= "string" and kt ~= "number" and kt ~= "boolean" then error(sfmt("%s has a %s key", what, kt), 0) end
+      out[k] = copy(val, depth + 1)
+      k, val = next(x, k)
+    end
+    if ARRAY_MT and rawequal(getmetatable(x), ARRAY_MT) then setmetatable(out, ARRAY_MT) end
+    return out
+  end
+  return copy(v, 1)
+end
+M.copy_data = copy_data
+
+-- Copies of a trusted module's fields for one sandbox: functions shared,
+-- data copied, so a file cannot change what other code sees.
+local function module_copy(mod)
+  local out = {}
+  for k, v in next, mod do
+    if type(v) == "function" or type(v) ~= "table" then
+      out[k] = v
+    else
+      local ok, c = pcall(copy_data, v, "module field")
+      if ok then out[k] = c end
+    end
+  end
+  return out
+end
+
+local UTIL_FUNCS = {"sha256", "hex", "base64", "base64url", "base64_decode", "base32", "regex_search",
+                    "idna_to_ascii", "idna_check_alabel", "utf8_sanitize", "null", "array_mt"}
+local SHARED = {["mpic.target"] = true, ["mpic.caa"] = true}
+
+local function describe(e)
+  if type(e) == "string" then return e end
+  if type(e) == "number" or type(e) == "boolean" or e == nil then return tostring(e) end
+  return "(error object of type " .. type(e) .. ")"
+end
+
+-- The environment of one challenge file (see the header).
+function M.new_env()
+  local policy = require "mpic.policy"
+  local env = {}
+  for _, k in ipairs({"assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber",
+                      "tostring", "type", "xpcall", "rawequal", "rawget", "rawset", "rawlen"}) do
+    env[k] = G[k]
+  end
+  env._VERSION = G._VERSION
+  env.string = sandbox.strings(M.MAX_STRING_BYTES)
+  env.table = policy.sandbox_table()
+  local m = {}
+  for k, v in pairs(math) do if k ~= "randomseed" then m[k] = v end end
+  env.math = m
+  local u = {}
+  for k, v in pairs(utf8) do u[k] = v end
+  env.utf8 = u
+  env.getmetatable = function(x)
+    if type(x) == "table" then return getmetatable(x) end
+    return nil
+  end
+  env.setmetatable = function(x, mt)
+    if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+      error("setmetatable: __gc metamethods are not allowed in challenge files", 2)
+    end
+    return setmetatable(x, mt)
+  end
+  local u2 = {}
+  for _, k in ipairs(UTIL_FUNCS) do u2[k] = util[k] end
+  env.mpic = {time = function() return os_time() end, sha256 = util.sha256, hex = util.hex,
+              base64 = util.base64, base64url = util.base64url, base32 = util.base32,
+              json = {encode = util.json_encode, decode = util.json_decode, null = util.null}}
+  local loaded = {}
+  env.require = function(name)
+    if loaded[name] ~= nil then return loaded[name] end
+    local mod
+    if name == "mpic.core.util" then
+      mod = u2
+    elseif SHARED[name] then
+      mod = module_copy(require(name))
+    elseif type(name) == "string" and name:match("^mpic%.challenge%._[%w_]+$") then
+      local path = package.searchpath(name, package.path)
+      local chunk, err
+      if path then chunk, err = loadfile(path, "t", env) end
+      if not chunk then error(sfmt("require %q: %s", name, describe(err or "module not found")), 2) end
+      mod = chunk(name, path)
+      if mod == nil then mod = true end
+    else
+      error(sfmt("require %s: not available to challenge files (only mpic.challenge._*, mpic.target, "
+        .. "mpic.caa and mpic.core.util)", describe(name)), 2)
+    end
+    loaded[name] = mod
+    return mod
+  end
+  env._G = env
+  return env
+end
+
+local ENV_OF = setmetatable({}, {__mode = "k"}) -- declaration -> its file's env
+
+-- The declaration's fields read with raw access (functions kept, data copied).
+local function raw_declaration(ch)
+  if type(ch) ~= "table" then return ch end
+  local out = {}
+  local k, v = next(ch)
+  while k ~= nil do
+    if type(v) == "table" then
+      local ok, c = pcall(copy_data, v, "field " .. tostring(k))
+      if not ok then error(c, 0) end
+      v = c
+    end
+    out[k] = v
+    k, v = next(ch, k)
+  end
+  return out
+end
+
 -- Load one file; returns the declaration or nil, {path=, line=, message=}.
 function M.load_file(path)
-  local env = setmetatable({}, {__index = G})
+  sandbox.install_string_index()
+  local env = M.new_env()
   local chunk, err = loadfile(path, "t", env)
   if not chunk then
     return nil, {path = path, line = line_of(err, path), message = tostring(err)}
   end
-  local ok, ch = xpcall(chunk, function(e) return e end)
+  local box = sandbox.new{instructions = M.LOAD_INSTRUCTION_LIMIT, memory = M.LOAD_MEMORY_LIMIT,
+                          strings = env.string}
+  local ok, ch, msg = sandbox_call(box, function() return raw_declaration(chunk()) end)
   if not ok then
-    return nil, {path = path, line = line_of(ch, path), message = tostring(ch)}
+    return nil, {path = path, line = line_of(msg, path), message = describe(msg)}
   end
   local good, why = M.validate_declaration(ch)
   if not good then
@@ -120,6 +291,7 @@ function M.load_file(path)
     return nil, {path = path, line = line, message = path .. ": " .. why}
   end
   ch.path = path
+  ENV_OF[ch] = env
   return ch
 end
 
@@ -211,11 +383,21 @@ function M.validate_params(ch, params)
     end
   end
   if #issues == 0 and type(ch.validate_params) == "function" then
-    local ok, more = pcall(ch.validate_params, params)
+    local env = ENV_OF[ch]
+    local box = sandbox.new{instructions = M.PARAMS_INSTRUCTION_LIMIT, memory = M.PARAMS_MEMORY_LIMIT,
+                            strings = env and env.string or sandbox.strings(M.MAX_STRING_BYTES)}
+    local ok, more, msg = sandbox_call(box, function(p)
+      return copy_data(ch.validate_params(copy_data(p, "parameters")), "validate_params result")
+    end, params)
     if not ok then
-      issues[#issues + 1] = {issue_type = "invalid-parameters", message = tostring(more)}
+      issues[#issues + 1] = {issue_type = "invalid-parameters", message = describe(msg)}
     elseif type(more) == "table" then
-      for _, i in ipairs(more) do issues[#issues + 1] = i end
+      for _, i in ipairs(more) do
+        if type(i) == "table" and type(i.message) == "string" then
+          issues[#issues + 1] = {issue_type = type(i.issue_type) == "string" and i.issue_type or "invalid-parameters",
+                                 message = i.message}
+        end
+      end
     end
   end
   return issues
@@ -238,21 +420,68 @@ function M.is_retired(ch, now)
   return (now or os_time()) >= days * 86400
 end
 
--- Run a check, failing closed on a script error or a malformed result.
+-- The probe as a check sees it: data fields copied, each function wrapped
+-- so that its arguments are copied in (no function of the file reaches the
+-- probe's code), it runs with the check's limits paused (it is trusted and
+-- yields to the event loop) and its results are copied out.
+local function sandbox_probe(probe)
+  local out = {}
+  if type(probe) ~= "table" then return out end
+  local k, v = next(probe)
+  while k ~= nil do
+    if type(v) == "function" then
+      local fn = sandbox.unbounded(v)
+      local name = "probe." .. tostring(k)
+      out[k] = function(...)
+        local n = select("#", ...)
+        local args = {...}
+        for i = 1, n do args[i] = copy_data(args[i], name .. " argument " .. i) end
+        local r = table.pack(fn(table_unpack(args, 1, n)))
+        for i = 1, r.n do r[i] = copy_data(r[i], name .. " result") end
+        return table_unpack(r, 1, r.n)
+      end
+    elseif type(v) == "table" then
+      local ok, c = pcall(copy_data, v, "probe." .. tostring(k))
+      if ok then out[k] = c end
+    else
+      out[k] = v
+    end
+    k, v = next(probe, k)
+  end
+  return out
+end
+
+local function script_failure(ch, prefix, message)
+  return {passed = false, completed = false, details = {validation_method = ch.name},
+          errors = {{error_type = prefix .. "script", error_message = message}}}
+end
+
+-- Run a check in the sandbox, failing closed on a script error, a limit or
+-- a malformed result.
 function M.run(ch, target, params, probe)
   local prefix = ch.check_type == "caa" and "mpic_error:caa_checker:" or "mpic_error:dcv_checker:"
-  local ok, res = pcall(ch.check, target, params or {}, probe)
+  local env = ENV_OF[ch]
+  local box = sandbox.new{instructions = M.CHECK_INSTRUCTION_LIMIT, memory = M.CHECK_MEMORY_LIMIT,
+                          strings = env and env.string or sandbox.strings(M.MAX_STRING_BYTES),
+                          yieldable = true}
+  local ok, res, msg = sandbox_call(box, function(t, p, pr)
+    return ch.check(copy_data(t, "target"), copy_data(p, "parameters"), sandbox_probe(pr))
+  end, target, params or {}, probe)
   if not ok then
-    return {passed = false, completed = false, details = {validation_method = ch.name},
-            errors = {{error_type = prefix .. "script", error_message = "check failed: " .. tostring(res)}}}
+    local what = res == "instructions" and "check stopped: " .. describe(msg) .. " (the challenge file's code ran too long)"
+      or res == "memory" and "check stopped: " .. describe(msg) .. " (the challenge file's code allocated too much)"
+      or "check failed: " .. describe(msg)
+    return script_failure(ch, prefix, what)
   end
+  local cok, copy = pcall(copy_data, res, "check result")
+  if not cok then return script_failure(ch, prefix, "check returned a malformed result: " .. describe(copy)) end
+  res = copy
   if type(res) ~= "table" or type(res.passed) ~= "boolean" then
-    return {passed = false, completed = false, details = {validation_method = ch.name},
-            errors = {{error_type = prefix .. "script", error_message = "check returned no result table"}}}
+    return script_failure(ch, prefix, "check returned no result table")
   end
   if res.completed == nil then res.completed = false end
   res.passed = res.passed == true and res.completed == true
-  res.details = res.details or {}
+  res.details = type(res.details) == "table" and res.details or {}
   return res
 end
 

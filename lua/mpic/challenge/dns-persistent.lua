@@ -6,7 +6,9 @@
 local C = require "mpic.challenge._common"
 local T = require "mpic.target"
 local caa = require "mpic.caa"
-local ipairs, type, tostring, tonumber, os_time = ipairs, type, tostring, tonumber, os.time
+-- (the challenge sandbox has no os: its clock is mpic.time)
+local ipairs, type, tostring, tonumber = ipairs, type, tostring, tonumber
+local os_time = rawget(_ENV, "os") and os.time or mpic.time -- luacheck: ignore mpic
 local tointeger, concat = math.tointeger, table.concat
 local sfmt = string.format
 
