@@ -4,7 +4,8 @@
 -- (response, http_status): 200 with the Open MPIC response, 400 with
 -- {error="request-validation-failed", validation_issues=...}, 503 with
 -- {error, unavailable_perspectives, retry_after_s} when perspectives it needs
--- are unhealthy (canary probes, mpic.health), 500 with {error=...}. For each attempt it asks the policy for a cohort of remote
+-- are unhealthy (canary probes, mpic.health), 500 with {error=...}. For
+-- each attempt it asks the policy for a cohort of remote
 -- perspectives (seeded by SHA-256(selection_secret .. lower(target)), so a
 -- retry cannot re-roll the cohort), runs the challenge check from the primary
 -- and every selected remote as concurrent tasks, hands every arriving result

@@ -4,6 +4,10 @@
 MODE endless-headers: answers "200 OK" then header lines forever.
 MODE drip: accepts, then sends one byte of a response every second (slowloris).
 MODE silent: accepts and never sends anything.
+MODE redirect-loop: answers every request with a 302 to /loop/N+1 on the
+  same host (an endless redirect chain).
+MODE huge-body: answers "200 OK" with a 1 GiB body, sent as fast as the
+  client reads it.
 Runs until killed.
 """
 import socket
@@ -14,8 +18,19 @@ import time
 
 def serve(conn, mode):
     try:
-        conn.recv(65536)
-        if mode == "endless-headers":
+        head = conn.recv(65536)
+        if mode == "redirect-loop":
+            parts = head.split(b" ", 2)
+            path = parts[1].decode("latin-1") if len(parts) > 2 else "/"
+            n = int(path.rsplit("/", 1)[-1]) if path.startswith("/loop/") and path.rsplit("/", 1)[-1].isdigit() else 0
+            conn.sendall(("HTTP/1.1 302 Found\r\nLocation: /loop/%d\r\nContent-Length: 0\r\n"
+                          "Connection: close\r\n\r\n" % (n + 1)).encode())
+        elif mode == "huge-body":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n")
+            chunk = b"x" * 65536
+            for _ in range(16384):
+                conn.sendall(chunk)
+        elif mode == "endless-headers":
             conn.sendall(b"HTTP/1.1 200 OK\r\n")
             line = b"X-Filler: " + b"a" * 1000 + b"\r\n"
             while True:
@@ -25,7 +40,10 @@ def serve(conn, mode):
                 conn.sendall(bytes([b]))
                 time.sleep(1)
         else:
-            time.sleep(3600)
+            # hold the connection, silent, until the client gives up
+            conn.settimeout(3600)
+            while conn.recv(4096):
+                pass
     except OSError:
         pass
     finally:

@@ -12,6 +12,8 @@
 #       client queries). Foreground process in
 #       the background: pidfile DIR/unbound.pid, log DIR/unbound.log. Waits
 #       (<= 5 s) until it answers.
+#       UNBOUND_EXTRA (an array), when set, adds its lines to the server:
+#       section (e.g. 'local-zone: "drop.example." deny').
 #   unbound_stop DIR
 #       SIGTERM by that PID, bounded wait, SIGKILL if it is still there.
 
@@ -60,6 +62,8 @@ unbound_start() {
             zone=${stub%%=*}
             echo "    local-zone: \"$zone\" transparent"
         done
+        # extra server: lines from the caller (e.g. local-zone: "x." deny)
+        [ -n "${UNBOUND_EXTRA:-}" ] && printf '    %s\n' "${UNBOUND_EXTRA[@]}"
         echo "remote-control:"
         echo "    control-enable: no"
         for stub in "$@"; do

@@ -317,6 +317,7 @@ case("no_healthy_cohort_is_503_listing_the_unhealthy", function()
   setup()
   -- 6 remotes, 5 needed: the one outside the cohort may be out, a member may not
   local resp, status = orchestrator.validate(dcv(), { date = DATE, run_check = scripted({}) })
+  eq(status, 200)
   local used = {}
   for _, p in ipairs(resp.perspectives) do used[p.perspective_code] = true end
   local spare, member
