@@ -6,7 +6,8 @@
  *       -> box: the limits of one call at a time.
  *   sandbox.call(box, fn, ...) -> true, results... | nil, kind, message
  *       Runs fn on the calling thread under the box's limits. kind is
- *       "instructions", "memory" or "error". Once a limit is hit every
+ *       "instructions", "memory" or "error". Calls nest (the inner box's
+ *       limits apply inside, the outer's after it). Once a limit is hit every
  *       further instruction of the call raises, so a pcall inside cannot
  *       swallow it. With yieldable, fn may yield (through sandbox.unbounded
  *       functions only: a check's probes); the limits follow the thread
@@ -96,7 +97,7 @@ static struct box *push_box(lua_State *L)
     lua_pushthread(L);
     lua_rawget(L, -2);
     lua_remove(L, -2);
-    struct box *b = lua_touserdata(L, -1);
+    struct box *b = luaL_testudata(L, -1, BOX_MT);
     return (b && b->running) ? b : NULL;
 }
 
@@ -107,9 +108,11 @@ static struct box *box_of(lua_State *L)
     return b;
 }
 
+/* thread L -> the box at boxidx, or no box when boxidx is 0 */
 static void set_running(lua_State *L, int boxidx)
 {
-    boxidx = lua_absindex(L, boxidx);
+    if (boxidx)
+        boxidx = lua_absindex(L, boxidx);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &running_key);
     lua_pushthread(L);
     if (boxidx)
@@ -168,7 +171,7 @@ static int l_new(lua_State *L)
     lua_getfield(L, 1, "yieldable");
     int yieldable = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    struct box *b = lua_newuserdatauv(L, sizeof *b, 1);
+    struct box *b = lua_newuserdatauv(L, sizeof *b, 2);
     memset(b, 0, sizeof *b);
     b->instr_limit = instr;
     b->mem_limit = (size_t)mem;
@@ -206,7 +209,19 @@ static int call_k(lua_State *L, int status, lua_KContext ctx)
     b->running = 0;
     b->paused = 0;
     b->L = NULL;
-    set_running(L, 0);
+    /* back to the enclosing call's box on this thread, if any */
+    lua_getiuservalue(L, 1, 2);
+    struct box *outer = luaL_testudata(L, -1, BOX_MT);
+    if (outer && outer->running) {
+        set_running(L, -1);
+        if (!outer->paused)
+            active = outer;
+    } else {
+        set_running(L, 0);
+    }
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, 2);
     int ok = status == LUA_OK || status == LUA_YIELD;
     if (!ok && mpic_rt_interrupted())
         return lua_error(L); /* the whole task stops */
@@ -236,8 +251,13 @@ static int l_call(lua_State *L)
     luaL_checktype(L, 2, LUA_TFUNCTION);
     if (b->running)
         return luaL_error(L, "sandbox.call: this box is already running a call");
-    if (box_of(L))
-        return luaL_error(L, "sandbox.call: a bounded call is already running on this thread");
+    /* a call inside another (loading the challenge registry from a check):
+     * the inner box's limits apply inside it, the outer's again after it */
+    if (!push_box(L)) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+    }
+    lua_setiuservalue(L, 1, 2);
     b->running = 1;
     b->paused = 0;
     b->exceeded = 0;
