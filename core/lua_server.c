@@ -1,11 +1,16 @@
 /*
  * lua_server.c: the Lua module "mpic.core.server" over server.c. Provides
  *   listen{address=, port=, tls={cert=, key=, client_ca=, require_client_cert=},
- *          max_body=, max_inflight=, idle_timeout_s=}
+ *          max_body=, max_inflight=, idle_timeout_s=, max_connections=,
+ *          max_connections_per_address=, header_timeout_s=, health_path=}
  *       -> server | nil, kind, detail
+ *   (health_path: GET/HEAD of it pass the in-flight limit and are queued
+ *   ahead of the other requests)
  *   server:next()          yields until a request arrives -> request | nil, "closed"
  *   server:port(), server:inflight() (not answered), server:sending() (answers
- *       not yet written out), server:stop_accepting(), server:close()
+ *       not yet written out), server:stats() (connection guards: conns,
+ *       refused_conns, deadline_closed, accept_errors, bad_framing),
+ *       server:stop_accepting(), server:close()
  *   request fields: method, path, query, headers (lower-cased names), body,
  *       peer, peer_port, tls, client_subject, client_sans (list)
  *   request:respond(status [, headers] [, body]) -> true | nil, "closed", msg
@@ -79,6 +84,11 @@ static void on_req(struct mpic_server_req *r, void *arg)
     }
     n->r = r;
     n->next = NULL;
+    if (mpic_server_req_info(r)->health && ls->head) { /* ahead of the queue */
+        n->next = ls->head;
+        ls->head = n;
+        return;
+    }
     if (ls->tail)
         ls->tail->next = n;
     else
@@ -125,6 +135,10 @@ static int l_listen(lua_State *L)
     o.max_body = (size_t)mpic_opt_int(L, 1, "server.listen: ", "max_body", 1024 * 1024, 1, 256 * 1024 * 1024);
     o.max_inflight = (int)mpic_opt_int(L, 1, "server.listen: ", "max_inflight", 1000, 1, 1000000);
     o.idle_timeout_s = (int)mpic_opt_int(L, 1, "server.listen: ", "idle_timeout_s", 60, 1, 3600);
+    o.max_conns = (int)mpic_opt_int(L, 1, "server.listen: ", "max_connections", 0, 0, 1000000);
+    o.max_conns_per_addr = (int)mpic_opt_int(L, 1, "server.listen: ", "max_connections_per_address", 0, 0, 1000000);
+    o.header_timeout_s = (int)mpic_opt_int(L, 1, "server.listen: ", "header_timeout_s", 10, 1, 3600);
+    o.health_path = mpic_opt_string(L, 1, "server.listen: ", "health_path");
     if (lua_getfield(L, 1, "tls") != LUA_TNIL) {
         luaL_argcheck(L, lua_istable(L, 2), 1, "tls must be a table");
         o.cert_file = mpic_opt_string(L, 2, "server.listen: ", "cert");
@@ -225,6 +239,26 @@ static int l_sending(lua_State *L)
 {
     struct lsrv *ls = check_srv(L, 1);
     lua_pushinteger(L, ls->s ? mpic_server_sending(ls->s) : 0);
+    return 1;
+}
+
+static int l_stats(lua_State *L)
+{
+    struct lsrv *ls = check_srv(L, 1);
+    struct mpic_server_stats st = {0};
+    if (ls->s)
+        mpic_server_stats(ls->s, &st);
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, st.conns);
+    lua_setfield(L, -2, "conns");
+    lua_pushinteger(L, (lua_Integer)st.refused_conns);
+    lua_setfield(L, -2, "refused_conns");
+    lua_pushinteger(L, (lua_Integer)st.deadline_closed);
+    lua_setfield(L, -2, "deadline_closed");
+    lua_pushinteger(L, (lua_Integer)st.accept_errors);
+    lua_setfield(L, -2, "accept_errors");
+    lua_pushinteger(L, (lua_Integer)st.bad_framing);
+    lua_setfield(L, -2, "bad_framing");
     return 1;
 }
 
@@ -511,6 +545,7 @@ static const luaL_Reg srv_methods[] = {{"next", l_next},
                                        {"port", l_port},
                                        {"inflight", l_inflight},
                                        {"sending", l_sending},
+                                       {"stats", l_stats},
                                        {"stop_accepting", l_stop_accepting},
                                        {"close", l_close},
                                        {NULL, NULL}};

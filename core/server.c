@@ -8,6 +8,20 @@
  * caller's callback; the caller answers it later with mpic_server_respond.
  * Requests whose connection went away or whose server was freed are "dead":
  * answering them is a harmless no-op.
+ * Hostile clients: every connection is tracked from accept (evhttp's
+ * bufferevent callback sees each new one; the connection is picked up on
+ * the next turn of the loop, when evhttp has made it) and counted per
+ * listener and per client address: over either cap it is closed at once.
+ * A deadline from accept closes a connection that has not brought a whole
+ * request (TLS handshake included) in header_timeout_s, and a kept-alive
+ * one that has not brought the next within idle_timeout_s of the previous
+ * answer; bytes trickling in do not move it (evhttp's own timeout is per
+ * read). accept() failing (EMFILE, ENFILE) disables the listener for
+ * SERVER_ACCEPT_PAUSE_MS instead of looping, with one log line per
+ * SERVER_LOG_EVERY_S. Duplicate or conflicting Content-Length, Content-Length
+ * with Transfer-Encoding, a transfer-coding other than "chunked", and a body
+ * on GET/HEAD get 400 and the connection is closed, so that nothing after
+ * an ambiguous message is read as a request.
  * Also a small signal watcher (evsignal) for SIGTERM / SIGHUP handling.
  * Uses: libevent (evhttp, bufferevent_openssl, evsignal), OpenSSL 3.
  */
@@ -32,39 +46,82 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdarg.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define SERVER_DEFAULT_MAX_BODY (1024 * 1024)
 #define SERVER_DEFAULT_INFLIGHT 1000
 #define SERVER_DEFAULT_IDLE_S 60
 #define SERVER_MAX_HEADERS_SIZE (64 * 1024)
 #define SERVER_MAX_SANS 64
+#define SERVER_DEFAULT_MAX_CONNS 4096
+#define SERVER_DEFAULT_MAX_CONNS_PER_ADDR 1024
+#define SERVER_DEFAULT_HEADER_TIMEOUT_S 10
+#define SERVER_ACCEPT_PAUSE_MS 250
+#define SERVER_LOG_EVERY_S 10
 /* libevent's evhttp_bind_socket listens with a backlog of 128: a burst of
  * connections larger than that (a coordinator opening its pool to an agent)
  * loses SYNs and waits for retransmission, seconds later. The kernel caps
  * this at net.core.somaxconn. */
 #define SERVER_LISTEN_BACKLOG 4096
 
+/* One log line per kind per SERVER_LOG_EVERY_S, with the count it stood for. */
+struct ratelog {
+    time_t last;
+    unsigned long held;
+};
+
+/* A client connection, from accept to close. */
+struct conn {
+    struct mpic_server *srv;
+    struct bufferevent *bev;          /* a reference while pending */
+    struct evhttp_connection *evcon;  /* NULL while pending */
+    struct event *deadline;
+    struct conn *next, *prev;         /* s->conns, or s->pending (next only) */
+    struct conn *hnext;               /* s->hash chain (by evcon) */
+    int busy;                         /* a request is in the handler's hands or being answered */
+    char addr[64];
+};
+
 struct mpic_server {
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
+    struct evconnlistener *listener; /* owned by bound */
+    struct event *resume_ev;         /* re-enables the listener after accept() failed */
+    struct event *pending_ev;        /* picks up new connections */
     SSL_CTX *ssl;
     int require_client_cert;
     mpic_server_cb cb;
     void *arg;
     int inflight, max_inflight, draining, port;
     int sending; /* answered, reply not yet fully written */
+    int max_conns, max_per_addr, header_timeout_s, idle_timeout_s;
+    char *health_path;
     struct mpic_server_req *reqs; /* accepted, not yet answered */
+    struct conn *pending;         /* made by evhttp, not yet picked up */
+    struct conn *conns;           /* open, tracked */
+    struct conn **hash;
+    size_t hmask;
+    int nconns;
+    struct mpic_server_stats stats;
+    struct ratelog log_accept, log_refused, log_deadline;
+    struct mpic_server *next_server; /* all_servers */
 };
 
 struct mpic_server_req {
     struct mpic_server *srv;      /* NULL once the server is gone */
     struct evhttp_request *req;   /* NULL when dead */
     struct evhttp_connection *evcon;
+    struct conn *conn;            /* NULL once the connection is gone */
     struct mpic_server_req *next, *prev;
     struct mpic_server_reqinfo info;
 };
+
+/* Every live server: the listener's error callback gets evhttp's argument
+ * (the evhttp), not ours, and finds its server here. */
+static struct mpic_server *all_servers;
 
 static void set_err(char *buf, size_t n, const char *fmt, const char *a)
 {
@@ -124,19 +181,236 @@ static void req_destroy(struct mpic_server_req *r)
     free(r);
 }
 
+/* ---- logging ------------------------------------------------------------- */
+
+static void ratelog(struct ratelog *rl, const char *fmt, ...)
+{
+    time_t now = time(NULL);
+    rl->held++;
+    if (rl->last && now - rl->last < SERVER_LOG_EVERY_S)
+        return;
+    char msg[300], ts[32];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (rl->held > 1)
+        fprintf(stderr, "%s server: %s (%lu times since the last such line)\n", ts, msg, rl->held);
+    else
+        fprintf(stderr, "%s server: %s\n", ts, msg);
+    rl->last = now;
+    rl->held = 0;
+}
+
+/* ---- connections --------------------------------------------------------- */
+
+static size_t conn_hash(const struct mpic_server *s, const struct evhttp_connection *evcon)
+{
+    uintptr_t v = (uintptr_t)evcon;
+    v ^= v >> 17;
+    v *= (uintptr_t)0x9E3779B97F4A7C15ull;
+    return (size_t)(v >> 16) & s->hmask;
+}
+
+static struct conn *conn_find(const struct mpic_server *s, const struct evhttp_connection *evcon)
+{
+    for (struct conn *c = s->hash[conn_hash(s, evcon)]; c; c = c->hnext)
+        if (c->evcon == evcon)
+            return c;
+    return NULL;
+}
+
+/* Forget a tracked connection (it is closing, or we close it). */
+static void conn_remove(struct conn *c)
+{
+    struct mpic_server *s = c->srv;
+    struct conn **pp = &s->hash[conn_hash(s, c->evcon)];
+    while (*pp && *pp != c)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = c->hnext;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    if (c->deadline)
+        event_free(c->deadline);
+    free(c);
+}
+
 /* The connection is closing: requests still on it are either detached by
  * evhttp (evcon NULL: alive until answered, answering frees them) or about
  * to be freed with it (then they are dead to us). */
 static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
-    struct mpic_server *s = arg;
+    struct conn *c = arg;
+    struct mpic_server *s = c->srv;
     for (struct mpic_server_req *r = s->reqs; r; r = r->next) {
         if (r->evcon != evcon)
             continue;
         r->evcon = NULL;
+        r->conn = NULL;
         if (r->req && evhttp_request_get_connection(r->req) != NULL)
             r->req = NULL;
     }
+    conn_remove(c);
+}
+
+/* Close a connection of ours now (from the loop, never from inside evhttp). */
+static void conn_close(struct conn *c)
+{
+    struct evhttp_connection *evcon = c->evcon;
+    evhttp_connection_set_closecb(evcon, NULL, NULL);
+    on_conn_close(evcon, c);
+    evhttp_connection_free(evcon);
+}
+
+static void arm_deadline(struct conn *c, int secs)
+{
+    struct timeval tv = {secs, 0};
+    evtimer_add(c->deadline, &tv);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    if (c->busy) /* the handler has its request: the deadline does not apply */
+        return;
+    c->srv->stats.deadline_closed++;
+    ratelog(&c->srv->log_deadline, "closed a connection from %s: no whole request within the deadline", c->addr);
+    conn_close(c);
+}
+
+/* Pick up the connections evhttp made since the last turn: track them,
+ * apply the caps, start their deadline. keep (the connection evhttp is
+ * calling us about, if any) is tracked but never closed here. */
+static void take_pending(struct mpic_server *s, struct evhttp_connection *keep)
+{
+    struct conn *c;
+    while ((c = s->pending) != NULL) {
+        s->pending = c->next;
+        c->next = NULL;
+        bufferevent_data_cb readcb = NULL;
+        bufferevent_event_cb eventcb = NULL;
+        void *cbarg = NULL;
+        bufferevent_getcb(c->bev, &readcb, NULL, &eventcb, &cbarg);
+        /* evhttp sets the connection as the argument of its bufferevent
+         * callbacks; a freed bufferevent has none */
+        struct evhttp_connection *evcon = cbarg;
+        if (!readcb || !evcon || evhttp_connection_get_bufferevent(evcon) != c->bev ||
+            evhttp_connection_get_server(evcon) != s->http) {
+            bufferevent_decref(c->bev);
+            free(c);
+            continue;
+        }
+        bufferevent_decref(c->bev); /* evcon holds it from here */
+        c->evcon = evcon;
+        char *addr = NULL;
+        ev_uint16_t port = 0;
+        evhttp_connection_get_peer(evcon, &addr, &port);
+        snprintf(c->addr, sizeof c->addr, "%s", addr ? addr : "");
+        size_t h = conn_hash(s, evcon);
+        c->hnext = s->hash[h];
+        s->hash[h] = c;
+        c->next = s->conns;
+        if (s->conns)
+            s->conns->prev = c;
+        s->conns = c;
+        s->nconns++;
+        evhttp_connection_set_closecb(evcon, on_conn_close, c);
+        c->deadline = evtimer_new(s->base, on_deadline, c);
+        int same = 0;
+        if (s->nconns <= s->max_conns)
+            for (struct conn *o = s->conns; o && same <= s->max_per_addr; o = o->next)
+                same += strcmp(o->addr, c->addr) == 0;
+        if (evcon != keep && (!c->deadline || s->nconns > s->max_conns || same > s->max_per_addr)) {
+            s->stats.refused_conns++;
+            if (!c->deadline)
+                ratelog(&s->log_refused, "refused a connection from %s: out of memory", c->addr);
+            else if (s->nconns > s->max_conns)
+                ratelog(&s->log_refused, "refused a connection from %s: %d connections open (the limit)",
+                        c->addr, s->max_conns);
+            else
+                ratelog(&s->log_refused, "refused a connection from %s: %d connections open from that address "
+                        "(the limit)", c->addr, s->max_per_addr);
+            conn_close(c);
+            continue;
+        }
+        if (c->deadline)
+            arm_deadline(c, s->header_timeout_s);
+    }
+}
+
+static void on_pending(evutil_socket_t fd, short what, void *arg)
+{
+    take_pending(arg, NULL);
+}
+
+/* A new connection (evhttp's bufferevent callback, before evhttp makes the
+ * connection): its bufferevent, remembered until take_pending. */
+static struct bufferevent *make_bev(struct event_base *base, void *arg)
+{
+    struct mpic_server *s = arg;
+    struct bufferevent *bev;
+    if (s->ssl) {
+        SSL *ssl = SSL_new(s->ssl);
+        if (!ssl)
+            return NULL; /* evhttp falls back to an untracked plain one: on_request refuses it */
+        bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+        if (!bev) {
+            SSL_free(ssl);
+            return NULL;
+        }
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    } else {
+        bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+        if (!bev)
+            return NULL;
+    }
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) { /* untracked connections get no service (on_request) */
+        bufferevent_free(bev);
+        return NULL;
+    }
+    c->srv = s;
+    c->bev = bev;
+    bufferevent_incref(bev); /* until take_pending: evhttp may free it first */
+    c->next = s->pending;
+    s->pending = c;
+    event_active(s->pending_ev, EV_TIMEOUT, 1);
+    return bev;
+}
+
+/* accept() failed for a reason other than a retriable one (EMFILE, ENFILE,
+ * ENOBUFS, ENOMEM): stop accepting for a while instead of spinning on a
+ * listening socket that stays readable. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    int err = EVUTIL_SOCKET_ERROR();
+    struct mpic_server *s = all_servers;
+    while (s && s->listener != l)
+        s = s->next_server;
+    if (!s)
+        return;
+    s->stats.accept_errors++;
+    evconnlistener_disable(l);
+    struct timeval tv = {0, SERVER_ACCEPT_PAUSE_MS * 1000};
+    evtimer_add(s->resume_ev, &tv);
+    ratelog(&s->log_accept, "accept() failed on port %d: %s; accepting again in %d ms", s->port,
+            evutil_socket_error_to_string(err), SERVER_ACCEPT_PAUSE_MS);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct mpic_server *s = arg;
+    if (s->listener && !s->draining)
+        evconnlistener_enable(s->listener);
 }
 
 static const char *method_name(enum evhttp_cmd_type c)
@@ -288,9 +562,24 @@ static int copy_request(struct mpic_server *s, struct evhttp_request *req, SSL *
     return 0;
 }
 
-static void send_simple(struct evhttp_request *req, int code, const char *msg, int close)
+/* The answer to a request of c is written out: the connection waits for
+ * its next request, which must come whole within the idle timeout. */
+static void conn_answered(struct conn *c)
+{
+    c->busy = 0;
+    arm_deadline(c, c->srv->idle_timeout_s);
+}
+
+static void on_simple_sent(struct evhttp_request *req, void *arg)
+{
+    conn_answered(arg);
+}
+
+static void send_simple(struct evhttp_request *req, struct conn *c, int code, const char *msg, int close)
 {
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    if (c)
+        evhttp_request_set_on_complete_cb(req, on_simple_sent, c);
     evhttp_add_header(oh, "Content-Type", "application/json");
     if (close)
         evhttp_add_header(oh, "Connection", "close");
@@ -299,18 +588,87 @@ static void send_simple(struct evhttp_request *req, int code, const char *msg, i
     evhttp_send_reply(req, code, NULL, NULL);
 }
 
+static int all_digits(const char *v)
+{
+    if (!*v)
+        return 0;
+    for (; *v; v++)
+        if (*v < '0' || *v > '9')
+            return 0;
+    return 1;
+}
+
+/* Why the message framing of req is ambiguous (RFC 9112 6.1, 6.3), or NULL.
+ * evhttp reads the body by the first Content-Length, or by chunks when the
+ * first Transfer-Encoding is "chunked", and ignores a body of GET or HEAD:
+ * any disagreement between that and another reading is refused. */
+static const char *framing_error(struct evhttp_request *req)
+{
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    int ncl = 0, nte = 0;
+    const char *cl = NULL, *te = NULL;
+    for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+        if (evutil_ascii_strcasecmp(kv->key, "Content-Length") == 0) {
+            ncl++;
+            cl = kv->value;
+        } else if (evutil_ascii_strcasecmp(kv->key, "Transfer-Encoding") == 0) {
+            nte++;
+            te = kv->value;
+        }
+    }
+    if (ncl > 1)
+        return "more than one Content-Length";
+    if (ncl && nte)
+        return "Content-Length together with Transfer-Encoding";
+    if (nte > 1 || (nte && evutil_ascii_strcasecmp(te, "chunked") != 0))
+        return "unsupported Transfer-Encoding (only chunked is accepted)";
+    if (ncl && !all_digits(cl))
+        return "malformed Content-Length";
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST && (nte || (ncl && strspn(cl, "0") != strlen(cl))))
+        return "a body on a request without one";
+    return NULL;
+}
+
+static int is_health(const struct mpic_server *s, struct evhttp_request *req)
+{
+    if (!s->health_path)
+        return 0;
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD)
+        return 0;
+    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+    const char *path = u ? evhttp_uri_get_path(u) : NULL;
+    return path && strcmp(path, s->health_path) == 0;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct mpic_server *s = arg;
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     SSL *ssl = NULL;
-    if (s->draining) {
-        send_simple(req, 503, "shutting down", 1);
+    if (s->pending) /* not expected: they are picked up before their first read */
+        take_pending(s, evcon);
+    struct conn *c = evcon ? conn_find(s, evcon) : NULL;
+    if (!c || !c->deadline) { /* not tracked (out of memory at accept): no service */
+        send_simple(req, NULL, 503, "connection not accepted", 1);
         return;
     }
-    if (s->inflight >= s->max_inflight) {
+    c->busy = 1;
+    evtimer_del(c->deadline);
+    const char *bad = framing_error(req);
+    if (bad) {
+        s->stats.bad_framing++;
+        send_simple(req, c, 400, bad, 1);
+        return;
+    }
+    if (s->draining) {
+        send_simple(req, c, 503, "shutting down", 1);
+        return;
+    }
+    int health = is_health(s, req);
+    if (s->inflight >= s->max_inflight && !health) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-        send_simple(req, 503, "too many requests in flight", 0);
+        send_simple(req, c, 503, "too many requests in flight", 0);
         return;
     }
     if (s->ssl) {
@@ -318,7 +676,7 @@ static void on_request(struct evhttp_request *req, void *arg)
          * certificate did not verify, gets no service */
         ssl = bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evcon));
         if (!ssl) {
-            send_simple(req, 403, "TLS required", 1);
+            send_simple(req, c, 403, "TLS required", 1);
             return;
         }
         if (s->require_client_cert) {
@@ -326,7 +684,7 @@ static void on_request(struct evhttp_request *req, void *arg)
             int good = peer && SSL_get_verify_result(ssl) == X509_V_OK;
             X509_free(peer);
             if (!good) {
-                send_simple(req, 403, "client certificate required", 1);
+                send_simple(req, c, 403, "client certificate required", 1);
                 return;
             }
         }
@@ -336,9 +694,10 @@ static void on_request(struct evhttp_request *req, void *arg)
         if (r)
             info_clear(&r->info);
         free(r);
-        send_simple(req, 500, "out of memory", 1);
+        send_simple(req, c, 500, "out of memory", 1);
         return;
     }
+    r->info.health = health;
     /* replies go out as several writes (TLS records); without this, Nagle
      * and the peer's delayed ACK stall each answer on a kept-alive connection */
     evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
@@ -349,29 +708,13 @@ static void on_request(struct evhttp_request *req, void *arg)
     r->srv = s;
     r->req = req;
     r->evcon = evcon;
+    r->conn = c;
     r->next = s->reqs;
     if (s->reqs)
         s->reqs->prev = r;
     s->reqs = r;
     s->inflight++;
-    evhttp_connection_set_closecb(evcon, on_conn_close, s);
     s->cb(r, s->arg);
-}
-
-static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
-{
-    struct mpic_server *s = arg;
-    SSL *ssl = SSL_new(s->ssl);
-    if (!ssl)
-        return NULL; /* evhttp falls back to plain; on_request refuses it */
-    struct bufferevent *bev =
-        bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-    if (!bev) {
-        SSL_free(ssl);
-        return NULL;
-    }
-    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    return bev;
 }
 
 static int tls_setup(struct mpic_server *s, const struct mpic_server_opts *o, char *errbuf, size_t errlen)
@@ -438,8 +781,12 @@ static struct evhttp_bound_socket *bind_listener(struct mpic_server *s, const ch
         return NULL;
     }
     struct evhttp_bound_socket *b = evhttp_bind_listener(s->http, l);
-    if (!b)
+    if (!b) {
         evconnlistener_free(l);
+        return NULL;
+    }
+    s->listener = l;
+    evconnlistener_set_error_cb(l, on_accept_error);
     return b;
 }
 
@@ -468,6 +815,31 @@ int mpic_server_new(struct event_base *base, const struct mpic_server_opts *o, m
     s->cb = cb;
     s->arg = arg;
     s->max_inflight = o->max_inflight > 0 ? o->max_inflight : SERVER_DEFAULT_INFLIGHT;
+    /* by default a client may hold as many connections as requests may be
+     * in flight: the in-flight limit is what a busy client meets first */
+    s->max_conns = o->max_conns > 0 ? o->max_conns : SERVER_DEFAULT_MAX_CONNS;
+    if (o->max_conns <= 0 && s->max_conns < s->max_inflight + 64)
+        s->max_conns = s->max_inflight + 64;
+    s->max_per_addr = o->max_conns_per_addr > 0 ? o->max_conns_per_addr : SERVER_DEFAULT_MAX_CONNS_PER_ADDR;
+    if (o->max_conns_per_addr <= 0 && s->max_per_addr < s->max_inflight + 64)
+        s->max_per_addr = s->max_inflight + 64;
+    s->header_timeout_s = o->header_timeout_s > 0 ? o->header_timeout_s : SERVER_DEFAULT_HEADER_TIMEOUT_S;
+    s->idle_timeout_s = o->idle_timeout_s > 0 ? o->idle_timeout_s : SERVER_DEFAULT_IDLE_S;
+    size_t nb = 64;
+    while (nb < (size_t)s->max_conns && nb < ((size_t)1 << 20))
+        nb <<= 1;
+    s->hash = calloc(nb, sizeof *s->hash);
+    s->hmask = nb - 1;
+    s->pending_ev = event_new(base, -1, 0, on_pending, s);
+    s->resume_ev = evtimer_new(base, on_resume, s);
+    if (o->health_path)
+        s->health_path = strdup(o->health_path);
+    s->next_server = all_servers;
+    all_servers = s;
+    if (!s->hash || !s->pending_ev || !s->resume_ev || (o->health_path && !s->health_path)) {
+        rc = -ENOMEM;
+        goto fail;
+    }
     if (o->cert_file && (rc = tls_setup(s, o, errbuf, errlen)) != 0)
         goto fail;
     s->http = evhttp_new(base);
@@ -477,11 +849,10 @@ int mpic_server_new(struct event_base *base, const struct mpic_server_opts *o, m
     }
     evhttp_set_max_body_size(s->http, (ev_ssize_t)(o->max_body ? o->max_body : SERVER_DEFAULT_MAX_BODY));
     evhttp_set_max_headers_size(s->http, SERVER_MAX_HEADERS_SIZE);
-    evhttp_set_timeout(s->http, o->idle_timeout_s > 0 ? o->idle_timeout_s : SERVER_DEFAULT_IDLE_S);
+    evhttp_set_timeout(s->http, s->idle_timeout_s);
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(s->http, on_request, s);
-    if (s->ssl)
-        evhttp_set_bevcb(s->http, make_tls_bev, s);
+    evhttp_set_bevcb(s->http, make_bev, s);
     s->bound = bind_listener(s, o->address, o->port);
     if (!s->bound) {
         char m[160];
@@ -509,13 +880,20 @@ int mpic_server_inflight(const struct mpic_server *s) { return s->inflight; }
 
 int mpic_server_sending(const struct mpic_server *s) { return s->sending; }
 
+void mpic_server_stats(const struct mpic_server *s, struct mpic_server_stats *out)
+{
+    *out = s->stats;
+    out->conns = s->nconns;
+}
+
 /* The reply has been written out (not called when the connection fails:
  * the count then stays high, and a drain waits only for its bound). */
 static void on_sent(struct evhttp_request *req, void *arg)
 {
-    struct mpic_server *s = arg;
-    if (s->sending > 0)
-        s->sending--;
+    struct conn *c = arg;
+    if (c->srv->sending > 0)
+        c->srv->sending--;
+    conn_answered(c);
 }
 
 void mpic_server_stop_accepting(struct mpic_server *s)
@@ -523,7 +901,10 @@ void mpic_server_stop_accepting(struct mpic_server *s)
     if (s->bound) {
         evhttp_del_accept_socket(s->http, s->bound);
         s->bound = NULL;
+        s->listener = NULL;
     }
+    if (s->resume_ev)
+        evtimer_del(s->resume_ev);
     s->draining = 1;
 }
 
@@ -538,7 +919,26 @@ void mpic_server_free(struct mpic_server *s)
         req_unlink(r);
     }
     if (s->http)
-        evhttp_free(s->http);
+        evhttp_free(s->http); /* closes every connection: on_conn_close forgets them */
+    while (s->conns) /* evhttp did not report (not expected) */
+        conn_remove(s->conns);
+    while (s->pending) {
+        struct conn *c = s->pending;
+        s->pending = c->next;
+        bufferevent_decref(c->bev);
+        free(c);
+    }
+    for (struct mpic_server **pp = &all_servers; *pp; pp = &(*pp)->next_server)
+        if (*pp == s) {
+            *pp = s->next_server;
+            break;
+        }
+    if (s->pending_ev)
+        event_free(s->pending_ev);
+    if (s->resume_ev)
+        event_free(s->resume_ev);
+    free(s->hash);
+    free(s->health_path);
     if (s->ssl)
         SSL_CTX_free(s->ssl);
     free(s);
@@ -568,9 +968,9 @@ int mpic_server_respond(struct mpic_server_req *r, int status, const char *const
         evbuffer_add(evhttp_request_get_output_buffer(r->req), body, body_len);
     if (status < 100 || status > 599)
         status = 500;
-    if (s && evhttp_request_get_connection(r->req)) {
+    if (s && r->conn && evhttp_request_get_connection(r->req)) {
         s->sending++;
-        evhttp_request_set_on_complete_cb(r->req, on_sent, s);
+        evhttp_request_set_on_complete_cb(r->req, on_sent, r->conn);
     }
     evhttp_send_reply(r->req, status, NULL, NULL);
     r->req = NULL;

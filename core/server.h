@@ -2,7 +2,13 @@
  * server.h: an HTTP/1.1 server on the process event loop (libevent evhttp),
  * optionally over TLS (bufferevent_openssl) with optional required client
  * certificates verified against a CA file. Bounded: request body size (413),
- * requests in flight (503), idle connection timeout. Knows nothing of Lua:
+ * requests in flight (503, except the health path), open connections per
+ * listener and per client address (refused at accept), the time from accept
+ * to a whole request (TLS handshake, head and body: a client that trickles
+ * bytes cannot stretch it), idle connection timeout; accept() failing for
+ * want of descriptors pauses the listener instead of spinning. Ambiguous
+ * request framing (RFC 9112 6.3) gets 400 and the connection is closed.
+ * Knows nothing of Lua:
  * every accepted request is handed to a C callback, which owns it until it
  * calls mpic_server_respond() or mpic_server_req_free().
  * Also: a signal watcher on the same loop (SIGTERM, SIGHUP for the service).
@@ -26,6 +32,10 @@ struct mpic_server_opts {
     size_t max_body;            /* 0: 1 MiB */
     int max_inflight;           /* 0: 1000 */
     int idle_timeout_s;         /* 0: 60 */
+    int max_conns;              /* open connections; 0: max(4096, max_inflight + 64) */
+    int max_conns_per_addr;     /* from one client address; 0: max(1024, max_inflight + 64) */
+    int header_timeout_s;       /* accept -> whole first request; 0: 10 */
+    const char *health_path;    /* GET/HEAD of this path pass the in-flight limit; NULL: none */
 };
 
 /* A request as the handler sees it. Strings are NUL-terminated copies. */
@@ -45,6 +55,7 @@ struct mpic_server_reqinfo {
     char peer[64];
     int peer_port;
     int tls;            /* 1 when the connection is TLS */
+    int health;         /* 1 for a GET/HEAD of the health path (exempt from the in-flight limit) */
     char *client_subject;   /* RFC 2253 subject of the verified client cert, or NULL */
     char **client_sans;     /* "DNS:name", "URI:...", "IP:..." entries */
     size_t n_client_sans;
@@ -67,6 +78,16 @@ void mpic_server_stop_accepting(struct mpic_server *s);
 
 /* Requests accepted and not yet answered. */
 int mpic_server_inflight(const struct mpic_server *s);
+
+/* Counters of the connection guards (since the server started). */
+struct mpic_server_stats {
+    int conns;                    /* open connections now */
+    unsigned long refused_conns;  /* over max_conns or max_conns_per_addr */
+    unsigned long deadline_closed;/* no whole request within the deadline */
+    unsigned long accept_errors;  /* accept() failures (EMFILE, ENFILE, ...) */
+    unsigned long bad_framing;    /* 400 for ambiguous framing */
+};
+void mpic_server_stats(const struct mpic_server *s, struct mpic_server_stats *out);
 
 /* Answers not yet fully written to their connection (wait for 0, with a
  * bound, before freeing the server, so that drained replies are delivered). */

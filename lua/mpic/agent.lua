@@ -121,7 +121,8 @@ end
 
 local USAGE = "usage: mpic agent --config FILE --listen ADDR:PORT --perspective ID\n"
   .. "                  --tls-cert F --tls-key F --client-ca F [--max-inflight N] [--max-body BYTES]\n"
-  .. "                  [--health-interval S]"
+  .. "                  [--health-interval S] [--max-connections N] [--max-connections-per-ip N]\n"
+  .. "                  [--header-timeout S]"
 
 function M.main(args)
   local cli = require "mpic.cli"
@@ -129,8 +130,11 @@ function M.main(args)
     config = "value", listen = "value", perspective = "value", ["tls-cert"] = "value",
     ["tls-key"] = "value", ["client-ca"] = "value", ["max-inflight"] = "value", ["max-body"] = "value",
     ["drain-ms"] = "value", ["health-interval"] = "value",
+    ["max-connections"] = "value", ["max-connections-per-ip"] = "value", ["header-timeout"] = "value",
   }, 2)
   if not opts then io_stderr:write("mpic agent: ", err, "\n", USAGE, "\n") return 2 end
+  local limits, lerr = serve.listen_limits(opts)
+  if not limits then io_stderr:write("mpic agent: ", lerr, "\n", USAGE, "\n") return 2 end
   local addr, port = serve.parse_listen(opts.listen)
   if not addr then io_stderr:write("mpic agent: ", port, "\n", USAGE, "\n") return 2 end
   if not opts.perspective then io_stderr:write("mpic agent: --perspective ID is required\n") return 2 end
@@ -156,9 +160,11 @@ function M.main(args)
   for _, d in ipairs(cfg.challenge_dirs or {}) do folders[#folders + 1] = d end
   local registry = challenges.load(folders)
   if #registry.errors > 0 then io_stderr:write(challenges.format_errors(registry), "\n") end
-  local srv, kind, detail = server.listen({ address = addr, port = port,
-    tls = { cert = opts["tls-cert"], key = opts["tls-key"], client_ca = opts["client-ca"], require_client_cert = true },
-    max_inflight = tonumber(opts["max-inflight"]) or 1000, max_body = tonumber(opts["max-body"]) or 65536 })
+  limits.address, limits.port = addr, port
+  limits.tls = { cert = opts["tls-cert"], key = opts["tls-key"], client_ca = opts["client-ca"], require_client_cert = true }
+  limits.max_inflight = tonumber(opts["max-inflight"]) or 1000
+  limits.max_body = tonumber(opts["max-body"]) or 65536
+  local srv, kind, detail = server.listen(limits)
   if not srv then io_stderr:write("mpic agent: ", tostring(kind), ": ", tostring(detail), "\n") return 2 end
   serve.log("mpic agent: perspective %s (%s), listening on %s:%d", p.id, p.rir, addr, srv:port())
   serve.watch_signals(srv, nil)

@@ -2,8 +2,9 @@
 -- shared with the agent (M.run_loop).
 --
 -- POST /mpic answers the Open MPIC API through mpic.orchestrator (200, 400
--- and 500 bodies as it returns them). GET /healthz, GET /metrics
--- (Prometheus text). Optional TLS, optional bearer token / x-api-key and
+-- and 500 bodies as it returns them). GET /healthz (outside the in-flight
+-- limit), GET /metrics (Prometheus text; the API's token when one is set).
+-- Optional TLS, optional bearer token / x-api-key and
 -- optional client certificates for API clients. Every perspective is
 -- health-checked by canary probes (mpic.health: the resolvers answer the
 -- canary name, an agent's /healthz over mutual TLS), so that selection skips
@@ -156,6 +157,10 @@ local function coordinator_handler(opts)
     local status, headers, body
     if path == "/healthz" and (method == "GET" or method == "HEAD") then
       status, headers, body = M.healthz()
+    elseif path == "/metrics" and method == "GET" and not authorised(req, opts) then
+      -- the metrics name perspectives, agents and traffic: the API's token rule
+      status, headers, body = 401, { ["Content-Type"] = "application/json", ["WWW-Authenticate"] = "Bearer" },
+        encode({ error = "unauthorized" })
     elseif path == "/metrics" and method == "GET" then
       metrics.inflight(in_flight)
       status, headers, body = 200, { ["Content-Type"] = "text/plain; version=0.0.4" }, metrics.render()
@@ -235,7 +240,29 @@ function M.start_health(interval_ms, only)
 end
 
 local USAGE = "usage: mpic serve --config FILE --listen ADDR:PORT [--tls-cert F --tls-key F] [--client-ca F]\n"
-  .. "                  [--token T] [--max-inflight N] [--max-body BYTES] [--health-interval S]"
+  .. "                  [--token T] [--max-inflight N] [--max-body BYTES] [--health-interval S]\n"
+  .. "                  [--max-connections N] [--max-connections-per-ip N] [--header-timeout S]"
+
+--[[ The connection guards of `serve` and `agent` from their options:
+--max-connections (open connections), --max-connections-per-ip (from one
+client address), --header-timeout (seconds from accept to a whole request,
+TLS handshake included). Returns the server.listen fields, or nil, message. ]]
+function M.listen_limits(opts)
+  local out = { health_path = "/healthz" }
+  for opt, f in pairs({ ["max-connections"] = { "max_connections", 1000000 },
+                        ["max-connections-per-ip"] = { "max_connections_per_address", 1000000 },
+                        ["header-timeout"] = { "header_timeout_s", 3600 } }) do
+    local field, max, v = f[1], f[2], opts[opt]
+    if v ~= nil then
+      local n = tonumber(v)
+      if not n or n ~= math.floor(n) or n < 1 or n > max then
+        return nil, string_format("--%s must be a whole number from 1 to %d, not %s", opt, max, tostring(v))
+      end
+      out[field] = math.tointeger(n)
+    end
+  end
+  return out
+end
 
 function M.main(args)
   local cli = require "mpic.cli"
@@ -243,8 +270,11 @@ function M.main(args)
     config = "value", listen = "value", ["tls-cert"] = "value", ["tls-key"] = "value",
     ["client-ca"] = "value", token = "value", ["max-inflight"] = "value", ["max-body"] = "value",
     ["health-interval"] = "value", ["drain-ms"] = "value",
+    ["max-connections"] = "value", ["max-connections-per-ip"] = "value", ["header-timeout"] = "value",
   }, 2)
   if not opts then io_stderr:write("mpic serve: ", err, "\n", USAGE, "\n") return 2 end
+  local limits, lerr = M.listen_limits(opts)
+  if not limits then io_stderr:write("mpic serve: ", lerr, "\n", USAGE, "\n") return 2 end
   local addr, port = M.parse_listen(opts.listen)
   if not addr then io_stderr:write("mpic serve: ", port, "\n", USAGE, "\n") return 2 end
   if (opts["tls-cert"] == nil) ~= (opts["tls-key"] == nil) or (opts["client-ca"] and not opts["tls-cert"]) then
@@ -266,8 +296,10 @@ function M.main(args)
     tls = { cert = opts["tls-cert"], key = opts["tls-key"], client_ca = opts["client-ca"],
             require_client_cert = opts["client-ca"] ~= nil }
   end
-  local srv, kind, detail = server.listen({ address = addr, port = port, tls = tls,
-    max_inflight = tonumber(opts["max-inflight"]) or 1000, max_body = tonumber(opts["max-body"]) or 1048576 })
+  limits.address, limits.port, limits.tls = addr, port, tls
+  limits.max_inflight = tonumber(opts["max-inflight"]) or 1000
+  limits.max_body = tonumber(opts["max-body"]) or 1048576
+  local srv, kind, detail = server.listen(limits)
   if not srv then io_stderr:write("mpic serve: ", tostring(kind), ": ", tostring(detail), "\n") return 2 end
   log("mpic serve: %s, %d perspectives, listening on %s:%d%s", cfg.file, #cfg.perspectives, addr, srv:port(),
     tls and " (TLS)" or "")
