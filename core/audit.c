@@ -10,15 +10,37 @@
  * fails. The worker reopens the path when the file was renamed or removed
  * (log rotation).
  *
+ * The chain (docs/EVIDENCE.md): the writer turns each line `{...}` into
+ * `{"prev":"<hex SHA-256 of the previous line>","seq":N,...}` as it writes
+ * it, in file order, so that removing, inserting, reordering or editing a
+ * line breaks the chain at the next one. The first line of a new log has
+ * prev = 64 zeros and seq 1; a writer opening an existing log continues from
+ * its last line (a log ending in a partial line is refused), and a rotated
+ * log's new file continues from the last hash of the old one (the head stays
+ * in memory across the reopen). The head is the worker's: a failed batch
+ * puts it back. One writer per file and per process: two processes appending
+ * to one file would fork the chain (several workers need one file each).
+ * A checkpoint is a line the writer makes itself: {"prev","seq","checkpoint":
+ * {"head","key_id","lines","time"},"signature"}, signed (Ed25519, the key of
+ * writer:set_key) over the canonical bytes of the checkpoint object.
+ *
  * Provides the Lua module "mpic.core.audit":
  *   open(path [, fsync]) -> writer | nil, "internal", detail
  *   writer:append(line) -> true | nil, "internal", detail  (yields until the
- *       line is written and, when fsync, on disk; must run in a task)
- * Uses: pthreads, eventfd, libevent (the loop of rt.h), task suspension.
+ *       line is written and, when fsync, on disk; outside a task only while
+ *       the worker has not started: then written, and synced, directly)
+ *       line must be a JSON object with at least one member ('{"...').
+ *   writer:set_key(key) (a private key of mpic.core.sign) for checkpoints
+ *   writer:checkpoint() -> true | nil, "internal", detail (as append)
+ *   writer:head() -> hex head hash, seq of the last line written
+ * Uses: pthreads, eventfd, libevent (the loop of rt.h), task suspension,
+ * OpenSSL (SHA-256; Ed25519 through sign.h).
  */
 #include "audit.h"
+#include "encode.h"
 #include "errors.h"
 #include "rt.h"
+#include "sign.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -32,10 +54,16 @@
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #define WRITER_MT "mpic.audit.writer"
 #define BATCH_IOV 256
+#define CHAIN_ROOM 128              /* room before a line for its chain prefix */
+#define CHECKPOINT_BYTES 512        /* a checkpoint line, whole */
+#define TAIL_MAX (16 * 1024 * 1024) /* the longest last line read at open */
 
 struct audit_writer;
 
@@ -46,8 +74,17 @@ struct audit_req {
     int err;          /* errno of the failed step, 0 once durable */
     const char *what; /* the failed step: "open", "write", "fsync" */
     int orphaned;     /* the task was cancelled: the loop side frees it */
-    size_t len;
-    char line[]; /* the line and its '\n' */
+    int checkpoint;   /* a checkpoint: the worker makes the whole line */
+    size_t len;       /* the final line and its '\n' (once chained) */
+    char *line;       /* the final line, inside buf */
+    size_t in_len;    /* the caller's line and its '\n', at buf + CHAIN_ROOM */
+    char buf[];
+};
+
+struct chain_key {
+    EVP_PKEY *key;
+    char id[65];
+    struct chain_key *older; /* kept: the worker may still sign with one */
 };
 
 struct audit_writer {
@@ -63,8 +100,175 @@ struct audit_writer {
     pthread_cond_t cv;
     struct audit_req *q_head, *q_tail; /* for the worker */
     struct audit_req *d_head, *d_tail; /* finished, for the loop */
+    unsigned char head[32];            /* hash of the last line (worker's) */
+    unsigned long long seq;            /* seq of the last line (worker's) */
+    unsigned char pub_head[32];        /* a copy for writer:head(), under mu */
+    unsigned long long pub_seq;
+    struct chain_key *key;             /* signs checkpoints; under mu */
     struct audit_writer *next;
 };
+
+static void hex32(const unsigned char *h, char out[65])
+{
+    static const char hexd[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hexd[h[i] >> 4];
+        out[2 * i + 1] = hexd[h[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+/* The seq of a chained line (its fixed prefix), or 0. */
+static unsigned long long line_seq(const char *s, size_t n)
+{
+    static const char a[] = "{\"prev\":\"", b[] = "\",\"seq\":";
+    if (n < 9 + 64 + 8 + 2 || memcmp(s, a, 9) != 0 || memcmp(s + 73, b, 8) != 0)
+        return 0;
+    for (int i = 9; i < 73; i++)
+        if (!strchr("0123456789abcdef", s[i]) || !s[i])
+            return 0;
+    unsigned long long v = 0;
+    size_t i = 81;
+    for (; i < n && i < 81 + 19 && s[i] >= '0' && s[i] <= '9'; i++)
+        v = v * 10 + (unsigned long long)(s[i] - '0');
+    return i < n && s[i] == ',' ? v : 0;
+}
+
+/* Continue the chain of the log already in w->path: its last line's hash
+ * and seq. Returns 0, or -1 with why. */
+static int load_head(struct audit_writer *w, char *why, size_t whylen)
+{
+    memset(w->head, 0, sizeof w->head);
+    w->seq = 0;
+    int fd = open(w->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, whylen, "read %s: %s", w->path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    int rc = -1;
+    char buf[65536];
+    EVP_MD_CTX *md = NULL;
+    if (fstat(fd, &st) != 0) {
+        snprintf(why, whylen, "stat %s: %s", w->path, strerror(errno));
+        goto out;
+    }
+    off_t end = st.st_size;
+    if (end == 0) {
+        rc = 0;
+        goto out;
+    }
+    if (pread(fd, buf, 1, end - 1) != 1 || buf[0] != '\n') {
+        snprintf(why, whylen, "%s ends with a partial line: repair the log before appending to it", w->path);
+        goto out;
+    }
+    off_t stop = end - 1, scan = stop, start = 0;
+    while (scan > 0) {
+        size_t chunk = scan > (off_t)sizeof buf ? sizeof buf : (size_t)scan;
+        off_t from = scan - (off_t)chunk;
+        if (pread(fd, buf, chunk, from) != (ssize_t)chunk) {
+            snprintf(why, whylen, "read %s: %s", w->path, strerror(errno));
+            goto out;
+        }
+        size_t i = chunk;
+        while (i > 0 && buf[i - 1] != '\n')
+            i--;
+        if (i > 0) {
+            start = from + (off_t)i;
+            break;
+        }
+        scan = from;
+        if (stop - scan > TAIL_MAX) {
+            snprintf(why, whylen, "%s: the last line is longer than %d bytes", w->path, TAIL_MAX);
+            goto out;
+        }
+    }
+    md = EVP_MD_CTX_new();
+    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        snprintf(why, whylen, "sha256: out of memory");
+        goto out;
+    }
+    for (off_t pos = start; pos < stop;) {
+        size_t chunk = stop - pos > (off_t)sizeof buf ? sizeof buf : (size_t)(stop - pos);
+        if (pread(fd, buf, chunk, pos) != (ssize_t)chunk) {
+            snprintf(why, whylen, "read %s: %s", w->path, strerror(errno));
+            goto out;
+        }
+        if (pos == start)
+            w->seq = line_seq(buf, chunk);
+        EVP_DigestUpdate(md, buf, chunk);
+        pos += (off_t)chunk;
+    }
+    unsigned int len = 0;
+    if (EVP_DigestFinal_ex(md, w->head, &len) != 1 || len != 32) {
+        snprintf(why, whylen, "sha256 failed");
+        goto out;
+    }
+    rc = 0;
+out:
+    EVP_MD_CTX_free(md);
+    close(fd);
+    memcpy(w->pub_head, w->head, sizeof w->head);
+    w->pub_seq = w->seq;
+    return rc;
+}
+
+/* Make r's final line: the chain prefix before the caller's line, or a
+ * whole signed checkpoint; then advance the head. Returns 0, or -1 (no key,
+ * signing failed). Runs on the worker, or on the loop before it started. */
+static int chain_line(struct audit_writer *w, struct audit_req *r)
+{
+    char prev[65];
+    hex32(w->head, prev);
+    unsigned long long seq = w->seq + 1;
+    if (r->checkpoint) {
+        pthread_mutex_lock(&w->mu);
+        struct chain_key *k = w->key;
+        pthread_mutex_unlock(&w->mu);
+        if (!k)
+            return -1;
+        char t[32], body[256], sig64[100];
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        int bn = snprintf(body, sizeof body, "{\"head\":\"%s\",\"key_id\":\"%s\",\"lines\":%llu,\"time\":\"%s\"}", prev,
+                          k->id, w->seq, t);
+        unsigned char sig[64];
+        if (bn <= 0 || bn >= (int)sizeof body || mpic_sign_raw(k->key, (unsigned char *)body, (size_t)bn, sig) != 0)
+            return -1;
+        size_t sn = mpic_base64(sig, sizeof sig, sig64, 0);
+        sig64[sn] = '\0';
+        int n = snprintf(r->buf, CHECKPOINT_BYTES, "{\"prev\":\"%s\",\"seq\":%llu,\"checkpoint\":%s,\"signature\":\"%s\"}\n",
+                         prev, seq, body, sig64);
+        if (n <= 0 || n >= CHECKPOINT_BYTES)
+            return -1;
+        r->line = r->buf;
+        r->len = (size_t)n;
+    } else {
+        char pre[CHAIN_ROOM];
+        int pn = snprintf(pre, sizeof pre, "{\"prev\":\"%s\",\"seq\":%llu,", prev, seq);
+        if (pn <= 0 || pn > CHAIN_ROOM)
+            return -1;
+        /* the prefix ends where the caller's '{' was */
+        r->line = r->buf + CHAIN_ROOM + 1 - pn;
+        memcpy(r->line, pre, (size_t)pn);
+        r->len = (size_t)pn + r->in_len - 1;
+    }
+    unsigned int len = 0;
+    if (!EVP_Digest(r->line, r->len - 1, w->head, &len, EVP_sha256(), NULL))
+        return -1;
+    w->seq = seq;
+    return 0;
+}
+
+static void publish_head(struct audit_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    memcpy(w->pub_head, w->head, sizeof w->head);
+    w->pub_seq = w->seq;
+    pthread_mutex_unlock(&w->mu);
+}
 
 /* Writers live as long as the process (a handful of paths at most). */
 static struct audit_writer *writers;
@@ -109,6 +313,18 @@ static void write_batch(struct audit_writer *w, int fsync, struct audit_req *r, 
         *what = "open";
         return;
     }
+    unsigned char head0[32];
+    unsigned long long seq0 = w->seq;
+    memcpy(head0, w->head, sizeof head0);
+    for (struct audit_req *s = r; s; s = s->next) {
+        if (chain_line(w, s) != 0) {
+            memcpy(w->head, head0, sizeof head0);
+            w->seq = seq0;
+            *err = EINVAL;
+            *what = s->checkpoint ? "checkpoint (no key, or signing failed)" : "chain";
+            return;
+        }
+    }
     off_t start = lseek(w->fd, 0, SEEK_END);
     size_t written = 0, r_off = 0;
     struct iovec iov[BATCH_IOV];
@@ -149,6 +365,11 @@ static void write_batch(struct audit_writer *w, int fsync, struct audit_req *r, 
             }
         }
     }
+    if (*err) { /* none of the batch counts: the chain goes on from before it */
+        memcpy(w->head, head0, sizeof head0);
+        w->seq = seq0;
+    }
+    publish_head(w);
 }
 
 static void *worker_main(void *arg)
@@ -227,7 +448,7 @@ static int start_worker(struct audit_writer *w)
     return 0;
 }
 
-static struct audit_writer *writer_new(const char *path, int fsync, int *err)
+static struct audit_writer *writer_new(const char *path, int fsync, int *err, char *why, size_t whylen)
 {
     struct audit_writer *w = calloc(1, sizeof *w);
     if (!w || !(w->path = strdup(path))) {
@@ -238,6 +459,8 @@ static struct audit_writer *writer_new(const char *path, int fsync, int *err)
     w->fd = w->efd = -1;
     w->fsync = fsync;
     int rc = open_log(w);
+    if (rc == 0 && load_head(w, why, whylen) != 0)
+        rc = -EINVAL;
     if (rc == 0) {
         w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         rc = w->efd < 0 ? -errno : 0;
@@ -282,7 +505,10 @@ static int l_open(lua_State *L)
         }
     } else {
         int err = 0;
-        w = writer_new(path, fsync, &err);
+        char why[512] = "";
+        w = writer_new(path, fsync, &err, why, sizeof why);
+        if (!w && why[0])
+            return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "%s", why);
         if (!w)
             return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "open %s: %s", path, strerror(err));
     }
@@ -316,60 +542,87 @@ static int k_append(lua_State *L, int status, lua_KContext ctx)
     return 1;
 }
 
-/* Without fsync there is nothing to group: the loop thread writes the line
- * itself (one writev, O_APPEND) and the task does not yield. Used only while
- * the writer has never synced, so the worker never runs at the same time. */
-static int append_direct(lua_State *L, struct audit_writer *w, const char *line, size_t n)
+/* A request for line (n bytes, no newline), or a checkpoint when line is
+ * NULL; NULL when out of memory. */
+static struct audit_req *req_new(struct audit_writer *w, const char *line, size_t n)
 {
-    struct iovec iov[2] = {{(void *)line, n}, {"\n", 1}};
+    size_t cap = line ? CHAIN_ROOM + n + 1 : CHECKPOINT_BYTES;
+    struct audit_req *r = malloc(sizeof *r + cap);
+    if (!r)
+        return NULL;
+    memset(r, 0, sizeof *r);
+    r->w = w;
+    if (line) {
+        memcpy(r->buf + CHAIN_ROOM, line, n);
+        r->buf[CHAIN_ROOM + n] = '\n';
+        r->in_len = n + 1;
+    } else {
+        r->checkpoint = 1;
+    }
+    return r;
+}
+
+/* Before the worker ever ran, the loop thread writes the line itself (one
+ * write, O_APPEND; synced when the writer syncs), and the task does not
+ * yield: without fsync there is nothing to group, and outside a task there
+ * is no one to suspend. The worker never runs at the same time. */
+static int append_direct(lua_State *L, struct audit_writer *w, struct audit_req *r)
+{
     const char *what = "open";
+    unsigned char head0[32];
+    unsigned long long seq0 = w->seq;
+    memcpy(head0, w->head, sizeof head0);
     int rc = check_rotation(w);
-    if (rc == 0) {
+    if (rc == 0 && chain_line(w, r) != 0) {
+        what = r->checkpoint ? "checkpoint (no key, or signing failed)" : "chain";
+        rc = -EINVAL;
+    } else if (rc == 0) {
         what = "write";
         ssize_t k;
         do
-            k = writev(w->fd, iov, 2);
+            k = write(w->fd, r->line, r->len);
         while (k < 0 && errno == EINTR);
-        if (k == (ssize_t)n + 1) {
+        if (k == (ssize_t)r->len && (!w->fsync || fdatasync(w->fd) == 0)) {
+            free(r);
+            publish_head(w);
             lua_pushboolean(L, 1);
             return 1;
         }
-        rc = k < 0 ? -errno : -EIO;
-        if (k > 0) { /* a torn line: cut it off again when it is the file's end */
+        if (k == (ssize_t)r->len)
+            what = "fsync";
+        rc = k < 0 || k == (ssize_t)r->len ? -errno : -EIO;
+        if (k > 0) { /* cut what was written off again when it is the file's end */
             struct stat st;
             off_t end = lseek(w->fd, 0, SEEK_END);
             if (end >= k && fstat(w->fd, &st) == 0 && st.st_size == end && ftruncate(w->fd, end - k) != 0) {
                 /* the append fails anyway */
             }
         }
+        memcpy(w->head, head0, sizeof head0);
+        w->seq = seq0;
     }
-    return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "%s %s: %s", what, w->path, strerror(-rc));
+    free(r);
+    return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "%s %s: %s", what, w->path,
+                          strerror(rc < 0 ? -rc : EIO));
 }
 
-/* writer:append(line) -> true | nil, "internal", detail */
-static int l_append(lua_State *L)
+static int enqueue(lua_State *L, struct audit_writer *w, struct audit_req *r)
 {
-    struct audit_writer *w = *(struct audit_writer **)luaL_checkudata(L, 1, WRITER_MT);
-    size_t n;
-    const char *line = luaL_checklstring(L, 2, &n);
-    luaL_argcheck(L, !memchr(line, '\n', n), 2, "line must not contain a newline");
     struct mpic_task *t = mpic_task_current(L);
-    if (!w->fsync && !w->started)
-        return append_direct(L, w, line, n);
+    if (!w->started && (!w->fsync || !t))
+        return append_direct(L, w, r);
+    if (!t) {
+        free(r);
+        return luaL_error(L, "audit: an append outside a task while the writer's worker runs");
+    }
     if (!w->started) {
         int rc = start_worker(w);
-        if (rc < 0)
+        if (rc < 0) {
+            free(r);
             return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "audit writer thread: %s", strerror(-rc));
+        }
     }
-    struct audit_req *r = malloc(sizeof *r + n + 1);
-    if (!r)
-        return luaL_error(L, "out of memory");
-    memset(r, 0, sizeof *r);
     r->p.task = t;
-    r->w = w;
-    r->len = n + 1;
-    memcpy(r->line, line, n);
-    r->line[n] = '\n';
     if (!w->ev_added) {
         if (event_add(w->ev, NULL) != 0) {
             free(r);
@@ -389,13 +642,84 @@ static int l_append(lua_State *L)
     return mpic_task_suspend(L, &r->p, req_cancel, r, k_append, (lua_KContext)r);
 }
 
+/* writer:append(line) -> true | nil, "internal", detail */
+static int l_append(lua_State *L)
+{
+    struct audit_writer *w = *(struct audit_writer **)luaL_checkudata(L, 1, WRITER_MT);
+    size_t n;
+    const char *line = luaL_checklstring(L, 2, &n);
+    luaL_argcheck(L, !memchr(line, '\n', n), 2, "line must not contain a newline");
+    luaL_argcheck(L, n >= 2 && line[0] == '{' && line[1] == '"', 2, "line must be a JSON object with members");
+    struct audit_req *r = req_new(w, line, n);
+    if (!r)
+        return luaL_error(L, "out of memory");
+    return enqueue(L, w, r);
+}
+
+/* writer:checkpoint() -> true | nil, "internal", detail */
+static int l_checkpoint(lua_State *L)
+{
+    struct audit_writer *w = *(struct audit_writer **)luaL_checkudata(L, 1, WRITER_MT);
+    pthread_mutex_lock(&w->mu);
+    int has = w->key != NULL;
+    pthread_mutex_unlock(&w->mu);
+    if (!has)
+        return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "checkpoint %s: no signing key", w->path);
+    struct audit_req *r = req_new(w, NULL, 0);
+    if (!r)
+        return luaL_error(L, "out of memory");
+    return enqueue(L, w, r);
+}
+
+/* writer:set_key(key): the checkpoint signing key (the last one set signs) */
+static int l_set_key(lua_State *L)
+{
+    struct audit_writer *w = *(struct audit_writer **)luaL_checkudata(L, 1, WRITER_MT);
+    EVP_PKEY *key = mpic_sign_check_private(L, 2);
+    struct chain_key *k = calloc(1, sizeof *k);
+    if (!k)
+        return luaL_error(L, "out of memory");
+    if (mpic_sign_key_id(key, k->id) != 0) {
+        free(k);
+        return luaL_error(L, "audit: cannot compute the key id");
+    }
+    pthread_mutex_lock(&w->mu);
+    if (w->key && strcmp(w->key->id, k->id) == 0) {
+        pthread_mutex_unlock(&w->mu);
+        free(k);
+        return 0;
+    }
+    EVP_PKEY_up_ref(key);
+    k->key = key;
+    k->older = w->key;
+    w->key = k;
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+/* writer:head() -> hex hash of the last line written, its seq */
+static int l_head(lua_State *L)
+{
+    struct audit_writer *w = *(struct audit_writer **)luaL_checkudata(L, 1, WRITER_MT);
+    char hex[65];
+    pthread_mutex_lock(&w->mu);
+    hex32(w->pub_head, hex);
+    lua_Integer seq = (lua_Integer)w->pub_seq;
+    pthread_mutex_unlock(&w->mu);
+    lua_pushstring(L, hex);
+    lua_pushinteger(L, seq);
+    return 2;
+}
+
 static int l_writer_path(lua_State *L)
 {
     lua_pushstring(L, (*(struct audit_writer **)luaL_checkudata(L, 1, WRITER_MT))->path);
     return 1;
 }
 
-static const luaL_Reg writer_methods[] = {{"append", l_append}, {"path", l_writer_path}, {NULL, NULL}};
+static const luaL_Reg writer_methods[] = {{"append", l_append},   {"checkpoint", l_checkpoint},
+                                          {"set_key", l_set_key}, {"head", l_head},
+                                          {"path", l_writer_path}, {NULL, NULL}};
 static const luaL_Reg funcs[] = {{"open", l_open}, {NULL, NULL}};
 
 int luaopen_mpic_audit(lua_State *L)

@@ -9,6 +9,7 @@
  */
 #include "lua_sandbox.h"
 #include "repl.h"
+#include "sign.h"
 #include "rt.h"
 #include "task.h"
 #include "util.h"
@@ -102,6 +103,7 @@ static int setup_state(lua_State *L, const char *root)
     preload(L, "mpic.core.util", luaopen_mpic_util);
     preload(L, "mpic.core.yaml", luaopen_mpic_yaml);
     preload(L, "mpic.core.sandbox", luaopen_mpic_sandbox);
+    preload(L, "mpic.core.sign", luaopen_mpic_sign);
     preload(L, "mpic.core.dns", luaopen_mpic_dns);
     preload(L, "mpic.core.http", luaopen_mpic_http);
     preload(L, "mpic.core.tls", luaopen_mpic_tls);
