@@ -149,6 +149,9 @@ M.CONFIG = S.record({
     agent_connections = S.int(1, 100000),
   }),
   audit = S.record({ path = S.string({ nonempty = true }), fsync = S.bool() }),
+  -- lab-only switches; each one in use is logged when the configuration is
+  -- first used (policy_floor = false: no BR floor under the policy's verdict)
+  lab = S.record({ policy_floor = S.bool() }),
   -- perspective health (mpic.health): canary probes that the CA controls
   health = S.record({
     interval_s = S.number(0.1, 3600),

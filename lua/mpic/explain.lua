@@ -22,6 +22,7 @@ local function present(v) return v ~= nil and v ~= util.null end
 
 -- Ordered: the first pattern found in the reason names the rule.
 local RULES = {
+  { "^policy floor:", "policy-floor", "the BR floor under every policy refused the policy's \"valid\"" },
   { "invalid%-perspective%-count", "perspective-count",
     "fewer remote perspectives than the BR minimum for the date" },
   { "invalid%-quorum%-count", "requested-quorum", "the requested quorum_count is not allowed" },
@@ -87,7 +88,8 @@ local function view_audit(line)
   local v = { policy = line.policy, policy_sha256 = line.policy_sha256, target = line.target,
               check_type = line.check_type, method = line.validation_method, br_section = line.br_section,
               trace = line.trace_identifier, ts = line.ts, is_valid = line.is_valid,
-              mpic_completed = line.mpic_completed, shadow = line.shadow, attempts = {} }
+              mpic_completed = line.mpic_completed, shadow = line.shadow, shadow_errors = line.shadow_errors,
+              attempts = {} }
   local atts = type(line.attempts) == "table" and line.attempts or
     { { perspectives = line.perspectives, quorum = line.quorum, passed_rirs = line.passed_rirs,
         verdict = line.is_valid and "valid" or "invalid", reason = line.reason } }
@@ -194,8 +196,13 @@ local function explain_view(v)
       out[#out + 1] = string_format("  %-28s %-8s %s -- %s: %s", tostring(s.policy), tostring(s.verdict),
         s.verdict == live and "(agrees)" or "(DISAGREES with live)", rule, tostring(s.reason))
     end
-  else
+  elseif type(v.shadow_errors) ~= "table" or #v.shadow_errors == 0 then
     out[#out + 1] = "shadow policies: none"
+  end
+  if type(v.shadow_errors) == "table" then
+    for _, e in ipairs(v.shadow_errors) do
+      out[#out + 1] = string_format("  shadow policy %s not loaded (skipped): %s", tostring(e.policy), tostring(e.error))
+    end
   end
   return table_concat(out, "\n") .. "\n"
 end

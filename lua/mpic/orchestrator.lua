@@ -39,13 +39,23 @@ local function build_context(cfg)
   local registry = challenges.load(folders)
   local pol, err = policy_mod.load(cfg.policy)
   if not pol then return nil, err end
-  local shadows = {}
+  -- a shadow policy that does not load is reported (stderr, every audit
+  -- line, check-config) and skipped: shadows never change the live answer
+  local shadows, shadow_errors = {}, {}
   for _, path in ipairs(cfg.shadow_policies or {}) do
     local sp, serr = policy_mod.load(path)
-    if not sp then return nil, "shadow " .. serr end
-    shadows[#shadows + 1] = sp
+    if sp then
+      shadows[#shadows + 1] = sp
+    else
+      shadow_errors[#shadow_errors + 1] = { policy = path, error = tostring(serr) }
+      io.stderr:write("mpic: shadow policy skipped: ", tostring(serr), "\n")
+    end
   end
-  return { cfg = cfg, registry = registry, policy = pol, shadows = shadows,
+  if not M.floor_enabled(cfg) then
+    io.stderr:write(string_format("mpic: %s: lab.policy_floor is false: the BR floor under policy %s is OFF; " ..
+      "a policy's \"valid\" is not checked against the BR table (lab use only)\n", tostring(cfg.file), cfg.policy))
+  end
+  return { cfg = cfg, registry = registry, policy = pol, shadows = shadows, shadow_errors = shadow_errors,
            persp = perspectives.snapshot() }
 end
 
@@ -171,6 +181,31 @@ local function state_for(pub, slots, primary_slot, n, q, date)
 end
 M.state_for = state_for
 
+--[[ The floor under every policy: a "valid" that the BR table does not allow
+(the primary passed where there is one, the table's quorum of the remotes,
+two RIRs among the corroborators of more than two, the phase-in minimum for
+the date) is not a "valid", whatever the policy answered; a policy may only
+be stricter. The floor judges a state of its own, built from the same
+results (the policy's copy is the policy's to change). While the BR rules
+are still undecided the answer is "undecided" (the validation waits for more
+results, then the deadline decides). cfg.lab.policy_floor = false (a lab
+setting, logged when the configuration is first used) lowers it.
+Returns verdict, reason, info. ]]
+function M.floor_enabled(cfg)
+  return not (type(cfg) == "table" and type(cfg.lab) == "table" and cfg.lab.policy_floor == false)
+end
+
+function M.floor(cfg, slots, primary_slot, date, verdict, reason, info)
+  if verdict ~= "valid" or not M.floor_enabled(cfg) then return verdict, reason, info end
+  local fv, fwhy = quorum.evaluate(state_for({}, slots, primary_slot, #slots, nil, date),
+    { required = function(n) return quorum.required(n) end })
+  if fv == "valid" then return verdict, reason, info end
+  if fv == "undecided" then
+    return "undecided", "policy floor: the policy answered valid before the BR rules allow it (" .. tostring(fwhy) .. ")", info
+  end
+  return "invalid", "policy floor: the policy answered valid, the BR rules refuse: " .. tostring(fwhy), info
+end
+
 --[[ One attempt: run the primary and the cohort, decide as results arrive.
 Returns {slots, primary_slot, verdict, reason, info}. ]]
 local function run_attempt(ctx, req, ids, date, deadline_at, runner)
@@ -193,8 +228,9 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
   end
 
   local function decide()
-    return pol:decide_owned(state_for(M.public_records(ctx.persp, pol), slots, primary_slot, #slots,
+    local v, why, inf = pol:decide_owned(state_for(M.public_records(ctx.persp, pol), slots, primary_slot, #slots,
       req.quorum_count, date))
+    return M.floor(cfg, slots, primary_slot, date, v, why, inf)
   end
 
   if primary_slot then start(primary_slot) end
@@ -333,6 +369,7 @@ local function audit(ctx, req, attempts, final, response, shadows)
     quorum = last.quorum, passed_rirs = last.passed_rirs, policy = ctx.policy.path,
     policy_sha256 = ctx.policy.sha256, is_valid = response.is_valid, reason = final.reason,
     mpic_completed = response.mpic_completed, shadow = #shadows > 0 and shadows or nil,
+    shadow_errors = #ctx.shadow_errors > 0 and ctx.shadow_errors or nil,
     error = response.error,
   }
   local text, err = util.json_encode(line)
@@ -358,6 +395,7 @@ local function shadow_verdicts(ctx, req, att, date)
   for i, sp in ipairs(ctx.shadows) do
     local v, why = sp:decide_owned(state_for(M.public_records(ctx.persp, sp), att.slots, att.primary_slot,
       #att.slots, req.quorum_count, date))
+    v, why = M.floor(ctx.cfg, att.slots, att.primary_slot, date, v, why)
     out[i] = { policy = sp.path, policy_sha256 = sp.sha256, verdict = v == "undecided" and "invalid" or v, reason = why }
   end
   return out

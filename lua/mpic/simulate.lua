@@ -365,7 +365,9 @@ local function run_policy(pol, env)
           slots[i] = { id = id, rir = rir_of[id], result = gate_closed and DOWN or outcome_of(id) }
         end
         local pslot = primary and { id = primary, rir = rir_of[primary], result = pout } or nil
-        verdict = pol:decide_owned(orchestrator.state_for(pub, slots, pslot, n, nil, date))
+        -- the BR floor under every policy, as in the orchestrator
+        verdict = orchestrator.floor(cfg, slots, pslot, date,
+          pol:decide_owned(orchestrator.state_for(pub, slots, pslot, n, nil, date)))
         verdicts[k] = verdict
       end
       if verdict == "valid" then

@@ -7,8 +7,12 @@ local case, eq, ok, contains = T.case, T.eq, T.ok, T.contains
 local HERE = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 local DATE = "2026-12-16"
 
-local function tiny_config()
+-- majority.lua is looser than the BR table (a failed primary can be
+-- outvoted), so the hand-checked numbers hold only with the BR floor
+-- lowered, as a lab may (floor = true keeps it)
+local function tiny_config(floor)
   return T.config{
+    lab = { policy_floor = floor == true },
     perspectives = {
       { id = "primary", rir = "ARIN", location = { lat = 39.04, lon = -77.49 } },
       { id = "a", rir = "RIPE", location = { lat = 50.11, lon = 8.68 } },
@@ -19,9 +23,9 @@ local function tiny_config()
 end
 
 local function tiny(trials, extra)
-  local o = { config = tiny_config(), policy = HERE .. "/majority.lua", model = HERE .. "/tiny_model.lua",
+  local o = { config = tiny_config(extra and extra.floor), policy = HERE .. "/majority.lua", model = HERE .. "/tiny_model.lua",
               trials = trials or 200, date = DATE }
-  for k, v in pairs(extra or {}) do o[k] = v end
+  for k, v in pairs(extra or {}) do if k ~= "floor" then o[k] = v end end
   return T.simulate(o)
 end
 
@@ -54,6 +58,18 @@ case("tiny_case_majority_rule_by_hand", function()
   eq(r.outage["all"].refused, 200)
   eq(r.outage["remote-a"].refused, 0)
   eq(r.mean_contacted, 3)
+end)
+
+case("the_br_floor_holds_in_simulation_too", function()
+  -- with the floor, a majority that outvotes a failed primary is refused:
+  -- of the three pairs the attacker can hold, {a, b} no longer wins
+  local r = tiny(300, { floor = true, date = "2026-01-10" })
+  eq(r.attack["random-3"].share, 1)
+  ok(r.attack["random-2"].share < 0.9 and r.attack["random-2"].share > 0.4,
+    "random-2 accepted only with the primary: " .. r.attack["random-2"].share)
+  -- on 2026-12-16 the BR minimum is 5 remotes: two are never enough
+  r = tiny(100, { floor = true })
+  eq(r.attack["random-3"].accepted, 0)
 end)
 
 case("same_seed_same_numbers_other_seed_other_draws", function()
