@@ -72,6 +72,13 @@ struct ratelog {
     unsigned long held;
 };
 
+/* Open connections from one client address. */
+struct peer {
+    struct peer *next; /* s->peers chain */
+    int n;
+    char addr[64];
+};
+
 /* A client connection, from accept to close. */
 struct conn {
     struct mpic_server *srv;
@@ -81,6 +88,7 @@ struct conn {
     struct conn *next, *prev;         /* s->conns, or s->pending (next only) */
     struct conn *hnext;               /* s->hash chain (by evcon) */
     int busy;                         /* a request is in the handler's hands or being answered */
+    struct peer *peer;                /* its address's count (NULL: none yet) */
     char addr[64];
 };
 
@@ -102,7 +110,8 @@ struct mpic_server {
     struct mpic_server_req *reqs; /* accepted, not yet answered */
     struct conn *pending;         /* made by evhttp, not yet picked up */
     struct conn *conns;           /* open, tracked */
-    struct conn **hash;
+    struct conn **hash;   /* by evcon */
+    struct peer **peers;  /* by address */
     size_t hmask;
     int nconns;
     struct mpic_server_stats stats;
@@ -223,10 +232,52 @@ static struct conn *conn_find(const struct mpic_server *s, const struct evhttp_c
     return NULL;
 }
 
+static size_t addr_hash(const struct mpic_server *s, const char *a)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *a; a++)
+        h = (h ^ (unsigned char)*a) * 16777619u;
+    return h & s->hmask;
+}
+
+/* Count one more connection from addr: the count, or 0 without memory. */
+static int peer_add(struct conn *c)
+{
+    struct mpic_server *s = c->srv;
+    size_t h = addr_hash(s, c->addr);
+    struct peer *p = s->peers[h];
+    while (p && strcmp(p->addr, c->addr) != 0)
+        p = p->next;
+    if (!p) {
+        if (!(p = calloc(1, sizeof *p)))
+            return 0;
+        memcpy(p->addr, c->addr, sizeof p->addr);
+        p->next = s->peers[h];
+        s->peers[h] = p;
+    }
+    c->peer = p;
+    return ++p->n;
+}
+
+static void peer_drop(struct conn *c)
+{
+    struct mpic_server *s = c->srv;
+    struct peer *p = c->peer;
+    if (!p || --p->n > 0)
+        return;
+    struct peer **pp = &s->peers[addr_hash(s, p->addr)];
+    while (*pp && *pp != p)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = p->next;
+    free(p);
+}
+
 /* Forget a tracked connection (it is closing, or we close it). */
 static void conn_remove(struct conn *c)
 {
     struct mpic_server *s = c->srv;
+    peer_drop(c);
     struct conn **pp = &s->hash[conn_hash(s, c->evcon)];
     while (*pp && *pp != c)
         pp = &(*pp)->hnext;
@@ -325,13 +376,10 @@ static void take_pending(struct mpic_server *s, struct evhttp_connection *keep)
         s->nconns++;
         evhttp_connection_set_closecb(evcon, on_conn_close, c);
         c->deadline = evtimer_new(s->base, on_deadline, c);
-        int same = 0;
-        if (s->nconns <= s->max_conns)
-            for (struct conn *o = s->conns; o && same <= s->max_per_addr; o = o->next)
-                same += strcmp(o->addr, c->addr) == 0;
-        if (evcon != keep && (!c->deadline || s->nconns > s->max_conns || same > s->max_per_addr)) {
+        int same = peer_add(c);
+        if (evcon != keep && (!c->deadline || !same || s->nconns > s->max_conns || same > s->max_per_addr)) {
             s->stats.refused_conns++;
-            if (!c->deadline)
+            if (!c->deadline || !same)
                 ratelog(&s->log_refused, "refused a connection from %s: out of memory", c->addr);
             else if (s->nconns > s->max_conns)
                 ratelog(&s->log_refused, "refused a connection from %s: %d connections open (the limit)",
@@ -829,6 +877,7 @@ int mpic_server_new(struct event_base *base, const struct mpic_server_opts *o, m
     while (nb < (size_t)s->max_conns && nb < ((size_t)1 << 20))
         nb <<= 1;
     s->hash = calloc(nb, sizeof *s->hash);
+    s->peers = calloc(nb, sizeof *s->peers);
     s->hmask = nb - 1;
     s->pending_ev = event_new(base, -1, 0, on_pending, s);
     s->resume_ev = evtimer_new(base, on_resume, s);
@@ -836,7 +885,7 @@ int mpic_server_new(struct event_base *base, const struct mpic_server_opts *o, m
         s->health_path = strdup(o->health_path);
     s->next_server = all_servers;
     all_servers = s;
-    if (!s->hash || !s->pending_ev || !s->resume_ev || (o->health_path && !s->health_path)) {
+    if (!s->hash || !s->peers || !s->pending_ev || !s->resume_ev || (o->health_path && !s->health_path)) {
         rc = -ENOMEM;
         goto fail;
     }
@@ -938,6 +987,7 @@ void mpic_server_free(struct mpic_server *s)
     if (s->resume_ev)
         event_free(s->resume_ev);
     free(s->hash);
+    free(s->peers);
     free(s->health_path);
     if (s->ssl)
         SSL_CTX_free(s->ssl);
