@@ -71,17 +71,32 @@ local function deep_eq(a, b, path)
   return true
 end
 
+-- The last scenario run by each task (a case runs as its own task): a
+-- failing assertion in that case names its verdict and reason, so that
+-- T.eq(r.is_valid, true) says why the validation was not valid.
+local last_scenario = setmetatable({}, { __mode = "k" })
+
+local function scenario_note()
+  local ok, task = pcall(function() return require("mpic").current() end)
+  local r = ok and task and last_scenario[task]
+  if not r then return "" end
+  local reason = r.reason
+  if type(reason) == "string" and #reason > 300 then reason = reason:sub(1, 297) .. "..." end
+  return string_format(" [last scenario: HTTP %s, verdict %s: %s]", tostring(r.status), tostring(r.verdict),
+    tostring(reason))
+end
+
 --- Deep equality.
 function M.eq(got, want, msg)
   local ok, where = deep_eq(got, want, "")
   if not ok then
-    error(string_format("%sexpected %s, got %s%s", msg and (msg .. ": ") or "", repr(want), repr(got),
-      (where and where ~= "") and (" (differs at " .. where .. ")") or ""), 2)
+    error(string_format("%sexpected %s, got %s%s%s", msg and (msg .. ": ") or "", repr(want), repr(got),
+      (where and where ~= "") and (" (differs at " .. where .. ")") or "", scenario_note()), 2)
   end
 end
 
 function M.ok(v, msg)
-  if not v then error(msg or "expected a true value", 2) end
+  if not v then error((msg or "expected a true value") .. scenario_note(), 2) end
   return v
 end
 
@@ -191,6 +206,43 @@ end
 
 local OUTCOME_KEYS = { pass = true, fail = true, error = true, timeout_ms = true, delay_ms = true }
 
+-- Check an outcome spec before anything runs (functions are checked when
+-- they answer). Returns true or nil, reason.
+local function check_outcome(spec, pid, in_list)
+  local t = type(spec)
+  if t == "function" or t == "boolean" or spec == "pass" or spec == "fail" then return true end
+  if t == "string" then
+    return nil, string_format("outcome for %s is %q; the words are \"pass\" and \"fail\" " ..
+      "(or {fail = \"why\"}, {error = \"...\"}, {timeout_ms = N}, {pass = true, delay_ms = N})", pid, spec)
+  end
+  if t ~= "table" then
+    return nil, string_format("outcome for %s must be \"pass\", \"fail\", a table or a function, got %s", pid, repr(spec))
+  end
+  if spec.passed ~= nil then
+    if type(spec.passed) ~= "boolean" then return nil, string_format("outcome for %s: passed must be a boolean", pid) end
+    return true
+  end
+  if spec[1] ~= nil then
+    if in_list then return nil, string_format("outcome for %s: a list inside a list", pid) end
+    for i, v in ipairs(spec) do
+      local ok, why = check_outcome(v, pid .. "[" .. i .. "]", true)
+      if not ok then return nil, why end
+    end
+    return true
+  end
+  local says = false
+  for k, v in pairs(spec) do
+    if not OUTCOME_KEYS[k] then return nil, string_format("outcome for %s has unknown key %s", pid, repr(k)) end
+    if (k == "timeout_ms" or k == "delay_ms") and (math.type(v) ~= "integer" or v < 0) then
+      return nil, string_format("outcome for %s: %s must be a non-negative integer", pid, k)
+    end
+    if k ~= "delay_ms" then says = true end
+  end
+  if not says then return nil, string_format("outcome for %s says nothing (pass, fail, error or timeout_ms)", pid) end
+  return true
+end
+M.check_outcome = check_outcome
+
 -- Turn an outcome spec into a check result, sleeping as the spec says (never
 -- past deadline_ms: a check still "running" then is a timeout).
 local function play(spec, pid, req, deadline_ms)
@@ -275,6 +327,26 @@ function M.scenario(s)
   end
   local outcomes = s.outcomes or {}
   if type(outcomes) ~= "table" then error("T.scenario: outcomes must be a table", 2) end
+  -- a mistake in the script is the test's failure, never a check's
+  local known, ids = {}, {}
+  for _, p in ipairs(cfg.perspectives) do known[p.id] = true; ids[#ids + 1] = p.id end
+  local keys = {}
+  for k in pairs(outcomes) do keys[#keys + 1] = tostring(k) end
+  table_sort(keys)
+  for _, k in ipairs(keys) do
+    if k ~= "*" and not known[k] then
+      error(string_format("T.scenario: outcomes names %q, which is not a perspective of the configuration " ..
+        "(perspectives: %s; \"*\" for every other one)", k, table_concat(ids, ", ")), 2)
+    end
+    local okc, why = check_outcome(outcomes[k], k == "*" and "\"*\"" or k)
+    if not okc then error("T.scenario: " .. why, 2) end
+  end
+  for _, id in ipairs(s.unhealthy or {}) do
+    if not known[id] then
+      error(string_format("T.scenario: unhealthy names %q, which is not a perspective of the configuration " ..
+        "(perspectives: %s)", tostring(id), table_concat(ids, ", ")), 2)
+    end
+  end
 
   local prev_cfg, prev_global = perspectives.config(), mpic.config
   perspectives.configure(cfg)
@@ -298,7 +370,12 @@ function M.scenario(s)
     end
     if type(spec) == "table" and spec[1] ~= nil then spec = spec[n] or spec[#spec] end
     local t0 = mpic.now()
-    local res = play(spec, pid, req, deadline_ms)
+    local pok, res = pcall(play, spec, pid, req, deadline_ms)
+    if not pok then
+      -- raised again once the validation is over: the test fails with it
+      r.script_error = r.script_error or res
+      error(res, 0)
+    end
     res.elapsed_ms = res.elapsed_ms or (mpic.now() - t0)
     return res
   end
@@ -310,6 +387,7 @@ function M.scenario(s)
   mpic.config = prev_global
   orchestrator.reset()
   if not ok then error(resp, 0) end
+  if r.script_error then error("T.scenario: " .. tostring(r.script_error), 2) end
 
   r.response, r.status = resp, status
   r.is_valid = status == 200 and resp.is_valid == true
@@ -319,6 +397,8 @@ function M.scenario(s)
   local line = status == 200 and read_last_line(cfg.audit.path)
   if line then r.audit = util.json_decode(line) end
   r.shadow = r.audit and r.audit.shadow or {}
+  local task = mpic.current()
+  if task then last_scenario[task] = r end
   return r
 end
 

@@ -115,7 +115,10 @@ case("shadow_verdicts_stand_on_the_floor_too", function()
 end)
 
 -- checks.all for a configuration, as `mpic check-config` runs it
+-- (the test resolvers are on loopback: the lab switch stands in for the
+-- primary's DNSSEC proof, which is not what these cases are about)
 local function check(c)
+  c.network.allow_reserved_ips = true
   local prev = perspectives.config()
   perspectives.configure(c)
   local okc, text = checks.all(c)

@@ -18,11 +18,13 @@ case("scenario_unscripted_perspective_fails_closed", function()
   contains(r.response.perspectives[1].check_response.errors[1].error_message, "no outcome scripted")
 end)
 
-case("scenario_malformed_outcome_fails_closed_with_the_reason", function()
-  local r = T.scenario{ config = cfg(), date = "2026-12-16", outcomes = { ["*"] = { passs = true } } }
-  eq(r.is_valid, false)
-  eq(r.status, 200)
-  contains(r.response.primary_perspective.check_response.errors[1].error_message, "unknown key")
+case("scenario_malformed_outcome_fails_the_test_with_the_reason", function()
+  -- a mistake in the script is the test's failure, not a check error that a
+  -- "not valid" expectation would silently accept (scenario_strict_test.lua)
+  local err = raises(function()
+    T.scenario{ config = cfg(), date = "2026-12-16", outcomes = { ["*"] = { passs = true } } }
+  end)
+  contains(err, "unknown key \"passs\"")
 end)
 
 case("scenario_outcome_lists_are_used_one_per_call", function()
