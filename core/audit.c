@@ -27,8 +27,7 @@
  * Provides the Lua module "mpic.core.audit":
  *   open(path [, fsync]) -> writer | nil, "internal", detail
  *   writer:append(line) -> true | nil, "internal", detail  (yields until the
- *       line is written and, when fsync, on disk; outside a task only while
- *       the worker has not started: then written, and synced, directly)
+ *       line is written and, when fsync, on disk; must run in a task)
  *       line must be a JSON object with at least one member ('{"...').
  *   writer:set_key(key) (a private key of mpic.core.sign) for checkpoints
  *   writer:checkpoint() -> true | nil, "internal", detail (as append)
@@ -562,10 +561,9 @@ static struct audit_req *req_new(struct audit_writer *w, const char *line, size_
     return r;
 }
 
-/* Before the worker ever ran, the loop thread writes the line itself (one
- * write, O_APPEND; synced when the writer syncs), and the task does not
- * yield: without fsync there is nothing to group, and outside a task there
- * is no one to suspend. The worker never runs at the same time. */
+/* Without fsync there is nothing to group: the loop thread writes the line
+ * itself (one write, O_APPEND) and the task does not yield. Used only while
+ * the writer has never synced, so the worker never runs at the same time. */
 static int append_direct(lua_State *L, struct audit_writer *w, struct audit_req *r)
 {
     const char *what = "open";
@@ -582,15 +580,13 @@ static int append_direct(lua_State *L, struct audit_writer *w, struct audit_req 
         do
             k = write(w->fd, r->line, r->len);
         while (k < 0 && errno == EINTR);
-        if (k == (ssize_t)r->len && (!w->fsync || fdatasync(w->fd) == 0)) {
+        if (k == (ssize_t)r->len) {
             free(r);
             publish_head(w);
             lua_pushboolean(L, 1);
             return 1;
         }
-        if (k == (ssize_t)r->len)
-            what = "fsync";
-        rc = k < 0 || k == (ssize_t)r->len ? -errno : -EIO;
+        rc = k < 0 ? -errno : -EIO;
         if (k > 0) { /* cut what was written off again when it is the file's end */
             struct stat st;
             off_t end = lseek(w->fd, 0, SEEK_END);
@@ -606,15 +602,10 @@ static int append_direct(lua_State *L, struct audit_writer *w, struct audit_req 
                           strerror(rc < 0 ? -rc : EIO));
 }
 
-static int enqueue(lua_State *L, struct audit_writer *w, struct audit_req *r)
+static int enqueue(lua_State *L, struct audit_writer *w, struct mpic_task *t, struct audit_req *r)
 {
-    struct mpic_task *t = mpic_task_current(L);
-    if (!w->started && (!w->fsync || !t))
+    if (!w->started && !w->fsync)
         return append_direct(L, w, r);
-    if (!t) {
-        free(r);
-        return luaL_error(L, "audit: an append outside a task while the writer's worker runs");
-    }
     if (!w->started) {
         int rc = start_worker(w);
         if (rc < 0) {
@@ -650,10 +641,11 @@ static int l_append(lua_State *L)
     const char *line = luaL_checklstring(L, 2, &n);
     luaL_argcheck(L, !memchr(line, '\n', n), 2, "line must not contain a newline");
     luaL_argcheck(L, n >= 2 && line[0] == '{' && line[1] == '"', 2, "line must be a JSON object with members");
+    struct mpic_task *t = mpic_task_current(L); /* raises outside a task */
     struct audit_req *r = req_new(w, line, n);
     if (!r)
         return luaL_error(L, "out of memory");
-    return enqueue(L, w, r);
+    return enqueue(L, w, t, r);
 }
 
 /* writer:checkpoint() -> true | nil, "internal", detail */
@@ -665,10 +657,11 @@ static int l_checkpoint(lua_State *L)
     pthread_mutex_unlock(&w->mu);
     if (!has)
         return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "checkpoint %s: no signing key", w->path);
+    struct mpic_task *t = mpic_task_current(L); /* raises outside a task */
     struct audit_req *r = req_new(w, NULL, 0);
     if (!r)
         return luaL_error(L, "out of memory");
-    return enqueue(L, w, r);
+    return enqueue(L, w, t, r);
 }
 
 /* writer:set_key(key): the checkpoint signing key (the last one set signs) */

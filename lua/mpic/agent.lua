@@ -92,6 +92,15 @@ function M.check(env, check_type, body_text)
     perspective_code = p.id, rir = p.rir,
     trace_identifier = not is_null(req.trace_identifier) and req.trace_identifier or util.null,
   }
+  if env.signer then -- the answer's signature over request, result, time and evidence (mpic.evidence)
+    local ev = require "mpic.evidence"
+    local st, serr = ev.statement(ev.request_of(check_type, req), p,
+      { passed = out.check_passed, completed = out.check_completed, errors = errors, details = out.details },
+      out.timestamp_ns)
+    local sig = st and ev.sign(env.signer, st)
+    if not sig then return 500, { error = "cannot sign the answer: " .. tostring(serr or "encoding") } end
+    out.signature = sig
+  end
   return errors and 500 or 200, out
 end
 
@@ -122,7 +131,7 @@ end
 local USAGE = "usage: mpic agent --config FILE --listen ADDR:PORT --perspective ID\n"
   .. "                  --tls-cert F --tls-key F --client-ca F [--max-inflight N] [--max-body BYTES]\n"
   .. "                  [--health-interval S] [--max-connections N] [--max-connections-per-ip N]\n"
-  .. "                  [--header-timeout S]"
+  .. "                  [--header-timeout S] [--signing-key F]"
 
 function M.main(args)
   local cli = require "mpic.cli"
@@ -131,6 +140,7 @@ function M.main(args)
     ["tls-key"] = "value", ["client-ca"] = "value", ["max-inflight"] = "value", ["max-body"] = "value",
     ["drain-ms"] = "value", ["health-interval"] = "value",
     ["max-connections"] = "value", ["max-connections-per-ip"] = "value", ["header-timeout"] = "value",
+    ["signing-key"] = "value",
   }, 2)
   if not opts then io_stderr:write("mpic agent: ", err, "\n", USAGE, "\n") return 2 end
   local limits, lerr = serve.listen_limits(opts)
@@ -144,6 +154,12 @@ function M.main(args)
   opts["tls-cert"] = opts["tls-cert"] or as.cert
   opts["tls-key"] = opts["tls-key"] or as.key
   opts["client-ca"] = opts["client-ca"] or as.client_ca
+  local signer
+  if opts["signing-key"] or as.signing_key then
+    local serr
+    signer, serr = require("mpic.evidence").load_private(opts["signing-key"] or as.signing_key)
+    if not signer then io_stderr:write("mpic agent: ", serr, "\n") return 2 end
+  end
   if not (opts["tls-cert"] and opts["tls-key"] and opts["client-ca"]) then
     io_stderr:write("mpic agent: mutual TLS is required: give --tls-cert, --tls-key and --client-ca ",
       "(or agent_server: {cert, key, client_ca} in the config)\n", USAGE, "\n")
@@ -170,7 +186,7 @@ function M.main(args)
   serve.watch_signals(srv, nil)
   local hi = tonumber(opts["health-interval"])
   serve.start_health(hi and hi * 1000 or nil, { [p.id] = true })
-  serve.run_loop(srv, handler({ cfg = cfg, registry = registry, perspective = p }),
+  serve.run_loop(srv, handler({ cfg = cfg, registry = registry, perspective = p, signer = signer }),
     { drain_ms = tonumber(opts["drain-ms"]) or 15000 })
   srv:close()
   serve.log("mpic agent: stopped")

@@ -37,6 +37,7 @@ local AL = M.ANSWER_LIMITS
 local ANSWER_FIELDS = {
   check_type = true, check_passed = true, check_completed = true, timestamp_ns = true, errors = true,
   details = true, perspective_code = true, rir = true, trace_identifier = true,
+  signature = true, -- mpic.evidence: {alg, key_id, value}
 }
 local ERROR_FIELDS = { error_type = true, error_message = true }
 
@@ -131,12 +132,64 @@ local function answer_schema(doc)
   if not is_null(tr) and (type(tr) ~= "string" or #tr > AL.trace_identifier) then
     return nil, "trace_identifier is not a string of at most " .. AL.trace_identifier .. " bytes"
   end
+  if not is_null(doc.signature) then
+    local ok, swhy = require("mpic.evidence").signature_shape(doc.signature)
+    if not ok then return nil, swhy end
+  end
   return errors, details
 end
 
+-- The agent's configured public keys ({[key id] = pub}), loaded once per
+-- perspective record; nil when none are configured.
+local key_cache = setmetatable({}, { __mode = "k" })
+local function agent_keys(p)
+  local list = p.agent and p.agent.public_keys
+  if not list or #list == 0 then return nil end
+  local keys = key_cache[p]
+  if not keys then
+    local err
+    keys, err = require("mpic.evidence").load_public(list)
+    if not keys then return nil, err end
+    key_cache[p] = keys
+  end
+  return keys
+end
+
+local function sig_failure(check_type, fmt, ...)
+  return { passed = false, completed = false, check_type = check_type, details = {},
+           errors = { { error_type = "mpic_error:coordinator:signature",
+                        error_message = "The perspective's signature does not hold: " .. string_format(fmt, ...) } } }
+end
+
+-- With the agent's public keys configured, the answer must carry a
+-- signature over the statement built here from the request sent (sent: the
+-- decoded checker body) and the answer: the result, its time and evidence.
+local function check_signature(p, check_type, doc, result, sent)
+  local keys, kerr = agent_keys(p)
+  if kerr then return sig_failure(check_type, "%s", kerr) end
+  if not keys then return result end -- no key configured: unsigned (audit verify says so)
+  local ev = require "mpic.evidence"
+  if is_null(doc.signature) then return sig_failure(check_type, "the answer carries no signature") end
+  if not sent then return sig_failure(check_type, "no request to bind the signature to") end
+  local t = doc.timestamp_ns
+  if math_type(t) ~= "integer" then return sig_failure(check_type, "the answer carries no timestamp_ns") end
+  local skew = t - util.time_ns()
+  if skew > ev.MAX_SKEW_NS or -skew > ev.MAX_SKEW_NS then
+    return sig_failure(check_type, "the signed time is %d s away from the coordinator's clock", skew // 1000000000)
+  end
+  local st, serr = ev.statement(ev.request_of(check_type, sent), p,
+    { passed = doc.check_passed, completed = doc.check_completed, errors = result.errors, details = doc.details }, t)
+  if not st then return sig_failure(check_type, "%s", serr) end
+  local ok, why = ev.verify(keys, st, doc.signature)
+  if not ok then return sig_failure(check_type, "%s", why) end
+  result.statement, result.signature = st, doc.signature
+  return result
+end
+
 --- Turn an agent's answer into a check result, or a failure (anything
---- outside the check_response schema and ANSWER_LIMITS is one).
-function M.parse(p, check_type, res)
+--- outside the check_response schema and ANSWER_LIMITS is one). sent: the
+--- checker body sent (decoded), which a signature must be bound to.
+function M.parse(p, check_type, res, sent)
   local doc = util.json_decode(res.body or "")
   if type(doc) ~= "table" or is_array(doc) then
     return failure(check_type, "the agent's answer (HTTP %d) is not a JSON object", res.status or 0)
@@ -158,9 +211,10 @@ function M.parse(p, check_type, res)
   if not errors then
     return failure(check_type, "the agent's answer breaks the check_response schema: %s", details)
   end
-  return { passed = doc.check_passed and doc.check_completed, completed = doc.check_completed,
-           errors = errors, details = details, check_type = check_type,
-           timestamp_ns = math_type(doc.timestamp_ns) == "integer" and doc.timestamp_ns or nil }
+  return check_signature(p, check_type, doc,
+    { passed = doc.check_passed and doc.check_completed, completed = doc.check_completed,
+      errors = errors, details = details, check_type = check_type,
+      timestamp_ns = math_type(doc.timestamp_ns) == "integer" and doc.timestamp_ns or nil }, sent)
 end
 
 --- check(p, req, deadline_ms) -> check result (never raises on a network outcome).
@@ -181,7 +235,7 @@ function M.check(p, req, deadline_ms)
     return f
   end
   require("mpic.metrics").agent_request(p.id, res.reused)
-  return M.parse(p, ct, res)
+  return M.parse(p, ct, res, util.json_decode(body))
 end
 
 --- healthy(p, timeout_ms) -> true | false, reason

@@ -98,13 +98,18 @@ commands.serve = delegate("mpic.serve")
 commands.agent = delegate("mpic.agent")
 commands.explain = delegate("mpic.explain")
 commands.simulate = delegate("mpic.simulate")
+commands.audit = delegate("mpic.audit_cmd")
 
 function M.main(args)
   local cmd = commands[args[1]]
   if not cmd then
     return die(2, "mpic: unknown command %q (see mpic --help)", tostring(args[1]))
   end
-  return cmd(args)
+  local status = cmd(args)
+  -- the audit logs written to end with a signed checkpoint (mpic.evidence)
+  local orch = package.loaded["mpic.orchestrator"]
+  if type(orch) == "table" and orch.close_audit then orch.close_audit() end
+  return status
 end
 
 -- REPL support (main.c runs the line loop) ------------------------------------

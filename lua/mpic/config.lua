@@ -148,7 +148,15 @@ M.CONFIG = S.record({
     -- checks in flight wait for one)
     agent_connections = S.int(1, 100000),
   }),
-  audit = S.record({ path = S.string({ nonempty = true }), fsync = S.bool() }),
+  -- signing_key: the coordinator's Ed25519 key (PEM): signs local
+  -- perspectives' results and the log's checkpoints (docs/EVIDENCE.md);
+  -- public_keys: the coordinator's own public keys still valid (rotation);
+  -- policy_store: folder keeping every policy run, by its SHA-256
+  audit = S.record({ path = S.string({ nonempty = true }), fsync = S.bool(),
+    signing_key = S.string({ nonempty = true }),
+    public_keys = S.list(S.string({ nonempty = true })),
+    checkpoint_interval_s = S.int(1, 86400),
+    policy_store = S.string({ nonempty = true }) }),
   -- lab-only switches; each one in use is logged when the configuration is
   -- first used (policy_floor = false: no BR floor under the policy's verdict)
   lab = S.record({ policy_floor = S.bool() }),
@@ -168,6 +176,8 @@ M.CONFIG = S.record({
     cert = S.string({ nonempty = true }),
     key = S.string({ nonempty = true }),
     client_ca = S.string({ nonempty = true }),
+    -- the agent's Ed25519 key (PEM) signing every answer (docs/EVIDENCE.md)
+    signing_key = S.string({ nonempty = true }),
   }, { "cert", "key", "client_ca" }),
   primary = S.string({ nonempty = true }),
   -- the start-up proof that the primary's resolver validates DNSSEC (mpic.dnssec_check)
@@ -200,6 +210,9 @@ M.CONFIG = S.record({
       -- the agent's public key: "sha256//BASE64" (several joined with ";")
       pinned_key = S.string({ nonempty = true }),
       timeout_ms = S.int(1, 600000),
+      -- the agent's Ed25519 public keys (PEM files; several while a key
+      -- rotates): once set, an answer without a valid signature fails
+      public_keys = S.list(S.string({ nonempty = true }), { nonempty = true }),
     }, { "url", "ca", "cert", "key" }),
   }, { "id", "rir", "location" }), { nonempty = true }),
 }, { "issuer", "perspectives" })
@@ -210,7 +223,7 @@ local DEFAULTS = {
                dns_tries = 3, dns_lifetime_ms = 5000, user_agent = "mpic/0.1 (+multi-perspective validation)",
                legacy_caa_critical_bit = false, enforce_sunset = true },
   network = { allow_reserved_ips = false, http_port = 80, tls_port = 443 },
-  audit = { path = "audit.jsonl", fsync = true },
+  audit = { path = "audit.jsonl", fsync = true, checkpoint_interval_s = 300 },
   health = { interval_s = 10, timeout_ms = 2000, failures = 2 },
 }
 
@@ -295,14 +308,19 @@ function M.validate(cfg, base_dir, root_dir)
     cfg.policy = rel(cfg.policy)
   end
   cfg.audit.path = rel(cfg.audit.path)
+  if cfg.audit.signing_key then cfg.audit.signing_key = rel(cfg.audit.signing_key) end
+  for i, k in ipairs(cfg.audit.public_keys or {}) do cfg.audit.public_keys[i] = rel(k) end
+  cfg.audit.policy_store = rel(cfg.audit.policy_store or (cfg.audit.path .. ".policies"))
   for i, d in ipairs(cfg.challenge_dirs or {}) do cfg.challenge_dirs[i] = rel(d) end
   for i, d in ipairs(cfg.shadow_policies or {}) do cfg.shadow_policies[i] = rel(d) end
   if cfg.agent_server then
     for _, k in ipairs({ "cert", "key", "client_ca" }) do cfg.agent_server[k] = rel(cfg.agent_server[k]) end
+    if cfg.agent_server.signing_key then cfg.agent_server.signing_key = rel(cfg.agent_server.signing_key) end
   end
   for _, p in ipairs(cfg.perspectives) do
     if p.agent then
       for _, k in ipairs({ "ca", "cert", "key" }) do p.agent[k] = rel(p.agent[k]) end
+      for i, k in ipairs(p.agent.public_keys or {}) do p.agent.public_keys[i] = rel(k) end
     end
   end
   return cfg

@@ -20,6 +20,9 @@ local COORDINATOR = {
   "mpic_error:coordinator:communication", "mpic_error:coordinator:remote_check",
   "mpic_error:coordinator:too_many_failed_perspectives", "mpic_error:coordinator:cohort",
   "mpic_error:coordinator:cohort_selection",
+  -- a perspective whose public key is configured answered without a valid
+  -- signature over its result and evidence (mpic.evidence)
+  "mpic_error:coordinator:signature",
 }
 
 M.checker, M.known = {}, {}

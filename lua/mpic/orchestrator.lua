@@ -26,12 +26,16 @@ local select_mod = require "mpic.select"
 local quorum = require "mpic.quorum"
 
 local M = {}
-local type, ipairs, tostring, string_format, os_date, os_time =
-  type, ipairs, tostring, string.format, os.date, os.time
+local type, ipairs, pairs, tostring, string_format, os_date, os_time =
+  type, ipairs, pairs, tostring, string.format, os.date, os.time
 
 -- Per-configuration context (policy, shadow policies, challenge registry),
 -- built once per loaded configuration.
 local contexts = setmetatable({}, { __mode = "k" })
+-- by audit log path (one writer per path, for the process): its writer once
+-- it has a key, when it last had a checkpoint (mpic.now() ms), whether lines
+-- came since
+local checkpoint_at, writers_with_key, dirty = {}, {}, {}
 
 local function build_context(cfg)
   local folders = { challenges.builtin_folder() }
@@ -55,8 +59,44 @@ local function build_context(cfg)
     io.stderr:write(string_format("mpic: %s: lab.policy_floor is false: the BR floor under policy %s is OFF; " ..
       "a policy's \"valid\" is not checked against the BR table (lab use only)\n", tostring(cfg.file), cfg.policy))
   end
+  local signer
+  if cfg.audit.signing_key then
+    local serr
+    signer, serr = require("mpic.evidence").load_private(cfg.audit.signing_key)
+    if not signer then return nil, serr end
+  end
+  -- every policy run is kept by its hash, so that `mpic audit replay` can
+  -- judge a line with the policy it was decided by
+  for _, pp in ipairs({ pol, table.unpack(shadows) }) do
+    local ok, perr = M.store_policy(cfg.audit.policy_store, pp)
+    if not ok then return nil, perr end
+  end
   return { cfg = cfg, registry = registry, policy = pol, shadows = shadows, shadow_errors = shadow_errors,
-           persp = perspectives.snapshot() }
+           persp = perspectives.snapshot(), signer = signer }
+end
+
+--- Keep a policy's file in the content-addressed store (dir/<sha256>.lua).
+function M.store_policy(dir, pol)
+  if not dir or not pol.sha256 then return true end
+  local dest = dir .. "/" .. pol.sha256 .. ".lua"
+  local f = io.open(dest, "rb")
+  if f then f:close() return true end
+  local src, serr = io.open(pol.path, "rb")
+  if not src then return nil, "policy store: " .. tostring(serr) end
+  local data = src:read("a")
+  src:close()
+  if util.hex(util.sha256(data)) ~= pol.sha256 then
+    return nil, "policy store: " .. pol.path .. " changed since it was loaded"
+  end
+  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
+  local tmp = dest .. ".tmp"
+  local out, oerr = io.open(tmp, "wb")
+  if not out then return nil, "policy store: " .. tostring(oerr) end
+  out:write(data)
+  out:close()
+  local ok, rerr = os.rename(tmp, dest)
+  if not ok then return nil, "policy store: " .. tostring(rerr) end
+  return true
 end
 
 --- The context for the current configuration (raises when none is loaded).
@@ -255,6 +295,7 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
         local r = table.pack(s.task:result())
         s.result = r[1] or error_result("mpic_error:coordinator:remote_check",
           "The remote check failed to complete: " .. tostring(r[3] or r[2]))
+        if ctx.signer then M.sign_local(ctx, req, s) end
       else
         still[#still + 1] = s
       end
@@ -287,6 +328,25 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
     if verdict == "undecided" then verdict, reason = "invalid", "undecided at the deadline: " .. tostring(reason) end
   end
   return { slots = slots, primary_slot = primary_slot, verdict = verdict, reason = reason, info = info or {} }
+end
+
+--[[ A local perspective's result signed by the coordinator's key (a remote
+one's statement and signature come from agent_client, verified). The
+statement binds the request exactly as an agent would receive it. ]]
+function M.sign_local(ctx, req, s)
+  local r = s.result
+  if r.signature or perspectives.get(s.id, ctx.persp).agent then return end
+  local ev = require "mpic.evidence"
+  local er = req.evidence_request
+  if not er then
+    local body = require("mpic.agent_client").body(req)
+    er = ev.request_of(req.check_type, util.json_decode(body))
+    req.evidence_request = er
+  end
+  r.timestamp_ns = r.timestamp_ns or util.time_ns()
+  local st = ev.statement(er, { id = s.id, rir = s.rir }, r, r.timestamp_ns)
+  local sig = st and ev.sign(ctx.signer, st)
+  if sig then r.statement, r.signature = st, sig end
 end
 
 local function check_response(req, r)
@@ -337,7 +397,7 @@ local function dns_evidence(d)
   return r, d.ad_flag
 end
 
-local function audit(ctx, req, attempts, final, response, shadows)
+local function audit(ctx, req, attempts, final, response, shadows, date)
   local att_lines = {}
   for i, att in ipairs(attempts) do
     local ps = {}
@@ -347,7 +407,9 @@ local function audit(ctx, req, attempts, final, response, shadows)
       ps[j] = { perspective_code = s.id, rir = s.rir, check_passed = s.result.passed == true,
                 check_completed = s.result.completed == true, errors = s.result.errors or util.null,
                 reason = type(d) == "table" and type(d.reason) == "string" and d.reason or nil,
-                resolver = resolver, ad_flag = ad, cancelled = s.cancelled or nil }
+                resolver = resolver, ad_flag = ad, cancelled = s.cancelled or nil,
+                after_verdict = s.after_verdict or nil,
+                evidence = s.result.statement, signature = s.result.signature }
     end
     local pr = att.primary_slot and att.primary_slot.result
     local pres, pad = dns_evidence(pr and pr.details)
@@ -356,7 +418,9 @@ local function audit(ctx, req, attempts, final, response, shadows)
       passed_rirs = att.info.passed_rirs, required = att.info.required, verdict = att.verdict, reason = att.reason,
       primary = att.primary_slot and { perspective_code = att.primary_slot.id, check_passed = pr and pr.passed == true,
         check_completed = pr and pr.completed == true, errors = pr and pr.errors or util.null,
-        resolver = pres, ad_flag = pad } or nil,
+        resolver = pres, ad_flag = pad, cancelled = att.primary_slot.cancelled or nil,
+        after_verdict = att.primary_slot.after_verdict or nil,
+        evidence = pr and pr.statement, signature = pr and pr.signature } or nil,
     }
   end
   local last = att_lines[#att_lines]
@@ -371,23 +435,59 @@ local function audit(ctx, req, attempts, final, response, shadows)
     mpic_completed = response.mpic_completed, shadow = #shadows > 0 and shadows or nil,
     shadow_errors = #ctx.shadow_errors > 0 and ctx.shadow_errors or nil,
     error = response.error,
+    -- what `mpic audit replay` needs to judge the line again
+    date = date, quorum_count = req.quorum_count,
+    policy_floor = not M.floor_enabled(ctx.cfg) and false or nil,
   }
   local text, err = util.json_encode(line)
   if not text then return nil, "audit encode: " .. tostring(err) end
-  if not mpic.current() then -- outside any task: a plain blocking append
+  if not mpic.current() then -- outside any task: a plain blocking append (not chained)
     return util.append_line(ctx.cfg.audit.path, text, ctx.cfg.audit.fsync)
   end
-  -- the group-commit writer: this task waits until its line is written (and synced)
-  local w = ctx.audit_writer
-  if not w then
-    local _, detail
-    w, _, detail = util.audit.open(ctx.cfg.audit.path, ctx.cfg.audit.fsync)
-    if not w then return nil, detail end
-    ctx.audit_writer = w
+  -- the group-commit writer: this task waits until its line is written (and
+  -- synced); it chains the line to the one before (core/audit.c)
+  local w, werr = M.audit_writer(ctx)
+  if not w then return nil, werr end
+  local ok, _, aerr = w:append(text)
+  if not ok then return nil, aerr end
+  local key = w:path()
+  dirty[key] = true
+  -- a signed checkpoint once checkpoint_interval_s passed since the last
+  local now = mpic.now()
+  if ctx.signer and now - (checkpoint_at[key] or 0) >= ctx.cfg.audit.checkpoint_interval_s * 1000 then
+    checkpoint_at[key], dirty[key] = now, nil
+    local cok, _, cerr = w:checkpoint()
+    if not cok then return nil, "checkpoint: " .. tostring(cerr) end
   end
-  local ok, _, werr = w:append(text)
-  if not ok then return nil, werr end
   return true
+end
+
+--- The audit writer of a context (opened once; its signing key set).
+function M.audit_writer(ctx)
+  local w = ctx.audit_writer
+  if w then return w end
+  local _, detail
+  w, _, detail = util.audit.open(ctx.cfg.audit.path, ctx.cfg.audit.fsync)
+  if not w then return nil, detail end
+  if ctx.signer then
+    w:set_key(ctx.signer.key)
+    writers_with_key[w:path()] = w
+    if not checkpoint_at[w:path()] then checkpoint_at[w:path()] = mpic.now() end
+  end
+  ctx.audit_writer = w
+  return w
+end
+
+--- A signed checkpoint on every audit log written to with a key (at
+--- shutdown, and at the end of every command).
+function M.close_audit()
+  for key, w in pairs(writers_with_key) do
+    if dirty[key] then
+      dirty[key] = nil
+      local ok, _, err = w:checkpoint()
+      if not ok then io.stderr:write("mpic: audit checkpoint: ", tostring(err), "\n") end
+    end
+  end
 end
 
 local function shadow_verdicts(ctx, req, att, date)
@@ -531,7 +631,7 @@ function M.validate(raw, opts)
   local shadows = shadow_verdicts(ctx, req, final, date)
   require("mpic.explain").record_shadow(shadows, response.is_valid)
   local ok, aerr = audit(ctx, req, attempts, final,
-    unencodable and { is_valid = false, mpic_completed = false, error = unencodable.error } or response, shadows)
+    unencodable and { is_valid = false, mpic_completed = false, error = unencodable.error } or response, shadows, date)
   if not ok then
     -- no verdict leaves without its record: fail closed
     return { error = "audit log write failed: " .. tostring(aerr) }, 500

@@ -174,6 +174,10 @@ function M.check(target, params, probe)
     return C.result(false, false, C.lookup_error(kind or "connect", detail), d)
   end
   d.resolved_ip = res.ip
+  if res.cert and type(res.cert.der) == "string" then -- evidence (mpic.evidence)
+    local util = C.util()
+    d.certificate_sha256 = util.hex(util.sha256(res.cert.der))
+  end
   if res.version and OLD_TLS[res.version] then
     return C.result(false, true, C.lookup_error("tls", "protocol version not supported"), d)
   end

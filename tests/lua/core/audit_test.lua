@@ -21,6 +21,10 @@ local function read_lines(path)
   return lines, data
 end
 
+-- A line is a JSON object (the writer chains it: prev, seq); V reads it back.
+local function J(v) return util.json_encode({ v = v }) end
+local function V(line) return (util.json_decode(line) or {}).v end
+
 case("audit_concurrent_appends_each_line_once_and_whole", function()
   local path = tmpfile()
   local w = assert(audit.open(path, true))
@@ -57,11 +61,11 @@ case("audit_same_path_same_writer_and_order_kept", function()
   local b = assert(audit.open(path, false))
   eq(a:path(), path)
   for i = 1, 20 do
-    assert((i % 2 == 0 and a or b):append("line " .. i))
+    assert((i % 2 == 0 and a or b):append(J("line " .. i)))
   end
   local lines = read_lines(path)
   eq(#lines, 20)
-  for i = 1, 20 do eq(lines[i], "line " .. i) end
+  for i = 1, 20 do eq(V(lines[i]), "line " .. i) end
   os.remove(path)
 end)
 
@@ -76,9 +80,9 @@ case("audit_unwritable_path_is_an_error_not_a_raise", function()
   assert(os.execute("mkdir " .. dir))
   local path = dir .. "/log.jsonl"
   local w2 = assert(audit.open(path, true))
-  assert(w2:append("first"))
+  assert(w2:append(J("first")))
   assert(os.execute("rm -r " .. dir))
-  local r, k2, d2 = w2:append("second")
+  local r, k2, d2 = w2:append(J("second"))
   eq(r, nil)
   eq(k2, "internal")
   T.contains(d2, "open " .. path)
@@ -86,7 +90,7 @@ end)
 
 case("audit_full_disk_fails_the_append", function()
   local w = assert(audit.open("/dev/full", false))
-  local r, kind, detail = w:append("x")
+  local r, kind, detail = w:append(J("x"))
   eq(r, nil)
   eq(kind, "internal")
   T.contains(detail, "write /dev/full")
@@ -96,11 +100,12 @@ case("audit_reopens_a_rotated_file", function()
   for _, fsync in ipairs({ true, false }) do -- through the worker, and written on the loop
     local path = tmpfile()
     local w = assert(audit.open(path, fsync))
-    assert(w:append("before"))
+    assert(w:append(J("before")))
     assert(os.rename(path, path .. ".1"))
-    assert(w:append("after"))
-    eq(read_lines(path .. ".1"), { "before" })
-    eq(read_lines(path), { "after" })
+    assert(w:append(J("after")))
+    eq(V(read_lines(path .. ".1")[1]), "before")
+    eq(#read_lines(path), 1)
+    eq(V(read_lines(path)[1]), "after")
     os.remove(path)
     os.remove(path .. ".1")
   end
@@ -109,15 +114,15 @@ end)
 case("audit_fsync_once_asked_stays_on_for_the_path", function()
   local path = tmpfile()
   local a = assert(audit.open(path, false))
-  assert(a:append("1"))
+  assert(a:append(J("1")))
   local b = assert(audit.open(path, true))
   local tasks = {}
-  for i = 2, 40 do tasks[#tasks + 1] = mpic.spawn(function() return (i % 2 == 0 and a or b):append(tostring(i)) end) end
+  for i = 2, 40 do tasks[#tasks + 1] = mpic.spawn(function() return (i % 2 == 0 and a or b):append(J(tostring(i))) end) end
   mpic.wait_all(tasks, 10000)
   for _, t in ipairs(tasks) do eq(t:result(), true) end
   local lines = read_lines(path)
   eq(#lines, 40)
-  eq(lines[1], "1")
+  eq(V(lines[1]), "1")
   os.remove(path)
 end)
 
@@ -126,7 +131,8 @@ case("audit_misuse_raises", function()
   raises(function() w:append("two\nlines") end, "newline")
   raises(function() w:append(nil) end)
   raises(function() audit.open(nil) end)
-  local co = coroutine.wrap(function() return w:append("x") end)
+  raises(function() w:append("not an object") end, "JSON object")
+  local co = coroutine.wrap(function() return w:append(J("x")) end)
   raises(co, "task")
 end)
 
@@ -134,14 +140,14 @@ case("audit_cancelled_appends_are_safe", function()
   local path = tmpfile()
   local w = assert(audit.open(path, true))
   local tasks = {}
-  for i = 1, 50 do tasks[i] = mpic.spawn(function() return w:append("c" .. i) end) end
+  for i = 1, 50 do tasks[i] = mpic.spawn(function() return w:append(J("c" .. i)) end) end
   mpic.sleep(0) -- let them queue
   for i = 1, 50, 2 do mpic.cancel(tasks[i]) end
   mpic.wait_all(tasks, 10000)
   for i = 2, 50, 2 do eq(tasks[i]:result(), true) end
-  assert(w:append("after"))
+  assert(w:append(J("after")))
   local lines = read_lines(path)
-  eq(lines[#lines], "after")
+  eq(V(lines[#lines]), "after")
   ok(#lines >= 26, "the lines that were not cancelled are there")
   os.remove(path)
 end)
