@@ -41,9 +41,9 @@ static const char usage[] =
     "        [--token T]                   the coordinator: Open MPIC API (POST /mpic)\n"
     "  agent --config FILE --listen ADDR:PORT --perspective ID --tls-cert F --tls-key F\n"
     "        --client-ca F                 a remote perspective (mutual TLS)\n"
-    "  run FILE.lua [ARGS]                 run a Lua script as a task\n"
+    "  run [--config FILE] FILE.lua [ARGS] run a Lua script as a task\n"
     "  check-config [--config FILE]        load config, policies and challenge types\n"
-    "  test FILE|DIR ...                   run Lua test files (*_test.lua)\n"
+    "  test [--config FILE] FILE|DIR ...   run Lua test files (*_test.lua)\n"
     "  repl [--config FILE]                interactive Lua with mpic loaded\n"
     "  explain [FILE|-] [--trace ID]       which rule decided an audit line\n"
     "  simulate [--config FILE] --policy P [--policy Q ...] [--model M] [--trials N]\n"
@@ -53,6 +53,9 @@ static const char usage[] =
     "  audit replay FILE... [--config F] [--trace ID] [--policy-store DIR]\n"
     "                                      judge every line again from its signed evidence\n"
     "  demo                                a validation against a local lab\n"
+    "  help [COMMAND]                      this text, or one command's usage\n"
+    "\n"
+    "Every command takes --help; those that load a configuration take --config FILE.\n"
     "\n"
     "options:\n"
     "  --lua-path DIR   use DIR as the mpic root (holding lua/ and policies/)\n"
@@ -197,6 +200,10 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
+    if (strcmp(argv[i], "help") == 0 && i + 1 >= argc) { /* mpic help [COMMAND] */
+        fputs(usage, stdout);
+        return 0;
+    }
     signal(SIGPIPE, SIG_IGN);
     char root[PATH_MAX];
     find_root(root, sizeof root, lua_path);
@@ -208,7 +215,11 @@ int main(int argc, char **argv)
         return 1;
     }
     int status;
-    if (strcmp(argv[i], "repl") == 0) {
+    int repl_help = 0; /* `mpic repl --help` prints its usage from Lua, no line loop */
+    for (int j = i + 1; j < argc; j++)
+        if (strcmp(argv[j], "--help") == 0 || strcmp(argv[j], "-h") == 0)
+            repl_help = 1;
+    if (strcmp(argv[i], "repl") == 0 && !repl_help) {
         status = mpic_repl_run(L, argc - i - 1, argv + i + 1);
     } else {
         lua_pushcfunction(L, pmain);

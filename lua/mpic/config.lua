@@ -229,6 +229,38 @@ local DEFAULTS = {
 
 local function is_abs(p) return p:sub(1, 1) == "/" end
 
+-- A resolver address: "IP", "IPv4:PORT", "[IPv6]" or "[IPv6]:PORT", the
+-- address read by the C parser (netaddr.c, through mpic.core.http) and the
+-- port 1..65535. Returns true or nil, message.
+local function check_resolver(s)
+  local host, port
+  local inner, rest = s:match("^%[(.-)%](.*)$")
+  if inner then
+    host = inner
+    port = rest:match("^:(.*)$")
+    if rest ~= "" and not port then return nil, string_format("%q: expected [IPv6]:PORT", s) end
+  else
+    local colons = select(2, s:gsub(":", ""))
+    if colons == 1 then host, port = s:match("^(.*):(.*)$") else host = s end
+  end
+  if port ~= nil then
+    local n = port:match("^%d+$") and tonumber(port)
+    if not n or n < 1 or n > 65535 then
+      return nil, string_format("%q: port %q is not a port number (1-65535)", s, port)
+    end
+  end
+  local okh, http = pcall(require, "mpic.core.http")
+  if okh and type(http) == "table" and http.parse_ip then
+    local canon, family = http.parse_ip(host)
+    if not canon then
+      return nil, string_format("%q is not an IP address (IP, IPv4:PORT or [IPv6]:PORT; resolvers are addresses, not names)", s)
+    end
+    if inner and family ~= 6 then return nil, string_format("%q: brackets are for IPv6 addresses", s) end
+  end
+  return true
+end
+M.check_resolver = check_resolver
+
 --- Cross-field rules that a schema cannot say.
 local function semantic(cfg, errs)
   local ids = {}
@@ -239,6 +271,10 @@ local function semantic(cfg, errs)
         string_format("duplicate perspective id %q (also perspectives[%d])", p.id, ids[p.id] - 1) }
     end
     ids[p.id] = i
+    for j, r in ipairs(p.resolvers or {}) do
+      local rok, rwhy = check_resolver(r)
+      if not rok then errs[#errs + 1] = { join(path .. ".resolvers", j), rwhy } end
+    end
     if p.resolvers and p.agent then
       errs[#errs + 1] = { path, "a perspective is either local (resolvers) or remote (agent), not both" }
     elseif not p.resolvers and not p.agent then

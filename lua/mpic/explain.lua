@@ -139,6 +139,13 @@ end
 
 -- Rendering --------------------------------------------------------------------
 
+--- "caa", "dcv acme-dns-01": the check type and the method when it says more.
+function M.what(check_type, method)
+  local ct = tostring(check_type)
+  if not present(method) or method == "" or method == check_type then return ct end
+  return ct .. " " .. tostring(method)
+end
+
 local function word(p)
   if p.passed then return "pass" end
   if p.cancelled then return "cancelled" end
@@ -181,8 +188,8 @@ end
 
 local function explain_view(v)
   local out = {}
-  out[#out + 1] = string_format("%s %s %s for %s%s%s", v.is_valid and "VALID" or "NOT VALID", tostring(v.check_type),
-    tostring(v.method or ""), tostring(v.target),
+  out[#out + 1] = string_format("%s %s for %s%s%s", v.is_valid and "VALID" or "NOT VALID",
+    M.what(v.check_type, v.method), tostring(v.target),
     present(v.trace) and (" (trace " .. tostring(v.trace) .. ")") or "", v.ts and (" at " .. v.ts) or "")
   out[#out + 1] = string_format("policy %s%s%s", tostring(v.policy),
     v.policy_sha256 and (" sha256 " .. tostring(v.policy_sha256):sub(1, 16)) or "",
@@ -218,6 +225,38 @@ function M.response(resp)
   if type(resp) ~= "table" then error("explain.response: expects a response table", 2) end
   if resp.perspectives == nil then return "not a validation response: " .. tostring(resp.error) .. "\n" end
   return explain_view(view_response(resp))
+end
+
+--- The audit line of a response just given, from the current
+--- configuration's audit log (its last MiB): the line with the response's
+--- trace_identifier, else the last line when it is for the same target and
+--- verdict and has no trace of its own to contradict. nil when none.
+function M.audit_for(resp)
+  if type(resp) ~= "table" then return nil end
+  local cfg = require("mpic.perspectives").config()
+  local path = cfg and cfg.audit and cfg.audit.path
+  local f = path and io.open(path, "rb")
+  if not f then return nil end
+  local size = f:seek("end")
+  f:seek("set", size > 1048576 and size - 1048576 or 0)
+  local text = f:read("a") or ""
+  f:close()
+  local trace = present(resp.trace_identifier) and resp.trace_identifier or nil
+  local line = M.pick(text, trace)
+  if type(line) == "table" and line.target == resp.domain_or_ip_target and line.is_valid == resp.is_valid
+      and (trace == nil or line.trace_identifier == trace) then
+    return line
+  end
+  return nil
+end
+
+--- Explain a response just given: from its audit line when found (it also
+--- holds every attempt's reason and the shadow policies' verdicts, which
+--- the response leaves out), else from the response.
+function M.response_with_audit(resp)
+  local line = M.audit_for(resp)
+  if line then return M.audit_line(line) end
+  return M.response(resp)
 end
 
 -- Shadow counters ----------------------------------------------------------------
@@ -275,7 +314,9 @@ local USAGE = [[
 usage: mpic explain [FILE|-] [--trace ID] [--config FILE]
   Explains one audit line: the last one of FILE, or the last one whose
   trace_identifier is ID. Without FILE: the audit log of --config (or of
-  ./perspectives.yaml when it exists), else standard input.]]
+  ./perspectives.yaml when it exists), else standard input (- reads it
+  too; a terminal is not waited on).]]
+M.USAGE = USAGE
 
 --- Pick the audit line: the last one, or the last with trace_identifier ID.
 --- Returns the decoded line or nil, reason.
@@ -317,11 +358,17 @@ function M.main(args)
       if not cfg then io_stderr:write(err, "\n") return 2 end
       file = cfg.audit.path
     else
+      if util.isatty(0) then
+        io_stderr:write("mpic explain: nothing to explain: no FILE, no --config and no ./perspectives.yaml, ",
+          "and standard input is a terminal\n", USAGE, "\n")
+        return 2
+      end
       file = "-"
     end
   end
   local text
   if file == "-" then
+    if util.isatty(0) then io_stderr:write("mpic explain: reading audit lines from the terminal (Ctrl-D ends)\n") end
     text = io.stdin:read("a") or ""
   else
     local f, err = io.open(file, "rb")

@@ -64,16 +64,33 @@ function M.perspectives()
   return registry().list()
 end
 
+-- The probe of opts.perspective; mistakes are the caller's (level 3: the
+-- code that called dns.query & co.), with the ids to choose from.
 local function probe_for(opts)
   if opts ~= nil and type(opts) ~= "table" then error("opts must be a table", 3) end
-  return registry().probe((opts or {}).perspective)
+  local id = (opts or {}).perspective
+  local reg = registry()
+  if not reg.config() then error("no configuration loaded (mpic.load_config(path) or --config FILE)", 3) end
+  if id ~= nil and not reg.get(id) then
+    local ids = {}
+    for _, p in ipairs(reg.list()) do ids[#ids + 1] = p.id end
+    error(("unknown perspective %q (perspectives: %s)"):format(tostring(id), table.concat(ids, ", ")), 3)
+  end
+  return reg.probe(id)
 end
 
 M.dns = {}
+--- The record types dns.query asks for (those the resolver binding parses).
+M.dns.TYPES = { "A", "AAAA", "CNAME", "TXT", "CAA", "PTR", "NS", "SOA", "DS" }
+local DNS_TYPES = {}
+for _, t in ipairs(M.dns.TYPES) do DNS_TYPES[t] = true end
 --- dns.query(name, rtype [, opts]) -> result | nil, kind, detail, partial
 function M.dns.query(name, rtype, opts)
   if type(name) ~= "string" then error("dns.query: name must be a string", 2) end
   if type(rtype) ~= "string" then error("dns.query: rtype must be a string", 2) end
+  if not DNS_TYPES[rtype:upper()] then
+    error(("dns.query: unsupported rtype %q (one of: %s)"):format(rtype, table.concat(M.dns.TYPES, ", ")), 2)
+  end
   return probe_for(opts).dns(name, rtype:upper(), opts)
 end
 
@@ -96,9 +113,11 @@ function M.tls.alpn(host, opts)
   return probe_for(opts).tls_alpn(host, opts and opts.sni, opts)
 end
 
---- validate(request) -> Open MPIC response table (see mpic.orchestrator)
+--- validate(request) -> Open MPIC response table, HTTP status (see
+--- mpic.orchestrator); a request without trace_identifier gets a fresh one
 function M.validate(request)
-  return require("mpic.orchestrator").validate(request)
+  local orchestrator = require "mpic.orchestrator"
+  return orchestrator.validate(orchestrator.with_trace(request))
 end
 
 --- Load (and validate) a configuration file; makes it the current one.

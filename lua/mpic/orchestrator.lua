@@ -116,6 +116,28 @@ end
 --- Drop cached contexts (after a reload).
 function M.reset() contexts = setmetatable({}, { __mode = "k" }) end
 
+--- A fresh trace_identifier for a validation started without one from the
+--- command line or Lua (mpic validate, mpic.validate in the REPL), so that
+--- `mpic explain --trace` finds its audit line: a random UUID (version 4)
+--- from the C random source (OpenSSL). API requests keep what they sent.
+function M.new_trace_identifier()
+  local b = { util.random_bytes(16):byte(1, 16) }
+  b[7] = (b[7] & 0x0f) | 0x40
+  b[9] = (b[9] & 0x3f) | 0x80
+  return string_format("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", table.unpack(b))
+end
+
+--- The request with a generated trace_identifier when it has none (a
+--- shallow copy; the caller's table is left alone). Anything that is not a
+--- table is returned as it is, for validate() to refuse.
+function M.with_trace(raw)
+  if type(raw) ~= "table" or raw.trace_identifier ~= nil then return raw end
+  local out = {}
+  for k, v in pairs(raw) do out[k] = v end
+  out.trace_identifier = M.new_trace_identifier()
+  return out
+end
+
 
 local function error_result(kind, msg, check_type)
   return { passed = false, completed = false, details = {},

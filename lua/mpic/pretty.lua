@@ -87,7 +87,11 @@ end
 --- {ok=true, n=..., ...} or {ok=false, err=..., traceback=...}.
 function M.print_outcome(r)
   if not r.ok then
-    local msg = r.traceback or r.err
+    -- a mistake in the typed line (at stdin:N, or refused by mpic's API
+    -- without a position) is its message alone; an error raised at a line
+    -- of a Lua file shows where, with the traceback
+    local msg = r.err
+    if type(msg) ~= "string" or msg:match("^[^%s:]+%.lua:%d+:") then msg = r.traceback or r.err end
     io.stderr:write(tostring(msg or "error"), "\n")
     return
   end

@@ -25,6 +25,7 @@ command("help", "this text", function()
     print(string_format(":%-14s %s", name, commands[name].help))
   end
   print([[
+help() lists mpic's functions; help(mpic.validate) shows one's signature and doc.
 Any other line is Lua, run as a task: probes and validations work directly,
 an expression's value is printed, an unfinished statement continues on the
 next line (">>"). Tab completes mpic.* names and perspective ids inside
@@ -59,32 +60,80 @@ command("reload", "reload the configuration, its policy, shadow policies and cha
     cfg.shadow_policies and #cfg.shadow_policies > 0 and (", shadow " .. table_concat(cfg.shadow_policies, ", ")) or ""))
 end)
 
--- The last audit line of the current configuration when it records the last
--- response shown (it also holds every attempt's reason and the shadow
--- verdicts), else nil.
-local function last_audit_line(resp)
-  local cfg = require("mpic.perspectives").config()
-  local path = cfg and cfg.audit and cfg.audit.path
-  local f = path and io.open(path, "rb")
-  if not f then return nil end
-  local size = f:seek("end")
-  f:seek("set", size > 1048576 and size - 1048576 or 0)
-  local text = f:read("a") or ""
-  f:close()
-  local line = require("mpic.explain").pick(text)
-  if type(line) == "table" and line.target == resp.domain_or_ip_target and line.is_valid == resp.is_valid
-      and (resp.trace_identifier == nil or line.trace_identifier == resp.trace_identifier) then
-    return line
-  end
-  return nil
-end
-
 command("explain", "which rule decided the last validation shown, with shadow verdicts", function()
   if not M.last_response then print("no validation yet: run mpic.validate{...} first") return end
-  local explain = require "mpic.explain"
-  local line = last_audit_line(M.last_response)
-  io.write(line and explain.audit_line(line) or explain.response(M.last_response))
+  io.write(require("mpic.explain").response_with_audit(M.last_response))
 end)
+
+-- help(fn) -------------------------------------------------------------------
+
+-- The public functions of `mpic`: signature and one line of doc each.
+M.DOCS = {
+  { "mpic.validate", "mpic.validate(request) -> response, status",
+    "One validation of an Open MPIC request table through the configured policy (a fresh trace_identifier when it has none)." },
+  { "mpic.load_config", "mpic.load_config(path) -> cfg | nil, err",
+    "Load and check a configuration file; it becomes the current one." },
+  { "mpic.perspectives", "mpic.perspectives() -> list", "The configured perspectives: id, rir, location, provider, health." },
+  { "mpic.dns.query", "mpic.dns.query(name, rtype [, {perspective = ID}]) -> result | nil, kind, detail",
+    "A DNS query from one perspective's resolvers (rtype: one of mpic.dns.TYPES)." },
+  { "mpic.http.get", "mpic.http.get(url [, {perspective = ID}]) -> response | nil, kind, detail",
+    "One HTTP request (no redirects) from a perspective." },
+  { "mpic.http.fetch", "mpic.http.fetch(url [, {perspective = ID}]) -> response | nil, kind, detail",
+    "An HTTP fetch following redirects under the http-01 rules." },
+  { "mpic.tls.alpn", "mpic.tls.alpn(host [, {perspective = ID, sni = NAME}]) -> handshake | nil, kind, detail",
+    "A TLS handshake offering acme-tls/1; the peer certificate's facts." },
+  { "mpic.spawn", "mpic.spawn(fn, ...) -> task", "Run fn(...) as a child task of the current one." },
+  { "mpic.wait", "mpic.wait(task [, timeout_ms]) -> results | nil, kind, msg", "Wait for a task's results." },
+  { "mpic.wait_first", "mpic.wait_first(tasks, k [, timeout_ms]) -> finished tasks", "Wait until k of the tasks finished." },
+  { "mpic.wait_all", "mpic.wait_all(tasks [, timeout_ms])", "Wait until every task finished." },
+  { "mpic.with_timeout", "mpic.with_timeout(ms, fn, ...) -> results | nil, \"timeout\", msg",
+    "Run fn(...) as a child task with a deadline; cancelled when it passes." },
+  { "mpic.map", "mpic.map(items, fn) -> list of packed results", "Run fn(item) for every item concurrently." },
+  { "mpic.sleep", "mpic.sleep(ms)", "Suspend the current task for ms milliseconds." },
+  { "mpic.cancel", "mpic.cancel(task)", "Cancel a task and everything it started." },
+  { "mpic.current", "mpic.current() -> task", "The running task." },
+  { "mpic.now", "mpic.now() -> ms", "Monotonic milliseconds." },
+  { "mpic.stats", "mpic.stats() -> table", "Scheduler counters (tasks, pending operations)." },
+  { "mpic.sha256", "mpic.sha256(s) -> bytes", "SHA-256 digest (raw bytes; mpic.hex for text)." },
+  { "mpic.hex", "mpic.hex(bytes) -> string", "Lower-case hexadecimal." },
+  { "mpic.base64", "mpic.base64(bytes) -> string", "Base64 with padding." },
+  { "mpic.base64url", "mpic.base64url(bytes) -> string", "Base64url without padding (ACME's encoding)." },
+  { "mpic.base32", "mpic.base32(bytes) -> string", "Base32 (RFC 4648)." },
+  { "mpic.distance_km", "mpic.distance_km(lat1, lon1, lat2, lon2) -> km", "Great-circle distance." },
+  { "mpic.json.encode", "mpic.json.encode(value [, {pretty = true, sort = true}]) -> text | nil, err",
+    "JSON text of a Lua value." },
+  { "mpic.json.decode", "mpic.json.decode(text) -> value | nil, err", "A Lua value from JSON (null is mpic.json.null)." },
+  { "mpic.json.array", "mpic.json.array([t]) -> t", "Mark a table to encode as a JSON array (even when empty)." },
+}
+
+-- The value at a dotted name under _G, or nil.
+local function lookup(name)
+  local t = _G
+  for part in name:gmatch("[^.]+") do
+    if type(t) ~= "table" then return nil end
+    t = t[part]
+  end
+  return t
+end
+
+--- The help text for a value (a function of mpic or its dotted name), or
+--- the list of documented functions when v is nil.
+function M.help_text(v)
+  if v == nil then
+    local out = { "mpic's functions (help(mpic.validate) for one; :help for the REPL's commands):" }
+    for _, d in ipairs(M.DOCS) do out[#out + 1] = "  " .. d[2] end
+    return table_concat(out, "\n")
+  end
+  for _, d in ipairs(M.DOCS) do
+    if v == d[1] or (type(v) == "function" and lookup(d[1]) == v) then
+      return d[2] .. "\n  " .. d[3]
+    end
+  end
+  return string_format("no help for %s: help() lists mpic's functions", type(v) == "string" and v or type(v))
+end
+
+--- help([fn]): print the signature and a line of doc.
+function M.help(v) print(M.help_text(v)) end
 
 --- Run a ':' command line.
 function M.command(line)
@@ -194,9 +243,10 @@ end
 --- exists), make `mpic` a global, return the banner.
 function M.setup(args, parse_opts, load_config)
   local opts, err = parse_opts(args, { config = "value" })
-  if not opts then error(err, 0) end
+  if not opts then error(err .. "\n" .. require("mpic.cli").usage_of("repl"), 0) end
   local mpic = require "mpic"
   _G.mpic = mpic
+  _G.help = M.help
   local cfg
   cfg, err = load_config(opts.config, opts.config ~= nil)
   if err then error(err, 0) end

@@ -86,8 +86,8 @@ function M.table(resp, opts)
   local verdict = resp.is_valid and "VALID" or "NOT VALID"
   if color then verdict = (resp.is_valid and COLORS.valid or COLORS.invalid) .. verdict .. RESET end
   local aop = resp.actual_orchestration_parameters or {}
-  out[#out + 1] = string_format("%s: %s %s for %s -- quorum %s (need %s of %s), attempt %s, policy %s%s",
-    verdict, resp.check_type, d.method or "", resp.domain_or_ip_target, tostring(d.quorum or "?"),
+  out[#out + 1] = string_format("%s: %s for %s -- quorum %s (need %s of %s), attempt %s, policy %s%s",
+    verdict, require("mpic.explain").what(resp.check_type, d.method), resp.domain_or_ip_target, tostring(d.quorum or "?"),
     tostring(aop.quorum_count), tostring(aop.perspective_count), tostring(aop.attempt_count),
     tostring(d.policy), resp.mpic_completed == false and " (not every perspective completed)" or "")
   if d.reason then out[#out + 1] = "  " .. tostring(d.reason) end
@@ -103,9 +103,10 @@ function M.problems(resp, status)
   return table_concat(out, "\n")
 end
 
---- Which rule decided (see mpic.explain).
+--- Which rule decided (see mpic.explain), with the shadow policies'
+--- verdicts from the validation's audit line.
 function M.explain(resp)
-  return require("mpic.explain").response(resp)
+  return require("mpic.explain").response_with_audit(resp)
 end
 
 return M

@@ -184,7 +184,15 @@ function M.validate(req, ctx)
     local method = params.validation_method
     ch = ctx.registry.by_name[method]
     if type(method) ~= "string" or not ch or ch.check_type ~= "dcv" then
-      issue(issues, "invalid-validation-method", "unknown validation_method %s", clip(method))
+      local names = {}
+      for _, c in ipairs(ctx.registry.list) do
+        if c.check_type == "dcv" then names[#names + 1] = c.name end
+      end
+      table.sort(names)
+      local others = #names > 24 and string_format(" and %d more", #names - 24) or ""
+      issue(issues, "invalid-validation-method", "%s (one of: %s%s)",
+        method == nil and "dcv_check_parameters.validation_method is missing"
+          or ("unknown validation_method " .. clip(method)), table.concat(names, ", ", 1, math.min(#names, 24)), others)
       return nil, issues
     end
   else

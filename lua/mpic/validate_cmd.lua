@@ -12,7 +12,13 @@ local io_stderr = io.stderr
 local USAGE = [==[
 usage: mpic validate [--config FILE] (--request FILE|- | --check dcv|caa --target T
                      [--method M] [--param key=value ...]) [--count N] [--quorum Q]
-                     [--attempts N] [--json] [--explain]]==]
+                     [--attempts N] [--trace ID] [--date YYYY-MM-DD] [--json] [--explain]
+  One validation through the configured policy (default ./perspectives.yaml).
+  --check dcv needs --method (a validation method such as acme-dns-01); --trace
+  names the validation in the audit log (a fresh identifier otherwise);
+  --explain says which rule decided, with the shadow policies' verdicts.
+  Exit 0 valid, 1 not valid, 2 usage, configuration or request error.]==]
+M.USAGE = USAGE
 
 local function read_all(path)
   local f, err
@@ -69,6 +75,16 @@ function M.main(args)
   if not cfg then io_stderr:write(err, "\n") return 2 end
   local dok, derr = require("mpic.dnssec_check").check(cfg)
   if not dok then io_stderr:write("mpic validate: ", tostring(derr), "\n") return 2 end
+  if o.check == "dcv" and not o.method and not o.request then
+    local ctx = require("mpic.orchestrator").context()
+    local names = {}
+    for _, c in ipairs(ctx and ctx.registry.list or {}) do
+      if c.check_type == "dcv" then names[#names + 1] = c.name end
+    end
+    table.sort(names)
+    io_stderr:write("mpic validate: --check dcv needs --method M (one of: ", table.concat(names, ", "), ")\n")
+    return 2
+  end
   local req
   if o.request then
     local text
@@ -83,7 +99,8 @@ function M.main(args)
     io_stderr:write(USAGE, "\n")
     return 2
   end
-  local resp, status = require("mpic.orchestrator").validate(req, { date = o.date })
+  local orchestrator = require "mpic.orchestrator"
+  local resp, status = orchestrator.validate(orchestrator.with_trace(req), { date = o.date })
   if o.json then
     local text, jerr = mpic.json.encode(resp, { pretty = true, sort = true })
     if not text then
