@@ -70,12 +70,19 @@ function M.http_canary(probe, s)
   return true
 end
 
---- Probe one perspective of registry state st: ok, ms, why.
+--- The DNSSEC proof at the primary (mpic.dnssec_check.periodic), set by
+--- `serve`: run with every probe of the primary whose canaries pass, as
+--- primary_proof(probe, cfg, budget_ms) -> ok, why. A failed proof makes the
+--- primary unhealthy at once (no second chance: validations get 503).
+M.primary_proof = nil
+
+--- Probe one perspective of registry state st: ok, ms, why, hard (a failure
+--- that makes it unhealthy at once).
 function M.probe(p, st)
   st = st or perspectives.snapshot()
   local s = settings(st.cfg)
   local t0 = mpic.now()
-  local ok, why
+  local ok, why, hard
   if p.agent then
     local client = require "mpic.agent_client"
     ok, why = client.healthy(p, s.timeout_ms)
@@ -83,8 +90,12 @@ function M.probe(p, st)
     local probe = perspectives.probe(p.id, st)
     ok, why = M.dns_canary(probe, s)
     if ok then ok, why = M.http_canary(probe, s) end
+    if ok and M.primary_proof and p.id == st.cfg.primary and st.cfg.primary_dnssec then
+      ok, why = M.primary_proof(probe, st.cfg, s.timeout_ms)
+      hard = not ok
+    end
   end
-  return ok, mpic.now() - t0, why
+  return ok, mpic.now() - t0, why, hard
 end
 
 -- perspective id -> true: asked for an early probe (M.suspect)
@@ -103,8 +114,8 @@ local function probe_set(st, ids, on_probe)
   for _, p in ipairs(st.list) do
     if ids == nil or ids[p.id] then
       tasks[#tasks + 1] = mpic.spawn(function()
-        local ok, ms, why = M.probe(p, st)
-        perspectives.observe(p.id, ok, ms, why, st)
+        local ok, ms, why, hard = M.probe(p, st)
+        perspectives.observe(p.id, ok, ms, why, st, hard)
         if on_probe then pcall(on_probe, p, ok, ms, why, perspectives.health(p.id, st)) end
       end)
     end

@@ -67,9 +67,10 @@ function M.healthy(h) return h.status ~= "unhealthy" end
 M.on_health_change = nil
 
 --- Record one canary probe of perspective id: ok, its duration, and why it
---- failed. The latency (an exponential moving average) comes from probes
+--- failed (hard: unhealthy at once, whatever health.failures says). The
+--- latency (an exponential moving average) comes from probes
 --- only, so a slow target cannot make a perspective look slow.
-function M.observe(id, ok, ms, why, st)
+function M.observe(id, ok, ms, why, st, hard)
   st = st or state
   local h = st.health[id]
   if not h then return end
@@ -85,7 +86,7 @@ function M.observe(id, ok, ms, why, st)
     h.failures = h.failures + 1
     h.last_error = tostring(why or "probe failed")
     local limit = st.cfg and st.cfg.health and st.cfg.health.failures or M.FAILURES_UNHEALTHY
-    if h.failures >= limit then h.status = "unhealthy" end
+    if h.failures >= limit or hard then h.status = "unhealthy" end
   end
   if h.status ~= was and (h.status == "unhealthy" or was == "unhealthy")
     and M.on_health_change and st == state then

@@ -124,11 +124,10 @@ local function reload(path)
   for _, d in ipairs(cfg.challenge_dirs or {}) do folders[#folders + 1] = d end
   local reg = challenges.load(folders)
   if #reg.errors > 0 then return nil, challenges.format_errors(reg) end
-  if cfg.primary_dnssec then
-    local perspectives = require "mpic.perspectives"
-    local dok, derr = require("mpic.dnssec_check").check(cfg, perspectives.probe_of(cfg, cfg.primary))
-    if not dok then return nil, derr end
-  end
+  -- the DNSSEC proof at the primary, mandatory in production (its outcome in the audit log)
+  local dok, derr = require("mpic.dnssec_check").prove(cfg, "reload",
+    cfg.primary_dnssec and require("mpic.perspectives").probe_of(cfg, cfg.primary) or nil)
+  if not dok then return nil, derr end
   -- everything loads: switch. Validations in flight keep their context.
   require("mpic.perspectives").configure(cfg)
   mpic.config = cfg
@@ -287,9 +286,11 @@ function M.main(args)
   if not ctx then io_stderr:write(tostring(xerr), "\n") return 2 end
   if opts.token == nil then opts.token = os.getenv("MPIC_API_TOKEN") end
   local dnssec = require "mpic.dnssec_check"
-  local dok, dmsg = dnssec.check(cfg)
+  local dok, dmsg = dnssec.prove(cfg, "start")
   if not dok then io_stderr:write("mpic serve: refusing to start: ", tostring(dmsg), "\n") return 2 end
-  log("%s", dmsg or dnssec.NOT_SET)
+  log("%s", dmsg)
+  -- the proof again with every health probe of the primary (a failure: 503 until one passes)
+  require("mpic.health").primary_proof = dnssec.periodic
 
   local tls
   if opts["tls-cert"] then

@@ -73,8 +73,6 @@ function M.main(args)
   local cfg
   cfg, err = mpic.load_config(o.config or "perspectives.yaml")
   if not cfg then io_stderr:write(err, "\n") return 2 end
-  local dok, derr = require("mpic.dnssec_check").check(cfg)
-  if not dok then io_stderr:write("mpic validate: ", tostring(derr), "\n") return 2 end
   if o.check == "dcv" and not o.method and not o.request then
     local ctx = require("mpic.orchestrator").context()
     local names = {}
@@ -85,6 +83,8 @@ function M.main(args)
     io_stderr:write("mpic validate: --check dcv needs --method M (one of: ", table.concat(names, ", "), ")\n")
     return 2
   end
+  local dok, derr = require("mpic.dnssec_check").prove(cfg, "start")
+  if not dok then io_stderr:write("mpic validate: refusing to run: ", tostring(derr), "\n") return 2 end
   local req
   if o.request then
     local text
