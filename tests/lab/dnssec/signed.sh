@@ -6,6 +6,9 @@
 #       and writes DIR/anchors: one unbound trust-anchor line ("zone. DNSKEY
 #       257 3 13 ...") per zone, taken from the signed answer.
 #   knot_stop DIR      (from knot.sh) stops it by its pidfile.
+# SIGNED_KNOT_NSEC3, when set, signs with NSEC3 instead of NSEC (RFC 5155,
+# 0 extra iterations, an 8-byte salt): "on", or "opt-out" for opt-out spans
+# (unsigned delegations get no NSEC3 record of their own).
 
 signed_knot_start() {
     local dir=$1 addr=$2 port=$3
@@ -21,7 +24,16 @@ signed_knot_start() {
         echo "policy:"
         echo "  - id: lab"
         echo "    algorithm: ecdsap256sha256"
-        echo "    nsec3: off"
+        case "${SIGNED_KNOT_NSEC3:-}" in
+        "") echo "    nsec3: off" ;;
+        on | opt-out)
+            echo "    nsec3: on"
+            echo "    nsec3-iterations: 0"
+            echo "    nsec3-salt-length: 8"
+            [ "$SIGNED_KNOT_NSEC3" = opt-out ] && echo "    nsec3-opt-out: on"
+            ;;
+        *) echo "signed_knot_start: SIGNED_KNOT_NSEC3 must be on or opt-out" >&2; return 1 ;;
+        esac
         echo "template:"
         echo "  - id: default"
         echo "    storage: \"$dir\""

@@ -116,15 +116,39 @@ case("insecure_nsec_listing_ds_is_false", function()
   contains(why, "lists DS")
 end)
 
-case("insecure_errors_are_false", function()
+case("insecure_errors_are_no_evidence_and_no_proof", function()
+  -- a failed DS query says nothing about z: the climb goes on, and without a
+  -- proof above, the failure is in the reason
   for _, kind in ipairs({ "timeout", "servfail", "refused", "dnssec_bogus", "dns" }) do
-    local q, asked = scripted{ ["a.example"] = { fail = kind },
-                               example = nodata(true, { nsec("example", "NS") }) }
+    local q, asked = scripted{ ["a.example"] = { fail = kind } }
     local proven, why = insecure.prove(q, "a.example")
     eq(proven, false, kind)
-    contains(why, kind)
-    eq(asked, { "a.example" }, kind)
+    contains(why, "DS a.example: " .. kind)
+    eq(asked, { "a.example", "example" }, kind)
   end
+  -- a failure everywhere: false
+  local q = scripted{ ["a.example"] = { fail = "servfail" }, example = { fail = "servfail" } }
+  eq((insecure.prove(q, "a.example")), false)
+end)
+
+case("insecure_name_below_an_unsigned_cut_whose_ds_query_fails_is_true", function()
+  -- the cut's servers do not answer: DS for the name below fails, the
+  -- authenticated denial at the cut proves everything below it Insecure
+  for _, kind in ipairs({ "timeout", "servfail", "refused", "dnssec_bogus", "dns" }) do
+    local q, asked = scripted{ ["www.cut.example"] = { fail = kind },
+                               ["cut.example"] = nodata(true, { nsec("cut.example", "NS") }) }
+    local proven, why = insecure.prove(q, "www.cut.example")
+    eq(proven, true, kind)
+    contains(why, "NSEC at cut.example proves an unsigned delegation")
+    contains(why, "below it: DS www.cut.example: " .. kind)
+    eq(asked, { "www.cut.example", "cut.example" }, kind)
+  end
+  -- a failure below a signed delegation stays false
+  local q = scripted{ ["www.cut.example"] = { fail = "servfail" },
+                      ["cut.example"] = { rcode = "NOERROR", ad = true, records = { DS }, answers = { DS } } }
+  local proven, why = insecure.prove(q, "www.cut.example")
+  eq(proven, false)
+  contains(why, "signed delegation (below it: DS www.cut.example: servfail")
 end)
 
 case("insecure_nodata_kind_with_partial_is_judged", function()
@@ -148,13 +172,13 @@ case("insecure_nsec3_exact_match_at_an_unsigned_cut_is_true", function()
   eq((insecure.prove(q, "cut.example")), true)
 end)
 
-case("insecure_nsec3_without_exact_match_is_false", function()
-  -- only a covering record (closest-encloser / opt-out proof): not accepted
+case("insecure_nsec3_without_exact_match_or_closest_encloser_is_false", function()
+  -- only a covering record, no closest encloser: not a proof
   local q, asked = scripted{ ["cut.example"] = nodata(true, { nsec3("0p9mhaveqvm6t7vbl5lop2u3t2rp3tom", "example",
     "ab", 1, 1, "NS") }) }
   local proven, why = insecure.prove(q, "cut.example")
   eq(proven, false)
-  contains(why, "exact match")
+  contains(why, "without a record for cut.example or a closest-encloser proof")
   eq(asked, { "cut.example" })
   -- an exact match under a zone that is not an ancestor of z does not count
   local h = dns.nsec3_hash("cut.example", "", 0)
@@ -170,6 +194,115 @@ case("insecure_nsec3_without_exact_match_is_false", function()
   local h200 = dns.nsec3_hash("cut.example", "", 200)
   q = scripted{ ["cut.example"] = nodata(true, { nsec3(h200, "example", "", 200, 0, "NS") }) }
   eq((insecure.prove(q, "cut.example")), false)
+end)
+
+-- An NSEC3 record at owner hash `label` under zone whose next hashed owner is `next`.
+local function n3(label, zone, nxt, flags, ...)
+  local d = nsec3(label, zone, "ab", 1, flags, ...)
+  d.next = nxt
+  return d
+end
+
+-- hash +/- one in base32hex order (the last digit; enough for a test span)
+local DIGITS = "0123456789abcdefghijklmnopqrstuv"
+local function step(h, by)
+  local last = h:sub(-1)
+  local i = DIGITS:find(last, 1, true) + by
+  assert(i >= 1 and i <= 32, "hash at the edge of the alphabet")
+  return h:sub(1, -2) .. DIGITS:sub(i, i)
+end
+
+-- The closest-encloser proof for z = nc.ce: ce matched, nc covered.
+local function ce_proof(nc, ce, zone, opt_out)
+  local hce, hnc = dns.nsec3_hash(ce, "ab", 1), dns.nsec3_hash(nc, "ab", 1)
+  return { n3(hce, zone, step(hce, 1), 0, "NS", "SOA", "RRSIG", "DNSKEY", "NSEC3PARAM"),
+           n3(step(hnc, -1), zone, step(hnc, 1), opt_out and 1 or 0, "A", "RRSIG") }
+end
+
+case("insecure_nsec3_opt_out_closest_encloser_proof_is_true", function()
+  -- RFC 5155 §7.2.4/§8.6: no NSEC3 for the delegation, its next closer name
+  -- covered by an Opt-Out NSEC3: an opt-out span, Insecure
+  local auth = ce_proof("cut.example", "example", "example", true)
+  local q, asked = scripted{ ["cut.example"] = nodata(true, auth) }
+  local proven, why = insecure.prove(q, "cut.example")
+  eq(proven, true, why)
+  contains(why, "closest-encloser proof: example matches NSEC3")
+  contains(why, "the next closer name cut.example is covered")
+  eq(asked, { "cut.example" })
+  -- a name deeper than the next closer: the same span covers it
+  auth = ce_proof("cut.example", "example", "example", true)
+  q = scripted{ ["a.b.cut.example"] = nodata(true, auth) }
+  proven, why = insecure.prove(q, "a.b.cut.example")
+  eq(proven, true, why)
+  contains(why, "the next closer name cut.example is covered")
+  -- NXDOMAIN with the same proof (the probe's nxdomain kind with partial)
+  local function nx(name)
+    if name == "cut.example" then return nil, "nxdomain", "no such name", nodata(true, ce_proof("cut.example", "example", "example", true)) end
+    return nil, "servfail", "x"
+  end
+  eq((insecure.prove(nx, "cut.example")), true)
+end)
+
+case("insecure_nsec3_closest_encloser_without_opt_out_is_false", function()
+  local q = scripted{ ["cut.example"] = nodata(true, ce_proof("cut.example", "example", "example", false)) }
+  local proven, why = insecure.prove(q, "cut.example")
+  eq(proven, false)
+  contains(why, "has no Opt-Out")
+  -- the cover in another zone than the match: no proof
+  local auth = ce_proof("cut.example", "example", "example", true)
+  auth[2].owner = auth[2].owner:gsub("example%.$", "other.example.")
+  q = scripted{ ["cut.example"] = nodata(true, auth) }
+  eq((insecure.prove(q, "cut.example")), false)
+  -- a covering span that does not cover the next closer name
+  auth = ce_proof("cut.example", "example", "example", true)
+  local h = dns.nsec3_hash("cut.example", "ab", 1)
+  auth[2].owner = step(h, 1) .. ".example."
+  auth[2].next = step(h, 2)
+  q = scripted{ ["cut.example"] = nodata(true, auth) }
+  eq((insecure.prove(q, "cut.example")), false)
+end)
+
+case("insecure_nsec3_cover_wraps_around_the_chain", function()
+  -- the last NSEC3 of the chain covers hashes above its owner and below the first
+  local h = dns.nsec3_hash("cut.example", "ab", 1)
+  local last = n3(step(h, -1), "example", "00000000000000000000000000000000", 1)
+  eq(insecure.nsec3_cover({ last }, "cut.example"), last)
+  local first = n3("00000000000000000000000000000000", "example", step(h, 1), 1)
+  eq(insecure.nsec3_cover({ first }, "cut.example"), first)
+  local none = n3(step(h, 1), "example", step(h, 2), 1)
+  eq(insecure.nsec3_cover({ none }, "cut.example"), nil)
+end)
+
+case("insecure_nsec3_opt_out_with_ad0_needs_the_zone_proven_signed", function()
+  -- validators answer the opt-out denial Insecure (AD=0): the zone's own SOA
+  -- with AD=1 through the same resolver makes the records count
+  local soa = { rcode = "NOERROR", ad = true, records = { { type = "SOA", name = "example." } }, answers = {} }
+  local script = { ["cut.example"] = nodata(false, ce_proof("cut.example", "example", "example", true)) }
+  local function q(name, rtype)
+    if rtype == "SOA" then
+      if script.soa then return script.soa end
+      return nil, "servfail", "no SOA"
+    end
+    local s = script[name]
+    if s then return s end
+    return nodata(false)
+  end
+  script.soa = soa
+  local proven, why = insecure.prove(q, "www.cut.example")
+  eq(proven, true, why)
+  contains(why, "AD=0, Insecure by opt-out")
+  contains(why, "SOA example authenticated (AD=1)")
+  -- the zone's SOA without AD, or failing: no proof
+  script.soa = { rcode = "NOERROR", ad = false, records = { { type = "SOA", name = "example." } }, answers = {} }
+  proven, why = insecure.prove(q, "www.cut.example")
+  eq(proven, false); contains(why, "SOA example: not authenticated (AD=0)")
+  script.soa = nil
+  proven, why = insecure.prove(q, "www.cut.example")
+  eq(proven, false); contains(why, "SOA example: servfail")
+  -- an AD=0 denial without the Opt-Out flag is no evidence at all
+  script["cut.example"] = nodata(false, ce_proof("cut.example", "example", "example", false))
+  script.soa = soa
+  eq((insecure.prove(q, "www.cut.example")), false)
 end)
 
 case("insecure_nsec3_exact_match_without_ns_continues", function()
