@@ -453,7 +453,8 @@ static const char *cb_value(lua_State *L, struct cbuf *c, int idx, int depth)
             k++;
         }
     }
-    qsort(keys, k, sizeof *keys, skey_cmp);
+    if (k > 1) /* qsort wants a non-null array even for zero elements */
+        qsort(keys, k, sizeof *keys, skey_cmp);
     cb_add(c, "{", 1);
     const char *err = NULL;
     for (size_t i = 0; i < k && !err; i++) {
