@@ -6,14 +6,17 @@
  * that returns the function to call for each input, and calls it under a
  * protected call. A Lua error escaping that function is a finding: it is
  * printed and the process aborts so that libFuzzer records the input.
- * Uses: Lua 5.4, task.c (mpic_rt_init), util.h, lua_http.h, lua_dns.h, lua_tls.h.
+ * Uses: Lua 5.4, task.c (mpic_rt_init), util.h, lua_http.h, lua_dns.h, lua_tls.h,
+ * lua_sandbox.h (the allocator with per-call budgets), sign.h.
  */
 #ifndef MPIC_FUZZ_LUA_H
 #define MPIC_FUZZ_LUA_H
 
 #include "lua_dns.h"
 #include "lua_http.h"
+#include "lua_sandbox.h"
 #include "lua_tls.h"
+#include "sign.h"
 #include "task.h"
 #include "util.h"
 
@@ -68,6 +71,7 @@ static void fuzz_lua_init(const char *setup)
     lua_State *L = luaL_newstate();
     if (!L)
         abort();
+    lua_setallocf(L, mpic_lua_alloc, NULL); /* as the binary: budgets for bounded calls */
     luaL_openlibs(L);
     if (mpic_rt_init(L) != 0) {
         fprintf(stderr, "fuzz: mpic_rt_init failed\n");
@@ -75,6 +79,8 @@ static void fuzz_lua_init(const char *setup)
     }
     fuzz_preload(L, "mpic.core.util", luaopen_mpic_util);
     fuzz_preload(L, "mpic.core.yaml", luaopen_mpic_yaml);
+    fuzz_preload(L, "mpic.core.sandbox", luaopen_mpic_sandbox);
+    fuzz_preload(L, "mpic.core.sign", luaopen_mpic_sign);
     fuzz_preload(L, "mpic.core.dns", luaopen_mpic_dns);
     fuzz_preload(L, "mpic.core.http", luaopen_mpic_http);
     fuzz_preload(L, "mpic.core.tls", luaopen_mpic_tls);
