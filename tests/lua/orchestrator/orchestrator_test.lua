@@ -345,6 +345,25 @@ case("no_healthy_cohort_is_503_listing_the_unhealthy", function()
   eq(resp.is_valid, true)
 end)
 
+case("a_suspected_perspective_is_probed_early_and_only_the_probe_decides", function()
+  setup() -- resolvers at 127.0.0.1:9: every canary probe fails at once
+  local health = require "mpic.health"
+  local saved = health.SUSPECT_MIN_MS
+  health.SUSPECT_MIN_MS = 0
+  local probes = {}
+  local t = mpic.spawn(health.run, 60000, function(p) probes[p.id] = (probes[p.id] or 0) + 1 end)
+  mpic.sleep(800) -- the first round and its retry
+  local before = probes.fra
+  health.suspect("fra")
+  mpic.sleep(500)
+  mpic.cancel(t)
+  health.SUSPECT_MIN_MS = saved
+  eq(before, 2, "a failed probe is retried once in the round")
+  eq(probes.fra, 3, "the suspicion probed fra again before the next round")
+  eq(probes.pdx, 2, "and nothing else")
+  eq(select(1, health_of("fra")), "unhealthy")
+end)
+
 case("dns_canary_judges_the_resolver_not_a_target", function()
   local health = require "mpic.health"
   local function probe(r, kind, detail, partial)
