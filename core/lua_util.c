@@ -12,6 +12,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "audit.h"
 #include "encode.h"
+#include "lua_fs.h"
 #include "util.h"
 
 #include <idn2.h>
@@ -807,6 +808,7 @@ static const luaL_Reg funcs[] = {
 int luaopen_mpic_util(lua_State *L)
 {
     luaL_newlib(L, funcs);
+    mpic_fs_register(L); /* listdir, filetype, mkdir (lua_fs.c) */
     lua_pushlightuserdata(L, JSON_NULL);
     lua_setfield(L, -2, "null");
     luaL_newmetatable(L, ARRAY_MT);

@@ -33,9 +33,10 @@ local setmetatable, getmetatable, loadfile, require = setmetatable, getmetatable
 local sfmt, concat, sort = string.format, table.concat, table.sort
 local table_unpack = table.unpack
 local G = _G
-local io_popen, os_time = io.popen, os.time
+local os_time = os.time
 local package, debug, math_type = package, debug, math.type
 local sandbox = require "mpic.core.sandbox"
+local util = require "mpic.core.util"
 local sandbox_call = sandbox.call
 
 M.LOAD_INSTRUCTION_LIMIT = 20000000   -- a file's main chunk (and its helpers)
@@ -59,28 +60,9 @@ function M.builtin_folder()
   return (path:gsub("challenges%.lua$", "challenge"))
 end
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
--- File names (not paths) in a folder, sorted. Uses mpic.core.util.listdir when
--- the binary provides it, else `ls`.
+-- File names (not paths) in a folder, sorted (mpic.core.util.listdir).
 function M.list_dir(folder)
-  local ok, util = pcall(require, "mpic.core.util")
-  if ok and type(util) == "table" and type(util.listdir) == "function" then
-    local names, err = util.listdir(folder)
-    if not names then return nil, err end
-    sort(names)
-    return names
-  end
-  local p = io_popen("ls -1A -- " .. shell_quote(folder) .. " 2>/dev/null")
-  if not p then return nil, "cannot list " .. folder end
-  local names = {}
-  for line in p:lines() do names[#names + 1] = line end
-  local okc = p:close()
-  if not okc and #names == 0 then return nil, "cannot list " .. folder end
-  sort(names)
-  return names
+  return util.listdir(folder)
 end
 
 local function valid_date(s)
@@ -90,35 +72,176 @@ local function valid_date(s)
   return m >= 1 and m <= 12 and d >= 1 and d <= 31
 end
 
--- Check a declaration table; returns true or false, message.
-function M.validate_declaration(ch)
-  if type(ch) ~= "table" then return false, "file must return a table, got " .. type(ch) end
-  if type(ch.name) ~= "string" or not ch.name:match("^[a-z0-9][a-z0-9%-]*$") then
-    return false, "missing or malformed field 'name'"
+-- A short description of a value for "expected X, got Y".
+local function got(v)
+  local t = type(v)
+  if v == nil then return "nothing" end
+  if t == "string" then
+    local s = #v > 40 and v:sub(1, 40) .. "..." or v
+    return sfmt("the string %q", s)
   end
-  if not CHECK_TYPES[ch.check_type] then return false, "field 'check_type' must be \"dcv\" or \"caa\"" end
-  if type(ch.br_section) ~= "string" then return false, "missing field 'br_section'" end
-  if type(ch.identifiers) ~= "table" or not (ch.identifiers.dns or ch.identifiers.ip) then
-    return false, "field 'identifiers' must accept dns and/or ip"
+  if t == "number" or t == "boolean" then return sfmt("the %s %s", t, tostring(v)) end
+  return "a " .. t
+end
+
+local function is_section(v) return type(v) == "string" and v:match("^%d+%.%d+[%d%.]*$") ~= nil
+  and not v:find("..", 1, true) and v:sub(-1) ~= "." end
+
+local PARAM_TYPE_LIST = "string, boolean, number, integer, table, list or string_or_list"
+local SPEC_KEYS = {type = true, required = true, enum = true, description = true}
+
+-- The closed schema of a declaration: every field a challenge file may
+-- return, whether it is required, what it must be (a predicate) and the
+-- words for "expected". Order is the order of the report. See
+-- docs/CHALLENGES.md.
+M.SCHEMA = {
+  {field = "name", required = true, expected = "a name of lowercase letters, digits and '-'",
+   ok = function(v) return type(v) == "string" and v:match("^[a-z0-9][a-z0-9%-]*$") ~= nil and #v <= 64 end},
+  {field = "check_type", required = true, expected = '"dcv" or "caa"', ok = function(v) return CHECK_TYPES[v] end},
+  {field = "br_section", required = true, expected = 'a BR section as a string, such as "3.2.2.4.7"',
+   ok = is_section},
+  {field = "br_section_ip", expected = 'the BR section for IP address targets as a string, such as "3.2.2.5.6"',
+   ok = is_section},
+  {field = "identifiers", required = true,
+   expected = "{dns = <boolean>, ip = <boolean>} accepting at least one kind",
+   ok = function(v)
+     if type(v) ~= "table" then return false end
+     for k, x in pairs(v) do
+       if (k ~= "dns" and k ~= "ip") or type(x) ~= "boolean" then return false end
+     end
+     return v.dns == true or v.ip == true
+   end},
+  {field = "wildcard", required = true, expected = '"strip" or "reject"',
+   ok = function(v) return v == "strip" or v == "reject" end},
+  {field = "sunset", expected = "a YYYY-MM-DD date (the first day the method may not be used)",
+   ok = function(v) return type(v) == "string" and valid_date(v) end},
+  {field = "caa_method_label", expected = "an RFC 8657 validationmethods label (letters, digits, '-')",
+   ok = function(v) return type(v) == "string" and v:match("^[A-Za-z0-9%-]+$") ~= nil end},
+  {field = "params", required = true, expected = "the parameter schema: {name = {type = ..., required = ...}, ...}",
+   ok = function(v) return type(v) == "table" end},
+  {field = "check", required = true, expected = "a function check(target, params, probe)",
+   ok = function(v) return type(v) == "function" end},
+  {field = "validate_params", expected = "a function validate_params(params) returning a list of issues",
+   ok = function(v) return type(v) == "function" end},
+  {field = "helpers", expected = "a table of functions (exported for unit tests)",
+   ok = function(v)
+     if type(v) ~= "table" then return false end
+     for k, f in pairs(v) do if type(k) ~= "string" or type(f) ~= "function" then return false end end
+     return true
+   end},
+}
+local SCHEMA_BY_FIELD = {}
+for _, f in ipairs(M.SCHEMA) do SCHEMA_BY_FIELD[f.field] = f end
+
+-- Every problem of one parameter spec, appended to problems.
+local function check_param_spec(k, spec, problems)
+  local field = "params." .. tostring(k)
+  if type(k) ~= "string" or not k:match("^[%a_][%w_]*$") then
+    problems[#problems + 1] = {field = "params", expected = "parameter names of letters, digits and '_'",
+                               got = got(k)}
+    return
   end
-  if ch.wildcard ~= "strip" and ch.wildcard ~= "reject" then
-    return false, "field 'wildcard' must be \"strip\" or \"reject\""
+  if type(spec) ~= "table" then
+    problems[#problems + 1] = {field = field, expected = "{type = <" .. PARAM_TYPE_LIST .. ">}", got = got(spec)}
+    return
   end
-  if ch.sunset ~= nil and not valid_date(ch.sunset) then
-    return false, "field 'sunset' must be a YYYY-MM-DD date"
-  end
-  if ch.caa_method_label ~= nil and (type(ch.caa_method_label) ~= "string"
-      or not ch.caa_method_label:match("^[A-Za-z0-9%-]+$")) then
-    return false, "field 'caa_method_label' must be an RFC 8657 label"
-  end
-  if type(ch.params) ~= "table" then return false, "missing field 'params' (the parameter schema)" end
-  for k, spec in pairs(ch.params) do
-    if type(k) ~= "string" or type(spec) ~= "table" or not PARAM_TYPES[spec.type] then
-      return false, sfmt("params.%s: needs {type=<%s>}", tostring(k), "string|boolean|number|table|list|string_or_list")
+  local keys = {}
+  for sk in pairs(spec) do keys[#keys + 1] = tostring(sk) end
+  sort(keys)
+  for _, sk in ipairs(keys) do
+    if not SPEC_KEYS[sk] then
+      problems[#problems + 1] = {field = field .. "." .. sk, expected = "no such key (type, required, enum, description)",
+                                 got = got(spec[sk])}
     end
   end
-  if type(ch.check) ~= "function" then return false, "missing function 'check'" end
-  return true
+  if not PARAM_TYPES[spec.type] then
+    problems[#problems + 1] = {field = field .. ".type", expected = PARAM_TYPE_LIST, got = got(spec.type)}
+  end
+  if spec.required ~= nil and type(spec.required) ~= "boolean" then
+    problems[#problems + 1] = {field = field .. ".required", expected = "a boolean", got = got(spec.required)}
+  end
+  if spec.description ~= nil and type(spec.description) ~= "string" then
+    problems[#problems + 1] = {field = field .. ".description", expected = "a string", got = got(spec.description)}
+  end
+  if spec.enum ~= nil then
+    local good = type(spec.enum) == "table" and #spec.enum > 0
+    if good then
+      for _, e in pairs(spec.enum) do
+        local t = type(e)
+        if t ~= "string" and t ~= "number" and t ~= "boolean" then good = false end
+      end
+    end
+    if not good then
+      problems[#problems + 1] = {field = field .. ".enum", expected = "a non-empty list of allowed values",
+                                 got = got(spec.enum)}
+    end
+  end
+end
+
+--- Every problem of a declaration against M.SCHEMA, in the schema's order
+--- then unknown fields: a list of {field=, expected=, got=} (empty when fine).
+function M.declaration_problems(ch)
+  if type(ch) ~= "table" then
+    return {{field = "(file)", expected = "the file to return a declaration table", got = got(ch)}}
+  end
+  local problems = {}
+  for _, f in ipairs(M.SCHEMA) do
+    local v = ch[f.field]
+    if v == nil then
+      if f.required then problems[#problems + 1] = {field = f.field, expected = f.expected, got = "nothing (missing)"} end
+    elseif not f.ok(v) then
+      problems[#problems + 1] = {field = f.field, expected = f.expected, got = got(v)}
+    end
+  end
+  if type(ch.params) == "table" then
+    local keys = {}
+    for k in pairs(ch.params) do keys[#keys + 1] = k end
+    sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    for _, k in ipairs(keys) do check_param_spec(k, ch.params[k], problems) end
+  end
+  if type(ch.identifiers) == "table" and ch.br_section_ip ~= nil and ch.identifiers.ip ~= true then
+    problems[#problems + 1] = {field = "br_section_ip", expected = "no br_section_ip unless identifiers.ip is true",
+                               got = got(ch.br_section_ip)}
+  end
+  local unknown = {}
+  for k in pairs(ch) do
+    if not SCHEMA_BY_FIELD[k] then unknown[#unknown + 1] = tostring(k) end
+  end
+  sort(unknown)
+  for _, k in ipairs(unknown) do
+    problems[#problems + 1] = {field = k, expected = "no such field (known: " .. M.schema_fields() .. ")",
+                               got = got(ch[k])}
+  end
+  return problems
+end
+
+--- The declaration's fields, comma-separated, in schema order.
+function M.schema_fields()
+  local out = {}
+  for _, f in ipairs(M.SCHEMA) do out[#out + 1] = f.field end
+  return concat(out, ", ")
+end
+
+--- One line of a problem: "field 'x': expected ..., got ...".
+function M.format_problem(p)
+  return sfmt("field '%s': expected %s, got %s", p.field, p.expected, p.got)
+end
+
+-- Check a declaration table; returns true or false, message (every problem,
+-- one per line).
+function M.validate_declaration(ch)
+  local problems = M.declaration_problems(ch)
+  if #problems == 0 then return true end
+  local lines = {}
+  for _, p in ipairs(problems) do lines[#lines + 1] = M.format_problem(p) end
+  return false, concat(lines, "\n"), problems
+end
+
+--- The BR section a validation of target (an mpic.target table) is made
+--- under: br_section_ip for an IP address when the declaration has one.
+function M.br_section_for(ch, target)
+  if type(target) == "table" and target.kind == "ip" and ch.br_section_ip then return ch.br_section_ip end
+  return ch.br_section
 end
 
 -- "path:line: message" -> line (number) or nil.
@@ -132,8 +255,6 @@ local function line_of(msg, path)
   return tonumber(s:match(":(%d+):"))
 end
 
-local util_ok, util = pcall(require, "mpic.core.util")
-if not util_ok then util = {} end
 local ARRAY_MT, NULL = util.array_mt, util.null
 
 -- Deep copy of data with raw access only (no metamethod runs): strings,
@@ -250,21 +371,59 @@ end
 
 local ENV_OF = setmetatable({}, {__mode = "k"}) -- declaration -> its file's env
 
--- The declaration's fields read with raw access (functions kept, data copied).
+-- The declaration's fields read with raw access (functions kept, data
+-- copied; helpers: its functions kept). Returns the copy and the problems
+-- met while copying ({field=, expected=, got=}).
 local function raw_declaration(ch)
-  if type(ch) ~= "table" then return ch end
-  local out = {}
+  if type(ch) ~= "table" then return ch, {} end
+  local out, problems = {}, {}
   local k, v = next(ch)
   while k ~= nil do
-    if type(v) == "table" then
-      local ok, c = pcall(copy_data, v, "field " .. tostring(k))
-      if not ok then error(c, 0) end
-      v = c
+    if type(k) ~= "string" then
+      problems[#problems + 1] = {field = tostring(k), expected = "field names that are strings", got = got(k)}
+    elseif k == "helpers" and type(v) == "table" then
+      local h = {}
+      local hk, hv = next(v)
+      while hk ~= nil do
+        h[hk] = type(hv) == "function" and hv or type(hv)
+        hk, hv = next(v, hk)
+      end
+      out[k] = h
+    elseif type(v) == "table" then
+      local ok, c = pcall(copy_data, v, "field " .. k)
+      if ok then
+        out[k] = c
+      else
+        problems[#problems + 1] = {field = k, expected = "plain data (strings, numbers, booleans, tables)",
+                                   got = describe(c)}
+      end
+    else
+      out[k] = v
     end
-    out[k] = v
     k, v = next(ch, k)
   end
-  return out
+  return out, problems
+end
+
+-- The first line of the file where field is set ("field =" at a line's
+-- start or after "{" or ","), for the report; nil when not found.
+local function field_line(lines, field)
+  local pat1 = "^%s*" .. field:gsub("[%.%-]", "%%%0") .. "%s*="
+  local pat2 = "[{,]%s*" .. field:gsub("[%.%-]", "%%%0") .. "%s*="
+  for i, l in ipairs(lines) do
+    if l:find(pat1) or l:find(pat2) then return i end
+  end
+  return nil
+end
+
+local function file_lines(path)
+  local f = io.open(path, "rb")
+  if not f then return {} end
+  local text = f:read(1 << 20) or ""
+  f:close()
+  local lines = {}
+  for l in (text .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
+  return lines
 end
 
 -- Load one file; returns the declaration or nil, {path=, line=, message=}.
@@ -277,18 +436,46 @@ function M.load_file(path)
   end
   local box = sandbox.new{instructions = M.LOAD_INSTRUCTION_LIMIT, memory = M.LOAD_MEMORY_LIMIT,
                           strings = env.string}
+  -- success: true, declaration, copy problems; failure: nil, kind, message
   local ok, ch, msg = sandbox_call(box, function() return raw_declaration(chunk()) end)
   if not ok then
     return nil, {path = path, line = line_of(msg, path), message = describe(msg)}
   end
-  local good, why = M.validate_declaration(ch)
-  if not good then
-    -- point at the line of the returned table's check function when there is one
-    local line
+  local problems = M.declaration_problems(ch)
+  for _, p in ipairs(msg or {}) do problems[#problems + 1] = p end
+  if #problems > 0 then
+    -- every problem at once, each with the line where its field is set
+    -- (else the line of the check function, else none)
+    local lines, out = file_lines(path), {}
+    local fallback
     if type(ch) == "table" and type(ch.check) == "function" then
-      line = debug.getinfo(ch.check, "S").linedefined
+      fallback = debug.getinfo(ch.check, "S").linedefined
     end
-    return nil, {path = path, line = line, message = path .. ": " .. why}
+    for _, p in ipairs(problems) do
+      p.line = field_line(lines, (p.field:match("^[^%.]+%.([^%.]+)") or p.field:match("^[^%.]+")) or p.field)
+        or field_line(lines, p.field:match("^[^%.]+") or p.field) or fallback
+      out[#out + 1] = p.line and sfmt("%s:%d: %s", path, p.line, M.format_problem(p))
+        or sfmt("%s: %s", path, M.format_problem(p))
+    end
+    return nil, {path = path, line = problems[1].line, message = concat(out, "\n"), problems = problems}
+  end
+  if ch.helpers then
+    -- a helper is the file's code: called from outside it runs under the
+    -- validate_params limits with its arguments and results copied
+    local wrapped = {}
+    for hname, fn in pairs(ch.helpers) do
+      wrapped[hname] = function(...)
+        local hbox = sandbox.new{instructions = M.PARAMS_INSTRUCTION_LIMIT, memory = M.PARAMS_MEMORY_LIMIT,
+                                 strings = env.string}
+        local args = table.pack(...)
+        for i = 1, args.n do args[i] = copy_data(args[i], "helper argument") end
+        local r = table.pack(sandbox_call(hbox, fn, table_unpack(args, 1, args.n)))
+        if not r[1] then error(sfmt("helper %s: %s", hname, describe(r[3])), 2) end
+        for i = 2, r.n do r[i] = copy_data(r[i], "helper result") end
+        return table_unpack(r, 2, r.n)
+      end
+    end
+    ch.helpers = wrapped
   end
   ch.path = path
   ENV_OF[ch] = env

@@ -88,7 +88,8 @@ function M.store_policy(dir, pol)
   if util.hex(util.sha256(data)) ~= pol.sha256 then
     return nil, "policy store: " .. pol.path .. " changed since it was loaded"
   end
-  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
+  local made, merr = util.mkdir(dir)
+  if not made then return nil, "policy store: " .. tostring(merr) end
   local tmp = dest .. ".tmp"
   local out, oerr = io.open(tmp, "wb")
   if not out then return nil, "policy store: " .. tostring(oerr) end

@@ -5,26 +5,34 @@
 -- nothing failed.
 local mpic = require "mpic"
 local T = require "mpic.testing"
+local util = require "mpic.core.util"
 
 local M = {}
 local io_write, string_format, table_sort = io.write, string.format, table.sort
 
+-- The *_test.lua files below dir (recursively, at most 16 levels), sorted.
 local function list_dir(dir)
-  local p = io.popen('find "' .. dir:gsub('"', '\\"') .. '" -name "*_test.lua" -type f 2>/dev/null')
   local files = {}
-  if p then
-    for line in p:lines() do files[#files + 1] = line end
-    p:close()
+  local function walk(d, depth)
+    local names = util.listdir(d)
+    if not names or depth > 16 then return end
+    for _, n in ipairs(names) do
+      local path = d:gsub("/$", "") .. "/" .. n
+      local kind = util.filetype(path)
+      if kind == "directory" then
+        walk(path, depth + 1)
+      elseif kind == "file" and n:match("_test%.lua$") then
+        files[#files + 1] = path
+      end
+    end
   end
+  walk(dir, 1)
   table_sort(files)
   return files
 end
 
 local function is_dir(path)
-  local p = io.popen('test -d "' .. path:gsub('"', '\\"') .. '" && echo d')
-  local r = p and p:read("l")
-  if p then p:close() end
-  return r == "d"
+  return util.filetype(path) == "directory"
 end
 
 local function run_file(file, filter, counts)

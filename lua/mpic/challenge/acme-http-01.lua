@@ -9,6 +9,7 @@ local sfmt = string.format
 
 local MAX_BODY = 128
 
+local H = {} -- helpers exported for unit tests (the declaration's helpers field)
 local M = {
   name = "acme-http-01",
   check_type = "dcv",
@@ -24,7 +25,7 @@ local M = {
   },
 }
 
-function M.url(target, token)
+function H.url(target, token)
   return "http://" .. T.host(target) .. "/.well-known/acme-challenge/" .. token
 end
 
@@ -34,7 +35,7 @@ function M.check(target, params, probe)
     return C.bad_param(M.name, "token", token)
   end
   if type(ka) ~= "string" or ka == "" then return C.bad_param(M.name, "key_authorization", ka) end
-  local url = M.url(target, token)
+  local url = H.url(target, token)
   local res, d = C.http_fetch(M.name, probe, url,
     {max_bytes = MAX_BODY, max_redirects = 10, headers = params.http_headers, https = false})
   if not res then return d end
@@ -50,5 +51,7 @@ function M.check(target, params, probe)
     ka, got)
   return C.result(false, true, nil, d)
 end
+
+M.helpers = H
 
 return M

@@ -11,6 +11,7 @@ local OID_SAN = "2.5.29.17"
 local OID_ACME = "1.3.6.1.5.5.7.1.31"
 local ET = "mpic_error:dcv_checker:tls_alpn:"
 
+local H = {} -- helpers exported for unit tests (the declaration's helpers field)
 local M = {
   name = "acme-tls-alpn-01",
   check_type = "dcv",
@@ -41,7 +42,7 @@ local function tlv(s, i)
 end
 
 -- The GeneralNames of a SAN extnValue: list of {tag=, value=} or nil when malformed.
-function M.parse_san(der)
+function H.parse_san(der)
   if type(der) ~= "string" then return nil end
   local tag, content, nxt = tlv(der, 1)
   if tag ~= 0x30 or nxt ~= #der + 1 then return nil end
@@ -75,7 +76,7 @@ local function fail(d, key, reason, requested, where)
 end
 
 -- The nine checks. Returns a result table.
-function M.verify(target, want, res, d)
+function H.verify(target, want, res, d)
   local requested = target.value
   local where = res.ip and (tostring(res.ip) .. ":" .. tostring(res.port or 443)) or "server"
   if res.alpn ~= "acme-tls/1" then
@@ -104,7 +105,7 @@ function M.verify(target, want, res, d)
     return fail(d, "certificate:extension_missing",
       "Required extension OID " .. OID_SAN .. " is not present", requested, where)
   end
-  local names = M.parse_san(san.value)
+  local names = H.parse_san(san.value)
   if not names then
     return fail(d, "certificate:no_single_san", "malformed subjectAltName extension", requested, where)
   end
@@ -181,7 +182,9 @@ function M.check(target, params, probe)
   if res.version and OLD_TLS[res.version] then
     return C.result(false, true, C.lookup_error("tls", "protocol version not supported"), d)
   end
-  return M.verify(target, want, res, d)
+  return H.verify(target, want, res, d)
 end
+
+M.helpers = H
 
 return M

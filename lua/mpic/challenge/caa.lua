@@ -6,6 +6,7 @@ local caa = require "mpic.caa"
 local type, ipairs, tostring, pcall = type, ipairs, tostring, pcall
 local sfmt = string.format
 
+local H = {} -- helpers exported for unit tests (the declaration's helpers field)
 local M = {
   name = "caa",
   check_type = "caa",
@@ -27,7 +28,7 @@ local function lookup_error(msg)
 end
 
 -- The account URLs a record's accounturi may equal (§3.5).
-function M.account_uris(params, config)
+function H.account_uris(params, config)
   local out = {}
   local a = params.account_uri
   if type(a) == "string" then
@@ -99,7 +100,7 @@ function M.check(target, params, probe)
     wildcard = target.wildcard,
     certificate_type = ctype,
     caa_domains = domains,
-    account_uris = M.account_uris(params, cfg),
+    account_uris = H.account_uris(params, cfg),
     method = caa.method_labels(params.validation_method),
     legacy_critical = cfg.caa_legacy_critical == true,
   })
@@ -109,5 +110,7 @@ function M.check(target, params, probe)
   d.reason = why
   return C.result(permitted, true, nil, d)
 end
+
+M.helpers = H
 
 return M

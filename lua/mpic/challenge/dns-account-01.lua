@@ -4,6 +4,7 @@ local C = require "mpic.challenge._common"
 local dnsmatch = require "mpic.challenge._dnsmatch"
 local type = type
 
+local H = {} -- helpers exported for unit tests (the declaration's helpers field)
 local M = {
   name = "dns-account-01",
   check_type = "dcv",
@@ -18,7 +19,7 @@ local M = {
 }
 
 -- The account label ("_ujmmovf2vn55tgye" style, 17 characters).
-function M.account_label(account_uri)
+function H.account_label(account_uri)
   local util = C.util()
   return "_" .. util.base32(util.sha256(account_uri):sub(1, 10)):lower()
 end
@@ -29,8 +30,10 @@ function M.check(target, params, probe)
   end
   local want = C.hash_b64url(params.key_authorization_hash)
   if not want then return C.bad_param(M.name, "key_authorization_hash", params.key_authorization_hash) end
-  local name = M.account_label(params.account_uri) .. "._acme-challenge." .. target.value
+  local name = H.account_label(params.account_uri) .. "._acme-challenge." .. target.value
   return dnsmatch.exact_txt(M.name, probe, name, want)
 end
+
+M.helpers = H
 
 return M

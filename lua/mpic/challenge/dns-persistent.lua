@@ -12,6 +12,7 @@ local os_time = rawget(_ENV, "os") and os.time or mpic.time -- luacheck: ignore 
 local tointeger, concat = math.tointeger, table.concat
 local sfmt = string.format
 
+local H = {} -- helpers exported for unit tests (the declaration's helpers field)
 local M = {
   name = "dns-persistent",
   check_type = "dcv",
@@ -27,7 +28,7 @@ local M = {
 }
 
 -- Evaluate one joined TXT value. Returns true, or false and the reason.
-function M.evaluate(value, issuers, account, opts)
+function H.evaluate(value, issuers, account, opts)
   local p, perr = caa.parse_issue_value(value)
   if not p then return false, "malformed record: " .. perr end
   local issuer = p.issuer:lower()
@@ -80,12 +81,14 @@ function M.check(target, params, probe)
                 require_wildcard_policy = cfg.persist_require_wildcard_policy}
   local reasons = {}
   for _, v in ipairs(d.records_seen) do
-    local ok, why = M.evaluate(v, issuers, account, opts)
+    local ok, why = H.evaluate(v, issuers, account, opts)
     if ok then return C.result(true, true, nil, d) end
     reasons[#reasons + 1] = why
   end
   d.reason = sfmt("No valid persistent DCV record at %s (%s)", name, concat(reasons, "; "))
   return C.result(false, true, nil, d)
 end
+
+M.helpers = H
 
 return M

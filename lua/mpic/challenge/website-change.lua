@@ -8,6 +8,7 @@ local T = require "mpic.target"
 local type, tostring, pcall = type, tostring, pcall
 local max = math.max
 
+local H = {} -- helpers exported for unit tests (the declaration's helpers field)
 local M = {
   name = "website-change",
   check_type = "dcv",
@@ -35,7 +36,7 @@ function M.validate_params(params)
   return nil
 end
 
-function M.url(target, params)
+function H.url(target, params)
   return (params.url_scheme or "http") .. "://" .. T.host(target) .. "/.well-known/pki-validation/" ..
     params.http_token_path
 end
@@ -51,7 +52,7 @@ function M.check(target, params, probe)
   if type(params.http_token_path) ~= "string" or params.http_token_path == "" then
     return C.bad_param(M.name, "http_token_path", params.http_token_path)
   end
-  local url = M.url(target, params)
+  local url = H.url(target, params)
   local res, d = C.http_fetch(M.name, probe, url,
     {max_bytes = max(100, #cv, #rx), max_redirects = 20, headers = params.http_headers,
      https = scheme == "https"})
@@ -80,5 +81,7 @@ function M.check(target, params, probe)
   end
   return C.result(true, true, nil, d)
 end
+
+M.helpers = H
 
 return M

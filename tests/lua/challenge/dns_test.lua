@@ -24,7 +24,7 @@ case("dns01_vector_key_authorization_hash", function()
   eq(util.hex(util.sha256(KA)), HEX)
 end)
 case("dns_account_01_label_vector", function()
-  eq(ch("dns-account-01").account_label("https://example.com/acme/acct/ExampleAccount"), "_ujmmovf2vn55tgye")
+  eq(ch("dns-account-01").helpers.account_label("https://example.com/acme/acct/ExampleAccount"), "_ujmmovf2vn55tgye")
 end)
 
 -- acme-dns-01

@@ -104,7 +104,7 @@ case("registry_files_have_private_environments", function()
 end)
 
 case("registry_declaration_checks", function()
-  local base = {name = "m", check_type = "dcv", br_section = "1", identifiers = {dns = true},
+  local base = {name = "m", check_type = "dcv", br_section = "3.2.2.4.99", identifiers = {dns = true},
                 wildcard = "strip", params = {}, check = function() end}
   ok(challenges.validate_declaration(base))
   local function without(k, v)
