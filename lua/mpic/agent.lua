@@ -172,10 +172,8 @@ function M.main(args)
     return 2
   end
   local challenges = require "mpic.challenges"
-  local folders = { challenges.builtin_folder() }
-  for _, d in ipairs(cfg.challenge_dirs or {}) do folders[#folders + 1] = d end
-  local registry = challenges.load(folders)
-  if #registry.errors > 0 then io_stderr:write(challenges.format_errors(registry), "\n") end
+  local registry, rerr = challenges.load_configured(cfg)
+  if not registry then io_stderr:write("mpic agent: ", rerr, "\n") return 2 end
   limits.address, limits.port = addr, port
   limits.tls = { cert = opts["tls-cert"], key = opts["tls-key"], client_ca = opts["client-ca"], require_client_cert = true }
   limits.max_inflight = tonumber(opts["max-inflight"]) or 1000

@@ -513,6 +513,33 @@ function M.load(folders)
   return reg
 end
 
+--- The folders of a configuration: the built-in one, then cfg.challenge_dirs.
+function M.folders(cfg)
+  local folders = {M.builtin_folder()}
+  for _, d in ipairs(cfg and cfg.challenge_dirs or {}) do folders[#folders + 1] = d end
+  return folders
+end
+
+--- Load the challenge types of a configuration. Returns the registry, or
+--- nil, message when cfg.strict_challenges is set and a file is broken.
+--- Without it a broken file is skipped (its method stays unknown) and each
+--- problem is written to out (default io.stderr; false: nowhere).
+function M.load_configured(cfg, out)
+  local reg = M.load(M.folders(cfg))
+  if #reg.errors == 0 then return reg end
+  if cfg and cfg.strict_challenges then
+    return nil, sfmt("strict_challenges: refusing to start with %d broken challenge file(s):\n%s",
+      #reg.errors, M.format_errors(reg))
+  end
+  if out ~= false then
+    out = out or io.stderr
+    for line in (M.format_errors(reg) .. "\n"):gmatch("([^\n]*)\n") do
+      out:write("mpic: challenge file skipped: ", line, "\n")
+    end
+  end
+  return reg
+end
+
 -- Human-readable lines for the load errors ("path:line: message").
 function M.format_errors(reg)
   local out = {}

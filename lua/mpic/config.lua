@@ -128,6 +128,7 @@ M.CONFIG = S.record({
   shadow_policies = S.list(S.string({ nonempty = true })),
   selection_secret = S.string({ nonempty = true }),
   challenge_dirs = S.list(S.string({ nonempty = true })),
+  strict_challenges = S.bool(),
   defaults = S.record({
     perspective_count = S.int(1, 64),
     quorum_count = S.int(1, 64),

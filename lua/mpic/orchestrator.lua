@@ -38,9 +38,10 @@ local contexts = setmetatable({}, { __mode = "k" })
 local checkpoint_at, writers_with_key, dirty = {}, {}, {}
 
 local function build_context(cfg)
-  local folders = { challenges.builtin_folder() }
-  for _, d in ipairs(cfg.challenge_dirs or {}) do folders[#folders + 1] = d end
-  local registry = challenges.load(folders)
+  -- a broken challenge file is reported on stderr and skipped, or refused
+  -- with strict_challenges
+  local registry, rerr = challenges.load_configured(cfg)
+  if not registry then return nil, rerr end
   local pol, err = policy_mod.load(cfg.policy)
   if not pol then return nil, err end
   -- a shadow policy that does not load is reported (stderr, every audit
@@ -451,7 +452,7 @@ local function audit(ctx, req, attempts, final, response, shadows, date)
     ts = os_date("!%Y-%m-%dT%H:%M:%SZ"), trace_identifier = req.trace_identifier or util.null,
     target = req.target_text, adn = req.target.value ~= req.target_text and req.target.value or nil,
     check_type = req.check_type, validation_method = req.method,
-    br_section = req.challenge.br_section, expected_value = expected_value(ctx, req),
+    br_section = challenges.br_section_for(req.challenge, req.target), expected_value = expected_value(ctx, req),
     attempt = #attempts, attempts = att_lines, perspectives = last.perspectives,
     quorum = last.quorum, passed_rirs = last.passed_rirs, policy = ctx.policy.path,
     policy_sha256 = ctx.policy.sha256, is_valid = response.is_valid, reason = final.reason,
@@ -634,6 +635,7 @@ function M.validate(raw, opts)
     previous_attempt_results = previous,
     -- mpic extensions
     mpic_decision = { verdict = final.verdict, reason = final.reason, quorum = final.info.quorum, method = req.method,
+                      br_section = challenges.br_section_for(req.challenge, req.target),
                       passed_rirs = final.info.passed_rirs, policy = ctx.policy.name,
                       elapsed_ms = mpic.now() - started },
   }

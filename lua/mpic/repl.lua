@@ -54,8 +54,11 @@ command("reload", "reload the configuration, its policy, shadow policies and cha
   if not mpic.config then print("no configuration loaded (mpic repl --config FILE)") return end
   local cfg, err = mpic.load_config(mpic.config.file)
   if not cfg then print(err) return end
-  local ok, orch = pcall(require, "mpic.orchestrator")
-  if ok then orch.reset() end
+  local orch = require "mpic.orchestrator"
+  orch.reset()
+  -- the new context reports broken challenge files (or refuses them)
+  local ctx, cerr = orch.context()
+  if not ctx then print(cerr) end
   print(string_format("reloaded %s (%d perspectives, policy %s%s)", cfg.file, #cfg.perspectives, cfg.policy,
     cfg.shadow_policies and #cfg.shadow_policies > 0 and (", shadow " .. table_concat(cfg.shadow_policies, ", ")) or ""))
 end)
@@ -250,6 +253,12 @@ function M.setup(args, parse_opts, load_config)
   local cfg
   cfg, err = load_config(opts.config, opts.config ~= nil)
   if err then error(err, 0) end
+  if cfg then
+    -- the context at start: broken challenge files are reported now, not
+    -- at the first validation
+    local ctx, cerr = require("mpic.orchestrator").context()
+    if not ctx then io.stderr:write(tostring(cerr), "\n") end
+  end
   local paths = package.loaded["mpic.paths"]
   return string_format("mpic %s%s -- :help for commands, Tab completes, Ctrl-D leaves", tostring(paths.version),
     cfg and (" (" .. cfg.file .. ", " .. #cfg.perspectives .. " perspectives, policy " .. cfg.policy .. ")")

@@ -120,10 +120,10 @@ local function reload(path)
     local ok, serr = policy.load(sp)
     if not ok then return nil, "shadow " .. tostring(serr) end
   end
-  local folders = { challenges.builtin_folder() }
-  for _, d in ipairs(cfg.challenge_dirs or {}) do folders[#folders + 1] = d end
-  local reg = challenges.load(folders)
-  if #reg.errors > 0 then return nil, challenges.format_errors(reg) end
+  -- with strict_challenges a broken challenge file refuses the reload;
+  -- without, it is reported (by the new context) and skipped
+  local reg, rerr = challenges.load_configured(cfg, false)
+  if not reg then return nil, rerr end
   -- the DNSSEC proof at the primary, mandatory in production (its outcome in the audit log)
   local dok, derr = require("mpic.dnssec_check").prove(cfg, "reload",
     cfg.primary_dnssec and require("mpic.perspectives").probe_of(cfg, cfg.primary) or nil)

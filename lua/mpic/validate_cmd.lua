@@ -30,24 +30,60 @@ local function read_all(path)
   return s or ""
 end
 
-local function coerce(v)
-  if v == "true" then return true elseif v == "false" then return false end
-  if v:match("^%-?%d+$") then return math.tointeger(tonumber(v)) end
-  if v:sub(1, 1) == "[" then
-    local j = mpic.json.decode(v)
-    if j then return j end
+-- A --param value typed by the method's parameter schema (the declaration's
+-- params): returns the value or nil, reason.
+local function typed(k, v, spec)
+  local t = spec.type
+  if t == "string" then return v end
+  if t == "boolean" then
+    if v == "true" then return true elseif v == "false" then return false end
+    return nil, string.format("--param %s must be true or false, got %q", k, v)
   end
-  return v
+  if t == "integer" or t == "number" then
+    local n = tonumber(v)
+    if t == "integer" then n = n and math.tointeger(n) end
+    if n == nil then
+      return nil, string.format("--param %s must be %s, got %q", k, t == "integer" and "an integer" or "a number", v)
+    end
+    return n
+  end
+  if t == "string_or_list" and v:sub(1, 1) ~= "[" then return v end
+  -- list, table, string_or_list given as JSON
+  local j, jerr = mpic.json.decode(v)
+  if type(j) ~= "table" then
+    return nil, string.format("--param %s must be JSON (%s), got %q%s", k,
+      t == "table" and "an object" or "an array", v, jerr and (": " .. tostring(jerr)) or "")
+  end
+  return j
 end
 
---- Build a request table from shorthand flags.
-function M.request_from_flags(o)
+--- Build a request table from shorthand flags. registry (optional: a
+--- challenge registry) types each --param by the method's declared schema
+--- and refuses a parameter the method does not declare; without it, or for
+--- an unknown method, values stay strings (the request is then refused by
+--- the orchestrator with the methods it knows).
+function M.request_from_flags(o, registry)
   local req = { check_type = o.check, domain_or_ip_target = o.target, trace_identifier = o.trace }
+  local ch = registry and registry.by_name[o.check == "caa" and "caa" or tostring(o.method)]
   local params = {}
   for _, kv in ipairs(o.param or {}) do
     local k, v = kv:match("^([%w_]+)=(.*)$")
     if not k then return nil, "--param needs key=value, got " .. kv end
-    params[k] = coerce(v)
+    if ch then
+      local spec = ch.params[k]
+      if not spec then
+        local known = {}
+        for name in pairs(ch.params) do known[#known + 1] = name end
+        table.sort(known)
+        return nil, string.format("--param %s: %s takes no parameter %s (it takes: %s)", k, ch.name, k,
+          #known > 0 and table.concat(known, ", ") or "none")
+      end
+      local val, terr = typed(k, v, spec)
+      if val == nil then return nil, terr end
+      params[k] = val
+    else
+      params[k] = v
+    end
   end
   if o.check == "dcv" then
     params.validation_method = o.method
@@ -93,7 +129,9 @@ function M.main(args)
     req, err = mpic.json.decode(text)
     if req == nil then io_stderr:write("mpic validate: ", err, "\n") return 2 end
   elseif o.check and o.target then
-    req, err = M.request_from_flags(o)
+    local ctx, cerr = require("mpic.orchestrator").context()
+    if not ctx then io_stderr:write("mpic validate: ", tostring(cerr), "\n") return 2 end
+    req, err = M.request_from_flags(o, ctx.registry)
     if not req then io_stderr:write("mpic validate: ", err, "\n") return 2 end
   else
     io_stderr:write(USAGE, "\n")
