@@ -29,13 +29,13 @@ end
 local function decide(state)
   local p = type(state) == "table" and state.primary
   if type(p) ~= "table" then
-    return "invalid", "primary_first: no primary result in the state", {}
+    return "invalid", "primary_first: no primary result in the state", { rule = "primary-first" }
   end
   if p.done == false and type(state.remotes) == "table" then
     for _, r in ipairs(state.remotes) do
       if type(r) == "table" and r.done ~= false then
         return "invalid", "primary_first: remote " .. tostring(r.id) ..
-          " answered before the primary passed", {}
+          " answered before the primary passed", { rule = "primary-first" }
       end
     end
   end

@@ -5,66 +5,31 @@
 -- BR minimum perspective count, a requested quorum_count the rules refuse,
 -- the deadline, a policy error, or a policy's own rule; then the shadow
 -- policies' verdicts beside the live one.
---
--- It also keeps the shadow verdict counters (record_shadow, shadow_counts,
--- shadow_metrics_text) that the orchestrator feeds after each validation
--- and the metrics endpoint prints.
+-- The rule is read from what the decision recorded (info.rule, a name of
+-- mpic.rules, in the audit line and mpic_decision), never from the reason's
+-- words.
 local util = require "mpic.core.util"
+local rules = require "mpic.rules"
 
 local M = {}
-local type, ipairs, pairs, tostring, tonumber, string_format, table_concat, table_sort =
-  type, ipairs, pairs, tostring, tonumber, string.format, table.concat, table.sort
+local type, ipairs, tostring, string_format, table_concat, table_sort =
+  type, ipairs, tostring, string.format, table.concat, table.sort
 local io_stderr = io.stderr
 
 local function present(v) return v ~= nil and v ~= util.null end
 
 -- Rules ------------------------------------------------------------------------
 
--- Ordered: the first pattern found in the reason names the rule.
-local RULES = {
-  { "^policy floor:", "policy-floor", "the BR floor under every policy refused the policy's \"valid\"" },
-  { "invalid%-perspective%-count", "perspective-count",
-    "fewer remote perspectives than the BR minimum for the date" },
-  { "invalid%-quorum%-count", "requested-quorum", "the requested quorum_count is not allowed" },
-  { "^primary perspective .* failed", "primary", "the primary perspective failed" },
-  { "primary_first:", "primary", "the primary-first rule" },
-  { "undecided at the deadline", "deadline", "the validation deadline passed before the outcome was certain" },
-  { "can span at most", "rir-diversity", "corroborating remotes cannot span enough RIRs" },
-  { "quorum cannot be met", "quorum", "too many remotes failed to corroborate" },
-  { "quorum met", "quorum-met", "quorum and RIR diversity met" },
-  { "^policy \".-\" %(.-%): ", "policy-error", "the policy failed (fail closed)" },
-  { "malformed corroboration state", "policy-error", "the policy received a malformed state (fail closed)" },
-}
-
---- Classify a decision reason: rule id and a short sentence. remotes (the
---- attempt's perspectives, optional: {err=...} entries) lets a quorum failure
---- caused by the validation deadline be named as such.
-function M.rule(reason, remotes)
-  if type(reason) ~= "string" or reason == "" then return "unknown", "no reason recorded" end
-  for _, r in ipairs(RULES) do
-    if reason:find(r[1]) then
-      if (r[2] == "quorum" or r[2] == "rir-diversity") and type(remotes) == "table" then
-        for _, p in ipairs(remotes) do
-          if type(p.err) == "string" and p.err:find("validation deadline exceeded", 1, true) then
-            return "deadline", "the validation deadline passed; unfinished perspectives counted as failures"
-          end
-        end
-      end
-      return r[2], r[3]
-    end
-  end
-  return "policy", "the policy's own rule"
+--- The rule that decided, as recorded (info.rule: mpic.rules) -> its name
+--- and a short sentence; "unknown" when none was recorded.
+function M.rule(name)
+  return rules.describe(name)
 end
 
---- The rule that decided a response's final attempt (see rule()).
+--- The rule that decided a response's final attempt (mpic_decision.rule).
 function M.response_rule(resp)
-  local d = type(resp) == "table" and resp.mpic_decision or {}
-  local remotes = {}
-  for i, e in ipairs(type(resp) == "table" and resp.perspectives or {}) do
-    local cr = e.check_response or {}
-    remotes[i] = { err = type(cr.errors) == "table" and cr.errors[1] and cr.errors[1].error_message or nil }
-  end
-  return M.rule(d.reason, remotes)
+  local d = type(resp) == "table" and type(resp.mpic_decision) == "table" and resp.mpic_decision or {}
+  return M.rule(d.rule)
 end
 
 -- Normalised view ---------------------------------------------------------------
@@ -92,11 +57,12 @@ local function view_audit(line)
               attempts = {} }
   local atts = type(line.attempts) == "table" and line.attempts or
     { { perspectives = line.perspectives, quorum = line.quorum, passed_rirs = line.passed_rirs,
-        verdict = line.is_valid and "valid" or "invalid", reason = line.reason } }
+        verdict = line.is_valid and "valid" or "invalid", reason = line.reason, rule = line.rule } }
   for i, a in ipairs(atts) do
     local remotes = {}
     for j, p in ipairs(type(a.perspectives) == "table" and a.perspectives or {}) do remotes[j] = from_audit_entry(p) end
-    v.attempts[i] = { verdict = a.verdict, reason = a.reason, quorum = a.quorum, passed_rirs = a.passed_rirs,
+    v.attempts[i] = { verdict = a.verdict, reason = a.reason, rule = a.rule, quorum = a.quorum,
+                      passed_rirs = a.passed_rirs,
                       required = a.required, remotes = remotes,
                       primary = type(a.primary) == "table" and from_audit_entry(a.primary) or nil }
   end
@@ -130,7 +96,8 @@ local function view_response(resp)
     remotes[j] = from_response_entry(e)
   end
   v.attempts[#v.attempts + 1] = {
-    verdict = d.verdict or (resp.is_valid and "valid" or "invalid"), reason = d.reason, quorum = d.quorum,
+    verdict = d.verdict or (resp.is_valid and "valid" or "invalid"), reason = d.reason, rule = d.rule,
+    quorum = d.quorum, required = d.required,
     passed_rirs = d.passed_rirs, remotes = remotes,
     primary = type(resp.primary_perspective) == "table" and from_response_entry(resp.primary_perspective) or nil,
   }
@@ -173,11 +140,11 @@ local function explain_attempt(out, i, total, a)
     out[#out + 1] = string_format("  remote  %-10s %-8s %s%s", tostring(p.id), tostring(p.rir or "?"), word(p),
       (not p.passed and p.err) and (" -- " .. p.err) or "")
   end
-  local required = a.required or (type(a.reason) == "string" and tonumber(a.reason:match("(%d+) required")))
+  local required = a.required
   local rirs = type(a.passed_rirs) == "table" and a.passed_rirs or rirs_of(a.remotes)
   out[#out + 1] = string_format("  quorum %s corroborated%s; corroborating RIRs: %s", a.quorum or (k .. "/" .. n),
     required and string_format(" (%d required)", required) or "", #rirs > 0 and table_concat(rirs, ", ") or "none")
-  local rule, sentence = M.rule(a.reason, a.remotes)
+  local rule, sentence = M.rule(a.rule)
   if a.reason then
     out[#out + 1] = string_format("  decided by: %s -- %s", rule, sentence)
     out[#out + 1] = "    " .. tostring(a.reason)
@@ -199,7 +166,7 @@ local function explain_view(v)
     out[#out + 1] = "shadow policies (judging the final attempt's results; never part of the answer):"
     local live = v.is_valid and "valid" or "invalid"
     for _, s in ipairs(v.shadow) do
-      local rule = M.rule(s.reason)
+      local rule = M.rule(s.rule)
       out[#out + 1] = string_format("  %-28s %-8s %s -- %s: %s", tostring(s.policy), tostring(s.verdict),
         s.verdict == live and "(agrees)" or "(DISAGREES with live)", rule, tostring(s.reason))
     end
@@ -257,55 +224,6 @@ function M.response_with_audit(resp)
   local line = M.audit_for(resp)
   if line then return M.audit_line(line) end
   return M.response(resp)
-end
-
--- Shadow counters ----------------------------------------------------------------
-
-local counts = {}
-
---- Count one validation's shadow verdicts (the audit line's "shadow" list)
---- against the live verdict.
-function M.record_shadow(shadows, live_valid)
-  if type(shadows) ~= "table" then return end
-  local live = live_valid and "valid" or "invalid"
-  for _, s in ipairs(shadows) do
-    local key = tostring(s.policy)
-    local c = counts[key]
-    if not c then c = { valid = 0, invalid = 0, agree = 0, disagree = 0 }; counts[key] = c end
-    if s.verdict == "valid" then c.valid = c.valid + 1 else c.invalid = c.invalid + 1 end
-    if s.verdict == live then c.agree = c.agree + 1 else c.disagree = c.disagree + 1 end
-  end
-end
-
---- A copy of the counters: policy path -> {valid, invalid, agree, disagree}.
-function M.shadow_counts()
-  local out = {}
-  for k, c in pairs(counts) do out[k] = { valid = c.valid, invalid = c.invalid, agree = c.agree, disagree = c.disagree } end
-  return out
-end
-
-function M.reset_shadow_counts() counts = {} end
-
-local function label(s) return (tostring(s):gsub("[\\\"]", "\\%0"):gsub("\n", "\\n")) end
-
---- The counters in Prometheus text format.
-function M.shadow_metrics_text()
-  local keys = {}
-  for k in pairs(counts) do keys[#keys + 1] = k end
-  table_sort(keys)
-  local out = { "# HELP mpic_shadow_verdicts_total Shadow policy verdicts.",
-                "# TYPE mpic_shadow_verdicts_total counter" }
-  for _, k in ipairs(keys) do
-    for _, v in ipairs({ "valid", "invalid" }) do
-      out[#out + 1] = string_format('mpic_shadow_verdicts_total{policy="%s",verdict="%s"} %d', label(k), v, counts[k][v])
-    end
-  end
-  out[#out + 1] = "# HELP mpic_shadow_disagreements_total Validations where a shadow policy disagreed with the live one."
-  out[#out + 1] = "# TYPE mpic_shadow_disagreements_total counter"
-  for _, k in ipairs(keys) do
-    out[#out + 1] = string_format('mpic_shadow_disagreements_total{policy="%s"} %d', label(k), counts[k].disagree)
-  end
-  return table_concat(out, "\n") .. "\n"
 end
 
 -- Command ------------------------------------------------------------------------

@@ -67,6 +67,10 @@ local persp_probe = family("mpic_perspective_probe_duration_seconds", "gauge", "
 local reloads = family("mpic_config_reloads_total", "counter", "Configuration reloads, by result (ok, refused).")
 local agent_requests = family("mpic_agent_requests_total", "counter",
   "Check requests answered by agents, by whether a kept-alive connection carried them (connection=reused|new).")
+local shadow_verdicts = family("mpic_shadow_verdicts_total", "counter",
+  "Shadow policy verdicts (never part of the answer), by policy and verdict.")
+local shadow_disagreements = family("mpic_shadow_disagreements_total", "counter",
+  "Validations where a shadow policy's verdict differed from the live one, by policy.")
 
 function M.inc(f, labels, n) local s = series(f, labels); s.value = s.value + (n or 1) end
 function M.set(f, labels, v) series(f, labels).value = v end
@@ -78,8 +82,10 @@ function M.observe(f, labels, v)
   s.count = s.count + 1
 end
 
---- A finished validation: verdict and the per-perspective outcomes.
-function M.validation(response, status, raw)
+--- A finished validation: verdict and the per-perspective outcomes; shadow
+--- (optional): its shadow policies' verdicts ({policy, verdict} list, from
+--- mpic.orchestrator.validate's third value), counted against the live one.
+function M.validation(response, status, raw, shadow)
   local verdict
   if status == 200 then verdict = response.is_valid and "valid" or "invalid"
   elseif status == 400 then verdict = "rejected"
@@ -106,6 +112,19 @@ function M.validation(response, status, raw)
   end
   for _, p in ipairs(response.perspectives or {}) do one(p) end
   if response.primary_perspective then one(response.primary_perspective) end
+  M.shadow(shadow, response.is_valid)
+end
+
+--- Count one validation's shadow verdicts against the live verdict (the
+--- series are per configured shadow policy path: a closed set).
+function M.shadow(shadows, live_valid)
+  if type(shadows) ~= "table" then return end
+  local live = live_valid and "valid" or "invalid"
+  for _, s in ipairs(shadows) do
+    local verdict = s.verdict == "valid" and "valid" or "invalid"
+    M.inc(shadow_verdicts, { policy = tostring(s.policy), verdict = verdict })
+    M.inc(shadow_disagreements, { policy = tostring(s.policy) }, verdict == live and 0 or 1)
+  end
 end
 
 function M.request(path, status) M.inc(requests, { path = path, status = tostring(status) }) end

@@ -161,13 +161,7 @@ function M.check_from(ctx, req, pid, deadline_ms, bounded)
   local t0 = mpic.now()
   local res
   if p.agent then
-    local ok, agent = pcall(require, "mpic.agent_client")
-    if ok then
-      res = agent.check(p, req, deadline_ms)
-    else
-      res = error_result("mpic_error:coordinator:remote_check",
-        "The remote check failed to complete: remote (agent) perspectives are not supported by this build")
-    end
+    res = require("mpic.agent_client").check(p, req, deadline_ms)
   else
     local r, kind, msg
     if bounded then
@@ -261,13 +255,28 @@ end
 
 function M.floor(cfg, slots, primary_slot, date, verdict, reason, info)
   if verdict ~= "valid" or not M.floor_enabled(cfg) then return verdict, reason, info end
-  local fv, fwhy = quorum.evaluate(state_for({}, slots, primary_slot, #slots, nil, date),
+  local fv, fwhy, finfo = quorum.evaluate(state_for({}, slots, primary_slot, #slots, nil, date),
     { required = function(n) return quorum.required(n) end })
   if fv == "valid" then return verdict, reason, info end
+  local out = {}
+  for k, v in pairs(info or {}) do out[k] = v end
+  out.rule, out.floor_rule = "policy-floor", finfo and finfo.rule
   if fv == "undecided" then
-    return "undecided", "policy floor: the policy answered valid before the BR rules allow it (" .. tostring(fwhy) .. ")", info
+    return "undecided", "policy floor: the policy answered valid before the BR rules allow it (" .. tostring(fwhy) .. ")", out
   end
-  return "invalid", "policy floor: the policy answered valid, the BR rules refuse: " .. tostring(fwhy), info
+  return "invalid", "policy floor: the policy answered valid, the BR rules refuse: " .. tostring(fwhy), out
+end
+
+-- The rule of an attempt decided after its deadline: "deadline" when the
+-- verdict was still undecided, or when unfinished perspectives counted as
+-- failures made the quorum or RIR rule refuse (info.cause keeps that rule).
+local function deadline_rule(info, undecided)
+  local out = {}
+  for k, v in pairs(info or {}) do out[k] = v end
+  if undecided or out.rule == "quorum" or out.rule == "rir-diversity" then
+    out.cause, out.rule = out.rule, "deadline"
+  end
+  return out
 end
 
 --[[ One attempt: run the primary and the cohort, decide as results arrive.
@@ -306,12 +315,13 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
   if not (primary_slot and pol.primary_first) then start_remotes() end
 
   local verdict, reason, info = "undecided", "no result yet", {}
+  local deadline_hit = false
   while #running > 0 do
     local tasks = {}
     for i, s in ipairs(running) do tasks[i] = s.task end
     local remaining = deadline_at - mpic.now()
     local done = mpic.wait_first(tasks, 1, remaining > 0 and remaining or 0)
-    if #done == 0 then break end -- overall deadline
+    if #done == 0 then deadline_hit = true break end -- overall deadline
     local still = {}
     for _, s in ipairs(running) do
       local st = s.task:status()
@@ -349,7 +359,9 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
   end
   if verdict == "undecided" then
     verdict, reason, info = decide()
-    if verdict == "undecided" then verdict, reason = "invalid", "undecided at the deadline: " .. tostring(reason) end
+    local undecided = verdict == "undecided"
+    if undecided then verdict, reason = "invalid", "undecided at the deadline: " .. tostring(reason) end
+    if deadline_hit or undecided then info = deadline_rule(info, undecided) end
   end
   return { slots = slots, primary_slot = primary_slot, verdict = verdict, reason = reason, info = info or {} }
 end
@@ -440,6 +452,7 @@ local function audit(ctx, req, attempts, final, response, shadows, date)
     att_lines[i] = {
       attempt = i, perspectives = ps, quorum = string_format("%d/%d", passed_count(att), #att.slots),
       passed_rirs = att.info.passed_rirs, required = att.info.required, verdict = att.verdict, reason = att.reason,
+      rule = att.info.rule,
       primary = att.primary_slot and { perspective_code = att.primary_slot.id, check_passed = pr and pr.passed == true,
         check_completed = pr and pr.completed == true, errors = pr and pr.errors or util.null,
         resolver = pres, ad_flag = pad, cancelled = att.primary_slot.cancelled or nil,
@@ -455,7 +468,7 @@ local function audit(ctx, req, attempts, final, response, shadows, date)
     br_section = challenges.br_section_for(req.challenge, req.target), expected_value = expected_value(ctx, req),
     attempt = #attempts, attempts = att_lines, perspectives = last.perspectives,
     quorum = last.quorum, passed_rirs = last.passed_rirs, policy = ctx.policy.path,
-    policy_sha256 = ctx.policy.sha256, is_valid = response.is_valid, reason = final.reason,
+    policy_sha256 = ctx.policy.sha256, is_valid = response.is_valid, reason = final.reason, rule = final.info.rule,
     mpic_completed = response.mpic_completed, shadow = #shadows > 0 and shadows or nil,
     shadow_errors = #ctx.shadow_errors > 0 and ctx.shadow_errors or nil,
     error = response.error,
@@ -517,10 +530,11 @@ end
 local function shadow_verdicts(ctx, req, att, date)
   local out = {}
   for i, sp in ipairs(ctx.shadows) do
-    local v, why = sp:decide_owned(state_for(M.public_records(ctx.persp, sp), att.slots, att.primary_slot,
+    local v, why, inf = sp:decide_owned(state_for(M.public_records(ctx.persp, sp), att.slots, att.primary_slot,
       #att.slots, req.quorum_count, date))
-    v, why = M.floor(ctx.cfg, att.slots, att.primary_slot, date, v, why)
-    out[i] = { policy = sp.path, policy_sha256 = sp.sha256, verdict = v == "undecided" and "invalid" or v, reason = why }
+    v, why, inf = M.floor(ctx.cfg, att.slots, att.primary_slot, date, v, why, inf)
+    out[i] = { policy = sp.path, policy_sha256 = sp.sha256, verdict = v == "undecided" and "invalid" or v, reason = why,
+               rule = type(inf) == "table" and inf.rule or nil }
   end
   return out
 end
@@ -634,7 +648,8 @@ function M.validate(raw, opts)
     perspectives = perspective_entries(req, final),
     previous_attempt_results = previous,
     -- mpic extensions
-    mpic_decision = { verdict = final.verdict, reason = final.reason, quorum = final.info.quorum, method = req.method,
+    mpic_decision = { verdict = final.verdict, reason = final.reason, rule = final.info.rule,
+                      quorum = final.info.quorum, required = final.info.required, method = req.method,
                       br_section = challenges.br_section_for(req.challenge, req.target),
                       passed_rirs = final.info.passed_rirs, policy = ctx.policy.name,
                       elapsed_ms = mpic.now() - started },
@@ -654,7 +669,6 @@ function M.validate(raw, opts)
   local _, eerr = util.json_encode(response)
   local unencodable = eerr and { error = "response encoding failed: " .. tostring(eerr) } or nil
   local shadows = shadow_verdicts(ctx, req, final, date)
-  require("mpic.explain").record_shadow(shadows, response.is_valid)
   local ok, aerr = audit(ctx, req, attempts, final,
     unencodable and { is_valid = false, mpic_completed = false, error = unencodable.error } or response, shadows, date)
   if not ok then
@@ -662,7 +676,9 @@ function M.validate(raw, opts)
     return { error = "audit log write failed: " .. tostring(aerr) }, 500
   end
   if unencodable then return unencodable, 500 end
-  return response, 200
+  -- third value: what the service records beside the answer (the shadow
+  -- verdicts, for the metrics)
+  return response, 200, { shadow = shadows }
 end
 
 return M

@@ -40,6 +40,7 @@ local table_concat, table_move, table_insert, table_remove, math_type =
   table.concat, table.move, table.insert, table.remove, math.type
 local sandbox = require "mpic.core.sandbox"
 local sandbox_call = sandbox.call
+local rules = require "mpic.rules"
 local io_open, os_date = io.open, os.date
 local package, _G, _VERSION = package, _G, _VERSION
 
@@ -276,11 +277,7 @@ local function hex(s)
 end
 
 local function file_hash(data)
-  local ok, util = pcall(require, "mpic.core.util")
-  if ok and type(util) == "table" and type(util.sha256) == "function" then
-    return hex(util.sha256(data))
-  end
-  return nil
+  return hex(require("mpic.core.util").sha256(data))
 end
 
 local Policy = {}
@@ -397,30 +394,37 @@ function Policy:select_owned(registry, target, count, attempt, rng)
   return select_call(self, registry, known_ids(registry), target, count, attempt, rng)
 end
 
+-- info.rule: the rule that decided (mpic.rules); "policy-error" when the
+-- policy failed, "policy" when it named no rule of the vocabulary (a name
+-- it gave is kept as info.policy_rule).
 local function decide_call(self, st)
   local ok, verdict, reason, info = self:_call("decide", st)
   if not ok then
-    return "invalid", verdict, {}
+    return "invalid", verdict, { rule = "policy-error" }
   end
   if type(verdict) ~= "string" or not VERDICTS[verdict] then
     return "invalid", self:_fail("decide", "returned a malformed verdict (" ..
       (type(verdict) == "string" and string_format("%q", verdict) or type(verdict)) ..
-      "); expected \"valid\", \"invalid\" or \"undecided\""), {}
+      "); expected \"valid\", \"invalid\" or \"undecided\""), { rule = "policy-error" }
   end
   if reason == nil and verdict == "undecided" then
     reason = ""
   end
   if type(reason) ~= "string" then
-    return "invalid", self:_fail("decide", "returned a " .. type(reason) .. " reason instead of a string"), {}
+    return "invalid", self:_fail("decide", "returned a " .. type(reason) .. " reason instead of a string"),
+      { rule = "policy-error" }
   end
   local out = {}
   if info ~= nil then
     local copy, iwhy = plain_copy(info, "info")
     if not copy or type(copy) ~= "table" then
-      return "invalid", self:_fail("decide", "malformed info: " .. (iwhy or type(info))), {}
+      return "invalid", self:_fail("decide", "malformed info: " .. (iwhy or type(info))), { rule = "policy-error" }
     end
     out = copy
   end
+  local rule = rules.normalize(out.rule)
+  if rule ~= out.rule and type(out.rule) == "string" then out.policy_rule = out.rule end
+  out.rule = rule
   return verdict, reason, out
 end
 

@@ -134,7 +134,7 @@ local function sorted_keys(set)
 end
 
 local function bad_state(why)
-  return "invalid", "malformed corroboration state: " .. why, {}
+  return "invalid", "malformed corroboration state: " .. why, { rule = "malformed-state" }
 end
 
 --[[
@@ -145,7 +145,10 @@ Evaluate a corroboration state (the policy contract's decide() argument):
 opts.required(n, requested) -> r or nil, reason   (default: M.effective)
 opts.min_rirs(n) -> number                          (default: 2 when n > 2)
 opts.check_minimum: reject n below the BR minimum for state.date (default on)
-Returns verdict ("valid" | "invalid" | "undecided"), reason, info.
+Returns verdict ("valid" | "invalid" | "undecided"), reason, info; info.rule
+names the rule that decided (mpic.rules: quorum-met, waiting, quorum,
+rir-diversity, primary, perspective-count, requested-quorum,
+no-perspectives, malformed-state) with its data in info.
 valid: the primary (if any) passed, at least r remotes passed and they span
 the required RIRs. invalid: the primary failed, or even if every pending
 remote passed one of those conditions would still be unmet. Else undecided.
@@ -161,7 +164,7 @@ function M.evaluate(state, opts)
   end
   local n = #remotes
   if n < 1 then
-    return "invalid", "no remote perspectives selected", { quorum = "0/0" }
+    return "invalid", "no remote perspectives selected", { quorum = "0/0", rule = "no-perspectives" }
   end
   if state.count ~= nil and state.count ~= n then
     return bad_state(string_format("count %s but %d remotes", tostring(state.count), n))
@@ -173,7 +176,8 @@ function M.evaluate(state, opts)
     end
     if n < min then
       return "invalid", string_format("invalid-perspective-count: %d remote perspectives, the BR require at least %d on %s",
-        n, min, state.date), { quorum = "0/" .. n }
+        n, min, state.date), { quorum = "0/" .. n, rule = "perspective-count", total = n, min_remotes = min,
+                               date = state.date }
     end
   end
   local required, rwhy
@@ -183,7 +187,7 @@ function M.evaluate(state, opts)
     required, rwhy = M.effective(n, state.quorum)
   end
   if not required then
-    return "invalid", rwhy, { quorum = "0/" .. n }
+    return "invalid", rwhy, { quorum = "0/" .. n, rule = "requested-quorum", total = n, requested = state.quorum }
   end
   local min_rirs = opts.min_rirs and opts.min_rirs(n) or (n > 2 and 2 or 1)
 
@@ -254,7 +258,7 @@ function M.evaluate(state, opts)
         return bad_state("primary.passed is not a boolean")
       end
       if not p.passed then
-        info.primary = "failed"
+        info.primary, info.rule, info.primary_id = "failed", "primary", p.id
         return "invalid", string_format("primary perspective %s failed", tostring(p.id)), info
       end
       info.primary = "passed"
@@ -265,18 +269,23 @@ function M.evaluate(state, opts)
   end
 
   if passed + pending < required then
+    info.rule = "quorum"
     return "invalid", string_format("quorum cannot be met: %d of %d remotes did not corroborate, %d required",
       failed, n, required), info
   end
   local possible = #sorted_keys(possible_rirs)
+  info.possible_rirs = possible
   if possible < min_rirs then
+    info.rule = "rir-diversity"
     return "invalid", string_format("corroborating remotes can span at most %d RIR(s), %d required",
       possible, min_rirs), info
   end
   if primary_ok and passed >= required and #rir_list >= min_rirs then
+    info.rule = "quorum-met"
     return "valid", string_format("quorum met: %d/%d corroborated (%d required) in %d RIRs (%s)",
       passed, n, required, #rir_list, table_concat(rir_list, ", ")), info
   end
+  info.rule = "waiting"
   return "undecided", string_format("waiting: %d/%d corroborated, %d pending, %d required",
     passed, n, pending, required), info
 end

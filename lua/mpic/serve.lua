@@ -178,14 +178,15 @@ local function coordinator_handler(opts)
             { issue_type = "invalid-json", message = "the body is not valid JSON: " .. tostring(jerr) } } }, 400
         else
           in_flight = in_flight + 1
-          local ok, r, st = pcall(orchestrator.validate, raw)
+          local ok, r, st, extra = pcall(orchestrator.validate, raw)
           in_flight = in_flight - 1
-          if ok then resp, status = r, st
+          local shadow
+          if ok then resp, status, shadow = r, st, type(extra) == "table" and extra.shadow or nil
           else
             log("validation error: %s", tostring(r))
             resp, status = { error = "internal error during validation" }, 500
           end
-          metrics.validation(resp, status, raw)
+          metrics.validation(resp, status, raw, shadow)
         end
         headers, body = JSON, encode(resp)
         if status == 503 and type(resp) == "table" and resp.retry_after_s then

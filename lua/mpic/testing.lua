@@ -381,7 +381,8 @@ function M.scenario(s)
   end
 
   local t0 = mpic.now()
-  local ok, resp, status = pcall(orchestrator.validate, s.request or M.request(), { date = s.date, run_check = run_check })
+  local ok, resp, status, extra = pcall(orchestrator.validate, s.request or M.request(),
+    { date = s.date, run_check = run_check })
   r.elapsed_ms = mpic.now() - t0
   if prev_cfg then perspectives.configure(prev_cfg) end
   mpic.config = prev_global
@@ -389,7 +390,7 @@ function M.scenario(s)
   if not ok then error(resp, 0) end
   if r.script_error then error("T.scenario: " .. tostring(r.script_error), 2) end
 
-  r.response, r.status = resp, status
+  r.response, r.status, r.extra = resp, status, extra
   r.is_valid = status == 200 and resp.is_valid == true
   local d = type(resp) == "table" and resp.mpic_decision or {}
   r.verdict, r.reason = d.verdict, d.reason or resp.error

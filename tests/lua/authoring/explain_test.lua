@@ -4,21 +4,52 @@ local T = require "mpic.testing"
 local explain = require "mpic.explain"
 local case, eq, contains = T.case, T.eq, T.contains
 
-case("rule_names_each_decision", function()
-  eq(explain.rule("primary perspective primary failed"), "primary")
-  eq(explain.rule("quorum cannot be met: 2 of 5 remotes did not corroborate, 4 required"), "quorum")
-  eq(explain.rule("corroborating remotes can span at most 1 RIR(s), 2 required"), "rir-diversity")
-  eq(explain.rule("invalid-perspective-count: 3 remote perspectives, the BR require at least 5 on 2026-12-16"),
-    "perspective-count")
-  eq(explain.rule("undecided at the deadline: waiting: 3/5 corroborated"), "deadline")
-  eq(explain.rule('policy "br" (policies/br.lua): decide: instruction limit (5000000) exceeded'), "policy-error")
-  eq(explain.rule("quorum met: 4/5 corroborated (4 required) in 3 RIRs (APNIC, ARIN, RIPE)"), "quorum-met")
-  eq(explain.rule("my rule: at least one LACNIC pass"), "policy")
+case("rule_names_each_decision_from_the_recorded_rule", function()
+  eq(explain.rule("primary"), "primary")
+  eq(explain.rule("quorum"), "quorum")
+  eq(explain.rule("deadline"), "deadline")
+  eq(explain.rule("policy"), "policy")
   eq(explain.rule(nil), "unknown")
-  -- a quorum failure caused by unfinished checks at the deadline
-  eq(explain.rule("quorum cannot be met: 2 of 5 remotes did not corroborate, 4 required",
-    { { err = "validation deadline exceeded" } }), "deadline")
+  eq(explain.rule("not-a-rule"), "unknown")
+  -- a reason's words are not read: rewording a message does not change the rule
+  eq(explain.rule("quorum met: 4/5 corroborated (4 required) in 3 RIRs (APNIC, ARIN, RIPE)"), "unknown")
 end)
+
+case("quorum_evaluate_names_its_rule", function()
+  local quorum = require "mpic.quorum"
+  local rules = require "mpic.rules"
+  local function remotes(list)
+    local out = {}
+    for i, x in ipairs(list) do
+      out[i] = { id = "r" .. i, rir = x[1], passed = x[2] == "pass", completed = x[2] ~= "error",
+                 done = x[2] ~= "pending" }
+    end
+    return out
+  end
+  local five = { { "ARIN", "pass" }, { "RIPE", "pass" }, { "APNIC", "pass" }, { "ARIN", "pass" }, { "RIPE", "pass" } }
+  local cases = {
+    { { remotes = remotes(five), date = "2026-12-16" }, "valid", "quorum-met" },
+    { { remotes = remotes(five), date = "2026-12-16", primary = { id = "p", passed = false } }, "invalid", "primary" },
+    { { remotes = remotes({ { "ARIN", "fail" }, { "RIPE", "fail" }, { "APNIC", "pass" }, { "ARIN", "pass" },
+        { "RIPE", "pass" } }), date = "2026-12-16" }, "invalid", "quorum" },
+    { { remotes = remotes({ { "ARIN", "pass" }, { "ARIN", "pass" }, { "ARIN", "pass" }, { "ARIN", "pass" },
+        { "ARIN", "fail" } }), date = "2026-12-16" }, "invalid", "rir-diversity" },
+    { { remotes = remotes({ { "ARIN", "pass" }, { "RIPE", "pending" }, { "APNIC", "pass" }, { "ARIN", "pass" },
+        { "RIPE", "pending" } }), date = "2026-12-16" }, "undecided", "waiting" },
+    { { remotes = remotes({ { "ARIN", "pass" }, { "RIPE", "pass" } }), date = "2026-12-16" }, "invalid",
+      "perspective-count" },
+    { { remotes = remotes(five), date = "2026-12-16", quorum = 2 }, "invalid", "requested-quorum" },
+    { { remotes = {}, date = "2026-12-16" }, "invalid", "no-perspectives" },
+    { { remotes = "x" }, "invalid", "malformed-state" },
+  }
+  for i, c in ipairs(cases) do
+    local v, _, info = quorum.evaluate(c[1])
+    eq(v, c[2], "case " .. i)
+    eq(info.rule, c[3], "case " .. i)
+    eq(rules.known[info.rule], true, "in the vocabulary: " .. info.rule)
+  end
+end)
+
 
 local function scenario(outcomes, attempts)
   return T.scenario{ config = T.config{ defaults = { perspective_count = 5, max_attempts = attempts or 1 } },
@@ -109,4 +140,31 @@ case("explain_command_reads_the_file_the_trace_and_stdin", function()
   contains(missing, "no audit line with trace_identifier \"nope\"")
   contains(missing, "exit=2")
   os.remove(audit)
+end)
+
+case("explain_reads_the_rule_not_the_reason", function()
+  local r = scenario({ primary = { fail = "no record" }, ["*"] = "pass" })
+  eq(r.audit.rule, "primary")
+  eq(r.audit.attempts[1].rule, "primary")
+  eq(r.response.mpic_decision.rule, "primary")
+  -- reword every reason: the explanation still names the rule
+  r.audit.reason = "something else entirely"
+  for _, a in ipairs(r.audit.attempts) do a.reason = "reworded" end
+  contains(explain.audit_line(r.audit), "decided by: primary -- the primary perspective failed")
+  r.response.mpic_decision.reason = "reworded"
+  contains(explain.response(r.response), "decided by: primary")
+  eq(explain.response_rule(r.response), "primary")
+end)
+
+case("deadline_rule_recorded_when_unfinished_checks_decide", function()
+  -- two remotes still running at the validation deadline: counted as
+  -- failures they make the quorum unreachable; the rule is the deadline
+  local r = T.scenario{ config = T.config{ defaults = { perspective_count = 5, max_attempts = 1, timeout_ms = 300 } },
+    date = "2026-12-16",
+    outcomes = { primary = "pass", ["*"] = "pass", pdx = { timeout_ms = 2000 }, fra = { timeout_ms = 2000 },
+                 sto = { timeout_ms = 2000 }, sgp = { timeout_ms = 2000 } } }
+  eq(r.is_valid, false)
+  eq(r.audit.rule, "deadline")
+  eq(r.audit.attempts[1].rule, "deadline")
+  contains(explain.audit_line(r.audit), "decided by: deadline")
 end)
