@@ -104,8 +104,8 @@ local function usage_of(cmd)
   local u = USAGE[cmd]
   if u == nil then u = string_format("usage: mpic %s ... (see mpic --help)", cmd) end
   if u:sub(1, 5) == "mpic." then
-    local ok, mod = pcall(require, u)
-    u = ok and type(mod) == "table" and type(mod.USAGE) == "string" and mod.USAGE or nil
+    local mod = require(u)
+    u = type(mod) == "table" and type(mod.USAGE) == "string" and mod.USAGE or nil
     if not u then
       -- modules that keep their usage to themselves: the summary line
       u = string_format("usage: mpic %s ... (see mpic --help)", cmd)
@@ -215,9 +215,7 @@ commands["check-config"] = function(args)
   local cfg
   cfg, err = load_config(opts.config, true)
   if not cfg then return die(2, "%s", err) end
-  local ok, extra = true, nil
-  local okc, checks = pcall(require, "mpic.checks")
-  if okc then ok, extra = checks.all(cfg) end
+  local ok, extra = require("mpic.checks").all(cfg)
   if not ok then return die(2, "%s", extra) end
   print(string_format("%s: ok (%d perspectives%s)", cfg.file, #cfg.perspectives,
     cfg.primary and (", primary " .. cfg.primary) or ", no primary"))
@@ -227,9 +225,7 @@ end
 
 local function delegate(modname)
   return function(args)
-    local ok, mod = pcall(require, modname)
-    if not ok then return die(2, "mpic %s: not available in this build (%s)", args[1], mod) end
-    return mod.main(args)
+    return require(modname).main(args)
   end
 end
 commands.validate = delegate("mpic.validate_cmd")

@@ -250,8 +250,8 @@ local function check_resolver(s)
       return nil, string_format("%q: port %q is not a port number (1-65535)", s, port)
     end
   end
-  local okh, http = pcall(require, "mpic.core.http")
-  if okh and type(http) == "table" and http.parse_ip then
+  local http = require "mpic.core.http"
+  do
     local canon, family = http.parse_ip(host)
     if not canon then
       return nil, string_format("%q is not an IP address (IP, IPv4:PORT or [IPv6]:PORT; resolvers are addresses, not names)", s)

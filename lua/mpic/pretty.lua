@@ -15,8 +15,7 @@ end
 local null
 local function scalar(v)
   if null == nil then
-    local ok, util = pcall(require, "mpic.core.util")
-    null = ok and util.null or false
+    null = require("mpic.core.util").null
   end
   if null and v == null then return "null" end
   if type(v) == "string" then return string_format("%q", v):gsub("\\\n", "\\n") end
@@ -61,11 +60,9 @@ end
 --- tree stays available through mpic.pretty.format), anything else as a tree.
 function M.render(v)
   if M.is_response(v) then
-    local ok, report = pcall(require, "mpic.report")
-    if ok then
-      local okt, text = pcall(report.table, v, { color = report.is_tty() })
-      if okt then return (text:gsub("\n$", "")) end
-    end
+    local report = require "mpic.report"
+    local okt, text = pcall(report.table, v, { color = report.is_tty() })
+    if okt then return (text:gsub("\n$", "")) end
   end
   return M.format(v)
 end
@@ -77,8 +74,7 @@ function M.print_values(r)
     -- the HTTP status that follows a response adds nothing
     if not (i == 2 and v == 200 and M.is_response(r[1])) then print(M.render(v)) end
     if M.is_response(v) then
-      local okr, repl = pcall(require, "mpic.repl")
-      if okr then repl.last_response = v end
+      require("mpic.repl").last_response = v
     end
   end
 end

@@ -42,7 +42,7 @@
 --   Attempt i uses cohort ((i - 1) mod C) + 1 (M.pick); when that cohort has
 --   an unhealthy member the next cohort (cyclically) with none is used, so
 --   health never changes which cohorts exist, only which one is used.
-local type, ipairs, error, tostring, pcall, require = type, ipairs, error, tostring, pcall, require
+local type, ipairs, error, tostring, require = type, ipairs, error, tostring, require
 local string_pack, string_unpack, string_lower, string_format =
   string.pack, string.unpack, string.lower, string.format
 local table_sort, table_remove, table_insert, math_type, math_floor =
@@ -59,11 +59,7 @@ M.SEARCH_BUDGET = 200000
 local TWO32 = 1 << 32
 
 local function default_hash()
-  local ok, util = pcall(require, "mpic.core.util")
-  if not ok or type(util) ~= "table" or type(util.sha256) ~= "function" then
-    error("select: mpic.core.util.sha256 is not available", 3)
-  end
-  return util.sha256
+  return require("mpic.core.util").sha256
 end
 
 -- SHA-256(secret .. lower(target)), the selection seed.

@@ -14,7 +14,7 @@
 -- and is refused: fail closed.
 local M = {}
 
-local type, tostring, tonumber, pcall, require, ipairs = type, tostring, tonumber, pcall, require, ipairs
+local type, tostring, tonumber, require, ipairs = type, tostring, tonumber, require, ipairs
 local concat = table.concat
 local sfmt, schar, sbyte = string.format, string.char, string.byte
 local utf8 = utf8
@@ -212,11 +212,7 @@ function M.normalise_name(name)
 end
 
 local function from_http(fn)
-  local ok, http = pcall(require, "mpic.core.http")
-  if ok and type(http) == "table" and type(http[fn]) == "function" then
-    return http[fn]
-  end
-  return nil
+  return require("mpic.core.http")[fn]
 end
 
 -- opts: {allow_reserved=bool, is_reserved=function(ip_text) -> bool, why,
