@@ -494,7 +494,8 @@ function M.load(folders)
       reg.errors[#reg.errors + 1] = {path = folder, message = tostring(lerr)}
     else
       for _, n in ipairs(names) do
-        if n:match("%.lua$") and n:sub(1, 1) ~= "_" and n:sub(1, 1) ~= "." then
+        -- helpers (_*.lua) and unit tests (*_test.lua) beside the methods are not methods
+        if n:match("%.lua$") and n:sub(1, 1) ~= "_" and n:sub(1, 1) ~= "." and not n:match("_test%.lua$") then
           local path = folder:gsub("/$", "") .. "/" .. n
           local ch, err = M.load_file(path)
           if not ch then

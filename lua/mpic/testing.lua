@@ -448,4 +448,29 @@ function M.simulate(s)
   return r
 end
 
+-- Challenge types ----------------------------------------------------------------
+
+--- The fake perspective probe (mpic.fake_probe): T.fake_probe.probe{zone=,
+--- routes=, tls=, insecure=} and the rdata and certificate builders.
+M.fake_probe = require "mpic.fake_probe"
+
+--- Load one challenge file as mpic does (sandboxed, every declaration
+--- problem checked). Returns the declaration, or raises with every problem.
+function M.load_challenge(path)
+  local challenges = require "mpic.challenges"
+  local ch, err = challenges.load_file(path)
+  if not ch then error("T.load_challenge: " .. tostring(err.message), 2) end
+  return ch
+end
+
+--- Run a loaded challenge's check in its sandbox against a target text
+--- ("example.com", "192.0.2.1"; reserved addresses allowed, as in a lab)
+--- with params and a probe (T.fake_probe.probe{...}); returns the result
+--- {passed, completed, errors, details}.
+function M.run_challenge(ch, target_text, params, probe)
+  local t, _, why = require("mpic.target").normalise(target_text, { allow_reserved = true })
+  if not t then error("T.run_challenge: " .. tostring(why), 2) end
+  return require("mpic.challenges").run(ch, t, params or {}, probe)
+end
+
 return M
