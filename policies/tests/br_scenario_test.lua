@@ -81,7 +81,7 @@ case("br_passes_in_one_rir_are_not_enough", function()
   local r = T.scenario{ config = cfg, date = DATE, outcomes = { ["*"] = "pass", sgp = "fail" } }
   eq(r.is_valid, false)
   contains(r.reason, "RIR")
-  eq(require("mpic.explain").rule(r.reason), "rir-diversity")
+  eq(r.audit.rule, "rir-diversity")
 end)
 
 case("br_decides_early_and_cancels_a_slow_remote", function()

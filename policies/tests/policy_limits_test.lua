@@ -34,7 +34,7 @@ local function fails_fast(src, max_ms, opts, ...)
   local v, why, info = p:decide(state())
   local ms = mpic.now() - t0
   eq(v, "invalid")
-  eq(info, {})
+  eq(info, { rule = "policy-error" })
   ok(ms < max_ms, "took " .. ms .. " ms")
   for _, pat in ipairs({ ... }) do contains(why, pat) end
   return why

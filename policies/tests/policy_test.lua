@@ -51,7 +51,7 @@ local function decide_fails_closed(src, ...)
   local p = assert(load_src(src))
   local v, why, info = p:decide(good_state(5))
   eq(v, "invalid")
-  eq(info, {})
+  eq(info, { rule = "policy-error" })
   for _, pat in ipairs({ ... }) do
     contains(why, pat)
   end
