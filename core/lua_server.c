@@ -2,10 +2,12 @@
  * lua_server.c: the Lua module "mpic.core.server" over server.c. Provides
  *   listen{address=, port=, tls={cert=, key=, client_ca=, require_client_cert=},
  *          max_body=, max_inflight=, idle_timeout_s=, max_connections=,
- *          max_connections_per_address=, header_timeout_s=, health_path=}
+ *          max_connections_per_address=, header_timeout_s=, health_path=, fd=}
  *       -> server | nil, kind, detail
  *   (health_path: GET/HEAD of it pass the in-flight limit and are queued
- *   ahead of the other requests)
+ *   ahead of the other requests; fd: accept on this inherited listening
+ *   socket instead of binding address and port, as a worker of
+ *   lua/mpic/workers.lua does)
  *   server:next()          yields until a request arrives -> request | nil, "closed"
  *   server:port(), server:inflight() (not answered), server:sending() (answers
  *       not yet written out), server:stats() (connection guards: conns,
@@ -139,6 +141,9 @@ static int l_listen(lua_State *L)
     o.max_conns_per_addr = (int)mpic_opt_int(L, 1, "server.listen: ", "max_connections_per_address", 0, 0, 1000000);
     o.header_timeout_s = (int)mpic_opt_int(L, 1, "server.listen: ", "header_timeout_s", 10, 1, 3600);
     o.health_path = mpic_opt_string(L, 1, "server.listen: ", "health_path");
+    o.listen_fd = (int)mpic_opt_int(L, 1, "server.listen: ", "fd", 0, 0, 1000000);
+    if (o.listen_fd != 0 && o.listen_fd < 3)
+        return luaL_error(L, "server.listen: fd must be an inherited socket (3 or above)");
     if (lua_getfield(L, 1, "tls") != LUA_TNIL) {
         luaL_argcheck(L, lua_istable(L, 2), 1, "tls must be a table");
         o.cert_file = mpic_opt_string(L, 2, "server.listen: ", "cert");
@@ -421,7 +426,8 @@ static const struct {
     const char *name;
     int signo;
 } sig_names[] = {{"TERM", SIGTERM}, {"HUP", SIGHUP}, {"INT", SIGINT},
-                 {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"QUIT", SIGQUIT}};
+                 {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"QUIT", SIGQUIT},
+                 {"CHLD", SIGCHLD}};
 
 static const char *sig_name(int signo)
 {

@@ -30,6 +30,7 @@ int luaopen_mpic_dns(lua_State *L) __attribute__((weak));
 int luaopen_mpic_http(lua_State *L) __attribute__((weak));
 int luaopen_mpic_tls(lua_State *L) __attribute__((weak));
 int luaopen_mpic_server(lua_State *L) __attribute__((weak));
+int luaopen_mpic_workers(lua_State *L) __attribute__((weak));
 
 static const char usage[] =
     "usage: mpic [--lua-path DIR] COMMAND [ARGS]\n"
@@ -115,6 +116,7 @@ static int setup_state(lua_State *L, const char *root)
     preload(L, "mpic.core.http", luaopen_mpic_http);
     preload(L, "mpic.core.tls", luaopen_mpic_tls);
     preload(L, "mpic.core.server", luaopen_mpic_server);
+    preload(L, "mpic.core.workers", luaopen_mpic_workers);
     lua_getglobal(L, "package");
     lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua", root, root);
     lua_setfield(L, -2, "path");

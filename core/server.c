@@ -803,6 +803,19 @@ static int tls_setup(struct mpic_server *s, const struct mpic_server_opts *o, ch
     return 0;
 }
 
+/* Hand a listener to evhttp, with our accept error callback. */
+static struct evhttp_bound_socket *attach_listener(struct mpic_server *s, struct evconnlistener *l)
+{
+    struct evhttp_bound_socket *b = evhttp_bind_listener(s->http, l);
+    if (!b) {
+        evconnlistener_free(l);
+        return NULL;
+    }
+    s->listener = l;
+    evconnlistener_set_error_cb(l, on_accept_error);
+    return b;
+}
+
 /* Listen on ADDRESS:PORT (a name or a numeric address) with our backlog and
  * hand the listener to evhttp. NULL with errno set on failure. */
 static struct evhttp_bound_socket *bind_listener(struct mpic_server *s, const char *address, int port)
@@ -828,14 +841,27 @@ static struct evhttp_bound_socket *bind_listener(struct mpic_server *s, const ch
         errno = saved;
         return NULL;
     }
-    struct evhttp_bound_socket *b = evhttp_bind_listener(s->http, l);
-    if (!b) {
-        evconnlistener_free(l);
+    return attach_listener(s, l);
+}
+
+/* Accept on fd, a listening socket bound by someone else (a worker's socket
+ * inherited from its master, lua_workers.c): adopted, closed with the server. */
+static struct evhttp_bound_socket *adopt_listener(struct mpic_server *s, int fd)
+{
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) {
+        errno = ENOTSOCK;
         return NULL;
     }
-    s->listener = l;
-    evconnlistener_set_error_cb(l, on_accept_error);
-    return b;
+    if (evutil_make_socket_nonblocking(fd) < 0 || evutil_make_socket_closeonexec(fd) < 0)
+        return NULL;
+    /* backlog 0: the socket is listening already (with its own backlog) */
+    struct evconnlistener *l =
+        evconnlistener_new(s->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+    if (!l)
+        return NULL;
+    return attach_listener(s, l);
 }
 
 int mpic_server_new(struct event_base *base, const struct mpic_server_opts *o, mpic_server_cb cb,
@@ -902,10 +928,13 @@ int mpic_server_new(struct event_base *base, const struct mpic_server_opts *o, m
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(s->http, on_request, s);
     evhttp_set_bevcb(s->http, make_bev, s);
-    s->bound = bind_listener(s, o->address, o->port);
+    s->bound = o->listen_fd > 2 ? adopt_listener(s, o->listen_fd) : bind_listener(s, o->address, o->port);
     if (!s->bound) {
         char m[160];
-        snprintf(m, sizeof m, "%s port %d: %s", o->address, o->port, strerror(errno));
+        if (o->listen_fd > 2)
+            snprintf(m, sizeof m, "inherited socket %d: %s", o->listen_fd, strerror(errno));
+        else
+            snprintf(m, sizeof m, "%s port %d: %s", o->address, o->port, strerror(errno));
         set_err(errbuf, errlen, "cannot listen on %s", m);
         rc = -EADDRINUSE;
         goto fail;

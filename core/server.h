@@ -36,6 +36,8 @@ struct mpic_server_opts {
     int max_conns_per_addr;     /* from one client address; 0: max(1024, max_inflight + 64) */
     int header_timeout_s;       /* accept -> whole first request; 0: 10 */
     const char *health_path;    /* GET/HEAD of this path pass the in-flight limit; NULL: none */
+    int listen_fd;              /* > 2: accept on this listening socket (adopted: closed with the
+                                 * server) instead of binding address:port; 0: bind */
 };
 
 /* A request as the handler sees it. Strings are NUL-terminated copies. */

@@ -11,6 +11,8 @@
 -- Bad JSON or a malformed body: 400 {"error": reason}. The checks run the
 -- same challenge scripts as a local perspective, with the agent's own local
 -- perspective (its resolvers and addresses) from its configuration file.
+-- --workers N (default: the CPUs): N processes behind one master (mpic.workers),
+-- each probing its perspective's health itself.
 local mpic = require "mpic"
 local util = require "mpic.core.util"
 local server = require "mpic.core.server"
@@ -131,23 +133,31 @@ end
 local USAGE = "usage: mpic agent --config FILE --listen ADDR:PORT --perspective ID\n"
   .. "                  --tls-cert F --tls-key F --client-ca F [--max-inflight N] [--max-body BYTES]\n"
   .. "                  [--health-interval S] [--max-connections N] [--max-connections-per-ip N]\n"
-  .. "                  [--header-timeout S] [--signing-key F]"
+  .. "                  [--header-timeout S] [--signing-key F] [--workers N]"
 
 function M.main(args)
   local cli = require "mpic.cli"
-  local opts, err = cli.parse_opts(args, {
+  local opts, err = cli.parse_opts(args, require("mpic.workers").options({
     config = "value", listen = "value", perspective = "value", ["tls-cert"] = "value",
     ["tls-key"] = "value", ["client-ca"] = "value", ["max-inflight"] = "value", ["max-body"] = "value",
     ["drain-ms"] = "value", ["health-interval"] = "value",
     ["max-connections"] = "value", ["max-connections-per-ip"] = "value", ["header-timeout"] = "value",
     ["signing-key"] = "value",
-  }, 2)
+  }), 2)
   if not opts then io_stderr:write("mpic agent: ", err, "\n", USAGE, "\n") return 2 end
+  local workers = require "mpic.workers"
+  local nworkers, nerr = workers.count(opts.workers)
+  local wk, werr = workers.worker_of(opts)
+  if not nworkers or werr then io_stderr:write("mpic agent: ", nerr or werr, "\n", USAGE, "\n") return 2 end
   local limits, lerr = serve.listen_limits(opts)
   if not limits then io_stderr:write("mpic agent: ", lerr, "\n", USAGE, "\n") return 2 end
   local addr, port = serve.parse_listen(opts.listen)
   if not addr then io_stderr:write("mpic agent: ", port, "\n", USAGE, "\n") return 2 end
   if not opts.perspective then io_stderr:write("mpic agent: --perspective ID is required\n") return 2 end
+  if not wk and nworkers > 1 then -- the master of N workers (mpic.workers)
+    return workers.supervise({ command = "agent", args = args, n = nworkers, address = addr, port = port,
+      drain_ms = tonumber(opts["drain-ms"]) or 15000, log = serve.log })
+  end
   local cfg, cerr = mpic.load_config(opts.config or "perspectives.yaml")
   if not cfg then io_stderr:write(cerr, "\n") return 2 end
   local as = cfg.agent_server or {}
@@ -178,9 +188,11 @@ function M.main(args)
   limits.tls = { cert = opts["tls-cert"], key = opts["tls-key"], client_ca = opts["client-ca"], require_client_cert = true }
   limits.max_inflight = tonumber(opts["max-inflight"]) or 1000
   limits.max_body = tonumber(opts["max-body"]) or 65536
+  limits.fd = wk and wk.fd
   local srv, kind, detail = server.listen(limits)
   if not srv then io_stderr:write("mpic agent: ", tostring(kind), ": ", tostring(detail), "\n") return 2 end
-  serve.log("mpic agent: perspective %s (%s), listening on %s:%d", p.id, p.rir, addr, srv:port())
+  serve.log("mpic agent: perspective %s (%s), listening on %s:%d%s", p.id, p.rir, addr, srv:port(),
+    wk and string_format(" (worker %d of %d)", wk.index, nworkers) or "")
   serve.watch_signals(srv, nil)
   local hi = tonumber(opts["health-interval"])
   serve.start_health(hi and hi * 1000 or nil, { [p.id] = true })

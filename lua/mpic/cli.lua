@@ -58,13 +58,16 @@ local USAGE = {
 usage: mpic serve --config FILE --listen ADDR:PORT [--tls-cert F --tls-key F] [--client-ca F]
                   [--token T] [--max-inflight N] [--max-body BYTES] [--health-interval S]
                   [--max-connections N] [--max-connections-per-ip N] [--header-timeout S]
-  The coordinator: the Open MPIC API (POST /mpic), /healthz and /metrics.]],
+                  [--workers N]
+  The coordinator: the Open MPIC API (POST /mpic), /healthz and /metrics.
+  --workers N: N processes on the one port (default: the CPUs; 1: one process).]],
   agent = [[
 usage: mpic agent --config FILE --listen ADDR:PORT --perspective ID
                   --tls-cert F --tls-key F --client-ca F [--max-inflight N] [--max-body BYTES]
                   [--health-interval S] [--max-connections N] [--max-connections-per-ip N]
-                  [--header-timeout S]
-  A remote perspective answering the coordinator over mutual TLS.]],
+                  [--header-timeout S] [--signing-key F] [--workers N]
+  A remote perspective answering the coordinator over mutual TLS.
+  --workers N: N processes on the one port (default: the CPUs; 1: one process).]],
   run = [[
 usage: mpic run [--config FILE] FILE.lua [ARGS]
   Runs a Lua script as the root task with mpic loaded; --config loads the

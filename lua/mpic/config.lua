@@ -348,6 +348,8 @@ function M.validate(cfg, base_dir, root_dir)
   if cfg.audit.signing_key then cfg.audit.signing_key = rel(cfg.audit.signing_key) end
   for i, k in ipairs(cfg.audit.public_keys or {}) do cfg.audit.public_keys[i] = rel(k) end
   cfg.audit.policy_store = rel(cfg.audit.policy_store or (cfg.audit.path .. ".policies"))
+  -- a worker of `serve --workers N` writes its own chain (mpic.workers)
+  if M.audit_suffix then cfg.audit.path = cfg.audit.path .. M.audit_suffix end
   for i, d in ipairs(cfg.challenge_dirs or {}) do cfg.challenge_dirs[i] = rel(d) end
   for i, d in ipairs(cfg.shadow_policies or {}) do cfg.shadow_policies[i] = rel(d) end
   if cfg.agent_server then

@@ -1,6 +1,14 @@
 -- mpic.metrics: the coordinator's counters, gauges and histograms, rendered
 -- in the Prometheus text exposition format (version 0.0.4) for GET /metrics.
--- Everything lives in this process; nothing is persisted.
+-- Everything lives in this process; nothing is persisted. With workers
+-- (mpic.workers), M.share(dir, name) writes this registry's counters,
+-- histograms and summed gauges to DIR/NAME.metrics (within FLUSH_MS of a
+-- change, by rename: a reader never sees half a file), and render() adds
+-- the other files' series to its own: one scrape of any worker gives the
+-- service's totals. Other gauges (health, agent latency) are the answering
+-- worker's own: every worker probes. A restarted worker takes up its
+-- predecessor's counts, so totals do not fall (less what the predecessor
+-- had not written yet: at most FLUSH_MS of counts after a kill -9).
 local M = {}
 local pairs, ipairs, tostring, type = pairs, ipairs, tostring, type
 local string_format, table_concat, table_sort = string.format, table.concat, table.sort
@@ -12,8 +20,12 @@ local BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 }
 local families = {}
 local order = {}
 
+-- the shared registry of workers: {dir, name, path, dirty}
+local share
+M.FLUSH_MS = 50
+
 local function family(name, kind, help)
-  local f = { name = name, kind = kind, help = help, series = {} }
+  local f = { name = name, kind = kind, help = help, series = {}, sum = kind ~= "gauge" }
   families[name] = f
   order[#order + 1] = name
   return f
@@ -56,6 +68,7 @@ local check_latency = family("mpic_perspective_check_duration_seconds", "histogr
 local check_errors = family("mpic_perspective_errors_total", "counter",
   "Perspective checks that reported an error, by perspective and error type (\"other\" outside the Open MPIC set).")
 local inflight = family("mpic_validations_in_flight", "gauge", "Validations being processed now.")
+inflight.sum = true -- over workers
 local agent_up = family("mpic_agent_up", "gauge", "1 when the last health check of a remote perspective's agent succeeded.")
 local agent_latency = family("mpic_agent_health_latency_seconds", "gauge", "Duration of the last agent health check.")
 local persp_up = family("mpic_perspective_up", "gauge",
@@ -71,12 +84,21 @@ local shadow_verdicts = family("mpic_shadow_verdicts_total", "counter",
   "Shadow policy verdicts (never part of the answer), by policy and verdict.")
 local shadow_disagreements = family("mpic_shadow_disagreements_total", "counter",
   "Validations where a shadow policy's verdict differed from the live one, by policy.")
+local worker_restarts = family("mpic_worker_restarts_total", "counter",
+  "Worker processes started again after they exited or were killed, by worker (--workers).")
 
-function M.inc(f, labels, n) local s = series(f, labels); s.value = s.value + (n or 1) end
-function M.set(f, labels, v) series(f, labels).value = v end
+function M.inc(f, labels, n)
+  local s = series(f, labels); s.value = s.value + (n or 1)
+  if share then share.dirty = true end
+end
+function M.set(f, labels, v)
+  series(f, labels).value = v
+  if share then share.dirty = true end
+end
 
 function M.observe(f, labels, v)
   local s = series(f, labels)
+  if share then share.dirty = true end
   for i, b in ipairs(BUCKETS) do if v <= b then s.counts[i] = s.counts[i] + 1 end end
   s.sum = s.sum + v
   s.count = s.count + 1
@@ -148,6 +170,131 @@ function M.agent_request(id, reused)
   M.inc(agent_requests, { perspective = id, connection = reused and "reused" or "new" })
 end
 function M.reload(ok) M.inc(reloads, { result = ok and "ok" or "refused" }) end
+function M.worker_restart(k) M.inc(worker_restarts, { worker = tostring(k) }) end
+
+-- Workers ------------------------------------------------------------------------
+
+local function snapshot()
+  local snap = {}
+  for name, f in pairs(families) do
+    if f.sum then
+      local t = {}
+      for k, s in pairs(f.series) do
+        if f.kind == "histogram" then t[k] = { c = s.counts, s = s.sum, n = s.count }
+        else t[k] = { v = s.value } end
+      end
+      snap[name] = t
+    end
+  end
+  return snap
+end
+
+local function isnum(v) return type(v) == "number" end
+
+-- Add the series of a snapshot's family (fs) to out (a series table of f).
+local function add_into(out, f, fs, copy)
+  if type(fs) ~= "table" then return end
+  for k, o in pairs(fs) do
+    if type(k) == "string" and type(o) == "table" then
+      local s = out[k]
+      if not s or (copy and not copy[k]) then
+        local n = { key = k, value = s and s.value or 0 }
+        if f.kind == "histogram" then
+          n.counts, n.sum, n.count = {}, s and s.sum or 0, s and s.count or 0
+          for i = 1, #BUCKETS do n.counts[i] = s and s.counts[i] or 0 end
+        end
+        s, out[k] = n, n
+        if copy then copy[k] = true end
+      end
+      if f.kind == "histogram" then
+        if type(o.c) == "table" and isnum(o.s) and isnum(o.n) then
+          for i = 1, #BUCKETS do s.counts[i] = s.counts[i] + (isnum(o.c[i]) and o.c[i] or 0) end
+          s.sum, s.count = s.sum + o.s, s.count + o.n
+        end
+      elseif isnum(o.v) then
+        s.value = s.value + o.v
+      end
+    end
+  end
+end
+
+local function read_snapshot(path)
+  local util = require "mpic.core.util"
+  local fh = io.open(path, "rb")
+  if not fh then return nil end
+  local text = fh:read("a")
+  fh:close()
+  local snap = text and util.json_decode(text)
+  return type(snap) == "table" and snap or nil
+end
+
+--- Write this registry's snapshot now (a worker's, or the master's).
+function M.flush()
+  if not share then return true end
+  share.dirty = false
+  local util = require "mpic.core.util"
+  local text, err = util.json_encode(snapshot())
+  if not text then return nil, err end
+  local tmp = share.path .. ".tmp"
+  local fh, oerr = io.open(tmp, "wb")
+  if not fh then return nil, oerr end
+  fh:write(text)
+  fh:close()
+  return os.rename(tmp, share.path)
+end
+
+--[[ Share this registry with the other processes of a service: its
+snapshot goes to DIR/NAME.metrics, render() adds the others. A snapshot
+already there (a predecessor's) is taken up first: its counters and
+histograms continue here. no_task: flush only when M.flush() is called (the
+master); else a task writes within FLUSH_MS of a change. share(nil) stops. ]]
+function M.share(dir, name, no_task)
+  if not dir then
+    if share then M.flush() end
+    share = nil
+    return
+  end
+  local me = { dir = dir, name = name, path = dir .. "/" .. name .. ".metrics", dirty = true }
+  local old = read_snapshot(me.path)
+  if old then
+    for fname, f in pairs(families) do
+      if f.kind ~= "gauge" then add_into(f.series, f, old[fname]) end
+    end
+  end
+  share = me
+  M.flush()
+  if no_task then return end
+  local mpic = require "mpic"
+  mpic.spawn(function()
+    while share == me do
+      mpic.sleep(M.FLUSH_MS)
+      if share == me and me.dirty then M.flush() end
+    end
+  end)
+end
+
+-- The summed families over every process of the service (nil: this one's).
+local function service_view()
+  if not share then return nil end
+  local util = require "mpic.core.util"
+  local others = {}
+  for _, fname in ipairs(util.listdir(share.dir) or {}) do
+    if fname:match("%.metrics$") and share.dir .. "/" .. fname ~= share.path then
+      others[#others + 1] = read_snapshot(share.dir .. "/" .. fname)
+    end
+  end
+  if #others == 0 then return nil end
+  local view = {}
+  for name, f in pairs(families) do
+    if f.sum then
+      local out, copied = {}, {}
+      for k, s in pairs(f.series) do out[k] = s end
+      for _, snap in ipairs(others) do add_into(out, f, snap[name], copied) end
+      view[name] = out
+    end
+  end
+  return view
+end
 
 local function num(v)
   if v == math.huge then return "+Inf" end
@@ -163,15 +310,17 @@ end
 --- The whole registry as Prometheus text.
 function M.render()
   local out = {}
+  local view = service_view()
   for _, name in ipairs(order) do
     local f = families[name]
+    local all = view and view[name] or f.series
     out[#out + 1] = string_format("# HELP %s %s", name, f.help)
     out[#out + 1] = string_format("# TYPE %s %s", name, f.kind)
     local keys = {}
-    for k in pairs(f.series) do keys[#keys + 1] = k end
+    for k in pairs(all) do keys[#keys + 1] = k end
     table_sort(keys)
     for _, k in ipairs(keys) do
-      local s = f.series[k]
+      local s = all[k]
       if f.kind == "histogram" then
         for i, b in ipairs(BUCKETS) do
           out[#out + 1] = string_format("%s_bucket%s %d", name, with_label(k, 'le="' .. num(b) .. '"'), s.counts[i])

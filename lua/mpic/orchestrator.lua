@@ -91,7 +91,7 @@ function M.store_policy(dir, pol)
   end
   local made, merr = util.mkdir(dir)
   if not made then return nil, "policy store: " .. tostring(merr) end
-  local tmp = dest .. ".tmp"
+  local tmp = dest .. ".tmp" .. util.hex(util.random_bytes(6)) -- workers may store the same policy at once
   local out, oerr = io.open(tmp, "wb")
   if not out then return nil, "policy store: " .. tostring(oerr) end
   out:write(data)

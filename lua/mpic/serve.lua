@@ -12,6 +12,7 @@
 -- SIGTERM: stop accepting, finish the validations in flight, exit 0.
 -- SIGHUP: reload the configuration, policies and challenge types; a reload
 -- that does not load is refused and the running set is kept.
+-- --workers N (default: the CPUs): N processes behind one master (mpic.workers).
 local mpic = require "mpic"
 local util = require "mpic.core.util"
 local server = require "mpic.core.server"
@@ -241,7 +242,8 @@ end
 
 local USAGE = "usage: mpic serve --config FILE --listen ADDR:PORT [--tls-cert F --tls-key F] [--client-ca F]\n"
   .. "                  [--token T] [--max-inflight N] [--max-body BYTES] [--health-interval S]\n"
-  .. "                  [--max-connections N] [--max-connections-per-ip N] [--header-timeout S]"
+  .. "                  [--max-connections N] [--max-connections-per-ip N] [--header-timeout S]\n"
+  .. "                  [--workers N]"
 
 --[[ The connection guards of `serve` and `agent` from their options:
 --max-connections (open connections), --max-connections-per-ip (from one
@@ -266,13 +268,17 @@ end
 
 function M.main(args)
   local cli = require "mpic.cli"
-  local opts, err = cli.parse_opts(args, {
+  local opts, err = cli.parse_opts(args, require("mpic.workers").options({
     config = "value", listen = "value", ["tls-cert"] = "value", ["tls-key"] = "value",
     ["client-ca"] = "value", token = "value", ["max-inflight"] = "value", ["max-body"] = "value",
     ["health-interval"] = "value", ["drain-ms"] = "value",
     ["max-connections"] = "value", ["max-connections-per-ip"] = "value", ["header-timeout"] = "value",
-  }, 2)
+  }), 2)
   if not opts then io_stderr:write("mpic serve: ", err, "\n", USAGE, "\n") return 2 end
+  local workers = require "mpic.workers"
+  local nworkers, nerr = workers.count(opts.workers)
+  local wk, werr = workers.worker_of(opts)
+  if not nworkers or werr then io_stderr:write("mpic serve: ", nerr or werr, "\n", USAGE, "\n") return 2 end
   local limits, lerr = M.listen_limits(opts)
   if not limits then io_stderr:write("mpic serve: ", lerr, "\n", USAGE, "\n") return 2 end
   local addr, port = M.parse_listen(opts.listen)
@@ -280,6 +286,12 @@ function M.main(args)
   if (opts["tls-cert"] == nil) ~= (opts["tls-key"] == nil) or (opts["client-ca"] and not opts["tls-cert"]) then
     io_stderr:write("mpic serve: --tls-cert and --tls-key go together; --client-ca needs them\n") return 2
   end
+  if not wk and nworkers > 1 then -- the master of N workers (mpic.workers)
+    return workers.supervise({ command = "serve", args = args, n = nworkers, address = addr, port = port,
+      drain_ms = tonumber(opts["drain-ms"]) or 30000, log = log })
+  end
+  -- worker k > 0 writes its own audit chain, PATH.wk (reloads too)
+  require("mpic.config").audit_suffix = wk and workers.audit_suffix(wk.index) or nil
   local path = opts.config or "perspectives.yaml"
   local cfg, cerr = mpic.load_config(path)
   if not cfg then io_stderr:write(cerr, "\n") return 2 end
@@ -301,10 +313,12 @@ function M.main(args)
   limits.address, limits.port, limits.tls = addr, port, tls
   limits.max_inflight = tonumber(opts["max-inflight"]) or 1000
   limits.max_body = tonumber(opts["max-body"]) or 1048576
+  limits.fd = wk and wk.fd
   local srv, kind, detail = server.listen(limits)
   if not srv then io_stderr:write("mpic serve: ", tostring(kind), ": ", tostring(detail), "\n") return 2 end
-  log("mpic serve: %s, %d perspectives, listening on %s:%d%s", cfg.file, #cfg.perspectives, addr, srv:port(),
-    tls and " (TLS)" or "")
+  log("mpic serve: %s, %d perspectives, listening on %s:%d%s%s", cfg.file, #cfg.perspectives, addr, srv:port(),
+    tls and " (TLS)" or "", wk and string_format(" (worker %d of %d)", wk.index, nworkers) or "")
+  if wk then require("mpic.metrics").share(wk.dir, "w" .. wk.index) end
 
   local metrics = require "mpic.metrics"
   M.watch_signals(srv, function()
@@ -317,6 +331,7 @@ function M.main(args)
   M.start_health(hi and hi * 1000 or nil)
   M.run_loop(srv, coordinator_handler(opts), { drain_ms = tonumber(opts["drain-ms"]) or 30000 })
   srv:close()
+  require("mpic.metrics").share(nil)
   log("mpic serve: stopped")
   return 0
 end
