@@ -8,6 +8,7 @@
 #   mpic agent        127.0.41.11:15711  mutual TLS, 3 s handshake/request deadline
 #   mpic serve        127.0.41.12:15712  under `ulimit -n` low enough to run out of
 #                                        descriptors when flooded
+#   (each with --workers 1: the caps are per worker process, and the lab counts them)
 # then drives tests/lab/frontend/hostile.py against them (listener and per-address caps,
 # request drip past the deadline, TLS handshake drip, EMFILE flood, framing,
 # /metrics token, /healthz with the in-flight limit exhausted) and stops
@@ -78,12 +79,14 @@ done >>"$work/lab.yaml"
 start dns python3 "$here/frontend/dnsstub.py" 127.0.41.1 15701
 start silent-web "$mpic" run "$here/service/silent.lua" 127.0.41.50 15750
 start serve "$mpic" serve --config "$work/lab.yaml" --listen 127.0.41.10:15710 --token lab-token-41 \
-    --max-inflight 2 --max-connections 20 --max-connections-per-ip 4 --header-timeout 3 --health-interval 1
+    --max-inflight 2 --max-connections 20 --max-connections-per-ip 4 --header-timeout 3 --health-interval 1 \
+    --workers 1
 start agent "$mpic" agent --config "$work/lab.yaml" --listen 127.0.41.11:15711 --perspective pdx \
-    --tls-cert "$C/agent.pem" --tls-key "$C/agent.key" --client-ca "$C/ca.pem" --header-timeout 3 --health-interval 1
+    --tls-cert "$C/agent.pem" --tls-key "$C/agent.key" --client-ca "$C/ca.pem" --header-timeout 3 --health-interval 1 \
+    --workers 1
 # few descriptors: a flood of connections runs accept() into EMFILE
 start serve-lowfd bash -c "ulimit -n ${MPIC_FRONTEND_NOFILE:-48} && exec \"\$0\" \"\$@\"" "$mpic" serve \
-    --config "$work/lab.yaml" --listen 127.0.41.12:15712 --header-timeout 20 --health-interval 1
+    --config "$work/lab.yaml" --listen 127.0.41.12:15712 --header-timeout 20 --health-interval 1 --workers 1
 
 for hp in 127.0.41.50:15750 127.0.41.10:15710 127.0.41.11:15711 127.0.41.12:15712; do
     wait_port "${hp%:*}" "${hp#*:}" || die "$hp did not start: $(cat "$work"/*.log)"

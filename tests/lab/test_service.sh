@@ -16,7 +16,9 @@
 # with --load, tests/lab/service/load.lua (every request answered and
 # audited, memory back to its level between waves); with --kill9,
 # tests/lab/service/kill9.lua (kill -9 under load, no verdict without its
-# audit line, no torn line).
+# audit line, no torn line). The coordinator runs as MPIC_SVC_WORKERS
+# workers (default 1: the tests read its single audit file and metrics),
+# agents as MPIC_SVC_AGENT_WORKERS (default 1).
 set -u
 mpic=${1:?usage: test_service.sh MPIC_BINARY [--bench TOTAL CONCURRENCY]}
 mode=${2:-test}
@@ -149,16 +151,16 @@ for a in $AGENTS; do
     IFS=: read -r id _ _ _ n <<<"$a"
     start "agent-$id" "$mpic" agent --config "$work/agents.yaml" --listen "127.0.30.$n:154$n" --perspective "$id" \
         --tls-cert "$C/agent-$id.pem" --tls-key "$C/agent-$id.key" --client-ca "$C/ca.pem" \
-        --max-inflight "${MPIC_SVC_MAX_INFLIGHT:-1000}"
+        --max-inflight "${MPIC_SVC_MAX_INFLIGHT:-1000}" --workers "${MPIC_SVC_AGENT_WORKERS:-1}"
 done
 start agent-liar "$mpic" agent --config "$work/agents.yaml" --listen 127.0.30.17:15417 --perspective fra \
-    --tls-cert "$C/agent-liar.pem" --tls-key "$C/agent-liar.key" --client-ca "$C/ca.pem"
+    --tls-cert "$C/agent-liar.pem" --tls-key "$C/agent-liar.key" --client-ca "$C/ca.pem" --workers 1
 start silent-agent "$mpic" run "$here/service/silent.lua" 127.0.30.18 15418 "$C/agent-hang.pem" "$C/agent-hang.key"
 start silent-web "$mpic" run "$here/service/silent.lua" 127.0.30.50 15450
 export MPIC_API_TOKEN=lab-token-3f9c
 start coordinator "$mpic" serve --config "$work/coordinator.yaml" --listen 127.0.30.10:15410 \
     --tls-cert "$C/serve.pem" --tls-key "$C/serve.key" --health-interval 1 \
-    --max-inflight "${MPIC_SVC_MAX_INFLIGHT:-1000}"
+    --max-inflight "${MPIC_SVC_MAX_INFLIGHT:-1000}" --workers "${MPIC_SVC_WORKERS:-1}"
 unset MPIC_API_TOKEN
 
 for a in $AGENTS; do
@@ -182,7 +184,7 @@ MPIC_SVC_COORDINATOR_PID=$(cat "$work/coordinator.pid")
 export MPIC_SVC_KILL_PID
 MPIC_SVC_KILL_PID=$(cat "$work/agent-mex.pid")
 export MPIC_SVC_RESTART_MEX="$mpic agent --config $work/agents.yaml --listen 127.0.30.19:15419 --perspective mex \
---tls-cert $C/agent-mex.pem --tls-key $C/agent-mex.key --client-ca $C/ca.pem"
+--tls-cert $C/agent-mex.pem --tls-key $C/agent-mex.key --client-ca $C/ca.pem --workers 1"
 
 cd "$root" || exit 1
 case "$mode" in

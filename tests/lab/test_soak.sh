@@ -188,10 +188,11 @@ local_entries() {
 for s in $SITES; do
     IFS=: read -r id _ _ _ n <<<"$s"
     start "agent-$id" "$mpic" agent --config "$work/agents.yaml" --listen "$NET.$n:160$n" --perspective "$id" \
-        --tls-cert "$C/agent-$id.pem" --tls-key "$C/agent-$id.key" --client-ca "$C/ca.pem"
+        --tls-cert "$C/agent-$id.pem" --tls-key "$C/agent-$id.key" --client-ca "$C/ca.pem" --workers 1
 done
-start serve-local "$mpic" serve --config "$work/local.yaml" --listen "$NET.50:16050"
-start serve-remote "$mpic" serve --config "$work/remote.yaml" --listen "$NET.51:16051"
+# one process each: the soak measures each service's memory by its PID
+start serve-local "$mpic" serve --config "$work/local.yaml" --listen "$NET.50:16050" --workers 1
+start serve-remote "$mpic" serve --config "$work/remote.yaml" --listen "$NET.51:16051" --workers 1
 for hp in $NET.31:16031 $NET.32:16032 $NET.33:16033 $NET.34:16034 $NET.35:16035 $NET.36:16036 $NET.37:16037 \
           $NET.38:16038 $NET.39:16039 $NET.40:16040 $NET.50:16050 $NET.51:16051 $NET.11:$HTTP_PORT $NET.15:$HTTP_PORT; do
     wait_port "${hp%:*}" "${hp#*:}" || die "$hp did not start: $(tail -n 5 "$work"/*.log)"
@@ -209,7 +210,7 @@ SOAK_RELAY_PID=$(cat "$work/relay.pid")
 SOAK_UNBOUND_PID=$(cat "$work/unbound/unbound.pid")
 SOAK_AGENT_SYD_PID=$(cat "$work/agent-syd.pid")
 export SOAK_RESTART_SYD="$mpic agent --config $work/agents.yaml --listen $NET.35:16035 --perspective syd \
---tls-cert $C/agent-syd.pem --tls-key $C/agent-syd.key --client-ca $C/ca.pem"
+--tls-cert $C/agent-syd.pem --tls-key $C/agent-syd.key --client-ca $C/ca.pem --workers 1"
 timeout $((secs + 240)) python3 "$here/soak/soak.py"
 status=$?
 if [ $status -ne 0 ]; then
