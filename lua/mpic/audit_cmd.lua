@@ -6,7 +6,10 @@
 --   before), every checkpoint's signature and that it names the line before
 --   it, every perspective result's signature over its evidence and that the
 --   evidence says what the line records, and that the last file ends with a
---   checkpoint (unless --open: a log still being written). Exits 0 when all
+--   checkpoint (unless --open: a log still being written). A file whose
+--   first line starts a chain (seq 1) is another writer's (the workers of
+--   `serve --workers N` write PATH, PATH.w1, ...: give them all); the chain
+--   before it must then end with a checkpoint too. Exits 0 when all
 --   hold, 1 naming the first line that fails, 2 on usage errors. Keys: the
 --   coordinator's (audit.public_keys and the public half of
 --   audit.signing_key) for checkpoints and local perspectives, each agent's
@@ -175,6 +178,7 @@ local function walk(files, keys, opts, on_line, keep_going)
     if #lines == 0 then sum.notes[#sum.notes + 1] = path .. " is empty" end
     for i, l in ipairs(lines) do
       local where = string_format("%s:%d", path, i)
+      local before, before_cp = last_where, last_is_cp
       last_where, last_is_cp = where, false
       sum.lines = sum.lines + 1
       local doc = util.json_decode(l.text)
@@ -195,7 +199,13 @@ local function walk(files, keys, opts, on_line, keep_going)
               where, doc.seq)
           end
         elseif doc.prev == ZERO and doc.seq == 1 then
-          sum.notes[#sum.notes + 1] = where .. " starts a new chain (a log begun afresh)"
+          sum.notes[#sum.notes + 1] = where .. " starts a new chain (a log begun afresh, or another writer's file)"
+          -- another writer's file (`serve --workers`: PATH.w1, ...): the chain before it ends as a log does
+          if i == 1 and before and not before_cp and not opts.open and checkpoint_keys(keys) then
+            if fail(before, "the log ends without a signed checkpoint before the next file's chain: lines were "
+              .. "removed from its end, or its writer did not stop cleanly (--open for logs still written)") then
+              return sum end
+          end
         elseif doc.seq ~= prev_seq + 1 then
           local why = doc.seq > prev_seq + 1
             and string_format("seq %d follows seq %d: %d line(s) removed before this one", doc.seq, prev_seq,
