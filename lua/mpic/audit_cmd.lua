@@ -107,26 +107,67 @@ local function entries(doc)
   return out
 end
 
+-- Whether an entry's result is one of the line's local results, signed once
+-- for the whole validation (local_signature): evidence and no signature of
+-- its own.
+local function in_batch(e) return is_null(e.signature) and type(e.evidence) == "table" end
+
+-- The line's local_signature over its local results (mpic.evidence.batch):
+-- true when it verifies with a coordinator key, or nil, why (cached per line).
+local batch_cache = setmetatable({}, { __mode = "k" })
+local function check_batch(keys, doc)
+  local c = batch_cache[doc]
+  if c then return c[1], c[2] end
+  local sts, ok, why = {}, nil, nil
+  for _, en in ipairs(entries(doc)) do
+    if in_batch(en.e) then
+      local pid = en.e.perspective_code
+      if keys.remote[pid] then
+        why = string_format("perspective %s is an agent's: its result needs the agent's own signature", tostring(pid))
+        break
+      end
+      sts[#sts + 1] = en.e.evidence
+    end
+  end
+  if not why then
+    local set = checkpoint_keys(keys)
+    if is_null(doc.local_signature) then why = "local results with evidence but no local_signature"
+    elseif not set then why = "no coordinator public key for the local results' signature (--config, --key)"
+    else
+      ok, why = evidence.verify_batch(set, sts, doc.local_signature)
+      if not ok then why = "local results (local_signature): " .. tostring(why) end
+    end
+  end
+  batch_cache[doc] = { ok, why }
+  return ok, why
+end
+
 --[[ Check one entry's signature and that its evidence says what the line
 records. Returns "signed" | "unsigned", or nil, why. ]]
 local function check_entry(keys, doc, e)
   local pid = e.perspective_code
   local set = keys_for(keys, pid)
-  if is_null(e.signature) then
+  if in_batch(e) then
+    if not keys.any then return "unchecked" end
+    local ok, why = check_batch(keys, doc)
+    if not ok then return nil, why end
+  elseif is_null(e.signature) then
     if e.cancelled then return "unsigned" end
     if set and e.check_passed == true then return nil, string_format("perspective %s passed without a signature",
       tostring(pid)) end
     return "unsigned"
   end
-  if not set then
+  if not set and not in_batch(e) then
     if not keys.any then return "unchecked" end -- no keys at all: said in the report
     return nil, string_format("perspective %s is signed, but no public key for it is known (--config, --key)",
       tostring(pid))
   end
   local st = e.evidence
   if type(st) ~= "table" then return nil, string_format("perspective %s: a signature without evidence", tostring(pid)) end
-  local ok, why = evidence.verify(set, st, e.signature)
-  if not ok then return nil, string_format("perspective %s: %s", tostring(pid), why) end
+  if not in_batch(e) then
+    local ok, why = evidence.verify(set, st, e.signature)
+    if not ok then return nil, string_format("perspective %s: %s", tostring(pid), why) end
+  end
   local r, rq, pp = st.result or {}, st.request or {}, st.perspective or {}
   if pp.id ~= pid then return nil, string_format("perspective %s: the evidence is %s's", tostring(pid), tostring(pp.id)) end
   local signed_pass = r.passed == true and r.completed == true
@@ -240,10 +281,16 @@ local function walk(files, keys, opts, on_line, keep_going)
           end
         else
           local bad
-          for _, en in ipairs(entries(doc)) do
-            local kind, why = check_entry(keys, doc, en.e)
-            if not kind then bad = why break end
-            sum[kind] = sum[kind] + 1
+          local ens = entries(doc)
+          for pass = 1, 2 do -- results with their own signature first, then the locally signed ones
+            for _, en in ipairs(ens) do
+              if (pass == 2) == in_batch(en.e) then
+                local kind, why = check_entry(keys, doc, en.e)
+                if not kind then bad = why break end
+                sum[kind] = sum[kind] + 1
+              end
+            end
+            if bad then break end
           end
           if bad and fail(where, bad) then return sum end
           if on_line then on_line(doc, where) end
@@ -311,7 +358,7 @@ end
 local function slot_of(keys, doc, e)
   local slot = { id = e.perspective_code, rir = e.rir, after_verdict = e.after_verdict == true }
   local passed, completed
-  if not is_null(e.signature) and type(e.evidence) == "table" and check_entry(keys, doc, e) == "signed" then
+  if type(e.evidence) == "table" and (not is_null(e.signature) or keys.any) and check_entry(keys, doc, e) == "signed" then
     local r = e.evidence.result or {}
     passed, completed = r.passed == true and r.completed == true, r.completed == true
   elseif keys_for(keys, e.perspective_code) then

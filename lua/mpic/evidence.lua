@@ -98,7 +98,9 @@ end
 (the parameter object as sent), trace_identifier}; p: {id, rir}; res:
 {passed, completed, errors, details}; time_ns: integer. ]]
 function M.statement(req, p, res, time_ns)
-  local ph, err = M.params_sha256(req.params)
+  -- req.params_sha256: the hash computed once for all of one request's statements
+  local ph, err = req.params_sha256, nil
+  if not ph then ph, err = M.params_sha256(req.params) end
   if not ph then return nil, "parameters: " .. tostring(err) end
   return {
     v = M.VERSION,
@@ -151,6 +153,22 @@ function M.sign(key, st)
   if not text then return nil, err end
   return { alg = M.ALG, key_id = key.id, value = util.base64(key.key:sign(text)) }
 end
+
+--[[ The coordinator's local results are signed once per validation: one
+signature over the canonical JSON of {v = 1, statements = [st...]}, the
+statements of every local result of the validation in the order of its
+audit line's entries (each attempt's primary, then its perspectives). Each
+entry keeps its own statement as its evidence; the audit line carries the
+one signature as local_signature. ]]
+function M.batch(statements)
+  return { v = M.VERSION, statements = setmetatable(statements, util.array_mt) }
+end
+
+--- Sign the statements of a validation's local results at once.
+function M.sign_batch(key, statements) return M.sign(key, M.batch(statements)) end
+
+--- Verify a local_signature over statements (as M.verify).
+function M.verify_batch(keys, statements, sig) return M.verify(keys, M.batch(statements), sig) end
 
 --- Verify sig over st with one of keys ({[id] = pub}). true | nil, why.
 function M.verify(keys, st, sig)

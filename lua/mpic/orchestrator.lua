@@ -329,7 +329,7 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
         local r = table.pack(s.task:result())
         s.result = r[1] or error_result("mpic_error:coordinator:remote_check",
           "The remote check failed to complete: " .. tostring(r[3] or r[2]))
-        if ctx.signer then M.sign_local(ctx, req, s) end
+        if ctx.signer then M.local_statement(ctx, req, s) end
       else
         still[#still + 1] = s
       end
@@ -366,10 +366,12 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
   return { slots = slots, primary_slot = primary_slot, verdict = verdict, reason = reason, info = info or {} }
 end
 
---[[ A local perspective's result signed by the coordinator's key (a remote
-one's statement and signature come from agent_client, verified). The
+--[[ A local perspective's statement, to be signed by the coordinator's key
+with the validation's other local results at once when its audit line is
+written (mpic.evidence.batch: one signature per validation); a remote
+one's statement and signature come from agent_client, verified. The
 statement binds the request exactly as an agent would receive it. ]]
-function M.sign_local(ctx, req, s)
+function M.local_statement(ctx, req, s)
   local r = s.result
   if r.signature or perspectives.get(s.id, ctx.persp).agent then return end
   local ev = require "mpic.evidence"
@@ -377,12 +379,11 @@ function M.sign_local(ctx, req, s)
   if not er then
     local body = require("mpic.agent_client").body(req)
     er = ev.request_of(req.check_type, util.json_decode(body))
+    er.params_sha256 = ev.params_sha256(er.params) -- once for all the statements
     req.evidence_request = er
   end
   r.timestamp_ns = r.timestamp_ns or util.time_ns()
-  local st = ev.statement(er, { id = s.id, rir = s.rir }, r, r.timestamp_ns)
-  local sig = st and ev.sign(ctx.signer, st)
-  if sig then r.statement, r.signature = st, sig end
+  r.statement = ev.statement(er, { id = s.id, rir = s.rir }, r, r.timestamp_ns)
 end
 
 local function check_response(req, r)
@@ -433,6 +434,19 @@ local function dns_evidence(d)
   return r, d.ad_flag
 end
 
+-- The line's top-level perspectives: the last attempt's entries without
+-- their evidence and signatures, which the line holds once, in attempts.
+local function summary_entries(list)
+  local out = {}
+  for i, e in ipairs(list) do
+    local c = {}
+    for k, v in pairs(e) do c[k] = v end
+    c.evidence, c.signature = nil, nil
+    out[i] = c
+  end
+  return out
+end
+
 local function audit(ctx, req, attempts, final, response, shadows, date)
   local att_lines = {}
   for i, att in ipairs(attempts) do
@@ -461,19 +475,35 @@ local function audit(ctx, req, attempts, final, response, shadows, date)
     }
   end
   local last = att_lines[#att_lines]
+  -- one signature over every local result's statement, in entry order
+  local local_sig
+  if ctx.signer then
+    local sts = {}
+    for _, a in ipairs(att_lines) do
+      if a.primary and a.primary.evidence and not a.primary.signature then sts[#sts + 1] = a.primary.evidence end
+      for _, e in ipairs(a.perspectives) do
+        if e.evidence and not e.signature then sts[#sts + 1] = e.evidence end
+      end
+    end
+    if #sts > 0 then
+      local serr
+      local_sig, serr = require("mpic.evidence").sign_batch(ctx.signer, sts)
+      if not local_sig then return nil, "local results: " .. tostring(serr) end
+    end
+  end
   local line = {
     ts = os_date("!%Y-%m-%dT%H:%M:%SZ"), trace_identifier = req.trace_identifier or util.null,
     target = req.target_text, adn = req.target.value ~= req.target_text and req.target.value or nil,
     check_type = req.check_type, validation_method = req.method,
     br_section = challenges.br_section_for(req.challenge, req.target), expected_value = expected_value(ctx, req),
-    attempt = #attempts, attempts = att_lines, perspectives = last.perspectives,
+    attempt = #attempts, attempts = att_lines, perspectives = summary_entries(last.perspectives),
     quorum = last.quorum, passed_rirs = last.passed_rirs, policy = ctx.policy.path,
     policy_sha256 = ctx.policy.sha256, is_valid = response.is_valid, reason = final.reason, rule = final.info.rule,
     mpic_completed = response.mpic_completed, shadow = #shadows > 0 and shadows or nil,
     shadow_errors = #ctx.shadow_errors > 0 and ctx.shadow_errors or nil,
     error = response.error,
     -- what `mpic audit replay` needs to judge the line again
-    date = date, quorum_count = req.quorum_count,
+    date = date, quorum_count = req.quorum_count, local_signature = local_sig,
     policy_floor = not M.floor_enabled(ctx.cfg) and false or nil,
   }
   local text, err = util.json_encode(line)

@@ -208,8 +208,14 @@ case("valid_log_verifies_and_replays", function()
   local first = util.json_decode(lines[1])
   eq(first.prev, string.rep("0", 64))
   eq(first.seq, 1)
-  ok(first.attempts[1].primary.signature, "the primary's result is signed")
-  ok(first.perspectives[1].evidence.request.params_sha256)
+  -- the local results (all of them here) are signed once for the validation
+  ok(first.attempts[1].primary.evidence, "the primary's result carries its statement")
+  eq(first.attempts[1].primary.signature, nil)
+  ok(first.local_signature and first.local_signature.value, "one signature over the local results")
+  ok(first.attempts[1].perspectives[1].evidence.request.params_sha256)
+  -- the evidence is held once, in attempts; the top-level summary has none
+  eq(first.perspectives[1].evidence, nil)
+  eq(first.perspectives[1].perspective_code, first.attempts[1].perspectives[1].perspective_code)
   local status, out = audit("verify", log, "--config", conf)
   eq(status, 0, out)
   contains(out, "1 checkpoints")
@@ -262,6 +268,57 @@ case("each_edit_is_caught_and_named", function()
   local body = util.json_encode(doc)
   forged[1] = body
   expect("other_key", joined(forged), 1, "unknown key")
+end)
+
+-- The local results are signed once per validation (local_signature over
+-- {v, statements}): each local entry's evidence is still checked on its own.
+case("local_results_signed_once_per_validation", function()
+  local dir, log, conf = signed_log(2)
+  local lines = lines_of(log)
+  local doc = util.json_decode(lines[1])
+  local sts = {}
+  for _, a in ipairs(doc.attempts) do
+    sts[#sts + 1] = a.primary.evidence
+    for _, e in ipairs(a.perspectives) do sts[#sts + 1] = e.evidence end
+  end
+  eq(#sts, 6)
+  -- the signed bytes: the canonical JSON of {statements, v}, verifiable alone
+  local pub = assert(sign.public(read(dir .. "/coord.pub")))
+  local text = sign.canonical({ v = 1, statements = sts })
+  eq(text:sub(1, 15), '{"statements":[')
+  ok(pub:verify(text, util.base64_decode(doc.local_signature.value)), "the line's local_signature verifies")
+  eq(doc.local_signature.key_id, pub:id())
+  local function expect(name, mutate, why)
+    local d = util.json_decode(lines[1])
+    mutate(d)
+    local copy = { table.unpack(lines) }
+    copy[1] = util.json_encode(d)
+    local path = dir .. "/" .. name
+    write_lines(path, copy)
+    local status, out = audit("verify", path, "--config", conf)
+    eq(status, 1, name .. ": " .. out)
+    contains(out, "FAIL " .. path .. ":1: ", name)
+    contains(out, why, name)
+  end
+  -- one local result's evidence edited
+  expect("batch_edit", function(d) d.attempts[1].perspectives[2].evidence.observed.resolver = "203.0.113.9:53" end,
+    "local results (local_signature): the signature does not verify")
+  -- two local results swapped
+  expect("batch_swap", function(d)
+    local ps = d.attempts[1].perspectives
+    ps[1], ps[2] = ps[2], ps[1]
+  end, "local results (local_signature): the signature does not verify")
+  -- the signature removed
+  expect("batch_unsigned", function(d) d.local_signature = nil end, "no local_signature")
+  -- signed by another key
+  expect("batch_other_key", function(d)
+    local other = { key = assert(sign.private((sign.generate()))) }
+    other.id = other.key:id()
+    d.local_signature = evidence.sign_batch(other, sts)
+  end, "unknown key")
+  -- a result whose verdict disagrees with its (signed) evidence
+  expect("batch_passed", function(d) d.attempts[1].perspectives[1].check_passed = false end,
+    "the line records check_passed=false")
 end)
 
 -- An attacker edits a verdict and re-computes the chain, without the
