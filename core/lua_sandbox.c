@@ -22,6 +22,15 @@
  *       resolves in the box's strings table, elsewhere in the plain string
  *       library (without dump).
  *   sandbox.pattern_cost(kind, s, p [, plain]) -> the bound (for tests).
+ *   sandbox.copy(v, what, max_items, max_depth [, null [, array_mt [, paths]]])
+ *       -> true, copy | false, message: a deep copy of plain data (strings,
+ *       numbers, booleans, `null`, tables of them) with raw access only (no
+ *       metamethod runs), each table created at its final size; a copied
+ *       table keeps `array_mt` when it had it, no other metatable. Refuses
+ *       other value or key types, more than max_items entries and tables
+ *       nested deeper than max_depth; with `paths` the message names the
+ *       path of keys to the problem ("what.k1.k2"). Inside a bounded call the
+ *       entries copied are charged to its instruction limit.
  *
  * Instructions: a count hook on the thread, set for the call and removed
  * after it, charges `period` instructions per firing (limit / 100).
@@ -684,6 +693,146 @@ static int l_install_string_index(lua_State *L)
     return 0;
 }
 
+
+/* ---- copies across the boundary ---------------------------------------- */
+
+#define COPY_MAX_DEPTH 256
+
+struct copyctx {
+    lua_Integer count, max_items;
+    int max_depth, paths, nullidx, mtidx, whatidx;
+    int keyidx[COPY_MAX_DEPTH + 2]; /* stack index of the key at each depth */
+};
+
+static int is_null(lua_State *L, struct copyctx *c, int idx)
+{
+    return c->nullidx && lua_rawequal(L, idx, c->nullidx);
+}
+
+/* Push "what[.k1.k2...]" with the keys of depths 1..upto (paths only). */
+static void push_path(lua_State *L, struct copyctx *c, int upto)
+{
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    lua_pushvalue(L, c->whatidx);
+    luaL_addvalue(&b);
+    for (int d = 1; c->paths && d <= upto; d++) {
+        luaL_addchar(&b, '.');
+        luaL_tolstring(L, c->keyidx[d], NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+}
+
+/* The message of a failed copy: pushes it, returns -1. */
+static int copy_fail(lua_State *L, struct copyctx *c, int upto, const char *fmt, const char *arg)
+{
+    push_path(L, c, upto);
+    const char *path = lua_tostring(L, -1);
+    if (arg)
+        lua_pushfstring(L, fmt, path, arg);
+    else
+        lua_pushfstring(L, fmt, path);
+    return -1;
+}
+
+/* Copies the table at src (depth: 1 for the outermost) onto the top of the
+ * stack; 0, or -1 with the message on the top. */
+static int copy_table(lua_State *L, int src, int depth, struct copyctx *c)
+{
+    if (depth > c->max_depth)
+        return copy_fail(L, c, depth - 1, "%s is nested too deeply", NULL);
+    luaL_checkstack(L, 8, "copy");
+    /* sizes first, so the copy never grows */
+    lua_Unsigned narr = lua_rawlen(L, src);
+    int nrec = 0;
+    lua_pushnil(L);
+    while (lua_next(L, src)) {
+        lua_pop(L, 1);
+        nrec++;
+    }
+    if (narr > (lua_Unsigned)nrec)
+        narr = 0;
+    lua_createtable(L, (int)narr, nrec - (int)narr);
+    int out = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, src)) {
+        int k = lua_gettop(L) - 1, v = k + 1;
+        if (++c->count > c->max_items) {
+            lua_pushvalue(L, c->whatidx);
+            lua_pushfstring(L, "%s is too large", lua_tostring(L, -1));
+            return -1;
+        }
+        int kt = lua_type(L, k);
+        if (kt != LUA_TSTRING && kt != LUA_TNUMBER && kt != LUA_TBOOLEAN)
+            return copy_fail(L, c, depth - 1, c->paths ? "%s has a %s key" : "%s has a %s key",
+                             lua_typename(L, kt));
+        int vt = lua_type(L, v);
+        c->keyidx[depth] = k;
+        if (vt == LUA_TTABLE && !is_null(L, c, v)) {
+            if (copy_table(L, v, depth + 1, c))
+                return -1;
+            lua_replace(L, v);
+        } else if (vt != LUA_TSTRING && vt != LUA_TNUMBER && vt != LUA_TBOOLEAN && !is_null(L, c, v)) {
+            return copy_fail(L, c, depth, "%s holds a %s", lua_typename(L, vt));
+        }
+        lua_pushvalue(L, k);
+        lua_insert(L, v);
+        lua_rawset(L, out);
+    }
+    if (c->mtidx && lua_getmetatable(L, src)) {
+        int same = lua_rawequal(L, -1, c->mtidx);
+        lua_pop(L, 1);
+        if (same) {
+            lua_pushvalue(L, c->mtidx);
+            lua_setmetatable(L, out);
+        }
+    }
+    return 0;
+}
+
+static int l_copy(lua_State *L)
+{
+    struct copyctx c;
+    memset(&c, 0, sizeof c);
+    luaL_checkstring(L, 2);
+    c.max_items = luaL_checkinteger(L, 3);
+    lua_Integer md = luaL_checkinteger(L, 4);
+    luaL_argcheck(L, md >= 0 && md <= COPY_MAX_DEPTH, 4, "depth out of range");
+    c.max_depth = (int)md;
+    lua_settop(L, 7);
+    c.whatidx = 2;
+    c.nullidx = lua_isnil(L, 5) ? 0 : 5;
+    c.mtidx = lua_istable(L, 6) ? 6 : 0;
+    c.paths = lua_toboolean(L, 7);
+    int t = lua_type(L, 1);
+    if (t != LUA_TTABLE || is_null(L, &c, 1)) {
+        if (t == LUA_TSTRING || t == LUA_TNUMBER || t == LUA_TBOOLEAN || t == LUA_TNIL ||
+            is_null(L, &c, 1)) {
+            lua_pushboolean(L, 1);
+            lua_pushvalue(L, 1);
+            return 2;
+        }
+        lua_pushboolean(L, 0);
+        lua_pushfstring(L, "%s holds a %s", lua_tostring(L, 2), lua_typename(L, t));
+        return 2;
+    }
+    int rc = copy_table(L, 1, 1, &c);
+    /* the entries copied count against a bounded call's instructions */
+    struct box *b = box_of(L);
+    if (b && !b->paused) {
+        b->instr_used += c.count;
+        if (b->instr_used >= b->instr_limit) {
+            b->exceeded |= EX_INSTR;
+            lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+            return luaL_error(L, "instruction limit (%I) exceeded", b->instr_limit);
+        }
+    }
+    lua_pushboolean(L, rc == 0);
+    lua_insert(L, -2);
+    return 2;
+}
+
 static const luaL_Reg funcs[] = {
     {"new", l_new},
     {"call", l_call},
@@ -692,6 +841,7 @@ static const luaL_Reg funcs[] = {
     {"strings", l_strings},
     {"install_string_index", l_install_string_index},
     {"pattern_cost", l_pattern_cost},
+    {"copy", l_copy},
     {NULL, NULL}};
 
 int luaopen_mpic_sandbox(lua_State *L)

@@ -28,7 +28,7 @@
 local M = {}
 
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
-local pcall, next, select, error, rawequal = pcall, next, select, error, rawequal
+local pcall, next, select, error = pcall, next, select, error
 local setmetatable, getmetatable, loadfile, require = setmetatable, getmetatable, loadfile, require
 local sfmt, concat, sort = string.format, table.concat, table.sort
 local table_unpack = table.unpack
@@ -259,30 +259,14 @@ local ARRAY_MT, NULL = util.array_mt, util.null
 
 -- Deep copy of data with raw access only (no metamethod runs): strings,
 -- numbers, booleans, util.null and tables of them; a table keeps only the
--- JSON array metatable. Returns the copy or raises "what: reason".
+-- JSON array metatable. Returns the copy or raises "what: reason". The copy
+-- is made in C (mpic.core.sandbox.copy: tables created at their final size;
+-- inside a bounded call the entries count against its instruction limit).
+local sandbox_copy = sandbox.copy
 local function copy_data(v, what)
-  local count = 0
-  local function copy(x, depth)
-    local t = type(x)
-    if t == "string" or t == "number" or t == "boolean" or t == "nil" or (NULL ~= nil and rawequal(x, NULL)) then
-      return x
-    end
-    if t ~= "table" then error(sfmt("%s holds a %s", what, t), 0) end
-    if depth > M.MAX_COPY_DEPTH then error(what .. " is nested too deeply", 0) end
-    local out = {}
-    local k, val = next(x)
-    while k ~= nil do
-      count = count + 1
-      if count > M.MAX_COPY_ITEMS then error(what .. " is too large", 0) end
-      local kt = type(k)
-      if kt ~= "string" and kt ~= "number" and kt ~= "boolean" then error(sfmt("%s has a %s key", what, kt), 0) end
-      out[k] = copy(val, depth + 1)
-      k, val = next(x, k)
-    end
-    if ARRAY_MT and rawequal(getmetatable(x), ARRAY_MT) then setmetatable(out, ARRAY_MT) end
-    return out
-  end
-  return copy(v, 1)
+  local ok, c = sandbox_copy(v, what, M.MAX_COPY_ITEMS, M.MAX_COPY_DEPTH, NULL, ARRAY_MT)
+  if not ok then error(c, 0) end
+  return c
 end
 M.copy_data = copy_data
 
@@ -638,23 +622,48 @@ end
 -- The probe as a check sees it: data fields copied, each function wrapped
 -- so that its arguments are copied in (no function of the file reaches the
 -- probe's code), it runs with the check's limits paused (it is trusted and
--- yields to the event loop) and its results are copied out.
+-- yields to the event loop) and its results are copied out. A fresh table
+-- per check; the wrappers (which hold nothing a check can change) are made
+-- once per probe function and shared.
+local WRAPPERS = setmetatable({}, {__mode = "k"}) -- probe function -> {name -> wrapper}
+
+local function plain_scalar(t) return t == "string" or t == "number" or t == "boolean" or t == "nil" end
+
+local function probe_wrapper(k, v)
+  local by_name = WRAPPERS[v]
+  if not by_name then
+    by_name = {}
+    WRAPPERS[v] = by_name
+  end
+  local w = by_name[k]
+  if w then return w end
+  local fn = sandbox.unbounded(v)
+  local name = "probe." .. tostring(k)
+  local rname = name .. " result"
+  w = function(...)
+    local n = select("#", ...)
+    local args = {...}
+    for i = 1, n do
+      local a = args[i]
+      if not plain_scalar(type(a)) then args[i] = copy_data(a, name .. " argument " .. i) end
+    end
+    local r = table.pack(fn(table_unpack(args, 1, n)))
+    for i = 1, r.n do
+      if not plain_scalar(type(r[i])) then r[i] = copy_data(r[i], rname) end
+    end
+    return table_unpack(r, 1, r.n)
+  end
+  by_name[k] = w
+  return w
+end
+
 local function sandbox_probe(probe)
   local out = {}
   if type(probe) ~= "table" then return out end
   local k, v = next(probe)
   while k ~= nil do
     if type(v) == "function" then
-      local fn = sandbox.unbounded(v)
-      local name = "probe." .. tostring(k)
-      out[k] = function(...)
-        local n = select("#", ...)
-        local args = {...}
-        for i = 1, n do args[i] = copy_data(args[i], name .. " argument " .. i) end
-        local r = table.pack(fn(table_unpack(args, 1, n)))
-        for i = 1, r.n do r[i] = copy_data(r[i], name .. " result") end
-        return table_unpack(r, 1, r.n)
-      end
+      out[k] = probe_wrapper(k, v)
     elseif type(v) == "table" then
       local ok, c = pcall(copy_data, v, "probe." .. tostring(k))
       if ok then out[k] = c end
@@ -679,9 +688,17 @@ function M.run(ch, target, params, probe)
   local box = sandbox.new{instructions = M.CHECK_INSTRUCTION_LIMIT, memory = M.CHECK_MEMORY_LIMIT,
                           strings = env and env.string or sandbox.strings(M.MAX_STRING_BYTES),
                           yieldable = true}
-  local ok, res, msg = sandbox_call(box, function(t, p, pr)
-    return ch.check(copy_data(t, "target"), copy_data(p, "parameters"), sandbox_probe(pr))
-  end, target, params or {}, probe)
+  -- the check's own copies of its inputs, made before the bounded call (trusted
+  -- data: not charged to the file's limits)
+  local inok, t, p = pcall(function()
+    return copy_data(target, "target"), copy_data(params or {}, "parameters")
+  end)
+  local ok, res, msg
+  if inok then
+    ok, res, msg = sandbox_call(box, ch.check, t, p, sandbox_probe(probe))
+  else
+    ok, res, msg = nil, "error", t
+  end
   if not ok then
     local what = res == "instructions" and "check stopped: " .. describe(msg) .. " (the challenge file's code ran too long)"
       or res == "memory" and "check stopped: " .. describe(msg) .. " (the challenge file's code allocated too much)"

@@ -31,8 +31,8 @@
 -- Arguments are deep-copied in and results copied out with raw access, so a
 -- policy never runs code (metamethods) outside its limit; decide_owned and
 -- select_owned skip the copy in for tables built for that one call.
-local type, pairs, ipairs, next, error, pcall, tostring, rawget, rawlen, rawequal, select =
-  type, pairs, ipairs, next, error, pcall, tostring, rawget, rawlen, rawequal, select
+local type, pairs, ipairs, next, error, tostring, rawget, rawlen, rawequal, select =
+  type, pairs, ipairs, next, error, tostring, rawget, rawlen, rawequal, select
 local setmetatable, getmetatable, require, loadfile, load =
   setmetatable, getmetatable, require, loadfile, load
 local string_format, string_byte = string.format, string.byte
@@ -79,58 +79,14 @@ local function describe(e)
 end
 
 -- Deep copy of plain data (strings, numbers, booleans, tables of them) using
--- raw access only. Returns the copy or nil, reason. The keys on the way down
--- are kept in a stack, so the path for an error message is only built when
--- there is an error.
+-- raw access only. Returns the copy or nil, reason (naming the path of keys
+-- to the problem). Made in C (mpic.core.sandbox.copy), each table created at
+-- its final size.
+local sandbox_copy = sandbox.copy
 local function plain_copy(v, what)
-  local t = type(v)
-  if t ~= "table" then
-    if t == "string" or t == "number" or t == "boolean" or t == "nil" then
-      return v
-    end
-    return nil, string_format("%s holds a %s", what, t)
-  end
-  local count, keys = 0, {}
-  local function fail(depth, msg)
-    local parts = { what }
-    for i = 1, depth - 1 do
-      parts[#parts + 1] = tostring(keys[i])
-    end
-    error(string_format(msg, table_concat(parts, ".")), 0)
-  end
-  local function copy(x, depth)
-    if depth > M.MAX_COPY_DEPTH then
-      fail(depth, "%s is nested too deeply")
-    end
-    local out = {}
-    local k, val = next(x)
-    while k ~= nil do
-      count = count + 1
-      if count > M.MAX_COPY_ITEMS then
-        error(what .. " is too large", 0)
-      end
-      local kt = type(k)
-      if kt ~= "string" and kt ~= "number" and kt ~= "boolean" then
-        fail(depth, "%s has a " .. kt .. " key")
-      end
-      local vt = type(val)
-      if vt == "table" then
-        keys[depth] = k
-        val = copy(val, depth + 1)
-      elseif vt ~= "string" and vt ~= "number" and vt ~= "boolean" then
-        keys[depth] = k
-        fail(depth + 1, "%s holds a " .. vt)
-      end
-      out[k] = val
-      k, val = next(x, k)
-    end
-    return out
-  end
-  local ok, res = pcall(copy, v, 1)
-  if not ok then
-    return nil, res
-  end
-  return res
+  local ok, c = sandbox_copy(v, what, M.MAX_COPY_ITEMS, M.MAX_COPY_DEPTH, nil, nil, true)
+  if ok then return c end
+  return nil, c
 end
 M.plain_copy = plain_copy
 

@@ -1,0 +1,139 @@
+-- The sandbox boundary of a check: copies made in C (mpic.core.sandbox.copy)
+-- with the same refusals and messages as before, entries copied inside a
+-- check charged to its instruction limit, and a probe view that is fresh
+-- for every check although its wrappers are shared.
+local T = require "mpic.testing"
+local challenges = require "mpic.challenges"
+local policy = require "mpic.policy"
+local sandbox = require "mpic.core.sandbox"
+local util = require "mpic.core.util"
+local case, eq, ok, contains = T.case, T.eq, T.ok, T.contains
+
+local function tempdir()
+  local d = os.tmpname()
+  os.remove(d)
+  assert(os.execute("mkdir -p '" .. d .. "'"))
+  return d
+end
+
+local function load_one(name, body)
+  local dir = tempdir()
+  local f = assert(io.open(dir .. "/" .. name .. ".lua", "w"))
+  f:write(string.format([[
+return {
+  name = %q, check_type = "dcv", br_section = "3.2.2.4.7",
+  identifiers = {dns = true, ip = false}, wildcard = "reject", params = {},
+  check = function(target, params, probe)
+%s
+  end,
+}]], name, body))
+  f:close()
+  local reg = challenges.load({dir})
+  os.execute("rm -rf '" .. dir .. "'")
+  eq(reg.errors, {})
+  return reg.by_name[name]
+end
+
+local TGT = {value = "example.com", kind = "dns"}
+
+case("copy_data_refuses_what_it_refused_and_keeps_the_array_metatable", function()
+  local arr = setmetatable({1, 2, 3}, util.array_mt)
+  local src = {a = arr, n = util.null, s = "x", t = {u = true}, other = setmetatable({}, {__index = error})}
+  local c = challenges.copy_data(src, "v")
+  ok(c ~= src and c.a ~= arr and c.t ~= src.t, "a copy")
+  eq(getmetatable(c.a), util.array_mt)
+  eq(getmetatable(c.other), nil)
+  ok(rawequal(c.n, util.null), "null kept")
+  eq(c.t.u, true)
+  eq({c.a[1], c.a[2], c.a[3]}, {1, 2, 3})
+  local function err(v, what)
+    local good, e = pcall(challenges.copy_data, v, what or "v")
+    eq(good, false)
+    return e
+  end
+  eq(err({f = print}), "v holds a function")
+  eq(err(print), "v holds a function")
+  eq(err({[{}] = 1}), "v has a table key")
+  local deep = {}
+  local t = deep
+  for _ = 1, challenges.MAX_COPY_DEPTH do t.x = {} t = t.x end
+  eq(err(deep), "v is nested too deeply")
+  local big = {}
+  for i = 1, challenges.MAX_COPY_ITEMS + 1 do big[i] = i end
+  eq(err(big), "v is too large")
+end)
+
+case("policy_copies_name_the_path_to_the_problem", function()
+  eq({policy.plain_copy({remotes = {{id = "a"}, {id = print}}}, "state")},
+     {nil, "state.remotes.2.id holds a function"})
+  eq({policy.plain_copy({a = {[true] = {[{}] = 1}}}, "state")}, {nil, "state.a.true has a table key"})
+  local deep = {}
+  local t = deep
+  for i = 1, policy.MAX_COPY_DEPTH do t[i] = {} t = t[i] end
+  local _, why = policy.plain_copy(deep, "info")
+  contains(why, "is nested too deeply")
+  contains(why, "info.1.2.3")
+  eq(policy.plain_copy(setmetatable({x = 1}, {__index = error}), "s"), {x = 1})
+  eq(getmetatable(policy.plain_copy(setmetatable({}, util.array_mt), "s")), nil)
+  eq(policy.plain_copy("x", "s"), "x")
+  eq({policy.plain_copy(print, "s")}, {nil, "s holds a function"})
+end)
+
+case("copies_inside_a_check_are_bounded", function()
+  -- one table of 100,000 entries handed to a probe again and again: each
+  -- copy is C work, charged to the check (bytes and entries), so it stops
+  local ch = load_one("x-copyloop", [[
+    local t = {}
+    for i = 1, 100000 do t[i] = i end
+    for _ = 1, 1000000 do probe.echo(t) end
+    return {passed = true, completed = true}]])
+  local calls = 0
+  local t0 = os.clock()
+  local r = challenges.run(ch, TGT, {}, {echo = function() calls = calls + 1 end})
+  eq(r.passed, false)
+  contains(r.errors[1].error_message, "check stopped")
+  ok(calls < 100, calls .. " calls")
+  ok(os.clock() - t0 < 10, "bounded")
+end)
+
+case("copy_charges_its_entries_to_the_running_box", function()
+  local t = {}
+  for i = 1, 100000 do t[i] = i end
+  local box = sandbox.new{instructions = 1000000, memory = 1 << 30}
+  local copies = 0
+  local r = {sandbox.call(box, function()
+    for _ = 1, 20 do
+      sandbox.copy(t, "t", 200000, 4)
+      copies = copies + 1
+    end
+  end)}
+  eq(r[1], nil)
+  eq(r[2], "instructions")
+  ok(copies < 10, copies .. " copies")
+  -- outside any bounded call nothing is charged
+  local okc, c = sandbox.copy({1, 2, 3}, "v", 10, 4)
+  eq(okc, true)
+  eq(c, {1, 2, 3})
+end)
+
+case("each_check_gets_a_fresh_probe_view", function()
+  -- a check that replaces a probe function or changes the probe's data
+  -- changes nothing for the next check, of the same file or another
+  local bad = load_one("x-poison", [[
+    probe.lookup = function() return "forged" end
+    table.insert(probe.config.caa_domains, "evil.example")
+    probe.id = "forged"
+    return {passed = true, completed = true}]])
+  local good = load_one("x-read", [[
+    return {passed = probe.lookup() == "real" and #probe.config.caa_domains == 1 and probe.id == "p1",
+            completed = true}]])
+  local probe = {id = "p1", config = {caa_domains = {"ca.example"}}, lookup = function() return "real" end}
+  eq(challenges.run(bad, TGT, {}, probe).passed, true)
+  eq(challenges.run(good, TGT, {}, probe).passed, true)
+  eq(challenges.run(bad, TGT, {}, probe).passed, true)
+  eq(challenges.run(good, TGT, {}, probe).passed, true)
+  eq(probe.config.caa_domains, {"ca.example"})
+  -- a probe whose function is replaced is seen with the new function
+  probe.lookup = function() return "other" end
+  eq(challenges.run(good, TGT, {}, probe).passed, false)
+end)
