@@ -1,0 +1,210 @@
+-- The checks of tests/lab/test_evidence.sh on the coordinator's audit log
+-- and answers (the coordinator has stopped): usage: mpic run check.lua MPIC WORK
+-- Every tampering is done on a copy of the log; the real one is left as written.
+local util = require "mpic.core.util"
+local sign = require "mpic.core.sign"
+local evidence = require "mpic.evidence"
+
+local MPIC, WORK = arg[1], arg[2]
+assert(MPIC and WORK, "usage: mpic run check.lua MPIC WORK")
+local LOG, CONF = WORK .. "/audit.jsonl", WORK .. "/coordinator.yaml"
+local SIG_ERROR = "mpic_error:coordinator:signature"
+local passed = 0
+
+local function check(cond, fmt, ...)
+  if not cond then error("FAIL: " .. string.format(fmt, ...), 0) end
+  passed = passed + 1
+end
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local function lines_of(text)
+  local out = {}
+  for l in text:gmatch("([^\n]*)\n") do out[#out + 1] = l end
+  return out
+end
+
+local function joined(t) return table.concat(t, "\n") .. "\n" end
+
+local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- run `mpic audit ARGS...`: exit status, output (stdout and stderr)
+local function audit(...)
+  local parts = { q(MPIC), "audit" }
+  for _, a in ipairs({ ... }) do parts[#parts + 1] = q(a) end
+  local p = assert(io.popen(table.concat(parts, " ") .. " 2>&1; echo \"__status=$?\""))
+  local out = p:read("a")
+  p:close()
+  local status = tonumber(out:match("__status=(%d+)%s*$"))
+  return status, out:gsub("__status=%d+%s*$", "")
+end
+
+local function has(out, s) return out:find(s, 1, true) ~= nil end
+
+-- verify a tampered copy: exit 1, the first failure named at FILE:LINE with why
+local function caught(name, text, line, why)
+  local path = WORK .. "/tampered-" .. name .. ".jsonl"
+  write(path, text)
+  local status, out = audit("verify", path, "--config", CONF)
+  check(status == 1, "%s: verify exits 1, got %s: %s", name, tostring(status), out)
+  check(has(out, "FAIL " .. path .. ":" .. line .. ":"), "%s: the failure names line %d: %s", name, line, out)
+  check(has(out, why), "%s: the failure says %q: %s", name, why, out)
+  print(string.format("ok   %-22s caught at line %d: %s", name, line, (out:match("FAIL [^\n]*") or ""):sub(#path + 6)))
+end
+
+local function perspective_of(list, id)
+  for _, e in ipairs(list or {}) do
+    if e.perspective_code == id then return e end
+  end
+end
+
+-- the answers: the rogue agent (jnb) failed with the signature error type,
+-- the verdicts came from the others --------------------------------------
+local want = { ["ev-1"] = true, ["ev-2"] = true, ["ev-3"] = false, ["ev-4"] = true, ["ev-5"] = true }
+for trace, valid in pairs(want) do
+  local a = util.json_decode(read(WORK .. "/answer-" .. trace .. ".json"))
+  check(type(a) == "table" and a.is_valid == valid, "%s: is_valid %s, got %s", trace, tostring(valid),
+    read(WORK .. "/answer-" .. trace .. ".json"):sub(1, 600))
+  local j = perspective_of(a.perspectives, "jnb")
+  check(j and j.check_response.check_passed == false, "%s: jnb did not pass", trace)
+  local errs = j.check_response.errors
+  check(type(errs) == "table" and errs[1] and errs[1].error_type == SIG_ERROR,
+    "%s: jnb's error type is %s: %s", trace, SIG_ERROR, util.json_encode(errs))
+  check(has(errs[1].error_message, "unknown key"), "%s: jnb's error says the key is unknown: %s", trace,
+    tostring(errs[1].error_message))
+end
+print("ok   answers: verdicts as expected; jnb (unknown key) failed with " .. SIG_ERROR .. " and was outvoted")
+
+-- the log as written ------------------------------------------------------
+local text = read(LOG)
+local lines = lines_of(text)
+check(#lines == 6, "5 validation lines and the shutdown checkpoint, got %d lines", #lines)
+local docs = {}
+for i, l in ipairs(lines) do docs[i] = util.json_decode(l) end
+for i = 1, 5 do
+  local d = docs[i]
+  check(d.seq == i and d.checkpoint == nil and d.trace_identifier == "ev-" .. i, "line %d is validation ev-%d", i, i)
+  local att = d.attempts[1]
+  -- the primary is local: its statement is covered by the line's local_signature
+  check(att.primary.perspective_code == "loc" and type(att.primary.evidence) == "table"
+    and att.primary.signature == nil, "line %d: the local primary carries its statement", i)
+  check(type(d.local_signature) == "table" and d.local_signature.alg == "ed25519",
+    "line %d: one local_signature for the local results", i)
+  for _, e in ipairs(att.perspectives) do
+    if e.perspective_code == "jnb" then
+      check(e.check_passed == false and e.signature == nil and e.errors[1].error_type == SIG_ERROR,
+        "line %d: jnb recorded as failed with the signature error, unsigned", i)
+    elseif not e.cancelled then
+      check(type(e.signature) == "table" and type(e.evidence) == "table",
+        "line %d: %s's answer carries its own signature and evidence", i, e.perspective_code)
+    end
+  end
+end
+local cp = docs[6].checkpoint
+local coord = assert(sign.public(read(WORK .. "/keys/coordinator.pub")))
+check(type(cp) == "table" and cp.lines == 5 and cp.head == docs[6].prev and cp.key_id == coord:id(),
+  "the last line is the shutdown checkpoint over the 5 lines, signed by the coordinator's key: %s", lines[6])
+check(coord:verify(sign.canonical(cp), util.base64_decode(docs[6].signature)),
+  "the shutdown checkpoint's signature verifies with the coordinator's public key alone")
+print("ok   the log: 5 chained validation lines and the shutdown checkpoint")
+
+local status, out = audit("verify", LOG, "--config", CONF)
+check(status == 0 and has(out, "ok: 6 lines, 1 checkpoints"), "verify of the log as written: %s", out)
+print("ok   verify: " .. (out:match("ok: [^\n]*") or ""))
+status, out = audit("replay", LOG, "--config", CONF)
+check(status == 0 and has(out, "replay: 5 verdicts agree, 0 disagree"), "replay of the log as written: %s", out)
+print("ok   replay: " .. (out:match("replay: [^\n]*") or ""))
+
+-- every edit is caught and named (on copies) ------------------------------
+do -- one byte flipped in line 2's time stamp: line 3 no longer chains to it
+  local t = { table.unpack(lines) }
+  local s, e = t[2]:find('"ts":"%d%d%d%d%-')
+  check(s, "line 2 has a ts")
+  local pos = e - 1 -- the last digit of the year
+  local c = t[2]:sub(pos, pos)
+  t[2] = t[2]:sub(1, pos - 1) .. string.char(c:byte() ~ 1) .. t[2]:sub(pos + 1)
+  caught("flip_byte", joined(t), 3, "the line before was edited")
+end
+do -- one byte flipped in the target: the signed requests are another's
+  local t = { table.unpack(lines) }
+  local s = t[2]:find('"target":"ev.test"', 1, true)
+  check(s, "line 2 has the target")
+  local pos = s + #'"target":"'
+  t[2] = t[2]:sub(1, pos - 1) .. string.char(t[2]:byte(pos) ~ 2) .. t[2]:sub(pos + 1)
+  caught("flip_target", joined(t), 2, "is not the line's")
+end
+caught("delete_line", joined({ lines[1], lines[3], lines[4], lines[5], lines[6] }), 2, "1 line(s) removed")
+caught("swap_lines", joined({ lines[1], lines[3], lines[2], lines[4], lines[5], lines[6] }), 2, "removed")
+caught("truncate_inside", text:sub(1, #text - #lines[6] - 30), 5, "truncated inside a line")
+caught("truncate_lines", joined({ lines[1], lines[2], lines[3] }), 3, "ends without a signed checkpoint")
+do -- an agent's answer re-signed with another key (the rogue one)
+  local rogue = evidence.load_private(WORK .. "/keys/rogue.pem")
+  local d = util.json_decode(lines[1])
+  local e = perspective_of(d.attempts[1].perspectives, "pdx")
+  e.signature = evidence.sign(rogue, e.evidence)
+  local t = { table.unpack(lines) }
+  t[1] = util.json_encode(d)
+  caught("other_agent_key", joined(t), 1, "perspective pdx: signed by an unknown key")
+end
+do -- an agent's signed result edited (passed turned into failed)
+  local d = util.json_decode(lines[2])
+  local e = perspective_of(d.attempts[1].perspectives, "fra")
+  e.evidence.result.passed = false
+  e.check_passed = false
+  local t = { table.unpack(lines) }
+  t[2] = util.json_encode(d)
+  caught("edit_agent_result", joined(t), 2, "perspective fra: the signature does not verify")
+end
+do -- the local primary's result edited: the one local signature breaks
+  local d = util.json_decode(lines[4])
+  d.attempts[1].primary.evidence.observed.records = {}
+  local t = { table.unpack(lines) }
+  t[4] = util.json_encode(d)
+  caught("edit_local_result", joined(t), 4, "local results (local_signature): the signature does not verify")
+end
+
+-- replay: an edited verdict whose chain is re-computed without the
+-- coordinator's key: verify fails at the checkpoint, replay names the line
+do
+  local t = { table.unpack(lines) }
+  local d = util.json_decode(t[3])
+  check(d.is_valid == false and d.attempts[1].verdict == "invalid", "line 3 (ev-3) is the invalid validation")
+  d.is_valid, d.attempts[1].verdict, d.reason = true, "valid", "quorum met"
+  local prev, seq = d.prev, d.seq
+  d.prev, d.seq = nil, nil
+  t[3] = string.format('{"prev":"%s","seq":%d,%s', prev, seq, util.json_encode(d):sub(2))
+  for i = 4, #t do
+    local h = util.hex(util.sha256(t[i - 1]))
+    t[i] = t[i]:gsub('^{"prev":"%x+"', '{"prev":"' .. h .. '"', 1)
+  end
+  -- the checkpoint made to name the new head, its old signature kept
+  local c = util.json_decode(t[6])
+  c.checkpoint.head = c.prev
+  local cprev, cseq = c.prev, c.seq
+  c.prev, c.seq = nil, nil
+  t[6] = string.format('{"prev":"%s","seq":%d,%s', cprev, cseq, util.json_encode(c):sub(2))
+  local path = WORK .. "/tampered-verdict.jsonl"
+  write(path, joined(t))
+  status, out = audit("verify", path, "--config", CONF)
+  check(status == 1 and has(out, "FAIL " .. path .. ":6: the checkpoint's signature does not verify"),
+    "the re-chained log fails at its checkpoint: %s", out)
+  status, out = audit("replay", path, "--config", CONF)
+  check(status == 1 and has(out, "DISAGREE " .. path .. ":3: attempt 1 recorded valid, the evidence gives invalid"),
+    "replay names the edited verdict: %s", out)
+  check(has(out, "replay: 4 verdicts agree, 1 disagree"), "replay agrees with the 4 other verdicts: %s", out)
+  print("ok   edited verdict, chain re-computed: verify fails at the checkpoint, replay: " ..
+    (out:match("DISAGREE [^\n]*") or ""):sub(#path + 10))
+end
+
+print(string.format("evidence lab: %d checks passed", passed))
