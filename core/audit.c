@@ -32,6 +32,8 @@
  *   writer:set_key(key) (a private key of mpic.core.sign) for checkpoints
  *   writer:checkpoint() -> true | nil, "internal", detail (as append)
  *   writer:head() -> hex head hash, seq of the last line written
+ *   writer:append_blocking(line), writer:checkpoint_blocking(): the same,
+ *       for code outside any task: the caller blocks instead of yielding
  * Uses: pthreads, eventfd, libevent (the loop of rt.h), task suspension,
  * OpenSSL (SHA-256; Ed25519 through sign.h).
  */
@@ -73,6 +75,8 @@ struct audit_req {
     int err;          /* errno of the failed step, 0 once durable */
     const char *what; /* the failed step: "open", "write", "fsync" */
     int orphaned;     /* the task was cancelled: the loop side frees it */
+    int blocking;     /* appended outside any task: the caller waits on done_cv */
+    int finished;     /* (blocking) the worker is done with it; under mu */
     int checkpoint;   /* a checkpoint: the worker makes the whole line */
     size_t len;       /* the final line and its '\n' (once chained) */
     char *line;       /* the final line, inside buf */
@@ -97,6 +101,7 @@ struct audit_writer {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    pthread_cond_t done_cv; /* a blocking append's batch is done */
     struct audit_req *q_head, *q_tail; /* for the worker */
     struct audit_req *d_head, *d_tail; /* finished, for the loop */
     unsigned char head[32];            /* hash of the last line (worker's) */
@@ -386,11 +391,18 @@ static void *worker_main(void *arg)
         int err = 0;
         const char *what = NULL;
         write_batch(w, fsync, batch, &err, &what);
+        int any_blocking = 0;
+        pthread_mutex_lock(&w->mu);
         for (struct audit_req *r = batch; r; r = r->next) {
             r->err = err;
             r->what = what;
+            if (r->blocking) {
+                r->finished = 1;
+                any_blocking = 1;
+            }
         }
-        pthread_mutex_lock(&w->mu);
+        if (any_blocking)
+            pthread_cond_broadcast(&w->done_cv);
         if (w->d_tail)
             w->d_tail->next = batch;
         else
@@ -468,7 +480,8 @@ static struct audit_writer *writer_new(const char *path, int fsync, int *err, ch
         w->ev = event_new(mpic_loop(), w->efd, EV_READ | EV_PERSIST, on_done, w);
         rc = w->ev ? 0 : -ENOMEM;
     }
-    if (rc == 0 && (pthread_mutex_init(&w->mu, NULL) != 0 || pthread_cond_init(&w->cv, NULL) != 0))
+    if (rc == 0 && (pthread_mutex_init(&w->mu, NULL) != 0 || pthread_cond_init(&w->cv, NULL) != 0 ||
+                    pthread_cond_init(&w->done_cv, NULL) != 0))
         rc = -ENOMEM;
     if (rc < 0) {
         if (w->ev)
@@ -633,6 +646,77 @@ static int enqueue(lua_State *L, struct audit_writer *w, struct mpic_task *t, st
     return mpic_task_suspend(L, &r->p, req_cancel, r, k_append, (lua_KContext)r);
 }
 
+/* Outside any task (nothing to suspend): the same chained append, the
+ * caller blocked until it is written (and synced when fsync). Before the
+ * worker ever started, the loop thread writes it itself; after, the line
+ * goes through the worker's queue, so that the chain keeps one writer. */
+static int append_blocking(lua_State *L, struct audit_writer *w, struct audit_req *r)
+{
+    if (!w->started) {
+        int n = append_direct(L, w, r); /* frees r */
+        if (lua_toboolean(L, -n) && w->fsync && fdatasync(w->fd) != 0) {
+            lua_pop(L, n);
+            return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "fsync %s: %s", w->path, strerror(errno));
+        }
+        return n;
+    }
+    r->blocking = 1;
+    if (!w->ev_added) { /* the loop side hands r back (and frees it) once it runs */
+        if (event_add(w->ev, NULL) != 0) {
+            free(r);
+            return luaL_error(L, "audit: cannot watch the writer's eventfd");
+        }
+        w->ev_added = 1;
+    }
+    w->inflight++;
+    pthread_mutex_lock(&w->mu);
+    if (w->q_tail)
+        w->q_tail->next = r;
+    else
+        w->q_head = r;
+    w->q_tail = r;
+    pthread_cond_signal(&w->cv);
+    while (!r->finished)
+        pthread_cond_wait(&w->done_cv, &w->mu);
+    int err = r->err;
+    const char *what = r->what;
+    r->orphaned = 1; /* on_done (this thread, later) frees it */
+    pthread_mutex_unlock(&w->mu);
+    if (err)
+        return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "%s %s: %s", what, w->path, strerror(err));
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* writer:append_blocking(line) / writer:checkpoint_blocking(): as append
+ * and checkpoint, for code outside any task (no yield; blocks instead). */
+static int l_append_blocking(lua_State *L)
+{
+    struct audit_writer *w = *(struct audit_writer **)luaL_checkudata(L, 1, WRITER_MT);
+    size_t n;
+    const char *line = luaL_checklstring(L, 2, &n);
+    luaL_argcheck(L, !memchr(line, '\n', n), 2, "line must not contain a newline");
+    luaL_argcheck(L, n >= 2 && line[0] == '{' && line[1] == '"', 2, "line must be a JSON object with members");
+    struct audit_req *r = req_new(w, line, n);
+    if (!r)
+        return luaL_error(L, "out of memory");
+    return append_blocking(L, w, r);
+}
+
+static int l_checkpoint_blocking(lua_State *L)
+{
+    struct audit_writer *w = *(struct audit_writer **)luaL_checkudata(L, 1, WRITER_MT);
+    pthread_mutex_lock(&w->mu);
+    int has = w->key != NULL;
+    pthread_mutex_unlock(&w->mu);
+    if (!has)
+        return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "checkpoint %s: no signing key", w->path);
+    struct audit_req *r = req_new(w, NULL, 0);
+    if (!r)
+        return luaL_error(L, "out of memory");
+    return append_blocking(L, w, r);
+}
+
 /* writer:append(line) -> true | nil, "internal", detail */
 static int l_append(lua_State *L)
 {
@@ -710,9 +794,14 @@ static int l_writer_path(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg writer_methods[] = {{"append", l_append},   {"checkpoint", l_checkpoint},
-                                          {"set_key", l_set_key}, {"head", l_head},
-                                          {"path", l_writer_path}, {NULL, NULL}};
+static const luaL_Reg writer_methods[] = {{"append", l_append},
+                                          {"checkpoint", l_checkpoint},
+                                          {"append_blocking", l_append_blocking},
+                                          {"checkpoint_blocking", l_checkpoint_blocking},
+                                          {"set_key", l_set_key},
+                                          {"head", l_head},
+                                          {"path", l_writer_path},
+                                          {NULL, NULL}};
 static const luaL_Reg funcs[] = {{"open", l_open}, {NULL, NULL}};
 
 int luaopen_mpic_audit(lua_State *L)

@@ -250,8 +250,8 @@ function M.main(args)
   end
   local status = cmd(args)
   -- the audit logs written to end with a signed checkpoint (mpic.evidence)
-  local orch = package.loaded["mpic.orchestrator"]
-  if type(orch) == "table" and orch.close_audit then orch.close_audit() end
+  local audit_log = package.loaded["mpic.audit_log"]
+  if type(audit_log) == "table" then audit_log.close() end
   return status
 end
 

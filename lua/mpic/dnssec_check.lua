@@ -90,25 +90,16 @@ end
 --- audit(cfg, phase, passed, text, ms) -> true | nil, err: one audit line
 --- for one proof (SC-100 evidence): event "primary_dnssec_proof", the phase
 --- (start, reload, periodic), the primary, its resolvers, the names, the
---- outcome and why. Inside a task through the group-commit writer shared
---- with the validations' lines; otherwise one blocking append.
+--- outcome and why, chained and checkpointed like every audit line.
 function M.audit(cfg, phase, passed, text, ms)
-  local util = require "mpic.core.util"
   local spec = cfg.primary_dnssec or {}
-  local line, err = util.json_encode({
+  -- through the chained writer every audit line uses (mpic.audit_log)
+  return require("mpic.audit_log").append(cfg, {
     ts = os.date("!%Y-%m-%dT%H:%M:%SZ"), event = "primary_dnssec_proof", phase = phase,
     primary = cfg.primary, resolvers = resolvers_of(cfg), signed_name = spec.signed_name,
     bogus_name = spec.bogus_name, type = spec.type or "A", passed = passed == true,
     reason = tostring(text), elapsed_ms = ms,
   })
-  if not line then return nil, "audit encode: " .. tostring(err) end
-  local path, fsync = cfg.audit.path, cfg.audit.fsync
-  if not require("mpic").current() then return util.append_line(path, line, fsync) end
-  local w, _, detail = util.audit.open(path, fsync)
-  if not w then return nil, detail end
-  local ok, _, werr = w:append(line)
-  if not ok then return nil, werr end
-  return true
 end
 
 --- prove(cfg, phase [, probe, budget_ms]) -> true, message | nil, reason:

@@ -32,10 +32,6 @@ local type, ipairs, pairs, tostring, string_format, os_date, os_time =
 -- Per-configuration context (policy, shadow policies, challenge registry),
 -- built once per loaded configuration.
 local contexts = setmetatable({}, { __mode = "k" })
--- by audit log path (one writer per path, for the process): its writer once
--- it has a key, when it last had a checkpoint (mpic.now() ms), whether lines
--- came since
-local checkpoint_at, writers_with_key, dirty = {}, {}, {}
 
 local function build_context(cfg)
   -- a broken challenge file is reported on stderr and skipped, or refused
@@ -506,56 +502,17 @@ local function audit(ctx, req, attempts, final, response, shadows, date)
     date = date, quorum_count = req.quorum_count, local_signature = local_sig,
     policy_floor = not M.floor_enabled(ctx.cfg) and false or nil,
   }
-  local text, err = util.json_encode(line)
-  if not text then return nil, "audit encode: " .. tostring(err) end
-  if not mpic.current() then -- outside any task: a plain blocking append (not chained)
-    return util.append_line(ctx.cfg.audit.path, text, ctx.cfg.audit.fsync)
-  end
-  -- the group-commit writer: this task waits until its line is written (and
-  -- synced); it chains the line to the one before (core/audit.c)
-  local w, werr = M.audit_writer(ctx)
-  if not w then return nil, werr end
-  local ok, _, aerr = w:append(text)
-  if not ok then return nil, aerr end
-  local key = w:path()
-  dirty[key] = true
-  -- a signed checkpoint once checkpoint_interval_s passed since the last
-  local now = mpic.now()
-  if ctx.signer and now - (checkpoint_at[key] or 0) >= ctx.cfg.audit.checkpoint_interval_s * 1000 then
-    checkpoint_at[key], dirty[key] = now, nil
-    local cok, _, cerr = w:checkpoint()
-    if not cok then return nil, "checkpoint: " .. tostring(cerr) end
-  end
-  return true
+  -- the chained writer shared by every audit line (mpic.audit_log): inside a
+  -- task, this task waits until its line is written (and synced)
+  return require("mpic.audit_log").append(ctx.cfg, line, ctx.signer or nil)
 end
 
 --- The audit writer of a context (opened once; its signing key set).
-function M.audit_writer(ctx)
-  local w = ctx.audit_writer
-  if w then return w end
-  local _, detail
-  w, _, detail = util.audit.open(ctx.cfg.audit.path, ctx.cfg.audit.fsync)
-  if not w then return nil, detail end
-  if ctx.signer then
-    w:set_key(ctx.signer.key)
-    writers_with_key[w:path()] = w
-    if not checkpoint_at[w:path()] then checkpoint_at[w:path()] = mpic.now() end
-  end
-  ctx.audit_writer = w
-  return w
-end
+function M.audit_writer(ctx) return require("mpic.audit_log").writer(ctx.cfg, ctx.signer or nil) end
 
 --- A signed checkpoint on every audit log written to with a key (at
---- shutdown, and at the end of every command).
-function M.close_audit()
-  for key, w in pairs(writers_with_key) do
-    if dirty[key] then
-      dirty[key] = nil
-      local ok, _, err = w:checkpoint()
-      if not ok then io.stderr:write("mpic: audit checkpoint: ", tostring(err), "\n") end
-    end
-  end
-end
+--- shutdown, and at the end of every command): mpic.audit_log.close.
+function M.close_audit() return require("mpic.audit_log").close() end
 
 local function shadow_verdicts(ctx, req, att, date)
   local out = {}

@@ -350,6 +350,71 @@ case("edited_verdict_with_recomputed_chain", function()
   contains(out, "DISAGREE " .. path .. ":3: attempt 1 recorded valid, the evidence gives invalid")
 end)
 
+-- Code outside any task (nothing to suspend) appends through the same chain,
+-- blocking: before the writer's thread started and through its queue after.
+case("blocking_appends_keep_the_chain", function()
+  local dir = tmpdir()
+  local path = dir .. "/b.jsonl"
+  local w = assert(util.audit.open(path, true))
+  assert(w:append_blocking('{"n":1}'))          -- written by the caller itself, synced
+  assert(w:append('{"n":2}'))                   -- starts the writer's thread
+  assert(w:append_blocking('{"n":3}'))          -- through its queue
+  local key = assert(sign.private((sign.generate())))
+  w:set_key(key)
+  assert(w:checkpoint_blocking())
+  local ls = lines_of(path)
+  eq(#ls, 4)
+  for i = 1, 4 do eq(util.json_decode(ls[i]).seq, i) end
+  eq(util.json_decode(ls[4]).checkpoint.lines, 3)
+  write(dir .. "/k.pub", key:public():pem())
+  local status, out = audit("verify", path, "--key", dir .. "/k.pub")
+  eq(status, 0, out)
+  T.raises(function() w:append_blocking("{}") end, "JSON object")
+end)
+
+-- Every audit line goes through mpic.audit_log: a DNSSEC proof record is
+-- chained, and one written last still gets the closing checkpoint.
+case("proof_records_are_chained_and_checkpointed", function()
+  local dir = tmpdir()
+  local priv = sign.generate()
+  write(dir .. "/coord.key", priv)
+  write(dir .. "/coord.pub", assert(sign.private(priv)):public():pem())
+  local cfg = T.config({ defaults = { perspective_count = 5, max_attempts = 1, timeout_ms = 3000 },
+    audit = { path = dir .. "/audit.jsonl", fsync = true, signing_key = dir .. "/coord.key",
+              public_keys = { dir .. "/coord.pub" }, checkpoint_interval_s = 3600 } })
+  local dnssec_check = require "mpic.dnssec_check"
+  assert(dnssec_check.audit(cfg, "start", true, "the proof holds", 3))
+  eq(T.scenario{ config = cfg, policy = "policies/br.lua", date = DATE, outcomes = { ["*"] = "pass" } }.status, 200)
+  assert(dnssec_check.audit(cfg, "periodic", false, "SERVFAIL expected", 4))
+  assert(require("mpic.audit_log").close())
+  local ls = lines_of(dir .. "/audit.jsonl")
+  eq(#ls, 4)
+  local docs = {}
+  for i, l in ipairs(ls) do docs[i] = util.json_decode(l) end
+  eq(docs[1].event, "primary_dnssec_proof")
+  eq(docs[1].seq, 1)
+  eq(docs[3].event, "primary_dnssec_proof")
+  eq(docs[3].phase, "periodic")
+  eq(docs[4].checkpoint.lines, 3)
+  local status, out = audit("verify", dir .. "/audit.jsonl", "--key", dir .. "/coord.pub")
+  eq(status, 0, out)
+  -- nothing written since: no second checkpoint
+  assert(require("mpic.audit_log").close())
+  eq(#lines_of(dir .. "/audit.jsonl"), 4)
+  -- a checkpoint after every line (interval 0): a proof record is one of them,
+  -- so a log whose last line is a proof record still ends with a checkpoint
+  cfg.audit.path, cfg.audit.checkpoint_interval_s = dir .. "/every.jsonl", 0
+  eq(T.scenario{ config = cfg, policy = "policies/br.lua", date = DATE, outcomes = { ["*"] = "pass" } }.status, 200)
+  assert(dnssec_check.audit(cfg, "periodic", true, "the proof holds", 2))
+  assert(require("mpic.audit_log").close())
+  ls = lines_of(dir .. "/every.jsonl")
+  eq(#ls, 4)
+  eq(util.json_decode(ls[3]).event, "primary_dnssec_proof")
+  eq(util.json_decode(ls[4]).checkpoint.lines, 3)
+  status, out = audit("verify", dir .. "/every.jsonl", "--key", dir .. "/coord.pub")
+  eq(status, 0, out)
+end)
+
 case("chain_continues_across_restart_and_rotation", function()
   local dir = tmpdir()
   local path = dir .. "/a.jsonl"
