@@ -158,7 +158,8 @@ start agent-liar "$mpic" agent --config "$work/agents.yaml" --listen 127.0.30.17
 start silent-agent "$mpic" run "$here/service/silent.lua" 127.0.30.18 15418 "$C/agent-hang.pem" "$C/agent-hang.key"
 start silent-web "$mpic" run "$here/service/silent.lua" 127.0.30.50 15450
 export MPIC_API_TOKEN=lab-token-3f9c
-start coordinator "$mpic" serve --config "$work/coordinator.yaml" --listen 127.0.30.10:15410 \
+# (with workers, the master's runtime directory in $work: a kill -9 leaves it behind)
+start coordinator env RUNTIME_DIRECTORY="$work" "$mpic" serve --config "$work/coordinator.yaml" --listen 127.0.30.10:15410 \
     --tls-cert "$C/serve.pem" --tls-key "$C/serve.key" --health-interval 1 \
     --max-inflight "${MPIC_SVC_MAX_INFLIGHT:-1000}" --workers "${MPIC_SVC_WORKERS:-1}"
 unset MPIC_API_TOKEN
