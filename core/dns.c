@@ -10,8 +10,15 @@
  * query, since c-ares doubles the per-try timeout on each round. c-ares 1.18
  * cannot cancel one query, so a cancelled query is only marked orphaned and
  * freed silently when c-ares lets go of it.
+ *
+ * A server list with an encrypted resolver (tls://, https://; dns_enc.c) is
+ * a "composite" resolver instead: one backend per entry (a one-server c-ares
+ * channel for a plain entry, an encrypted transport otherwise), tried in
+ * order, one backend per try, until an answer or the tries or lifetime run
+ * out. Its answers go through the same classification as c-ares's.
  */
 #include "dns.h"
+#include "dns_enc.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
@@ -45,6 +52,15 @@ struct mpic_dns_resolver {
     int try_timeout_ms;  /* c-ares's per-try timeout (ARES_OPT_TIMEOUTMS) */
     uint64_t timer_at_ms; /* when the armed timer fires (monotonic ms) */
     ares_socket_t cur_fd; /* socket being processed, for the answering server */
+    /* composite resolver (an encrypted entry in the list); have_ch is 0 */
+    struct dns_backend *backs;
+    size_t n_backs;
+    int tries;
+};
+
+struct dns_backend {
+    struct mpic_dns_resolver *plain; /* one server, one try */
+    struct mpic_dns_enc *enc;
 };
 
 struct mpic_dns_query {
@@ -55,6 +71,13 @@ struct mpic_dns_query {
     struct event *deadline;
     uint64_t start_ms;
     uint16_t qtype;
+    /* composite queries: owned here, freed once reported or cancelled */
+    int composite;
+    unsigned attempt; /* tries started */
+    struct mpic_dns_query *sub_plain;
+    struct mpic_dns_enc_query *sub_enc;
+    size_t len;
+    unsigned char msg[512];
     char name[]; /* with the trailing dot; sized to fit */
 };
 
@@ -241,8 +264,11 @@ static const char *answering_server(struct mpic_dns_resolver *r)
     return s->peer[0] ? s->peer : NULL;
 }
 
-/* Turn a c-ares outcome into a result and deliver it. */
-static void report(struct mpic_dns_query *q, int status, const unsigned char *abuf, int alen)
+/* Turn a c-ares outcome into a result and deliver it. A composite query
+ * passes the server that answered (via), or a failure of its own (status
+ * -1 with kind fail_err and detail fail_detail). */
+static void report_via(struct mpic_dns_query *q, int status, const unsigned char *abuf, int alen,
+                       const char *via, enum mpic_err fail_err, const char *fail_detail)
 {
     struct mpic_dns_result res;
     struct mpic_dns_reply *rep = NULL;
@@ -259,7 +285,13 @@ static void report(struct mpic_dns_query *q, int status, const unsigned char *ab
     res.detail = detail;
     detail[0] = '\0';
 
+    if (via)
+        res.server = via;
     switch (status) {
+    case -1:
+        res.err = fail_err;
+        snprintf(detail, sizeof detail, "%s", fail_detail);
+        goto deliver;
     case ARES_SUCCESS:
         break;
     case ARES_ETIMEOUT:
@@ -280,7 +312,7 @@ static void report(struct mpic_dns_query *q, int status, const unsigned char *ab
         goto deliver;
     }
 
-    server = answering_server(q->res);
+    server = via ? NULL : answering_server(q->res);
     if (server)
         res.server = server;
     if (alen <= 0 || mpic_dns_wire_parse(abuf, (size_t)alen, &rep, perr, sizeof perr) < 0) {
@@ -327,6 +359,11 @@ deliver:
     mpic_dns_reply_free(res.reply);
 }
 
+static void report(struct mpic_dns_query *q, int status, const unsigned char *abuf, int alen)
+{
+    report_via(q, status, abuf, alen, NULL, MPIC_OK, NULL);
+}
+
 static void on_ares_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
     struct mpic_dns_query *q = arg;
@@ -348,14 +385,23 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     report(q, ARES_ETIMEOUT, NULL, 0);
 }
 
+static void composite_free(struct mpic_dns_query *q);
+
 void mpic_dns_query_cancel(struct mpic_dns_query *q)
 {
     if (!q)
         return;
+    if (q->composite) {
+        composite_free(q);
+        return;
+    }
     q->orphaned = 1;
     if (q->deadline)
         evtimer_del(q->deadline);
 }
+
+static int composite_start(struct mpic_dns_resolver *r, const char *name, uint16_t qtype,
+                           mpic_dns_cb cb, void *arg, struct mpic_dns_query **out);
 
 int mpic_dns_query_start(struct mpic_dns_resolver *r, const char *name, uint16_t qtype,
                          mpic_dns_cb cb, void *arg, struct mpic_dns_query **out)
@@ -367,6 +413,8 @@ int mpic_dns_query_start(struct mpic_dns_resolver *r, const char *name, uint16_t
     int len;
 
     *out = NULL;
+    if (r && r->backs)
+        return composite_start(r, name, qtype, cb, arg, out);
     if (!r || !r->have_ch || !name || !cb || !mpic_dns_type_name(qtype))
         return -1;
     nl = strlen(name);
@@ -413,6 +461,16 @@ void mpic_dns_resolver_free(struct mpic_dns_resolver *r)
     if (r->have_ch)
         ares_destroy(r->ch); /* pending queries end with ARES_EDESTRUCTION */
     r->have_ch = 0;
+    /* a composite's pending queries end with MPIC_E_CANCELLED from their
+     * backend (never retried) */
+    for (size_t i = 0; r->backs && i < r->n_backs; i++) {
+        mpic_dns_resolver_free(r->backs[i].plain);
+        mpic_dns_enc_free(r->backs[i].enc);
+        r->backs[i].plain = NULL;
+        r->backs[i].enc = NULL;
+    }
+    free(r->backs);
+    r->backs = NULL;
     for (s = r->socks; s; s = next) {
         next = s->next;
         if (s->ev)
@@ -436,7 +494,8 @@ static int join_servers(const struct mpic_dns_config *cfg, char **out, char *err
     }
     for (i = 0; i < cfg->n_servers; i++) {
         const char *s = cfg->servers[i];
-        if (!s || !*s || strlen(s) > 64 || strpbrk(s, ", \t")) {
+        if (!s || !*s || strlen(s) > (mpic_dns_enc_scheme(s) ? 512u : 64u) ||
+            strpbrk(s, ", \t")) {
             set_err(err, errlen, "bad DNS server entry %zu", i + 1);
             return -1;
         }
@@ -455,6 +514,9 @@ static int join_servers(const struct mpic_dns_config *cfg, char **out, char *err
     *out = csv;
     return 0;
 }
+
+static int composite_new(struct mpic_dns_resolver *r, struct event_base *base,
+                         const struct mpic_dns_config *cfg, char *err, size_t errlen);
 
 int mpic_dns_resolver_new(struct event_base *base, const struct mpic_dns_config *cfg,
                           struct mpic_dns_resolver **out, char *err, size_t errlen)
@@ -489,6 +551,13 @@ int mpic_dns_resolver_new(struct event_base *base, const struct mpic_dns_config 
     r->try_timeout_ms = cfg->timeout_ms;
     if (join_servers(cfg, &r->servers_csv, err, errlen) < 0)
         goto fail;
+    for (size_t i = 0; i < cfg->n_servers; i++)
+        if (mpic_dns_enc_scheme(cfg->servers[i])) {
+            if (composite_new(r, base, cfg, err, errlen) < 0)
+                goto fail;
+            *out = r;
+            return 0;
+        }
     r->timer = evtimer_new(base, on_timer, r);
     if (!r->timer) {
         set_err(err, errlen, "cannot create timer");
@@ -551,4 +620,195 @@ int mpic_dns_resolver_new(struct event_base *base, const struct mpic_dns_config 
 fail:
     mpic_dns_resolver_free(r);
     return -1;
+}
+
+/* ---- composite resolvers (an encrypted server in the list) ---------------- */
+
+unsigned long mpic_dns_resolver_connections(const struct mpic_dns_resolver *r)
+{
+    unsigned long n = 0;
+    for (size_t i = 0; r && r->backs && i < r->n_backs; i++)
+        n += mpic_dns_enc_connections(r->backs[i].enc);
+    return n;
+}
+
+static int composite_new(struct mpic_dns_resolver *r, struct event_base *base,
+                         const struct mpic_dns_config *cfg, char *err, size_t errlen)
+{
+    char sub_err[256];
+    r->backs = calloc(cfg->n_servers, sizeof *r->backs);
+    if (!r->backs) {
+        set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    r->n_backs = cfg->n_servers;
+    r->tries = cfg->tries;
+    if (!cfg->lifetime_ms) /* every server tried `tries` times, as c-ares does */
+        r->lifetime_ms = cfg->timeout_ms * cfg->tries * (int)cfg->n_servers;
+    for (size_t i = 0; i < cfg->n_servers; i++) {
+        const char *s = cfg->servers[i];
+        if (mpic_dns_enc_scheme(s)) {
+            struct mpic_dns_enc_config ec = {
+                .entry = s,
+                .ca_file = cfg->ca_file,
+                .connect_timeout_ms = cfg->timeout_ms,
+                .source_ipv4 = cfg->source_ipv4,
+                .source_ipv6 = cfg->source_ipv6,
+                .interface = cfg->interface,
+            };
+            if (mpic_dns_enc_new(base, &ec, &r->backs[i].enc, sub_err, sizeof sub_err) < 0) {
+                set_err(err, errlen, "DNS server entry %zu: %s", i + 1, sub_err);
+                return -1;
+            }
+        } else {
+            struct mpic_dns_config pc = *cfg;
+            pc.servers = &cfg->servers[i];
+            pc.n_servers = 1;
+            pc.tries = 1;
+            pc.lifetime_ms = cfg->timeout_ms;
+            if (mpic_dns_resolver_new(base, &pc, &r->backs[i].plain, sub_err, sizeof sub_err) < 0) {
+                set_err(err, errlen, "DNS server entry %zu: %s", i + 1, sub_err);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static void composite_free(struct mpic_dns_query *q)
+{
+    struct mpic_dns_query *sp = q->sub_plain;
+    struct mpic_dns_enc_query *se = q->sub_enc;
+    q->sub_plain = NULL;
+    q->sub_enc = NULL;
+    mpic_dns_query_cancel(sp);
+    mpic_dns_enc_query_cancel(se);
+    if (q->deadline)
+        event_free(q->deadline);
+    free(q);
+}
+
+/* A failure to get an answer from this server: the next one may have it. */
+static int retryable(enum mpic_err e, int has_reply)
+{
+    return e == MPIC_E_TIMEOUT || e == MPIC_E_CONNECT || e == MPIC_E_TLS ||
+           e == MPIC_E_PROTOCOL || (e == MPIC_E_DNS && !has_reply);
+}
+
+static int composite_try(struct mpic_dns_query *q);
+
+/* Retry when allowed, else report; returns after q may be freed. */
+static void composite_failed(struct mpic_dns_query *q, enum mpic_err e, const char *detail,
+                             int has_reply)
+{
+    if (retryable(e, has_reply) && q->attempt < (unsigned)q->res->tries * q->res->n_backs) {
+        if (composite_try(q) == 0)
+            return;
+        e = MPIC_E_INTERNAL;
+        detail = "DNS problem: cannot start the next try";
+    }
+    report_via(q, -1, NULL, 0, q->res->servers_csv, e, detail);
+    composite_free(q);
+}
+
+static void on_sub_plain(void *arg, struct mpic_dns_result *res)
+{
+    struct mpic_dns_query *q = arg;
+    q->sub_plain = NULL;
+    if (res->err != MPIC_OK && retryable(res->err, res->reply != NULL) &&
+        q->attempt < (unsigned)q->res->tries * q->res->n_backs) {
+        composite_failed(q, res->err, res->detail, res->reply != NULL);
+        return;
+    }
+    res->elapsed_ms = now_ms() - q->start_ms;
+    q->cb(q->arg, res);
+    composite_free(q);
+}
+
+static void on_sub_enc(void *arg, enum mpic_err err, const char *detail, const unsigned char *msg,
+                       size_t len)
+{
+    struct mpic_dns_query *q = arg;
+    const char *via = mpic_dns_enc_label(q->res->backs[(q->attempt - 1) % q->res->n_backs].enc);
+    q->sub_enc = NULL;
+    if (err != MPIC_OK) {
+        composite_failed(q, err, detail, 0);
+        return;
+    }
+    report_via(q, ARES_SUCCESS, msg, (int)len, via, MPIC_OK, NULL);
+    composite_free(q);
+}
+
+/* Start the next try on the next backend; 0, or -1 when it cannot start. */
+static int composite_try(struct mpic_dns_query *q)
+{
+    struct mpic_dns_resolver *r = q->res;
+    struct dns_backend *b = &r->backs[q->attempt % r->n_backs];
+    q->attempt++;
+    if (b->enc)
+        return mpic_dns_enc_query_start(b->enc, q->msg, q->len, r->try_timeout_ms, on_sub_enc, q,
+                                        &q->sub_enc);
+    /* the callback may run before this returns (and free q) */
+    return mpic_dns_query_start(b->plain, q->name, q->qtype, on_sub_plain, q, &q->sub_plain);
+}
+
+static void on_composite_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct mpic_dns_query *q = arg;
+    struct mpic_dns_query *sp = q->sub_plain;
+    struct mpic_dns_enc_query *se = q->sub_enc;
+    q->sub_plain = NULL;
+    q->sub_enc = NULL;
+    mpic_dns_query_cancel(sp);
+    mpic_dns_enc_query_cancel(se);
+    report_via(q, ARES_ETIMEOUT, NULL, 0, q->res->servers_csv, MPIC_OK, NULL);
+    composite_free(q);
+}
+
+static int composite_start(struct mpic_dns_resolver *r, const char *name, uint16_t qtype,
+                           mpic_dns_cb cb, void *arg, struct mpic_dns_query **out)
+{
+    struct mpic_dns_query *q;
+    struct timeval tv;
+    size_t nl;
+    int len;
+
+    if (!name || !cb || !mpic_dns_type_name(qtype))
+        return -1;
+    nl = strlen(name);
+    if (nl && name[nl - 1] == '.')
+        nl--;
+    if (nl + 1 > MPIC_DNS_MAX_NAME)
+        return -1;
+    q = calloc(1, sizeof *q + nl + 2);
+    if (!q)
+        return -1;
+    len = mpic_dns_wire_build_query(name, qtype, 0, q->msg, sizeof q->msg);
+    q->deadline = evtimer_new(r->base, on_composite_deadline, q);
+    if (len < 0 || !q->deadline) {
+        if (q->deadline)
+            event_free(q->deadline);
+        free(q);
+        return -1;
+    }
+    q->composite = 1;
+    q->len = (size_t)len;
+    q->res = r;
+    q->cb = cb;
+    q->arg = arg;
+    q->qtype = qtype;
+    q->start_ms = now_ms();
+    memcpy(q->name, name, nl);
+    q->name[nl] = '.';
+    q->name[nl + 1] = '\0';
+    tv.tv_sec = r->lifetime_ms / 1000;
+    tv.tv_usec = (r->lifetime_ms % 1000) * 1000;
+    evtimer_add(q->deadline, &tv);
+    *out = q;
+    if (composite_try(q) < 0) {
+        *out = NULL;
+        composite_free(q);
+        return -1;
+    }
+    return 0;
 }

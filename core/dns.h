@@ -19,14 +19,25 @@ struct event_base;
 struct mpic_dns_resolver;
 struct mpic_dns_query;
 
+/*
+ * A server is "ip:port" or "[v6]:port" (port optional: 53), reached over
+ * UDP and TCP through c-ares, or an encrypted resolver (dns_enc.h):
+ * "tls://IP[:PORT][#NAME]" (DNS-over-TLS) or "https://HOST[:PORT]/PATH[#IP]"
+ * (DNS-over-HTTPS). A list with an encrypted entry is tried in order, one
+ * server per try, moving to the next on a failure to get an answer
+ * (timeout, connection, TLS); an answer (any rcode) ends the query, as with
+ * c-ares. Each try is bounded by timeout_ms, all of them by lifetime_ms.
+ */
 struct mpic_dns_config {
-    const char *const *servers; /* "ip:port" or "[v6]:port" (port optional) */
+    const char *const *servers;
     size_t n_servers;
     int timeout_ms;  /* per try, > 0 */
     int tries;       /* > 0 */
     int lifetime_ms; /* whole query bound; 0 means timeout_ms * tries */
     const char *source_ipv4, *source_ipv6, *interface; /* optional */
     int tcp_only;
+    const char *ca_file; /* tls:// and https:// servers: the CA file their
+                            certificates must chain to (NULL: system store) */
 };
 
 struct mpic_dns_result {
@@ -53,6 +64,8 @@ int mpic_dns_resolver_new(struct event_base *base, const struct mpic_dns_config 
 void mpic_dns_resolver_free(struct mpic_dns_resolver *r);
 /* The configured server list, comma-separated. */
 const char *mpic_dns_resolver_servers(const struct mpic_dns_resolver *r);
+/* Connections the encrypted servers opened so far (0 for UDP/TCP only). */
+unsigned long mpic_dns_resolver_connections(const struct mpic_dns_resolver *r);
 
 /*
  * Start a query. name must already be normalized (mpic_dns_name_normalize),

@@ -2,8 +2,8 @@
  * http.c: single-hop HTTP(S) GET requests for the probes. Provides the
  * mpic_http_* API of http.h: a per-loop libcurl multi handle driven through
  * CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION by libevent events, strict
- * request options (HTTP/1.1 only, no proxy, no cookies, no automatic
- * redirects, http/https only, TLS >= 1.2, connection pinned to a caller
+ * request options (HTTP/1.1 only, HTTP/2 for the DoH transport alone, no
+ * proxy, no cookies, no automatic redirects, http/https only, TLS >= 1.2, connection pinned to a caller
  * supplied address so curl never resolves a name), the reserved-address
  * guard at connect time (CURLOPT_OPENSOCKETFUNCTION sees the address curl is
  * about to connect to, CURLOPT_PREREQFUNCTION the address of the connection
@@ -242,6 +242,7 @@ static void fill_result(struct mpic_http_req *q, CURLcode rc)
     r->elapsed_ms = (long)(total / 1000);
     r->http_version = httpver == CURL_HTTP_VERSION_1_0   ? "1.0"
                       : httpver == CURL_HTTP_VERSION_1_1 ? "1.1"
+                      : httpver == CURL_HTTP_VERSION_2_0 ? "2"
                                                          : "";
     for (size_t i = 0; i < r->n_headers; i++)
         if (strcmp(r->headers[i].name, "location") == 0) {
@@ -530,6 +531,8 @@ int mpic_http_new(struct event_base *base, long max_host_connections, struct mpi
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+    /* HTTP/2 requests (http2 option) share a connection as streams */
+    curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
     mpic_http_set_max_host_connections(h, max_host_connections);
     /* curl sizes its connection cache by default from the number of
      * transfers in progress and closes the oldest connection beyond it: the
@@ -806,7 +809,12 @@ int mpic_http_start(struct mpic_http *h, const struct mpic_http_opts *o, mpic_ht
     SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
     SETOPT(CURLOPT_PROXY, "");
     SETOPT(CURLOPT_NOPROXY, "*");
-    SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    if (o->http2) {
+        SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+        SETOPT(CURLOPT_PIPEWAIT, 1L);
+    } else {
+        SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    }
     SETOPT(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     SETOPT(CURLOPT_SSL_VERIFYPEER, o->verify_tls ? 1L : 0L);
     SETOPT(CURLOPT_SSL_VERIFYHOST, o->verify_tls ? 2L : 0L);

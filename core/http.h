@@ -46,6 +46,10 @@ struct mpic_http_opts {
                               block (netaddr.c) is refused with MPIC_E_RESERVED_ADDRESS
                               before any packet is sent. 1: labs, and the agent channel
                               (the CA's own infrastructure, not a probe) */
+    int http2;             /* 1: HTTP/2 over TLS where the server offers it (ALPN), a
+                              request waiting to share (multiplex) a connection being set
+                              up rather than opening another; HTTP/1.1 otherwise. 0: HTTP/1.1
+                              only (every probe) */
 };
 
 struct mpic_http_header {
@@ -67,7 +71,7 @@ struct mpic_http_result {
     char ip[64];  /* address actually connected to */
     long port;
     long elapsed_ms;
-    const char *http_version; /* "1.0", "1.1" or "" */
+    const char *http_version; /* "1.0", "1.1", "2" or "" */
     int reused;               /* 1: answered on a kept-alive connection */
 };
 

@@ -1,11 +1,17 @@
 /*
  * lua_dns.c: the Lua module "mpic.core.dns". Provides
  *   resolver{servers=, timeout_ms=, tries=, lifetime_ms=, source_ipv4=,
- *            source_ipv6=, interface=, tcp_only=}   -> resolver userdata
+ *            source_ipv6=, interface=, tcp_only=, ca_file=}
+ *                                    -> resolver userdata; a server is
+ *                                    "IP[:PORT]", "[IPv6]:PORT",
+ *                                    "tls://IP[:PORT][#NAME]" (DoT) or
+ *                                    "https://HOST[:PORT]/PATH[#IP]" (DoH),
+ *                                    ca_file the CA of the encrypted ones
  *   res:query(name, rtype [, opts])  yields; -> result table, or
  *                                    nil, kind, detail, partial
  *   res:close()                      (also __gc / __close)
  *   res:servers()                    the configured servers, comma-separated
+ *   res:connections()                connections the encrypted servers opened
  *   valid_name(name)                 A-label form (no trailing dot) | nil, detail
  *   nsec3_hash(name, salt_hex, iterations)
  *                                    RFC 5155 hash (SHA-1) of name, lower-case
@@ -344,6 +350,13 @@ static int l_servers(lua_State *L)
     return 1;
 }
 
+static int l_connections(lua_State *L)
+{
+    struct lres *u = check_res(L);
+    lua_pushinteger(L, (lua_Integer)mpic_dns_resolver_connections(u->r));
+    return 1;
+}
+
 static int l_tostring(lua_State *L)
 {
     struct lres *u = luaL_checkudata(L, 1, RESOLVER_MT);
@@ -355,7 +368,7 @@ static int l_resolver(lua_State *L)
 {
     static const char *const known[] = {"servers",     "timeout_ms",  "tries",     "lifetime_ms",
                                         "source_ipv4", "source_ipv6", "interface", "tcp_only",
-                                        NULL};
+                                        "ca_file",     NULL};
     struct mpic_dns_config cfg;
     const char *servers[16];
     struct lres *u;
@@ -397,6 +410,7 @@ static int l_resolver(lua_State *L)
     cfg.source_ipv4 = mpic_opt_string(L, 1, "dns.resolver: ", "source_ipv4");
     cfg.source_ipv6 = mpic_opt_string(L, 1, "dns.resolver: ", "source_ipv6");
     cfg.interface = mpic_opt_string(L, 1, "dns.resolver: ", "interface");
+    cfg.ca_file = mpic_opt_string(L, 1, "dns.resolver: ", "ca_file");
     lua_getfield(L, 1, "tcp_only");
     cfg.tcp_only = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -498,7 +512,11 @@ static int l_nsec3_hash(lua_State *L)
 int luaopen_mpic_dns(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"query", l_query}, {"close", l_close}, {"servers", l_servers}, {NULL, NULL}};
+        {"query", l_query},
+        {"close", l_close},
+        {"servers", l_servers},
+        {"connections", l_connections},
+        {NULL, NULL}};
     static const luaL_Reg meta[] = {
         {"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {

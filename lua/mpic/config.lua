@@ -193,6 +193,9 @@ M.CONFIG = S.record({
     location = location,
     provider = S.string(),
     resolvers = S.list(S.string({ nonempty = true }), { nonempty = true }),
+    -- PEM CA file the certificates of tls:// and https:// resolvers must
+    -- chain to (default: the system trust store)
+    resolver_ca = S.string({ nonempty = true }),
     source_ipv4 = S.string({ nonempty = true }),
     source_ipv6 = S.string({ nonempty = true }),
     interface = S.string({ nonempty = true }),
@@ -230,10 +233,52 @@ local DEFAULTS = {
 
 local function is_abs(p) return p:sub(1, 1) == "/" end
 
--- A resolver address: "IP", "IPv4:PORT", "[IPv6]" or "[IPv6]:PORT", the
--- address read by the C parser (netaddr.c, through mpic.core.http) and the
--- port 1..65535. Returns true or nil, message.
+-- A plain resolver address: "IP", "IPv4:PORT", "[IPv6]" or "[IPv6]:PORT",
+-- the address read by the C parser (netaddr.c, through mpic.core.http) and
+-- the port 1..65535. Returns true or nil, message.
+local check_address
 local function check_resolver(s)
+  if #s > 512 then return nil, string_format("%q...: longer than 512 bytes", s:sub(1, 40)) end
+  local http = require "mpic.core.http"
+  if s:find("^[Tt][Ll][Ss]://") then
+    -- DNS-over-TLS: tls://IP[:PORT][#NAME], NAME the name its certificate carries
+    local addr, name = s:sub(7):match("^([^#]*)#?(.*)$")
+    local form = "tls://IP[:PORT][#NAME] or tls://[IPv6]:PORT[#NAME]"
+    if addr == "" then return nil, string_format("%q: expected %s", s, form) end
+    if s:find("#", 1, true) and not (name:match("^[%w_%-]+[%w_%-%.]*$") and not name:find("..", 1, true)
+                                     and #name <= 253 and not name:find("^%.")) then
+      return nil, string_format("%q: the name after '#' (the name the resolver's certificate carries)"
+        .. " is not a host name", s)
+    end
+    if not check_address(addr) then
+      return nil, string_format("%q: expected %s (an IP address and a port 1-65535, then the name the"
+        .. " resolver's certificate carries)", s, form)
+    end
+    return true
+  elseif s:find("^[Hh][Tt][Tt][Pp][Ss]://") then
+    -- DNS-over-HTTPS: https://HOST[:PORT]/PATH[#IP], IP the address to connect to
+    local url, pin = s:match("^([^#]*)#?(.*)$")
+    local form = "https://HOST[:PORT]/PATH[#IP]"
+    if s:find("#", 1, true) and not http.parse_ip(pin) then
+      return nil, string_format("%q: the part after '#' (the address to connect to) is not an IP address",
+        s)
+    end
+    local u = http.url_parse(url)
+    if not u or u.scheme ~= "https" or not u.host or u.host == "" then
+      return nil, string_format("%q: expected %s", s, form)
+    end
+    if u.query or not u.path or u.path == "" or u.path == "/" then
+      return nil, string_format("%q: a DoH URL names the query path (e.g. /dns-query) and no query string",
+        s)
+    end
+    return true
+  elseif s:find("^%a[%w+.-]*://") then
+    return nil, string_format("%q: unknown scheme (resolvers are IP[:PORT], tls://IP[:PORT][#NAME]"
+      .. " or https://HOST[:PORT]/PATH[#IP])", s)
+  end
+  return check_address(s)
+end
+function check_address(s)
   local host, port
   local inner, rest = s:match("^%[(.-)%](.*)$")
   if inner then
@@ -254,7 +299,8 @@ local function check_resolver(s)
   do
     local canon, family = http.parse_ip(host)
     if not canon then
-      return nil, string_format("%q is not an IP address (IP, IPv4:PORT or [IPv6]:PORT; resolvers are addresses, not names)", s)
+      return nil, string_format("%q is not an IP address (IP, IPv4:PORT or [IPv6]:PORT; resolvers are"
+        .. " addresses, not names; encrypted ones tls://IP[:PORT][#NAME] or https://HOST[:PORT]/PATH[#IP])", s)
     end
     if inner and family ~= 6 then return nil, string_format("%q: brackets are for IPv6 addresses", s) end
   end
@@ -357,6 +403,7 @@ function M.validate(cfg, base_dir, root_dir)
     if cfg.agent_server.signing_key then cfg.agent_server.signing_key = rel(cfg.agent_server.signing_key) end
   end
   for _, p in ipairs(cfg.perspectives) do
+    if p.resolver_ca then p.resolver_ca = rel(p.resolver_ca) end
     if p.agent then
       for _, k in ipairs({ "ca", "cert", "key" }) do p.agent[k] = rel(p.agent[k]) end
       for i, k in ipairs(p.agent.public_keys or {}) do p.agent.public_keys[i] = rel(k) end

@@ -115,6 +115,7 @@ local function make_probe(p, cfg)
     tries = p.dns_tries or cfg.defaults.dns_tries,
     source_ipv4 = p.source_ipv4, source_ipv6 = p.source_ipv6, interface = p.interface,
     tcp_only = p.dns_tcp_only, lifetime_ms = p.dns_lifetime_ms or cfg.defaults.dns_lifetime_ms,
+    ca_file = p.resolver_ca, -- tls:// and https:// resolvers
   })
   local allow_reserved = cfg.network.allow_reserved_ips
   local ua = p.user_agent or cfg.defaults.user_agent
@@ -122,6 +123,9 @@ local function make_probe(p, cfg)
                   http_port = cfg.network.http_port, tls_port = cfg.network.tls_port }
 
   function probe.dns(name, rtype) return resolver:query(name, rtype) end
+  -- its answers are fresh plain tables built by the binding for this call:
+  -- a check gets them without a copy (mpic.challenges)
+  require("mpic.challenges").FRESH_RESULTS[probe.dns] = true
 
   --- true, why when this perspective's (validating) resolver proves name
   --- DNSSEC-Insecure (an authenticated denial of DS at an unsigned
