@@ -627,6 +627,13 @@ end
 -- once per probe function and shared.
 local WRAPPERS = setmetatable({}, {__mode = "k"}) -- probe function -> {name -> wrapper}
 
+-- Probe functions whose results are built for each call and handed over
+-- whole: plain tables (no metatable, no function) that no other code keeps
+-- (the DNS binding's answers: mpic.perspectives marks probe.dns). The check
+-- gets them without a copy; every other result is copied.
+M.FRESH_RESULTS = setmetatable({}, {__mode = "k"})
+local FRESH_RESULTS = M.FRESH_RESULTS
+
 local function plain_scalar(t) return t == "string" or t == "number" or t == "boolean" or t == "nil" end
 
 local function probe_wrapper(k, v)
@@ -648,8 +655,10 @@ local function probe_wrapper(k, v)
       if not plain_scalar(type(a)) then args[i] = copy_data(a, name .. " argument " .. i) end
     end
     local r = table.pack(fn(table_unpack(args, 1, n)))
+    local fresh = FRESH_RESULTS[v]
     for i = 1, r.n do
-      if not plain_scalar(type(r[i])) then r[i] = copy_data(r[i], rname) end
+      local t = type(r[i])
+      if not plain_scalar(t) and not (fresh and t == "table") then r[i] = copy_data(r[i], rname) end
     end
     return table_unpack(r, 1, r.n)
   end

@@ -45,8 +45,8 @@
 local type, ipairs, error, tostring, require = type, ipairs, error, tostring, require
 local string_pack, string_unpack, string_lower, string_format =
   string.pack, string.unpack, string.lower, string.format
-local table_sort, table_remove, table_insert, math_type, math_floor =
-  table.sort, table.remove, table.insert, math.type, math.floor
+local table_sort, table_remove, table_insert, table_unpack, math_type, math_floor =
+  table.sort, table.remove, table.insert, table.unpack, math.type, math.floor
 
 local geo = require "mpic.geo"
 local quorum = require "mpic.quorum"
@@ -211,6 +211,51 @@ local function far_from_all(cand, members, min_km)
   return true
 end
 
+-- Steps 3 to 7 depend only on the shuffled pool (each candidate's id, RIR
+-- and location, in order), k and min_km: their outcome is remembered by
+-- those, as positions in the pool (so a remembered cohort list is rebuilt
+-- from the current candidate records, with their current health). The
+-- stream is read exactly as without the memo (the shuffle always runs).
+-- Bounded: a full memo starts over.
+M.COHORT_MEMO_MAX = 1024
+local cohort_memo, cohort_n = {}, 0
+local KEY_FMT = {}
+
+local function cohort_key(pool, k, min_km)
+  local n = #pool
+  if n > 64 or type(min_km) ~= "number" then return nil end
+  local args = { k, min_km }
+  for i = 1, n do
+    local c = pool[i]
+    local loc = c.location
+    if type(c.id) ~= "string" or type(c.rir) ~= "string" or type(loc) ~= "table"
+      or type(loc.lat) ~= "number" or type(loc.lon) ~= "number" then
+      return nil
+    end
+    args[4 * i - 1], args[4 * i], args[4 * i + 1], args[4 * i + 2] = c.id, c.rir, loc.lat, loc.lon
+  end
+  local fmt = KEY_FMT[n]
+  if not fmt then
+    fmt = "<i8d" .. string.rep("s4s4dd", n)
+    KEY_FMT[n] = fmt
+  end
+  return string_pack(fmt, table_unpack(args, 1, 4 * n + 2))
+end
+
+local function remember(key, value)
+  if not key then return end
+  if cohort_n >= M.COHORT_MEMO_MAX then
+    cohort_memo, cohort_n = {}, 0
+  end
+  cohort_memo[key] = value
+  cohort_n = cohort_n + 1
+end
+
+-- Entries in the memo (for tests).
+function M.cohort_memo_size() return cohort_n end
+
+local cohorts_of_pool -- steps 3 to 7 (below)
+
 -- The cohort list for the candidates (see the algorithm above).
 -- cands: list of {id, rir (normalized), location}; opts.primary_location,
 -- opts.min_km. Returns a list of cohorts (lists of candidate records) or
@@ -237,6 +282,35 @@ function M.cohorts(cands, k, rng, opts)
     local j = rng:int(i)
     pool[i], pool[j] = pool[j], pool[i]
   end
+  local key = cohort_key(pool, k, min_km)
+  local known = key and cohort_memo[key]
+  if known then
+    if type(known) == "string" then return nil, known end
+    local out = {}
+    for ci, idx in ipairs(known) do
+      local co = {}
+      for mi, pi in ipairs(idx) do co[mi] = pool[pi] end
+      out[ci] = co
+    end
+    return out
+  end
+  local done, why = cohorts_of_pool(pool, n, k, min_km, fail)
+  if done then
+    local pos, idx = {}, {}
+    for i, c in ipairs(pool) do pos[c] = i end
+    for ci, co in ipairs(done) do
+      local l = {}
+      for mi, m in ipairs(co) do l[mi] = pos[m] end
+      idx[ci] = l
+    end
+    remember(key, idx)
+    return done
+  end
+  remember(key, why)
+  return nil, why
+end
+
+cohorts_of_pool = function(pool, n, k, min_km, fail)
   local buckets, by_rir = {}, {}
   for _, c in ipairs(pool) do
     local b = by_rir[c.rir]

@@ -137,3 +137,29 @@ case("each_check_gets_a_fresh_probe_view", function()
   probe.lookup = function() return "other" end
   eq(challenges.run(good, TGT, {}, probe).passed, false)
 end)
+
+case("fresh_probe_results_reach_the_check_without_a_copy", function()
+  -- a function marked as returning fresh tables hands them over whole;
+  -- any other function's results are copies
+  local ch = load_one("x-mutate", [[
+    local r = probe.fresh()
+    r.seen = true
+    local c = probe.other()
+    c.seen = true
+    return {passed = true, completed = true}]])
+  local fresh_t, other_t = {records = {}}, {records = {}}
+  local probe = {fresh = function() return fresh_t end, other = function() return other_t end}
+  challenges.FRESH_RESULTS[probe.fresh] = true
+  eq(challenges.run(ch, TGT, {}, probe).passed, true)
+  eq(fresh_t.seen, true)
+  eq(other_t.seen, nil)
+  -- a local perspective's DNS probe is marked (the binding builds each answer)
+  local perspectives = require "mpic.perspectives"
+  local p = perspectives.probe_of({
+    issuer = {caa_domains = {"ca.example"}}, defaults = {dns_timeout_ms = 100, dns_tries = 1},
+    network = {allow_reserved_ips = true, http_port = 80, tls_port = 443},
+    perspectives = {{id = "p1", rir = "ARIN", resolvers = {"127.0.0.1:53"}}},
+  }, "p1")
+  eq(challenges.FRESH_RESULTS[p.dns], true)
+  eq(challenges.FRESH_RESULTS[p.resolve], nil)
+end)
