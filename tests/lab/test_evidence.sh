@@ -11,7 +11,8 @@
 #         checkpoint key, the audit log with fsync
 # then posts validations, stops the coordinator with SIGTERM and runs
 # tests/lab/evidence/check.lua on its audit log: verify, every kind of edit
-# caught and named, the rogue agent outvoted, replay, the shutdown checkpoint.
+# caught and named, the rogue agent outvoted, replay, the shutdown checkpoint;
+# then the in-process suite tests/lua/evidence.
 # Keys and certificates are made fresh at every run; everything is stopped by PID.
 set -u
 mpic=${1:?usage: test_evidence.sh MPIC_BINARY}
@@ -167,6 +168,9 @@ rc=$?
 cd "$root" || exit 1
 "$mpic" run "$here/evidence/check.lua" "$mpic" "$work"
 status=$?
+# the in-process suite tests/lua/evidence runs here (a lab script of the same
+# name takes the place of its lua.evidence test)
+"$mpic" test tests/lua/evidence || status=1
 if [ "$status" -ne 0 ]; then
     echo "--- coordinator log"; tail -n 30 "$work/coordinator.log"
 fi

@@ -136,12 +136,18 @@ do -- one byte flipped in line 2's time stamp: line 3 no longer chains to it
   t[2] = t[2]:sub(1, pos - 1) .. string.char(c:byte() ~ 1) .. t[2]:sub(pos + 1)
   caught("flip_byte", joined(t), 3, "the line before was edited")
 end
-do -- one byte flipped in the target: the signed requests are another's
+do -- one byte flipped in the line's own target (not a statement's): the signed requests are another's
   local t = { table.unpack(lines) }
-  local s = t[2]:find('"target":"ev.test"', 1, true)
-  check(s, "line 2 has the target")
-  local pos = s + #'"target":"'
-  t[2] = t[2]:sub(1, pos - 1) .. string.char(t[2]:byte(pos) ~ 2) .. t[2]:sub(pos + 1)
+  local from, flipped = 1, nil
+  while not flipped do
+    local s = t[2]:find('"target":"ev.test"', from, true)
+    check(s, "line 2 has the target outside the evidence")
+    local pos = s + #'"target":"'
+    local cand = t[2]:sub(1, pos - 1) .. string.char(t[2]:byte(pos) ~ 2) .. t[2]:sub(pos + 1)
+    if util.json_decode(cand).target ~= "ev.test" then flipped = cand end
+    from = pos
+  end
+  t[2] = flipped
   caught("flip_target", joined(t), 2, "is not the line's")
 end
 caught("delete_line", joined({ lines[1], lines[3], lines[4], lines[5], lines[6] }), 2, "1 line(s) removed")
