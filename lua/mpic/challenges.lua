@@ -666,6 +666,8 @@ local function probe_wrapper(k, v)
   return w
 end
 
+local FIELD_NAMES = {} -- "probe.<field>" by field name
+
 local function sandbox_probe(probe)
   local out = {}
   if type(probe) ~= "table" then return out end
@@ -674,7 +676,12 @@ local function sandbox_probe(probe)
     if type(v) == "function" then
       out[k] = probe_wrapper(k, v)
     elseif type(v) == "table" then
-      local ok, c = pcall(copy_data, v, "probe." .. tostring(k))
+      local what = FIELD_NAMES[k]
+      if not what then
+        what = "probe." .. tostring(k)
+        if type(k) == "string" and #k <= 64 then FIELD_NAMES[k] = what end
+      end
+      local ok, c = sandbox_copy(v, what, M.MAX_COPY_ITEMS, M.MAX_COPY_DEPTH, NULL, ARRAY_MT)
       if ok then out[k] = c end
     else
       out[k] = v
@@ -699,14 +706,15 @@ function M.run(ch, target, params, probe)
                           yieldable = true}
   -- the check's own copies of its inputs, made before the bounded call (trusted
   -- data: not charged to the file's limits)
-  local inok, t, p = pcall(function()
-    return copy_data(target, "target"), copy_data(params or {}, "parameters")
-  end)
+  local maxi, maxd = M.MAX_COPY_ITEMS, M.MAX_COPY_DEPTH
+  local tok, t = sandbox_copy(target, "target", maxi, maxd, NULL, ARRAY_MT)
+  local pok, p = false, nil
+  if tok then pok, p = sandbox_copy(params or {}, "parameters", maxi, maxd, NULL, ARRAY_MT) end
   local ok, res, msg
-  if inok then
+  if tok and pok then
     ok, res, msg = sandbox_call(box, ch.check, t, p, sandbox_probe(probe))
   else
-    ok, res, msg = nil, "error", t
+    ok, res, msg = nil, "error", tok and p or t
   end
   if not ok then
     local what = res == "instructions" and "check stopped: " .. describe(msg) .. " (the challenge file's code ran too long)"
@@ -714,7 +722,7 @@ function M.run(ch, target, params, probe)
       or "check failed: " .. describe(msg)
     return script_failure(ch, prefix, what)
   end
-  local cok, copy = pcall(copy_data, res, "check result")
+  local cok, copy = sandbox_copy(res, "check result", maxi, maxd, NULL, ARRAY_MT)
   if not cok then return script_failure(ch, prefix, "check returned a malformed result: " .. describe(copy)) end
   res = copy
   if type(res) ~= "table" or type(res.passed) ~= "boolean" then

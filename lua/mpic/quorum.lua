@@ -30,11 +30,24 @@ M.BASE_MIN_REMOTES = 2
 
 M.RIRS = { ARIN = true, RIPE = true, APNIC = true, LACNIC = true, AFRINIC = true }
 
--- Canonical RIR name ("ripe ncc" -> "RIPE"), or nil, reason.
-function M.normalize_rir(rir)
-  if type(rir) ~= "string" then
-    return nil, "rir is not a string"
+-- Answers that depend only on their string argument are remembered
+-- (every evaluation normalizes each remote's RIR and checks the date):
+-- bounded, a full memo starts over. A memo entry is {value, reason}.
+local MEMO_MAX = 256
+local function memo_of(fn)
+  local memo, n = {}, 0
+  return function(s)
+    local hit = memo[s]
+    if hit then return hit[1], hit[2] end
+    local v, why = fn(s)
+    if n >= MEMO_MAX then memo, n = {}, 0 end
+    memo[s] = { v, why }
+    n = n + 1
+    return v, why
   end
+end
+
+local function normalize_rir(rir)
   local s = string_upper(string_gsub(string_gsub(rir, "^%s+", ""), "%s+$", ""))
   s = string_gsub(s, "%s+", " ")
   if s == "RIPE NCC" then
@@ -45,12 +58,18 @@ function M.normalize_rir(rir)
   end
   return s
 end
+local normalize_rir_memo = memo_of(normalize_rir)
 
--- True for a well-formed "YYYY-MM-DD" date string.
-function M.check_date(date)
-  if type(date) ~= "string" then
-    return nil, "date must be a \"YYYY-MM-DD\" string"
+-- Canonical RIR name ("ripe ncc" -> "RIPE"), or nil, reason.
+function M.normalize_rir(rir)
+  if type(rir) ~= "string" then
+    return nil, "rir is not a string"
   end
+  if #rir > 64 then return normalize_rir(rir) end
+  return normalize_rir_memo(rir)
+end
+
+local function check_date(date)
   local y, m, d = string_match(date, "^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
   if not y then
     return nil, string_format("malformed date %q (want YYYY-MM-DD)", date)
@@ -60,6 +79,16 @@ function M.check_date(date)
     return nil, string_format("malformed date %q (month or day out of range)", date)
   end
   return true
+end
+local check_date_memo = memo_of(check_date)
+
+-- True for a well-formed "YYYY-MM-DD" date string.
+function M.check_date(date)
+  if type(date) ~= "string" then
+    return nil, "date must be a \"YYYY-MM-DD\" string"
+  end
+  if #date > 64 then return check_date(date) end
+  return check_date_memo(date)
 end
 
 -- BR minimum number of remote perspectives on the given date, or nil, reason.

@@ -79,3 +79,22 @@ case("the_memo_is_bounded", function()
   for i = 1, 100 do pick(sel, "b" .. i .. ".example", 3, 1) end
   ok(sel.cohort_memo_size() <= 8, "at most 8 entries, got " .. sel.cohort_memo_size())
 end)
+
+case("remembered_rir_names_and_dates_answer_as_before", function()
+  local quorum = require "mpic.quorum"
+  for _ = 1, 2 do -- the second round is answered from the memo
+    eq({ quorum.normalize_rir(" ripe  ncc ") }, { "RIPE" })
+    eq({ quorum.normalize_rir("Apnic") }, { "APNIC" })
+    eq({ quorum.normalize_rir("MARS") }, { nil, 'unknown RIR "MARS"' })
+    eq({ quorum.normalize_rir(42) }, { nil, "rir is not a string" })
+    eq({ quorum.check_date("2026-12-15") }, { true })
+    eq({ quorum.check_date("2026-13-01") }, { nil, 'malformed date "2026-13-01" (month or day out of range)' })
+    eq({ quorum.check_date("tomorrow") }, { nil, 'malformed date "tomorrow" (want YYYY-MM-DD)' })
+    eq(quorum.min_remotes("2026-12-15"), 5)
+  end
+  -- many distinct names: the answers stay right past the memo's bound
+  for i = 1, 600 do
+    eq({ quorum.normalize_rir("x" .. i) }, { nil, 'unknown RIR "x' .. i .. '"' })
+  end
+  eq({ quorum.normalize_rir("arin") }, { "ARIN" })
+end)
