@@ -31,6 +31,11 @@
  *       nested deeper than max_depth; with `paths` the message names the
  *       path of keys to the problem ("what.k1.k2"). Inside a bounded call the
  *       entries copied are charged to its instruction limit.
+ *   sandbox.view(t, wrappers, make, max_items, max_depth [, null [, array_mt]])
+ *       -> a new table with t's fields (raw): a function replaced by
+ *       wrappers[fn] (made by make(key, fn) and kept there the first time),
+ *       a table by its copy as sandbox.copy makes it (a field that cannot
+ *       be copied is left out), anything else as it is. A check's probe.
  *
  * Instructions: a count hook on the thread, set for the call and removed
  * after it, charges `period` instructions per firing (limit / 100).
@@ -833,6 +838,82 @@ static int l_copy(lua_State *L)
     return 2;
 }
 
+static int l_view(lua_State *L)
+{
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    struct copyctx c;
+    memset(&c, 0, sizeof c);
+    c.max_items = luaL_checkinteger(L, 4);
+    lua_Integer md = luaL_checkinteger(L, 5);
+    luaL_argcheck(L, md >= 0 && md <= COPY_MAX_DEPTH, 5, "depth out of range");
+    c.max_depth = (int)md;
+    lua_settop(L, 7);
+    c.nullidx = lua_isnil(L, 6) ? 0 : 6;
+    c.mtidx = lua_istable(L, 7) ? 7 : 0;
+    if (!lua_istable(L, 1)) {
+        lua_newtable(L);
+        return 1;
+    }
+    int n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        lua_pop(L, 1);
+        n++;
+    }
+    lua_createtable(L, 0, n);
+    int out = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        int k = lua_gettop(L) - 1, v = k + 1;
+        luaL_checkstack(L, 8, "view");
+        switch (lua_type(L, v)) {
+        case LUA_TFUNCTION:
+            lua_pushvalue(L, v);
+            if (lua_rawget(L, 2) == LUA_TNIL) {
+                lua_pop(L, 1);
+                lua_pushvalue(L, 3);
+                lua_pushvalue(L, k);
+                lua_pushvalue(L, v);
+                lua_call(L, 2, 1);
+                lua_pushvalue(L, v);
+                lua_pushvalue(L, -2);
+                lua_rawset(L, 2);
+            }
+            lua_pushvalue(L, k);
+            lua_insert(L, -2);
+            lua_rawset(L, out);
+            break;
+        case LUA_TTABLE:
+            if (is_null(L, &c, v)) {
+                lua_pushvalue(L, k);
+                lua_pushvalue(L, v);
+                lua_rawset(L, out);
+                break;
+            }
+            lua_pushliteral(L, "probe.");
+            luaL_tolstring(L, k, NULL);
+            lua_concat(L, 2);
+            c.whatidx = lua_gettop(L);
+            c.count = 0;
+            if (copy_table(L, v, 1, &c) == 0) {
+                lua_pushvalue(L, k);
+                lua_insert(L, -2);
+                lua_rawset(L, out);
+            }
+            lua_settop(L, v);
+            break;
+        default:
+            lua_pushvalue(L, k);
+            lua_pushvalue(L, v);
+            lua_rawset(L, out);
+            break;
+        }
+        lua_settop(L, k);
+    }
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
     {"new", l_new},
     {"call", l_call},
@@ -842,6 +923,7 @@ static const luaL_Reg funcs[] = {
     {"install_string_index", l_install_string_index},
     {"pattern_cost", l_pattern_cost},
     {"copy", l_copy},
+    {"view", l_view},
     {NULL, NULL}};
 
 int luaopen_mpic_sandbox(lua_State *L)

@@ -625,7 +625,7 @@ end
 -- yields to the event loop) and its results are copied out. A fresh table
 -- per check; the wrappers (which hold nothing a check can change) are made
 -- once per probe function and shared.
-local WRAPPERS = setmetatable({}, {__mode = "k"}) -- probe function -> {name -> wrapper}
+local WRAPPERS = setmetatable({}, {__mode = "k"}) -- probe function -> its wrapper
 
 -- Probe functions whose results are built for each call and handed over
 -- whole: plain tables (no metatable, no function) that no other code keeps
@@ -636,18 +636,12 @@ local FRESH_RESULTS = M.FRESH_RESULTS
 
 local function plain_scalar(t) return t == "string" or t == "number" or t == "boolean" or t == "nil" end
 
-local function probe_wrapper(k, v)
-  local by_name = WRAPPERS[v]
-  if not by_name then
-    by_name = {}
-    WRAPPERS[v] = by_name
-  end
-  local w = by_name[k]
-  if w then return w end
+-- The wrapper of probe function v (field k), made once (sandbox.view keeps it).
+local function make_wrapper(k, v)
   local fn = sandbox.unbounded(v)
   local name = "probe." .. tostring(k)
   local rname = name .. " result"
-  w = function(...)
+  return function(...)
     local n = select("#", ...)
     local args = {...}
     for i = 1, n do
@@ -662,33 +656,12 @@ local function probe_wrapper(k, v)
     end
     return table_unpack(r, 1, r.n)
   end
-  by_name[k] = w
-  return w
 end
 
-local FIELD_NAMES = {} -- "probe.<field>" by field name
-
+-- The probe view, built in C (mpic.core.sandbox.view): a new table per check.
+local sandbox_view = sandbox.view
 local function sandbox_probe(probe)
-  local out = {}
-  if type(probe) ~= "table" then return out end
-  local k, v = next(probe)
-  while k ~= nil do
-    if type(v) == "function" then
-      out[k] = probe_wrapper(k, v)
-    elseif type(v) == "table" then
-      local what = FIELD_NAMES[k]
-      if not what then
-        what = "probe." .. tostring(k)
-        if type(k) == "string" and #k <= 64 then FIELD_NAMES[k] = what end
-      end
-      local ok, c = sandbox_copy(v, what, M.MAX_COPY_ITEMS, M.MAX_COPY_DEPTH, NULL, ARRAY_MT)
-      if ok then out[k] = c end
-    else
-      out[k] = v
-    end
-    k, v = next(probe, k)
-  end
-  return out
+  return sandbox_view(probe, WRAPPERS, make_wrapper, M.MAX_COPY_ITEMS, M.MAX_COPY_DEPTH, NULL, ARRAY_MT)
 end
 
 local function script_failure(ch, prefix, message)
