@@ -163,3 +163,19 @@ case("fresh_probe_results_reach_the_check_without_a_copy", function()
   eq(challenges.FRESH_RESULTS[p.dns], true)
   eq(challenges.FRESH_RESULTS[p.resolve], nil)
 end)
+
+case("the_probe_view_copies_data_and_leaves_out_what_cannot_be_copied", function()
+  local ch = load_one("x-view", [[
+    local c = probe.config
+    return {passed = probe.n == 7 and probe.bad == nil and c.list[2] == "b" and c ~= nil
+      and type(probe.f) == "function" and probe.f() == "ok", completed = true}]])
+  local probe = {n = 7, bad = {print}, config = {list = {"a", "b"}}, f = function() return "ok" end}
+  eq(challenges.run(ch, TGT, {}, probe).passed, true)
+  local v = sandbox.view(probe, setmetatable({}, {__mode = "k"}), function(_, fn) return fn end, 100, 4)
+  eq(v.n, 7)
+  eq(v.bad, nil)
+  ok(v.config ~= probe.config and v.config.list ~= probe.config.list, "data copied")
+  eq(v.config, probe.config)
+  eq(v.f, probe.f)
+  eq(sandbox.view(42, {}, print, 1, 1), {})
+end)
