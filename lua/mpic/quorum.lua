@@ -30,22 +30,11 @@ M.BASE_MIN_REMOTES = 2
 
 M.RIRS = { ARIN = true, RIPE = true, APNIC = true, LACNIC = true, AFRINIC = true }
 
--- Answers that depend only on their string argument are remembered
--- (every evaluation normalizes each remote's RIR and checks the date):
--- bounded, a full memo starts over. A memo entry is {value, reason}.
+-- Every evaluation normalizes each remote's RIR and checks the date: the
+-- answers are remembered (bounded; a full memo starts over). A remembered
+-- RIR name is used only while quorum.RIRS still holds it; failures are not
+-- remembered.
 local MEMO_MAX = 256
-local function memo_of(fn)
-  local memo, n = {}, 0
-  return function(s)
-    local hit = memo[s]
-    if hit then return hit[1], hit[2] end
-    local v, why = fn(s)
-    if n >= MEMO_MAX then memo, n = {}, 0 end
-    memo[s] = { v, why }
-    n = n + 1
-    return v, why
-  end
-end
 
 local function normalize_rir(rir)
   local s = string_upper(string_gsub(string_gsub(rir, "^%s+", ""), "%s+$", ""))
@@ -58,15 +47,23 @@ local function normalize_rir(rir)
   end
   return s
 end
-local normalize_rir_memo = memo_of(normalize_rir)
+
+local rir_memo, rir_n = {}, 0
 
 -- Canonical RIR name ("ripe ncc" -> "RIPE"), or nil, reason.
 function M.normalize_rir(rir)
   if type(rir) ~= "string" then
     return nil, "rir is not a string"
   end
-  if #rir > 64 then return normalize_rir(rir) end
-  return normalize_rir_memo(rir)
+  local hit = rir_memo[rir]
+  if hit and M.RIRS[hit] then return hit end
+  local s, why = normalize_rir(rir)
+  if s and #rir <= 64 then
+    if rir_n >= MEMO_MAX then rir_memo, rir_n = {}, 0 end
+    rir_memo[rir] = s
+    rir_n = rir_n + 1
+  end
+  return s, why
 end
 
 local function check_date(date)
@@ -80,7 +77,16 @@ local function check_date(date)
   end
   return true
 end
-local check_date_memo = memo_of(check_date)
+local date_memo, date_n = {}, 0
+local function check_date_memo(date)
+  local hit = date_memo[date]
+  if hit then return hit[1], hit[2] end
+  local ok, why = check_date(date)
+  if date_n >= MEMO_MAX then date_memo, date_n = {}, 0 end
+  date_memo[date] = { ok, why }
+  date_n = date_n + 1
+  return ok, why
+end
 
 -- True for a well-formed "YYYY-MM-DD" date string.
 function M.check_date(date)
@@ -153,13 +159,39 @@ function M.effective(n, q)
   return math_max(r, q)
 end
 
-local function sorted_keys(set)
+-- The five RIRs as bits, in name order, so that the RIRs seen in an
+-- evaluation are kept in two integers (a name outside these, added to
+-- M.RIRS, goes to a set as before).
+local RIR_ORDER = { "AFRINIC", "APNIC", "ARIN", "LACNIC", "RIPE" }
+local RIR_BIT = {}
+for i, r in ipairs(RIR_ORDER) do RIR_BIT[r] = 1 << (i - 1) end
+
+-- The sorted names of a mask and of an extra set (nil when none).
+local function rir_names(mask, extra)
   local out = {}
-  for k in pairs(set) do
-    out[#out + 1] = k
+  for i = 1, #RIR_ORDER do
+    if mask & (1 << (i - 1)) ~= 0 then out[#out + 1] = RIR_ORDER[i] end
   end
-  table_sort(out)
+  if extra then
+    for k in pairs(extra) do
+      if not RIR_BIT[k] then out[#out + 1] = k end
+    end
+    table_sort(out)
+  end
   return out
+end
+
+-- How many names a mask and an extra set hold.
+local function rir_count(mask, extra)
+  local c = 0
+  while mask ~= 0 do
+    c = c + (mask & 1)
+    mask = mask >> 1
+  end
+  if extra then
+    for _ in pairs(extra) do c = c + 1 end
+  end
+  return c
 end
 
 local function bad_state(why)
@@ -221,7 +253,7 @@ function M.evaluate(state, opts)
   local min_rirs = opts.min_rirs and opts.min_rirs(n) or (n > 2 and 2 or 1)
 
   local passed, failed, pending, errors = 0, 0, 0, 0
-  local passed_rirs, possible_rirs, seen = {}, {}, {}
+  local passed_mask, possible_mask, passed_extra, possible_extra, seen = 0, 0, nil, nil, {}
   local first_failure
   for i = 1, n do
     local r = remotes[i]
@@ -249,8 +281,13 @@ function M.evaluate(state, opts)
       end
       if r.passed then
         passed = passed + 1
-        passed_rirs[rir] = true
-        possible_rirs[rir] = true
+        local bit = RIR_BIT[rir]
+        if bit then
+          passed_mask, possible_mask = passed_mask | bit, possible_mask | bit
+        else
+          passed_extra, possible_extra = passed_extra or {}, possible_extra or {}
+          passed_extra[rir], possible_extra[rir] = true, true
+        end
       else
         failed = failed + 1
         first_failure = first_failure or r.id
@@ -260,11 +297,17 @@ function M.evaluate(state, opts)
       end
     else
       pending = pending + 1
-      possible_rirs[rir] = true
+      local bit = RIR_BIT[rir]
+      if bit then
+        possible_mask = possible_mask | bit
+      else
+        possible_extra = possible_extra or {}
+        possible_extra[rir] = true
+      end
     end
   end
 
-  local rir_list = sorted_keys(passed_rirs)
+  local rir_list = rir_names(passed_mask, passed_extra)
   local info = {
     quorum = string_format("%d/%d", passed, n),
     passed = passed, failed = failed, pending = pending, errors = errors,
@@ -302,7 +345,7 @@ function M.evaluate(state, opts)
     return "invalid", string_format("quorum cannot be met: %d of %d remotes did not corroborate, %d required",
       failed, n, required), info
   end
-  local possible = #sorted_keys(possible_rirs)
+  local possible = rir_count(possible_mask, possible_extra)
   info.possible_rirs = possible
   if possible < min_rirs then
     info.rule = "rir-diversity"
