@@ -641,20 +641,44 @@ local function make_wrapper(k, v)
   local fn = sandbox.unbounded(v)
   local name = "probe." .. tostring(k)
   local rname = name .. " result"
+  -- a result that is not a plain scalar is copied (a table from a
+  -- FRESH_RESULTS function is handed over)
+  local function fix(x, fresh)
+    local t = type(x)
+    if plain_scalar(t) or (fresh and t == "table") then return x end
+    return copy_data(x, rname)
+  end
+  local function out(...)
+    local n = select("#", ...)
+    if n == 0 then return end
+    local fresh = FRESH_RESULTS[v]
+    if n <= 4 then -- no table for the usual 1 to 4 results
+      local r1, r2, r3, r4 = ...
+      if n == 1 then return fix(r1, fresh) end
+      if n == 2 then return fix(r1, fresh), fix(r2, fresh) end
+      if n == 3 then return fix(r1, fresh), fix(r2, fresh), fix(r3, fresh) end
+      return fix(r1, fresh), fix(r2, fresh), fix(r3, fresh), fix(r4, fresh)
+    end
+    local r = table.pack(...)
+    for i = 1, n do r[i] = fix(r[i], fresh) end
+    return table_unpack(r, 1, n)
+  end
   return function(...)
     local n = select("#", ...)
+    if n <= 2 then -- the usual call: up to 2 scalar arguments, passed as they are
+      local a1, a2 = ...
+      if plain_scalar(type(a1)) and plain_scalar(type(a2)) then
+        if n == 2 then return out(fn(a1, a2)) end
+        if n == 1 then return out(fn(a1)) end
+        return out(fn())
+      end
+    end
     local args = {...}
     for i = 1, n do
       local a = args[i]
       if not plain_scalar(type(a)) then args[i] = copy_data(a, name .. " argument " .. i) end
     end
-    local r = table.pack(fn(table_unpack(args, 1, n)))
-    local fresh = FRESH_RESULTS[v]
-    for i = 1, r.n do
-      local t = type(r[i])
-      if not plain_scalar(t) and not (fresh and t == "table") then r[i] = copy_data(r[i], rname) end
-    end
-    return table_unpack(r, 1, r.n)
+    return out(fn(table_unpack(args, 1, n)))
   end
 end
 

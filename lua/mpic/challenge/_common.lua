@@ -40,8 +40,9 @@ function M.bad_param(method, name, value)
   return M.result(false, false, M.param_error(name, value), {validation_method = method})
 end
 
+local sub = string.sub
 local function strip_dot(n)
-  if type(n) == "string" and n:sub(-1) == "." then return n:sub(1, -2) end
+  if type(n) == "string" and byte(n, -1) == 46 then return sub(n, 1, -2) end -- "."
   return n
 end
 M.strip_dot = strip_dot

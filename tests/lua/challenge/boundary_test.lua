@@ -179,3 +179,23 @@ case("the_probe_view_copies_data_and_leaves_out_what_cannot_be_copied", function
   eq(v.f, probe.f)
   eq(sandbox.view(42, {}, print, 1, 1), {})
 end)
+
+case("probe_results_of_any_count_come_back_copied", function()
+  local ch = load_one("x-results", [[
+    local n0 = select("#", probe.none())
+    local a, b, c, d, e = probe.five(nil, "x")
+    e.seen = true
+    local one = probe.one({k = 1}, 2, 3)
+    return {passed = n0 == 0 and a == 1 and b == nil and c == "x" and d == true and e.v == 5 and one.k == 1,
+            completed = true}]])
+  local tail = {v = 5}
+  local got
+  local probe = {
+    none = function() end,
+    five = function(x, y) return 1, x, y, true, tail end,
+    one = function(t, ...) got = {t, ...} return t end,
+  }
+  eq(challenges.run(ch, TGT, {}, probe).passed, true)
+  eq(tail.seen, nil)
+  eq(got, {{k = 1}, 2, 3})
+end)
