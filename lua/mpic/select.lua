@@ -255,6 +255,7 @@ end
 function M.cohort_memo_size() return cohort_n end
 
 local cohorts_of_pool -- steps 3 to 7 (below)
+local COHORT_FAIL = "could not construct a cohort of size %d from %d eligible remote perspectives"
 
 -- The cohort list for the candidates (see the algorithm above).
 -- cands: list of {id, rir (normalized), location}; opts.primary_location,
@@ -273,9 +274,8 @@ function M.cohorts(cands, k, rng, opts)
     end
   end
   local n = #pool
-  local fail = string_format("could not construct a cohort of size %d from %d eligible remote perspectives", k, n)
   if k > n then
-    return nil, fail
+    return nil, string_format(COHORT_FAIL, k, n)
   end
   table_sort(pool, function(a, b) return a.id < b.id end)
   for i = n, 2, -1 do
@@ -294,7 +294,7 @@ function M.cohorts(cands, k, rng, opts)
     end
     return out
   end
-  local done, why = cohorts_of_pool(pool, n, k, min_km, fail)
+  local done, why = cohorts_of_pool(pool, n, k, min_km)
   if done then
     local pos, idx = {}, {}
     for i, c in ipairs(pool) do pos[c] = i end
@@ -310,7 +310,7 @@ function M.cohorts(cands, k, rng, opts)
   return nil, why
 end
 
-cohorts_of_pool = function(pool, n, k, min_km, fail)
+cohorts_of_pool = function(pool, n, k, min_km)
   local buckets, by_rir = {}, {}
   for _, c in ipairs(pool) do
     local b = by_rir[c.rir]
@@ -323,7 +323,7 @@ cohorts_of_pool = function(pool, n, k, min_km, fail)
   end
   local nb = #buckets
   if k > 2 and nb < 2 then
-    return nil, fail .. " (all in one RIR)"
+    return nil, string_format(COHORT_FAIL, k, n) .. " (all in one RIR)"
   end
   local p = 1
   local function advance(bi)
@@ -402,7 +402,7 @@ cohorts_of_pool = function(pool, n, k, min_km, fail)
     end
   end
   if #done == 0 then
-    return nil, fail
+    return nil, string_format(COHORT_FAIL, k, n)
   end
   return done
 end
