@@ -176,7 +176,13 @@ function M.main(args)
     return 2
   end
   local p = require("mpic.perspectives").get(opts.perspective)
-  if not p then io_stderr:write("mpic agent: no perspective ", opts.perspective, " in ", cfg.file, "\n") return 2 end
+  if not p then
+    local ids = {}
+    for _, q in ipairs(cfg.perspectives) do if not q.agent then ids[#ids + 1] = q.id end end
+    io_stderr:write("mpic agent: no perspective ", opts.perspective, " in ", cfg.file, " (local perspectives: ",
+      table_concat(ids, ", "), ")\n")
+    return 2
+  end
   if p.agent then
     io_stderr:write("mpic agent: perspective ", p.id, " is remote in ", cfg.file, "; an agent serves a local one\n")
     return 2

@@ -312,7 +312,9 @@ function M.main(args)
   end
   limits.address, limits.port, limits.tls = addr, port, tls
   limits.max_inflight = tonumber(opts["max-inflight"]) or 1000
-  limits.max_body = tonumber(opts["max-body"]) or 1048576
+  -- 256 KiB: the largest request the request limits allow is far smaller,
+  -- and decoding a hostile body costs about 100 times its size at peak
+  limits.max_body = tonumber(opts["max-body"]) or 262144
   limits.fd = wk and wk.fd
   local srv, kind, detail = server.listen(limits)
   if not srv then io_stderr:write("mpic serve: ", tostring(kind), ": ", tostring(detail), "\n") return 2 end
