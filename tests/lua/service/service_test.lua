@@ -297,7 +297,7 @@ case("coordinator_invalid_request_is_400_with_issues", function()
 end)
 
 case("coordinator_oversized_body_is_413", function()
-  local res = coord(string.rep(" ", 262145)) -- one byte over the default cap
+  local res = coord(string.rep(" ", 262145), { Expect = "100-continue" }) -- one byte over the default cap
   eq(res.status, 413)
 end)
 
