@@ -615,6 +615,28 @@ static int append_direct(lua_State *L, struct audit_writer *w, struct audit_req 
                           strerror(rc < 0 ? -rc : EIO));
 }
 
+
+/* Queue r for the writer thread, watching its eventfd first; returns with
+ * w->mu held (the caller unlocks, or waits on done_cv), or -1 (mu not held)
+ * when the eventfd cannot be watched. */
+static int queue_for_writer(struct audit_writer *w, struct audit_req *r)
+{
+    if (!w->ev_added) {
+        if (event_add(w->ev, NULL) != 0)
+            return -1;
+        w->ev_added = 1;
+    }
+    w->inflight++;
+    pthread_mutex_lock(&w->mu);
+    if (w->q_tail)
+        w->q_tail->next = r;
+    else
+        w->q_head = r;
+    w->q_tail = r;
+    pthread_cond_signal(&w->cv);
+    return 0;
+}
+
 static int enqueue(lua_State *L, struct audit_writer *w, struct mpic_task *t, struct audit_req *r)
 {
     if (!w->started && !w->fsync)
@@ -627,21 +649,10 @@ static int enqueue(lua_State *L, struct audit_writer *w, struct mpic_task *t, st
         }
     }
     r->p.task = t;
-    if (!w->ev_added) {
-        if (event_add(w->ev, NULL) != 0) {
-            free(r);
-            return luaL_error(L, "audit: cannot watch the writer's eventfd");
-        }
-        w->ev_added = 1;
+    if (queue_for_writer(w, r) != 0) {
+        free(r);
+        return luaL_error(L, "audit: cannot watch the writer's eventfd");
     }
-    w->inflight++;
-    pthread_mutex_lock(&w->mu);
-    if (w->q_tail)
-        w->q_tail->next = r;
-    else
-        w->q_head = r;
-    w->q_tail = r;
-    pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     return mpic_task_suspend(L, &r->p, req_cancel, r, k_append, (lua_KContext)r);
 }
@@ -661,21 +672,11 @@ static int append_blocking(lua_State *L, struct audit_writer *w, struct audit_re
         return n;
     }
     r->blocking = 1;
-    if (!w->ev_added) { /* the loop side hands r back (and frees it) once it runs */
-        if (event_add(w->ev, NULL) != 0) {
-            free(r);
-            return luaL_error(L, "audit: cannot watch the writer's eventfd");
-        }
-        w->ev_added = 1;
+    /* the loop side hands r back (and frees it) once it runs */
+    if (queue_for_writer(w, r) != 0) {
+        free(r);
+        return luaL_error(L, "audit: cannot watch the writer's eventfd");
     }
-    w->inflight++;
-    pthread_mutex_lock(&w->mu);
-    if (w->q_tail)
-        w->q_tail->next = r;
-    else
-        w->q_head = r;
-    w->q_tail = r;
-    pthread_cond_signal(&w->cv);
     while (!r->finished)
         pthread_cond_wait(&w->done_cv, &w->mu);
     int err = r->err;
