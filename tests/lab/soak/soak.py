@@ -114,6 +114,13 @@ def rss_kb(pid):
         return 0
 
 
+def open_fds(pid):
+    try:
+        return len(os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return 0
+
+
 def perspective_up(metrics):
     return {m.group(1): float(m.group(2))
             for m in re.finditer(r'^mpic_perspective_up\{perspective="([^"]+)"\} (\S+)$', metrics, re.M)}
@@ -149,7 +156,8 @@ stop_at = time.time() + SECONDS
 lock = threading.Lock()
 stats = {w: {"answers": 0, "good_valid": 0, "hostile_invalid": 0, "wrong": [], "status5xx": [], "errors": []}
          for w in SERVERS}
-monitor = {w: {"healthz_bad": [], "up_bad": [], "rss": []} for w in SERVERS}
+monitor = {w: {"healthz_bad": [], "up_bad": [], "rss": [], "fds": []} for w in SERVERS}
+AUDIT = {"local": WORK + "/local-audit.jsonl", "remote": WORK + "/remote-audit.jsonl"}
 
 
 def client(which, seed):
@@ -193,6 +201,7 @@ def watch(which):
         except Exception as e:  # noqa: BLE001
             m["healthz_bad"].append(repr(e))
         m["rss"].append((time.time(), rss_kb(PIDS[which])))
+        m["fds"].append(open_fds(PIDS[which]))
         time.sleep(1)
 
 
@@ -219,6 +228,21 @@ for w in SERVERS:
     with open("%s/serve-%s.log" % (WORK, w)) as f:
         changes = [line for line in f if "is unhealthy" in line]
     check("soak_%s_no_health_change_logged" % w, not changes, changes[:3])
+    # connections: the open descriptors of the coordinator must not pile up
+    fds = [f for f in m["fds"] if f > 0]
+    third_f = max(1, len(fds) // 3)
+    f_first, f_last = max(fds[:third_f] or [0]), max(fds[-third_f:] or [0])
+    print("%s: open descriptors at most %d in the first third, %d in the last" % (w, f_first, f_last))
+    check("soak_%s_connections_bounded" % w, 0 < f_last <= f_first + 64, "(%d then %d)" % (f_first, f_last))
+    # logs: the service log says nothing per request, and each audit line is bounded
+    log_size = os.path.getsize("%s/serve-%s.log" % (WORK, w))
+    with open(AUDIT[w], "rb") as f:
+        lines = f.read().split(b"\n")
+    longest = max(len(line) for line in lines)
+    print("%s: service log %d bytes; audit %d lines, the longest %d bytes" % (w, log_size, len(lines) - 1, longest))
+    check("soak_%s_service_log_bounded" % w, log_size < 64 * 1024, "(%d bytes)" % log_size)
+    check("soak_%s_audit_lines_bounded" % w, 0 < longest < 64 * 1024 and len(lines) - 1 >= s["answers"],
+          "(%d bytes, %d lines for %d answers)" % (longest, len(lines) - 1, s["answers"]))
     rss = [r for _, r in m["rss"] if r > 0]
     third = max(1, len(rss) // 3)
     first, last = max(rss[:third] or [0]), max(rss[-third:] or [0])
