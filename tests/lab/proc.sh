@@ -2,6 +2,10 @@
 #   proc_stop PIDFILE   stop the process named in PIDFILE: SIGTERM, wait up to
 #                       5 s, then SIGKILL; removes PIDFILE. Always returns 0.
 #   proc_stop_pids PID...  the same for processes known by PID (1 s each).
+#   start NAME CMD...   run CMD in the background, output to $work/NAME.log,
+#                       PID to $work/NAME.pid and appended to the array pids
+#                       (the caller sets work and pids=() and stops them).
+#   wait_port ADDR PORT until something accepts TCP connections (<= 5 s).
 
 proc_stop() {
     local pidfile=$1 pid i
@@ -28,4 +32,22 @@ proc_stop_pids() {
         kill -KILL "$p" 2>/dev/null
     done
     return 0
+}
+
+start() {
+    local name=$1
+    shift
+    "$@" >"$work/$name.log" 2>&1 &
+    local pid=$!
+    echo "$pid" >"$work/$name.pid"
+    pids+=("$pid")
+}
+
+wait_port() {
+    local i
+    for i in $(seq 1 50); do
+        (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
 }

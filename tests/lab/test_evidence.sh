@@ -41,25 +41,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 die() { echo "test_evidence.sh: $*" >&2; exit 1; }
 
-# start NAME CMD...: run in the background, remember the PID in $work/NAME.pid
-start() {
-    local name=$1
-    shift
-    "$@" >"$work/$name.log" 2>&1 &
-    local pid=$!
-    echo "$pid" >"$work/$name.pid"
-    pids+=("$pid")
-}
 
-# wait_port ADDR PORT: until something accepts TCP connections (<= 5 s)
-wait_port() {
-    local i
-    for i in $(seq 1 50); do
-        (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 AGENTS="pdx:ARIN:45.52:-122.68:11 fra:RIPE:50.11:8.68:12 sto:RIPE:59.33:18.07:13 sgp:APNIC:1.35:103.82:14 syd:APNIC:-33.87:151.21:15 gru:LACNIC:-23.55:-46.63:16 jnb:AFRINIC:-26.2:28.04:17"
 

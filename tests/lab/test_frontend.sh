@@ -16,6 +16,7 @@
 set -u
 mpic=${1:?usage: test_frontend.sh MPIC_BINARY}
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/proc.sh"
 root=$(cd "$here/../.." && pwd)
 mpic=$(cd "$(dirname "$mpic")" && pwd)/$(basename "$mpic")
 command -v python3 >/dev/null || { echo "test_frontend.sh: python3 is required" >&2; exit 77; }
@@ -37,25 +38,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 die() { echo "test_frontend.sh: $*" >&2; exit 1; }
 
-# start NAME CMD...: run in the background, remember the PID in $work/NAME.pid
-start() {
-    local name=$1
-    shift
-    "$@" >"$work/$name.log" 2>&1 &
-    local pid=$!
-    echo "$pid" >"$work/$name.pid"
-    pids+=("$pid")
-}
 
-# wait_port ADDR PORT: until something accepts TCP connections (<= 5 s)
-wait_port() {
-    local i
-    for i in $(seq 1 50); do
-        (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 bash "$here/service/mkcerts.sh" "$work/certs" "agent:IP:127.0.41.11" "client:DNS:client.test" >/dev/null ||
     die "certificates"

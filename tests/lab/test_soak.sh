@@ -62,22 +62,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 die() { echo "test_soak.sh: $*" >&2; exit 1; }
 
-# start NAME CMD...: in the background, PID in $work/NAME.pid
-start() {
-    local name=$1
-    shift
-    "$@" >"$work/$name.log" 2>&1 &
-    echo $! >"$work/$name.pid"
-    pids+=($!)
-}
-wait_port() { # ADDR PORT: until something accepts TCP connections (<= 5 s)
-    local i
-    for i in $(seq 1 50); do
-        (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 # Challenge material (made up for the lab)
 TOKEN=soakTok-LabToken_0123456789abcdefghij

@@ -15,6 +15,7 @@
 set -u
 mpic=${1:?usage: test_workers.sh MPIC}
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/proc.sh"
 root=$(cd "$here/../.." && pwd)
 command -v python3 >/dev/null || { echo "test_workers.sh: python3 is required" >&2; exit 77; }
 command -v curl >/dev/null || { echo "test_workers.sh: curl is required" >&2; exit 77; }
@@ -37,21 +38,6 @@ ok() { echo "ok   $1"; }
 fail() { echo "FAIL $1" >&2; failures=$((failures + 1)); }
 check() { if eval "$2"; then ok "$1"; else fail "$1 ($2)"; fi; }
 
-start() {
-    local name=$1
-    shift
-    "$@" >"$work/$name.log" 2>&1 &
-    local pid=$!
-    echo "$pid" >"$work/$name.pid"
-    pids+=("$pid")
-}
-wait_port() {
-    for _ in $(seq 1 50); do
-        (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 # children PID: the worker processes of a master
 children() { cat "/proc/$1/task/$1/children" 2>/dev/null; }
 nchildren() { local c; c=$(children "$1"); set -- $c; echo $#; }
