@@ -101,14 +101,14 @@ struct audit_writer {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    pthread_cond_t done_cv; /* a blocking append's batch is done */
+    pthread_cond_t done_cv;            /* a blocking append's batch is done */
     struct audit_req *q_head, *q_tail; /* for the worker */
     struct audit_req *d_head, *d_tail; /* finished, for the loop */
     unsigned char head[32];            /* hash of the last line (worker's) */
     unsigned long long seq;            /* seq of the last line (worker's) */
     unsigned char pub_head[32];        /* a copy for writer:head(), under mu */
     unsigned long long pub_seq;
-    struct chain_key *key;             /* signs checkpoints; under mu */
+    struct chain_key *key; /* signs checkpoints; under mu */
     struct audit_writer *next;
 };
 
@@ -163,7 +163,8 @@ static int load_head(struct audit_writer *w, char *why, size_t whylen)
         goto out;
     }
     if (pread(fd, buf, 1, end - 1) != 1 || buf[0] != '\n') {
-        snprintf(why, whylen, "%s ends with a partial line: repair the log before appending to it", w->path);
+        snprintf(why, whylen, "%s ends with a partial line: repair the log before appending to it",
+                 w->path);
         goto out;
     }
     off_t stop = end - 1, scan = stop, start = 0;
@@ -236,14 +237,17 @@ static int chain_line(struct audit_writer *w, struct audit_req *r)
         struct tm tm;
         gmtime_r(&now, &tm);
         strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        int bn = snprintf(body, sizeof body, "{\"head\":\"%s\",\"key_id\":\"%s\",\"lines\":%llu,\"time\":\"%s\"}", prev,
-                          k->id, w->seq, t);
+        int bn = snprintf(body, sizeof body,
+                          "{\"head\":\"%s\",\"key_id\":\"%s\",\"lines\":%llu,\"time\":\"%s\"}",
+                          prev, k->id, w->seq, t);
         unsigned char sig[64];
-        if (bn <= 0 || bn >= (int)sizeof body || mpic_sign_raw(k->key, (unsigned char *)body, (size_t)bn, sig) != 0)
+        if (bn <= 0 || bn >= (int)sizeof body ||
+            mpic_sign_raw(k->key, (unsigned char *)body, (size_t)bn, sig) != 0)
             return -1;
         size_t sn = mpic_base64(sig, sizeof sig, sig64, 0);
         sig64[sn] = '\0';
-        int n = snprintf(r->buf, CHECKPOINT_BYTES, "{\"prev\":\"%s\",\"seq\":%llu,\"checkpoint\":%s,\"signature\":\"%s\"}\n",
+        int n = snprintf(r->buf, CHECKPOINT_BYTES,
+                         "{\"prev\":\"%s\",\"seq\":%llu,\"checkpoint\":%s,\"signature\":\"%s\"}\n",
                          prev, seq, body, sig64);
         if (n <= 0 || n >= CHECKPOINT_BYTES)
             return -1;
@@ -459,7 +463,8 @@ static int start_worker(struct audit_writer *w)
     return 0;
 }
 
-static struct audit_writer *writer_new(const char *path, int fsync, int *err, char *why, size_t whylen)
+static struct audit_writer *writer_new(const char *path, int fsync, int *err, char *why,
+                                       size_t whylen)
 {
     struct audit_writer *w = calloc(1, sizeof *w);
     if (!w || !(w->path = strdup(path))) {
@@ -522,7 +527,8 @@ static int l_open(lua_State *L)
         if (!w && why[0])
             return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "%s", why);
         if (!w)
-            return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "open %s: %s", path, strerror(err));
+            return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "open %s: %s", path,
+                                  strerror(err));
     }
     struct audit_writer **box = lua_newuserdatauv(L, sizeof *box, 0);
     *box = w;
@@ -603,7 +609,8 @@ static int append_direct(lua_State *L, struct audit_writer *w, struct audit_req 
         if (k > 0) { /* cut what was written off again when it is the file's end */
             struct stat st;
             off_t end = lseek(w->fd, 0, SEEK_END);
-            if (end >= k && fstat(w->fd, &st) == 0 && st.st_size == end && ftruncate(w->fd, end - k) != 0) {
+            if (end >= k && fstat(w->fd, &st) == 0 && st.st_size == end &&
+                ftruncate(w->fd, end - k) != 0) {
                 /* the append fails anyway */
             }
         }
@@ -614,7 +621,6 @@ static int append_direct(lua_State *L, struct audit_writer *w, struct audit_req 
     return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "%s %s: %s", what, w->path,
                           strerror(rc < 0 ? -rc : EIO));
 }
-
 
 /* Queue r for the writer thread, watching its eventfd first; returns with
  * w->mu held (the caller unlocks, or waits on done_cv), or -1 (mu not held)
@@ -645,7 +651,8 @@ static int enqueue(lua_State *L, struct audit_writer *w, struct mpic_task *t, st
         int rc = start_worker(w);
         if (rc < 0) {
             free(r);
-            return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "audit writer thread: %s", strerror(-rc));
+            return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "audit writer thread: %s",
+                                  strerror(-rc));
         }
     }
     r->p.task = t;
@@ -667,7 +674,8 @@ static int append_blocking(lua_State *L, struct audit_writer *w, struct audit_re
         int n = append_direct(L, w, r); /* frees r */
         if (lua_toboolean(L, -n) && w->fsync && fdatasync(w->fd) != 0) {
             lua_pop(L, n);
-            return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "fsync %s: %s", w->path, strerror(errno));
+            return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "fsync %s: %s", w->path,
+                                  strerror(errno));
         }
         return n;
     }
@@ -684,7 +692,8 @@ static int append_blocking(lua_State *L, struct audit_writer *w, struct audit_re
     r->orphaned = 1; /* on_done (this thread, later) frees it */
     pthread_mutex_unlock(&w->mu);
     if (err)
-        return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "%s %s: %s", what, w->path, strerror(err));
+        return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "%s %s: %s", what, w->path,
+                              strerror(err));
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -697,7 +706,8 @@ static int l_append_blocking(lua_State *L)
     size_t n;
     const char *line = luaL_checklstring(L, 2, &n);
     luaL_argcheck(L, !memchr(line, '\n', n), 2, "line must not contain a newline");
-    luaL_argcheck(L, n >= 2 && line[0] == '{' && line[1] == '"', 2, "line must be a JSON object with members");
+    luaL_argcheck(L, n >= 2 && line[0] == '{' && line[1] == '"', 2,
+                  "line must be a JSON object with members");
     struct audit_req *r = req_new(w, line, n);
     if (!r)
         return luaL_error(L, "out of memory");
@@ -711,7 +721,8 @@ static int l_checkpoint_blocking(lua_State *L)
     int has = w->key != NULL;
     pthread_mutex_unlock(&w->mu);
     if (!has)
-        return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "checkpoint %s: no signing key", w->path);
+        return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "checkpoint %s: no signing key",
+                              w->path);
     struct audit_req *r = req_new(w, NULL, 0);
     if (!r)
         return luaL_error(L, "out of memory");
@@ -725,7 +736,8 @@ static int l_append(lua_State *L)
     size_t n;
     const char *line = luaL_checklstring(L, 2, &n);
     luaL_argcheck(L, !memchr(line, '\n', n), 2, "line must not contain a newline");
-    luaL_argcheck(L, n >= 2 && line[0] == '{' && line[1] == '"', 2, "line must be a JSON object with members");
+    luaL_argcheck(L, n >= 2 && line[0] == '{' && line[1] == '"', 2,
+                  "line must be a JSON object with members");
     struct mpic_task *t = mpic_task_current(L); /* raises outside a task */
     struct audit_req *r = req_new(w, line, n);
     if (!r)
@@ -741,7 +753,8 @@ static int l_checkpoint(lua_State *L)
     int has = w->key != NULL;
     pthread_mutex_unlock(&w->mu);
     if (!has)
-        return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "checkpoint %s: no signing key", w->path);
+        return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "checkpoint %s: no signing key",
+                              w->path);
     struct mpic_task *t = mpic_task_current(L); /* raises outside a task */
     struct audit_req *r = req_new(w, NULL, 0);
     if (!r)

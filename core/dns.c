@@ -49,7 +49,7 @@ struct mpic_dns_resolver {
     struct sock_ev *socks;
     char *servers_csv;
     int lifetime_ms;
-    int try_timeout_ms;  /* c-ares's per-try timeout (ARES_OPT_TIMEOUTMS) */
+    int try_timeout_ms;   /* c-ares's per-try timeout (ARES_OPT_TIMEOUTMS) */
     uint64_t timer_at_ms; /* when the armed timer fires (monotonic ms) */
     ares_socket_t cur_fd; /* socket being processed, for the answering server */
     /* composite resolver (an encrypted entry in the list); have_ch is 0 */
@@ -111,12 +111,14 @@ static void rearm(struct mpic_dns_resolver *r, int force)
     if (!r->have_ch)
         return;
     now = now_ms();
-    if (!force && evtimer_pending(r->timer, NULL) && r->timer_at_ms <= now + (uint64_t)r->try_timeout_ms)
+    if (!force && evtimer_pending(r->timer, NULL) &&
+        r->timer_at_ms <= now + (uint64_t)r->try_timeout_ms)
         return;
     tvp = ares_timeout(r->ch, NULL, &tv);
     if (tvp) {
         /* rounded up: the timer fires no later than this */
-        r->timer_at_ms = now + (uint64_t)tv.tv_sec * 1000u + ((uint64_t)tv.tv_usec + 999u) / 1000u + 1u;
+        r->timer_at_ms =
+            now + (uint64_t)tv.tv_sec * 1000u + ((uint64_t)tv.tv_usec + 999u) / 1000u + 1u;
         evtimer_add(r->timer, tvp);
     } else {
         evtimer_del(r->timer);
@@ -169,7 +171,8 @@ static void on_sock_state(void *data, ares_socket_t fd, int readable, int writab
         s->next = r->socks;
         r->socks = s;
     }
-    s->ev = event_new(r->base, fd, (short)((readable ? EV_READ : 0) | (writable ? EV_WRITE : 0) | EV_PERSIST),
+    s->ev = event_new(r->base, fd,
+                      (short)((readable ? EV_READ : 0) | (writable ? EV_WRITE : 0) | EV_PERSIST),
                       on_io, r);
     if (s->ev)
         event_add(s->ev, NULL);
@@ -292,8 +295,7 @@ static void report_via(struct mpic_dns_query *q, int status, const unsigned char
         res.err = fail_err;
         snprintf(detail, sizeof detail, "%s", fail_detail);
         goto deliver;
-    case ARES_SUCCESS:
-        break;
+    case ARES_SUCCESS: break;
     case ARES_ETIMEOUT:
         res.err = MPIC_E_TIMEOUT;
         snprintf(detail, sizeof detail, "DNS problem: query timed out looking up %s for %s", tname,
@@ -448,10 +450,7 @@ int mpic_dns_query_start(struct mpic_dns_resolver *r, const char *name, uint16_t
     return 0;
 }
 
-const char *mpic_dns_resolver_servers(const struct mpic_dns_resolver *r)
-{
-    return r->servers_csv;
-}
+const char *mpic_dns_resolver_servers(const struct mpic_dns_resolver *r) { return r->servers_csv; }
 
 void mpic_dns_resolver_free(struct mpic_dns_resolver *r)
 {
@@ -494,8 +493,7 @@ static int join_servers(const struct mpic_dns_config *cfg, char **out, char *err
     }
     for (i = 0; i < cfg->n_servers; i++) {
         const char *s = cfg->servers[i];
-        if (!s || !*s || strlen(s) > (mpic_dns_enc_scheme(s) ? 512u : 64u) ||
-            strpbrk(s, ", \t")) {
+        if (!s || !*s || strlen(s) > (mpic_dns_enc_scheme(s) ? 512u : 64u) || strpbrk(s, ", \t")) {
             set_err(err, errlen, "bad DNS server entry %zu", i + 1);
             return -1;
         }
@@ -691,8 +689,8 @@ static void composite_free(struct mpic_dns_query *q)
 /* A failure to get an answer from this server: the next one may have it. */
 static int retryable(enum mpic_err e, int has_reply)
 {
-    return e == MPIC_E_TIMEOUT || e == MPIC_E_CONNECT || e == MPIC_E_TLS ||
-           e == MPIC_E_PROTOCOL || (e == MPIC_E_DNS && !has_reply);
+    return e == MPIC_E_TIMEOUT || e == MPIC_E_CONNECT || e == MPIC_E_TLS || e == MPIC_E_PROTOCOL ||
+           (e == MPIC_E_DNS && !has_reply);
 }
 
 static int composite_try(struct mpic_dns_query *q);

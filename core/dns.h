@@ -41,14 +41,14 @@ struct mpic_dns_config {
 };
 
 struct mpic_dns_result {
-    enum mpic_err err;   /* MPIC_OK, or a failure kind */
-    const char *detail;  /* failure text (NULL on success) */
-    const char *name;    /* query name, trailing dot */
+    enum mpic_err err;  /* MPIC_OK, or a failure kind */
+    const char *detail; /* failure text (NULL on success) */
+    const char *name;   /* query name, trailing dot */
     uint16_t qtype;
     struct mpic_dns_reply *reply; /* when a response was parsed (also on
                                      SERVFAIL etc.); the callback may take
                                      it over by setting this to NULL */
-    const char *server;  /* "ip:port" of the answering server, or the
+    const char *server;           /* "ip:port" of the answering server, or the
                             configured list when unknown */
     uint64_t elapsed_ms;
 };

@@ -60,9 +60,9 @@ struct dot_conn {
     struct bufferevent *bev;
     SSL *ssl; /* owned by bev */
     struct event *hs_timer;
-    int ready;     /* handshake done */
-    int retired;   /* no new queries; freed with its last one */
-    size_t n_q;    /* queries waiting on it */
+    int ready;   /* handshake done */
+    int retired; /* no new queries; freed with its last one */
+    size_t n_q;  /* queries waiting on it */
     uint64_t last_read_ms;
     struct dot_conn *next;
 };
@@ -138,15 +138,9 @@ int mpic_dns_enc_scheme(const char *entry)
     return MPIC_DNS_ENC_NONE;
 }
 
-const char *mpic_dns_enc_label(const struct mpic_dns_enc *e)
-{
-    return e->label;
-}
+const char *mpic_dns_enc_label(const struct mpic_dns_enc *e) { return e->label; }
 
-unsigned long mpic_dns_enc_connections(const struct mpic_dns_enc *e)
-{
-    return e ? e->n_conns : 0;
-}
+unsigned long mpic_dns_enc_connections(const struct mpic_dns_enc *e) { return e ? e->n_conns : 0; }
 
 /* ---- queries ------------------------------------------------------------ */
 
@@ -310,7 +304,8 @@ static void on_dot_event(struct bufferevent *bev, short what, void *arg)
                 q->unsent = 0;
                 q->sent_ms = now_ms();
                 if (bufferevent_write(c->bev, q->msg, q->len + 2) != 0) {
-                    conn_fail(c, MPIC_E_INTERNAL, "DNS problem: cannot write to the resolver connection");
+                    conn_fail(c, MPIC_E_INTERNAL,
+                              "DNS problem: cannot write to the resolver connection");
                     return;
                 }
             }
@@ -331,26 +326,30 @@ static void on_dot_event(struct bufferevent *bev, short what, void *arg)
                      X509_verify_cert_error_string(vr), e->label);
             conn_fail(c, MPIC_E_TLS, detail);
         } else if (!tcp_connected(bufferevent_getfd(bev), &sockerr)) {
-            snprintf(detail, sizeof detail, "DNS problem: cannot connect to the resolver: %s (%.200s)",
+            snprintf(detail, sizeof detail,
+                     "DNS problem: cannot connect to the resolver: %s (%.200s)",
                      sockerr ? strerror(sockerr) : "connection failed", e->label);
             conn_fail(c, MPIC_E_CONNECT, detail);
         } else if (first) {
             const char *why = ERR_reason_error_string(first);
-            snprintf(detail, sizeof detail, "DNS problem: TLS handshake with the resolver failed: %s (%.200s)",
+            snprintf(detail, sizeof detail,
+                     "DNS problem: TLS handshake with the resolver failed: %s (%.200s)",
                      why ? why : ossl, e->label);
             conn_fail(c, MPIC_E_TLS, detail);
         } else {
-            snprintf(detail, sizeof detail,
-                     "DNS problem: the resolver closed the connection during the TLS handshake (%.200s)",
-                     e->label);
+            snprintf(
+                detail, sizeof detail,
+                "DNS problem: the resolver closed the connection during the TLS handshake (%.200s)",
+                e->label);
             conn_fail(c, MPIC_E_TLS, detail);
         }
         return;
     }
     if (first) {
         const char *why = ERR_reason_error_string(first);
-        snprintf(detail, sizeof detail, "DNS problem: TLS error on the resolver connection: %s (%.200s)",
-                 why ? why : ossl, e->label);
+        snprintf(detail, sizeof detail,
+                 "DNS problem: TLS error on the resolver connection: %s (%.200s)", why ? why : ossl,
+                 e->label);
         conn_fail(c, MPIC_E_TLS, detail);
         return;
     }
@@ -380,9 +379,10 @@ static void on_dot_read(struct bufferevent *bev, void *arg)
         evbuffer_remove(in, e->rbuf, n);
         if (n < 12) {
             char detail[512];
-            snprintf(detail, sizeof detail,
-                     "DNS problem: malformed response from the resolver (%zu-byte message) (%.200s)", n,
-                     e->label);
+            snprintf(
+                detail, sizeof detail,
+                "DNS problem: malformed response from the resolver (%zu-byte message) (%.200s)", n,
+                e->label);
             conn_fail(c, MPIC_E_DNS, detail); /* frees c */
             return;
         }
@@ -439,13 +439,13 @@ static struct dot_conn *conn_open(struct mpic_dns_enc *e, enum mpic_err *err, ch
         struct sockaddr_storage src;
         memset(&src, 0, sizeof src);
         src.ss_family = e->sa.ss_family;
-        if (inet_pton(e->sa.ss_family,
-                      e->source_ip,
-                      e->sa.ss_family == AF_INET ? (void *)&((struct sockaddr_in *)&src)->sin_addr
-                                                 : (void *)&((struct sockaddr_in6 *)&src)->sin6_addr) != 1 ||
+        if (inet_pton(e->sa.ss_family, e->source_ip,
+                      e->sa.ss_family == AF_INET
+                          ? (void *)&((struct sockaddr_in *)&src)->sin_addr
+                          : (void *)&((struct sockaddr_in6 *)&src)->sin6_addr) != 1 ||
             bind(fd, (struct sockaddr *)&src, e->salen) < 0) {
-            snprintf(detail, dlen, "DNS problem: bind %s: %s (%.200s)", e->source_ip, strerror(errno),
-                     e->label);
+            snprintf(detail, dlen, "DNS problem: bind %s: %s (%.200s)", e->source_ip,
+                     strerror(errno), e->label);
             goto fail;
         }
     }
@@ -589,18 +589,21 @@ static void on_doh_done(struct mpic_http_req *req, void *arg)
     if (!r->reused && r->err != MPIC_E_CONNECT)
         e->n_conns++;
     if (r->err != MPIC_OK) {
-        deliver_fail(q, r->err, "DNS problem: DoH request failed: %s (%.200s)", r->detail, e->label);
-    } else if (r->status != 200) {
-        deliver_fail(q, MPIC_E_DNS, "DNS problem: the DoH server answered HTTP %ld (%.200s)", r->status,
+        deliver_fail(q, r->err, "DNS problem: DoH request failed: %s (%.200s)", r->detail,
                      e->label);
+    } else if (r->status != 200) {
+        deliver_fail(q, MPIC_E_DNS, "DNS problem: the DoH server answered HTTP %ld (%.200s)",
+                     r->status, e->label);
     } else if (!(ct = header(r, "content-type")) ||
                strncasecmp(ct, "application/dns-message", 23) != 0) {
         deliver_fail(q, MPIC_E_PROTOCOL,
-                     "DNS problem: the DoH answer is not application/dns-message (%.200s)", e->label);
+                     "DNS problem: the DoH answer is not application/dns-message (%.200s)",
+                     e->label);
     } else if (r->exceeded) {
         deliver_fail(q, MPIC_E_DNS, "DNS problem: the DoH answer is longer than %d bytes (%.200s)",
                      MAX_MSG, e->label);
-    } else if (r->body_len < 12 || !answer_matches(q, (const unsigned char *)r->body, r->body_len)) {
+    } else if (r->body_len < 12 ||
+               !answer_matches(q, (const unsigned char *)r->body, r->body_len)) {
         deliver_fail(q, MPIC_E_DNS,
                      "DNS problem: the resolver's answer does not match the question (%.200s)",
                      e->label);
@@ -615,7 +618,7 @@ static void doh_send(struct mpic_dns_enc_query *q)
 {
     struct mpic_dns_enc *e = q->e;
     static const char *const headers[] = {"Content-Type: application/dns-message",
-                                           "Accept: application/dns-message"};
+                                          "Accept: application/dns-message"};
     struct mpic_http_opts o;
     char errbuf[200];
     int rc;
@@ -648,7 +651,8 @@ static void doh_send(struct mpic_dns_enc_query *q)
     if (rc < 0) {
         q->hreq = NULL;
         q->pend_err = MPIC_E_INTERNAL;
-        snprintf(q->pend_detail, sizeof q->pend_detail, "DNS problem: DoH request refused: %s (%.200s)",
+        snprintf(q->pend_detail, sizeof q->pend_detail,
+                 "DNS problem: DoH request refused: %s (%.200s)",
                  errbuf[0] ? errbuf : "out of memory", e->label);
     }
 }
@@ -668,8 +672,9 @@ static void on_query_timer(evutil_socket_t fd, short what, void *arg)
      * it, so that the next query does not wait on a dead connection */
     if (c && !c->retired && c->last_read_ms < q->sent_ms)
         c->retired = 1;
-    deliver_fail(q, MPIC_E_TIMEOUT, "DNS problem: no answer from the resolver within %d ms (%.200s)",
-                 q->timeout_ms, q->e->label);
+    deliver_fail(q, MPIC_E_TIMEOUT,
+                 "DNS problem: no answer from the resolver within %d ms (%.200s)", q->timeout_ms,
+                 q->e->label);
 }
 
 int mpic_dns_enc_query_start(struct mpic_dns_enc *e, const unsigned char *query, size_t len,
@@ -750,8 +755,8 @@ static int valid_host_name(const char *s)
             if (label == 0)
                 return 0;
             label = 0;
-        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                   ch == '-' || ch == '_') {
+        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                   (ch >= '0' && ch <= '9') || ch == '-' || ch == '_') {
             if (++label > 63)
                 return 0;
         } else {
@@ -842,8 +847,9 @@ static int parse_doh(struct mpic_dns_enc *e, const char *entry, char *err, size_
     if (hash) {
         *hash++ = '\0';
         if (mpic_netaddr_parse(hash, &a) != 0) {
-            set_err(err, errlen, "\"%s\": the part after '#' is not an IP address (the address to "
-                                 "connect to)",
+            set_err(err, errlen,
+                    "\"%s\": the part after '#' is not an IP address (the address to "
+                    "connect to)",
                     entry);
             return -1;
         }
@@ -858,8 +864,9 @@ static int parse_doh(struct mpic_dns_enc *e, const char *entry, char *err, size_
     }
     if (u.query || !u.path || strcmp(u.path, "/") == 0) {
         mpic_http_url_clear(&u);
-        set_err(err, errlen, "\"%s\": a DoH URL names the query path (e.g. /dns-query) and no "
-                             "query string",
+        set_err(err, errlen,
+                "\"%s\": a DoH URL names the query path (e.g. /dns-query) and no "
+                "query string",
                 entry);
         return -1;
     }

@@ -30,8 +30,8 @@ enum { MPIC_DNS_ENC_NONE = 0, MPIC_DNS_ENC_DOT = 1, MPIC_DNS_ENC_DOH = 2 };
 int mpic_dns_enc_scheme(const char *entry);
 
 struct mpic_dns_enc_config {
-    const char *entry;   /* "tls://..." or "https://..." */
-    const char *ca_file; /* PEM CA bundle; NULL: the system trust store */
+    const char *entry;      /* "tls://..." or "https://..." */
+    const char *ca_file;    /* PEM CA bundle; NULL: the system trust store */
     int connect_timeout_ms; /* bound on TCP connect + TLS handshake, > 0 */
     const char *source_ipv4, *source_ipv6, *interface; /* optional */
 };

@@ -313,13 +313,11 @@ static int parse_rdata(const unsigned char *msg, size_t len, size_t off, size_t 
         rr->caa_value.p = rr->caa_tag.p + rr->caa_tag.len;
         rr->caa_value.len = rdlen - 2 - rr->caa_tag.len;
         return 0;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
-int mpic_dns_bitmap_parse(const unsigned char *p, size_t len, uint16_t *out, size_t cap,
-                          size_t *n)
+int mpic_dns_bitmap_parse(const unsigned char *p, size_t len, uint16_t *out, size_t cap, size_t *n)
 {
     size_t pos = 0, i;
     int last = -1;
@@ -618,12 +616,22 @@ static const struct {
     const char *name;
     int query;
 } types[] = {
-    {MPIC_DNS_T_A, "A", 1},       {MPIC_DNS_T_NS, "NS", 1},   {MPIC_DNS_T_CNAME, "CNAME", 1},
-    {MPIC_DNS_T_SOA, "SOA", 1},   {MPIC_DNS_T_PTR, "PTR", 1}, {MPIC_DNS_T_TXT, "TXT", 1},
-    {MPIC_DNS_T_AAAA, "AAAA", 1}, {MPIC_DNS_T_CAA, "CAA", 1}, {MPIC_DNS_T_OPT, "OPT", 0},
-    {15, "MX", 0},                {33, "SRV", 0},             {39, "DNAME", 0},
-    {MPIC_DNS_T_DS, "DS", 1},     {MPIC_DNS_T_RRSIG, "RRSIG", 0},
-    {MPIC_DNS_T_NSEC, "NSEC", 0}, {48, "DNSKEY", 0},
+    {MPIC_DNS_T_A, "A", 1},
+    {MPIC_DNS_T_NS, "NS", 1},
+    {MPIC_DNS_T_CNAME, "CNAME", 1},
+    {MPIC_DNS_T_SOA, "SOA", 1},
+    {MPIC_DNS_T_PTR, "PTR", 1},
+    {MPIC_DNS_T_TXT, "TXT", 1},
+    {MPIC_DNS_T_AAAA, "AAAA", 1},
+    {MPIC_DNS_T_CAA, "CAA", 1},
+    {MPIC_DNS_T_OPT, "OPT", 0},
+    {15, "MX", 0},
+    {33, "SRV", 0},
+    {39, "DNAME", 0},
+    {MPIC_DNS_T_DS, "DS", 1},
+    {MPIC_DNS_T_RRSIG, "RRSIG", 0},
+    {MPIC_DNS_T_NSEC, "NSEC", 0},
+    {48, "DNSKEY", 0},
     {MPIC_DNS_T_NSEC3, "NSEC3", 0},
 };
 
@@ -649,9 +657,9 @@ uint16_t mpic_dns_qtype_from_name(const char *name)
 
 const char *mpic_dns_rcode_name(int rcode, char *buf, size_t cap)
 {
-    static const char *const names[] = {"NOERROR", "FORMERR",  "SERVFAIL", "NXDOMAIN",
-                                        "NOTIMP",  "REFUSED",  "YXDOMAIN", "YXRRSET",
-                                        "NXRRSET", "NOTAUTH",  "NOTZONE"};
+    static const char *const names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
+                                        "NOTIMP",  "REFUSED", "YXDOMAIN", "YXRRSET",
+                                        "NXRRSET", "NOTAUTH", "NOTZONE"};
     if (rcode >= 0 && rcode < (int)(sizeof names / sizeof names[0]))
         return names[rcode];
     if (rcode == 16)

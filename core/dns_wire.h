@@ -54,8 +54,8 @@ struct mpic_dns_rr {
     /* A/AAAA: address text; CNAME/PTR/NS: target with trailing dot;
      * SOA: mname. NULL for other types. */
     char *text;
-    char *rname;     /* SOA only */
-    uint32_t soa[5]; /* serial, refresh, retry, expire, minimum */
+    char *rname;                    /* SOA only */
+    uint32_t soa[5];                /* serial, refresh, retry, expire, minimum */
     struct mpic_dns_bytes *strings; /* TXT character-strings */
     size_t n_strings;
     uint8_t caa_flags;
@@ -64,7 +64,7 @@ struct mpic_dns_rr {
 
 /* An NSEC or NSEC3 record of the authority section. */
 struct mpic_dns_denial {
-    char *owner; /* presentation form, trailing dot */
+    char *owner;   /* presentation form, trailing dot */
     uint16_t type; /* MPIC_DNS_T_NSEC or MPIC_DNS_T_NSEC3 */
     /* NSEC: next owner name (trailing dot); NSEC3: next hashed owner in
      * lower-case base32hex without padding */
@@ -97,7 +97,7 @@ struct mpic_dns_reply {
     size_t n_denials;
     size_t n_denials_dropped;
     int has_opt;
-    int ede_code; /* -1 when absent */
+    int ede_code;   /* -1 when absent */
     char *ede_text; /* NUL-terminated copy (may hold inner NULs), or NULL */
     size_t ede_text_len;
 };
@@ -126,8 +126,7 @@ void mpic_dns_reply_free(struct mpic_dns_reply *r);
  * increasing order, each 1 to 32 bytes long without a trailing zero byte.
  * Fills out[] in ascending order and *n. Returns 0, or -1 when the bitmap is
  * empty, truncated, out of order, padded, or lists more than cap types. */
-int mpic_dns_bitmap_parse(const unsigned char *p, size_t len, uint16_t *out, size_t cap,
-                          size_t *n);
+int mpic_dns_bitmap_parse(const unsigned char *p, size_t len, uint16_t *out, size_t cap, size_t *n);
 
 /* "A", "TXT", ... or NULL for types we do not name. */
 const char *mpic_dns_type_name(uint16_t type);

@@ -6,10 +6,9 @@
 static const struct {
     const char *name;
     int completed;
-} kinds[] = {
-    {"ok", 1},
+} kinds[] = {{"ok", 1},
 #define X(e, n, c) {n, c},
-    MPIC_ERRORS(X)
+             MPIC_ERRORS(X)
 #undef X
 };
 

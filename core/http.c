@@ -257,15 +257,13 @@ static void fill_result(struct mpic_http_req *q, CURLcode rc)
     else
         snprintf(ep, sizeof ep, "%s", where);
 
-    if (q->refused[0] && ((rc == CURLE_COULDNT_CONNECT && q->opened == 0) ||
-                          rc == CURLE_ABORTED_BY_CALLBACK)) {
+    if (q->refused[0] &&
+        ((rc == CURLE_COULDNT_CONNECT && q->opened == 0) || rc == CURLE_ABORTED_BY_CALLBACK)) {
         set_fail(r, MPIC_E_RESERVED_ADDRESS, "%s", q->refused);
         return;
     }
     switch (rc) {
-    case CURLE_OK:
-        r->err = MPIC_OK;
-        break;
+    case CURLE_OK: r->err = MPIC_OK; break;
     case CURLE_WRITE_ERROR:
         if (r->exceeded)
             r->err = MPIC_OK;
@@ -290,9 +288,7 @@ static void fill_result(struct mpic_http_req *q, CURLcode rc)
         else
             set_fail(r, MPIC_E_CONNECT, "connect: %s (%s)", msg, ep);
         break;
-    case CURLE_INTERFACE_FAILED:
-        set_fail(r, MPIC_E_CONNECT, "bind: %s", msg);
-        break;
+    case CURLE_INTERFACE_FAILED: set_fail(r, MPIC_E_CONNECT, "bind: %s", msg); break;
     case CURLE_GOT_NOTHING:
         set_fail(r, MPIC_E_CONNECT, "connect: Empty reply from server (%s)", ep);
         break;
@@ -310,9 +306,7 @@ static void fill_result(struct mpic_http_req *q, CURLcode rc)
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
     case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_USE_SSL_FAILED:
-        set_fail(r, MPIC_E_TLS, "tls: %s (%s)", msg, ep);
-        break;
+    case CURLE_USE_SSL_FAILED: set_fail(r, MPIC_E_TLS, "tls: %s (%s)", msg, ep); break;
     case CURLE_WEIRD_SERVER_REPLY:
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_HTTP2:
@@ -320,9 +314,7 @@ static void fill_result(struct mpic_http_req *q, CURLcode rc)
     case CURLE_BAD_CONTENT_ENCODING:
         set_fail(r, MPIC_E_PROTOCOL, "Malformed HTTP response: %s (%s)", msg, ep);
         break;
-    default:
-        set_fail(r, MPIC_E_CONNECT, "Error getting validation data: %s (%s)", msg, ep);
-        break;
+    default: set_fail(r, MPIC_E_CONNECT, "Error getting validation data: %s (%s)", msg, ep); break;
     }
     if (r->err != MPIC_OK) {
         /* no partial response is reported on failure */
@@ -552,7 +544,8 @@ void mpic_http_set_max_host_connections(struct mpic_http *h, long n)
 {
     /* bound the connections one host can take: further transfers wait in
      * curl's queue (their timeouts run) instead of opening more */
-    curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, n > 0 ? n : HTTP_DEFAULT_HOST_CONNECTIONS);
+    curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      n > 0 ? n : HTTP_DEFAULT_HOST_CONNECTIONS);
 }
 
 void mpic_http_free(struct mpic_http *h)
@@ -568,10 +561,7 @@ void mpic_http_free(struct mpic_http *h)
     free(h);
 }
 
-size_t mpic_http_active(const struct mpic_http *h)
-{
-    return h ? h->active : 0;
-}
+size_t mpic_http_active(const struct mpic_http *h) { return h ? h->active : 0; }
 
 const struct mpic_http_result *mpic_http_result(const struct mpic_http_req *req)
 {
@@ -734,8 +724,8 @@ out:
         }                                                                                          \
     } while (0)
 
-int mpic_http_start(struct mpic_http *h, const struct mpic_http_opts *o, mpic_http_cb cb,
-                    void *arg, struct mpic_http_req **out, char *errbuf, size_t errlen)
+int mpic_http_start(struct mpic_http *h, const struct mpic_http_opts *o, mpic_http_cb cb, void *arg,
+                    struct mpic_http_req **out, char *errbuf, size_t errlen)
 {
     struct mpic_http_req *q = NULL;
     CURL *e = NULL;

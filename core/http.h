@@ -31,22 +31,22 @@ struct mpic_http_opts {
     const char *interface;   /* bind interface name, or NULL */
     int verify_tls;          /* 0: certificates are not verified */
     /* requests other than a plain GET (the agent channel) */
-    const char *method;    /* NULL: GET; "POST", ... */
-    const char *body;      /* request body (copied at start), or NULL */
+    const char *method; /* NULL: GET; "POST", ... */
+    const char *body;   /* request body (copied at start), or NULL */
     size_t body_len;
     const char *ca_file;   /* PEM: verify the server against this CA only (with verify_tls) */
     const char *cert_file; /* PEM client certificate (mutual TLS), with key_file */
     const char *key_file;
     const char *pinned_key; /* "sha256//BASE64[;sha256//...]": the server's public key must
                                be one of these (CURLOPT_PINNEDPUBLICKEY), or NULL */
-    int keepalive;         /* 1: the connection may be reused by a later keepalive
+    int keepalive;          /* 1: the connection may be reused by a later keepalive
                               request (never by a probe, which always connects afresh) */
-    int allow_reserved;    /* 0 (the default): the address of every connection is
+    int allow_reserved;     /* 0 (the default): the address of every connection is
                               checked when the socket is opened, and one in a reserved
                               block (netaddr.c) is refused with MPIC_E_RESERVED_ADDRESS
                               before any packet is sent. 1: labs, and the agent channel
                               (the CA's own infrastructure, not a probe) */
-    int http2;             /* 1: HTTP/2 over TLS where the server offers it (ALPN), a
+    int http2;              /* 1: HTTP/2 over TLS where the server offers it (ALPN), a
                               request waiting to share (multiplex) a connection being set
                               up rather than opening another; HTTP/1.1 otherwise. 0: HTTP/1.1
                               only (every probe) */
@@ -100,8 +100,8 @@ void mpic_http_free(struct mpic_http *h);
  * mpic_http_req_free(). Returns -EINVAL for bad options (with a message in
  * errbuf), -ENOMEM, or another negative code.
  */
-int mpic_http_start(struct mpic_http *h, const struct mpic_http_opts *o, mpic_http_cb cb,
-                    void *arg, struct mpic_http_req **out, char *errbuf, size_t errlen);
+int mpic_http_start(struct mpic_http *h, const struct mpic_http_opts *o, mpic_http_cb cb, void *arg,
+                    struct mpic_http_req **out, char *errbuf, size_t errlen);
 
 const struct mpic_http_result *mpic_http_result(const struct mpic_http_req *req);
 

@@ -28,17 +28,12 @@ void mpic_http_url_clear(struct mpic_url *u)
 static int url_status(CURLUcode c)
 {
     switch (c) {
-    case CURLUE_OK:
-        return MPIC_URL_OK;
-    case CURLUE_NO_HOST:
-        return MPIC_URL_NO_HOST;
+    case CURLUE_OK: return MPIC_URL_OK;
+    case CURLUE_NO_HOST: return MPIC_URL_NO_HOST;
     case CURLUE_BAD_HOSTNAME:
-    case CURLUE_BAD_IPV6:
-        return MPIC_URL_BAD_HOST;
-    case CURLUE_OUT_OF_MEMORY:
-        return MPIC_URL_NOMEM;
-    default:
-        return MPIC_URL_MALFORMED;
+    case CURLUE_BAD_IPV6: return MPIC_URL_BAD_HOST;
+    case CURLUE_OUT_OF_MEMORY: return MPIC_URL_NOMEM;
+    default: return MPIC_URL_MALFORMED;
     }
 }
 
@@ -88,7 +83,7 @@ int mpic_http_url_parse(const char *base, const char *url, struct mpic_url *out)
         out->host[hl - 2] = '\0';
     }
     unsigned char b[16];
-    out->host_is_ip = inet_pton(AF_INET6, out->host, b) == 1   ? 6
+    out->host_is_ip = inet_pton(AF_INET6, out->host, b) == 1  ? 6
                       : inet_pton(AF_INET, out->host, b) == 1 ? 4
                                                               : 0;
     curl_url_get(u, CURLUPART_QUERY, &out->query, 0);

@@ -125,14 +125,10 @@ static void push_rr(lua_State *L, const struct mpic_dns_rr *rr)
     set_int(L, "ttl", rr->ttl);
     switch (rr->type) {
     case MPIC_DNS_T_A:
-    case MPIC_DNS_T_AAAA:
-        set_str(L, "address", rr->text);
-        break;
+    case MPIC_DNS_T_AAAA: set_str(L, "address", rr->text); break;
     case MPIC_DNS_T_CNAME:
     case MPIC_DNS_T_PTR:
-    case MPIC_DNS_T_NS:
-        set_str(L, "target", rr->text);
-        break;
+    case MPIC_DNS_T_NS: set_str(L, "target", rr->text); break;
     case MPIC_DNS_T_SOA:
         set_str(L, "mname", rr->text);
         set_str(L, "rname", rr->rname);
@@ -162,9 +158,7 @@ static void push_rr(lua_State *L, const struct mpic_dns_rr *rr)
         set_bytes(L, "tag", &rr->caa_tag);
         set_bytes(L, "value", &rr->caa_value);
         break;
-    default:
-        set_bytes(L, "rdata", &rr->rdata);
-        break;
+    default: set_bytes(L, "rdata", &rr->rdata); break;
     }
 }
 
@@ -312,7 +306,8 @@ static int l_query(lua_State *L)
         luaL_checktype(L, 4, LUA_TTABLE);
     qtype = mpic_dns_qtype_from_name(tname);
     if (!qtype)
-        return luaL_argerror(L, 3, "unsupported query type (A, AAAA, CNAME, TXT, CAA, PTR, NS, SOA, DS)");
+        return luaL_argerror(L, 3,
+                             "unsupported query type (A, AAAA, CNAME, TXT, CAA, PTR, NS, SOA, DS)");
     t = mpic_task_current(L);
     if (strlen(name) != namelen)
         return mpic_push_fail(L, "invalid_target", "invalid DNS name: contains a NUL byte");
@@ -384,8 +379,7 @@ static int l_resolver(lua_State *L)
                 if (strcmp(known[i], lua_tostring(L, -2)) == 0)
                     ok = 1;
         if (!ok)
-            return luaL_error(L, "dns.resolver: unknown option %s",
-                              luaL_tolstring(L, -2, NULL));
+            return luaL_error(L, "dns.resolver: unknown option %s", luaL_tolstring(L, -2, NULL));
         lua_pop(L, 1);
     }
     memset(&cfg, 0, sizeof cfg);
@@ -469,7 +463,8 @@ static int l_nsec3_hash(lua_State *L)
     lua_Integer k;
 
     /* the wire form leaves room for the salt after it */
-    if (strlen(name) == len && mpic_dns_name_normalize(name, norm, sizeof norm, err, sizeof err) == 0)
+    if (strlen(name) == len &&
+        mpic_dns_name_normalize(name, norm, sizeof norm, err, sizeof err) == 0)
         n = mpic_dns_name_to_wire(norm, wire, sizeof wire - 255);
     if (n < 0) {
         lua_pushnil(L);
@@ -511,17 +506,17 @@ static int l_nsec3_hash(lua_State *L)
 
 int luaopen_mpic_dns(lua_State *L)
 {
-    static const luaL_Reg methods[] = {
-        {"query", l_query},
-        {"close", l_close},
-        {"servers", l_servers},
-        {"connections", l_connections},
-        {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"query", l_query},
+                                       {"close", l_close},
+                                       {"servers", l_servers},
+                                       {"connections", l_connections},
+                                       {NULL, NULL}};
     static const luaL_Reg meta[] = {
         {"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
-    static const luaL_Reg funcs[] = {
-        {"resolver", l_resolver}, {"valid_name", l_valid_name}, {"nsec3_hash", l_nsec3_hash},
-        {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"resolver", l_resolver},
+                                     {"valid_name", l_valid_name},
+                                     {"nsec3_hash", l_nsec3_hash},
+                                     {NULL, NULL}};
 
     if (luaL_newmetatable(L, RESOLVER_MT)) {
         luaL_setfuncs(L, meta, 0);

@@ -141,7 +141,4 @@ static const luaL_Reg fs_funcs[] = {
     {NULL, NULL},
 };
 
-void mpic_fs_register(lua_State *L)
-{
-    luaL_setfuncs(L, fs_funcs, 0);
-}
+void mpic_fs_register(lua_State *L) { luaL_setfuncs(L, fs_funcs, 0); }

@@ -195,9 +195,11 @@ static int l_get(lua_State *L)
             luaL_error(L, "http.get: opts.system_resolver must be a boolean");
         o.system_resolver = lua_toboolean(L, -1);
         lua_pop(L, 1);
-        o.connect_timeout_ms = (long)mpic_opt_int(L, 2, "http.get: opts.", "connect_timeout_ms", 0, 1, 600000);
+        o.connect_timeout_ms =
+            (long)mpic_opt_int(L, 2, "http.get: opts.", "connect_timeout_ms", 0, 1, 600000);
         o.timeout_ms = (long)mpic_opt_int(L, 2, "http.get: opts.", "timeout_ms", 0, 1, 3600000);
-        o.max_bytes = (size_t)mpic_opt_int(L, 2, "http.get: opts.", "max_bytes", 0, 1, 256 * 1024 * 1024);
+        o.max_bytes =
+            (size_t)mpic_opt_int(L, 2, "http.get: opts.", "max_bytes", 0, 1, 256 * 1024 * 1024);
         if (lua_getfield(L, 2, "verify_tls") != LUA_TNIL && !lua_isboolean(L, -1))
             luaL_error(L, "http.get: opts.verify_tls must be a boolean");
         o.verify_tls = lua_toboolean(L, -1);
@@ -286,7 +288,7 @@ static int l_psl_icann_suffix(lua_State *L)
         return 1;
     }
     lua_pushnil(L);
-    lua_pushstring(L, rc == -ENOSYS ? "public suffix list unavailable (libpsl)"
+    lua_pushstring(L, rc == -ENOSYS   ? "public suffix list unavailable (libpsl)"
                       : rc == -ENOENT ? "no ICANN public suffix"
                                       : "host too long");
     return 2;
@@ -362,7 +364,8 @@ static int l_url_parse(lua_State *L)
 
 static int l_active(lua_State *L)
 {
-    lua_pushinteger(L, (lua_Integer)(mpic_http_active(g_http[CTX_PROBE]) + mpic_http_active(g_http[CTX_CHANNEL])));
+    lua_pushinteger(L, (lua_Integer)(mpic_http_active(g_http[CTX_PROBE]) +
+                                     mpic_http_active(g_http[CTX_CHANNEL])));
     return 1;
 }
 

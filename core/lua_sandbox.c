@@ -61,8 +61,8 @@
 #include <string.h>
 
 #define BOX_MT "mpic.sandbox.box"
-#define MAX_QUANTIFIED 32          /* quantified items analysed per pattern */
-#define UNBOXED_PATTERN_STEPS 1e8  /* bound for pattern calls outside any box */
+#define MAX_QUANTIFIED 32         /* quantified items analysed per pattern */
+#define UNBOXED_PATTERN_STEPS 1e8 /* bound for pattern calls outside any box */
 #define COST_INFINITE 1e30
 
 enum { EX_INSTR = 1, EX_MEM = 2 };
@@ -536,7 +536,8 @@ static void charge(lua_State *L, const char *fname, size_t n, double cost, doubl
     struct box *b = box_of(L);
     if (!b || b->paused) {
         if (cost > UNBOXED_PATTERN_STEPS)
-            luaL_error(L, "%s: pattern too costly for a subject of %I bytes", fname, (lua_Integer)n);
+            luaL_error(L, "%s: pattern too costly for a subject of %I bytes", fname,
+                       (lua_Integer)n);
         return;
     }
     b->instr_used += (lua_Integer)analysis;
@@ -592,10 +593,10 @@ static int l_pattern_cost(lua_State *L)
     const char *s = luaL_checklstring(L, 2, &n);
     const char *p = luaL_checklstring(L, 3, &m);
     double analysis;
-    double c = lua_toboolean(L, 4) ? ((double)n + 1) * ((double)m + 1)
-                                   : pattern_cost(kind, (const unsigned char *)s, n,
-                                                  (const unsigned char *)p, m, COST_INFINITE / 10,
-                                                  &analysis);
+    double c = lua_toboolean(L, 4)
+                   ? ((double)n + 1) * ((double)m + 1)
+                   : pattern_cost(kind, (const unsigned char *)s, n, (const unsigned char *)p, m,
+                                  COST_INFINITE / 10, &analysis);
     lua_pushnumber(L, c);
     return 1;
 }
@@ -698,7 +699,6 @@ static int l_install_string_index(lua_State *L)
     return 0;
 }
 
-
 /* ---- copies across the boundary ---------------------------------------- */
 
 #define COPY_MAX_DEPTH 256
@@ -778,7 +778,8 @@ static int copy_table(lua_State *L, int src, int depth, struct copyctx *c)
             if (copy_table(L, v, depth + 1, c))
                 return -1;
             lua_replace(L, v);
-        } else if (vt != LUA_TSTRING && vt != LUA_TNUMBER && vt != LUA_TBOOLEAN && !is_null(L, c, v)) {
+        } else if (vt != LUA_TSTRING && vt != LUA_TNUMBER && vt != LUA_TBOOLEAN &&
+                   !is_null(L, c, v)) {
             return copy_fail(L, c, depth, "%s holds a %s", lua_typename(L, vt));
         }
         lua_pushvalue(L, k);
@@ -914,17 +915,16 @@ static int l_view(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg funcs[] = {
-    {"new", l_new},
-    {"call", l_call},
-    {"unbounded", l_unbounded},
-    {"usage", l_usage},
-    {"strings", l_strings},
-    {"install_string_index", l_install_string_index},
-    {"pattern_cost", l_pattern_cost},
-    {"copy", l_copy},
-    {"view", l_view},
-    {NULL, NULL}};
+static const luaL_Reg funcs[] = {{"new", l_new},
+                                 {"call", l_call},
+                                 {"unbounded", l_unbounded},
+                                 {"usage", l_usage},
+                                 {"strings", l_strings},
+                                 {"install_string_index", l_install_string_index},
+                                 {"pattern_cost", l_pattern_cost},
+                                 {"copy", l_copy},
+                                 {"view", l_view},
+                                 {NULL, NULL}};
 
 int luaopen_mpic_sandbox(lua_State *L)
 {

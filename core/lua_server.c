@@ -98,10 +98,7 @@ static void on_req(struct mpic_server_req *r, void *arg)
     ls->tail = n;
 }
 
-static struct lsrv *check_srv(lua_State *L, int idx)
-{
-    return luaL_checkudata(L, idx, SERVER_MT);
-}
+static struct lsrv *check_srv(lua_State *L, int idx) { return luaL_checkudata(L, idx, SERVER_MT); }
 
 static void srv_close(struct lsrv *ls)
 {
@@ -134,12 +131,15 @@ static int l_listen(lua_State *L)
     if (!o.address)
         o.address = "127.0.0.1";
     o.port = (int)mpic_opt_int(L, 1, "server.listen: ", "port", 0, 0, 65535);
-    o.max_body = (size_t)mpic_opt_int(L, 1, "server.listen: ", "max_body", 1024 * 1024, 1, 256 * 1024 * 1024);
+    o.max_body = (size_t)mpic_opt_int(L, 1, "server.listen: ", "max_body", 1024 * 1024, 1,
+                                      256 * 1024 * 1024);
     o.max_inflight = (int)mpic_opt_int(L, 1, "server.listen: ", "max_inflight", 1000, 1, 1000000);
     o.idle_timeout_s = (int)mpic_opt_int(L, 1, "server.listen: ", "idle_timeout_s", 60, 1, 3600);
     o.max_conns = (int)mpic_opt_int(L, 1, "server.listen: ", "max_connections", 0, 0, 1000000);
-    o.max_conns_per_addr = (int)mpic_opt_int(L, 1, "server.listen: ", "max_connections_per_address", 0, 0, 1000000);
-    o.header_timeout_s = (int)mpic_opt_int(L, 1, "server.listen: ", "header_timeout_s", 10, 1, 3600);
+    o.max_conns_per_addr =
+        (int)mpic_opt_int(L, 1, "server.listen: ", "max_connections_per_address", 0, 0, 1000000);
+    o.header_timeout_s =
+        (int)mpic_opt_int(L, 1, "server.listen: ", "header_timeout_s", 10, 1, 3600);
     o.health_path = mpic_opt_string(L, 1, "server.listen: ", "health_path");
     o.listen_fd = (int)mpic_opt_int(L, 1, "server.listen: ", "fd", 0, 0, 1000000);
     if (o.listen_fd != 0 && o.listen_fd < 3)
@@ -152,7 +152,8 @@ static int l_listen(lua_State *L)
         if (!o.cert_file || !o.key_file)
             return luaL_error(L, "server.listen: tls needs cert and key");
         lua_getfield(L, 2, "require_client_cert");
-        o.require_client_cert = lua_isnil(L, -1) ? (o.client_ca_file != NULL) : lua_toboolean(L, -1);
+        o.require_client_cert =
+            lua_isnil(L, -1) ? (o.client_ca_file != NULL) : lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
     struct lsrv *ls = lua_newuserdatauv(L, sizeof *ls, 0);
@@ -161,7 +162,9 @@ static int l_listen(lua_State *L)
     luaL_setmetatable(L, SERVER_MT);
     int rc = mpic_server_new(mpic_loop(), &o, on_req, ls, &ls->s, err, sizeof err);
     if (rc < 0) {
-        const char *kind = rc == -EINVAL ? (o.cert_file ? "tls" : "internal") : rc == -ENOMEM ? "internal" : "connect";
+        const char *kind = rc == -EINVAL   ? (o.cert_file ? "tls" : "internal")
+                           : rc == -ENOMEM ? "internal"
+                                           : "connect";
         return mpic_push_fail(L, kind, "%s", err);
     }
     ls->closed = 0;
@@ -425,9 +428,8 @@ struct lsig {
 static const struct {
     const char *name;
     int signo;
-} sig_names[] = {{"TERM", SIGTERM}, {"HUP", SIGHUP}, {"INT", SIGINT},
-                 {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"QUIT", SIGQUIT},
-                 {"CHLD", SIGCHLD}};
+} sig_names[] = {{"TERM", SIGTERM}, {"HUP", SIGHUP},   {"INT", SIGINT},  {"USR1", SIGUSR1},
+                 {"USR2", SIGUSR2}, {"QUIT", SIGQUIT}, {"CHLD", SIGCHLD}};
 
 static const char *sig_name(int signo)
 {
@@ -547,14 +549,10 @@ static int l_sig_close(lua_State *L)
 
 /* ---- module -------------------------------------------------------------- */
 
-static const luaL_Reg srv_methods[] = {{"next", l_next},
-                                       {"port", l_port},
-                                       {"inflight", l_inflight},
-                                       {"sending", l_sending},
-                                       {"stats", l_stats},
-                                       {"stop_accepting", l_stop_accepting},
-                                       {"close", l_close},
-                                       {NULL, NULL}};
+static const luaL_Reg srv_methods[] = {
+    {"next", l_next},       {"port", l_port},   {"inflight", l_inflight},
+    {"sending", l_sending}, {"stats", l_stats}, {"stop_accepting", l_stop_accepting},
+    {"close", l_close},     {NULL, NULL}};
 static const luaL_Reg req_methods[] = {{"respond", l_respond}, {"dead", l_dead}, {NULL, NULL}};
 static const luaL_Reg sig_methods[] = {{"next", l_sig_next}, {"close", l_sig_close}, {NULL, NULL}};
 static const luaL_Reg funcs[] = {{"listen", l_listen}, {"signals", l_signals}, {NULL, NULL}};

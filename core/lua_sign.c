@@ -149,7 +149,8 @@ static int load_key(lua_State *L, int private)
     if (!bio)
         return luaL_error(L, "out of memory");
     EVP_PKEY **box = new_box(L, private ? PRIV_MT : PUB_MT);
-    *box = private ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    *box = private ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)
+                   : PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
     BIO_free(bio);
     if (!*box)
         return push_ssl_fail(L, private ? "not a PEM private key" : "not a PEM public key");
@@ -203,7 +204,8 @@ static int l_verify(lua_State *L)
     if (sn == 64) {
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         ok = ctx && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k) == 1 &&
-             EVP_DigestVerify(ctx, (const unsigned char *)sig, sn, (const unsigned char *)msg, n) == 1;
+             EVP_DigestVerify(ctx, (const unsigned char *)sig, sn, (const unsigned char *)msg, n) ==
+                 1;
         EVP_MD_CTX_free(ctx);
         ERR_clear_error();
     }
@@ -378,9 +380,7 @@ static const char *cb_value(lua_State *L, struct cbuf *c, int idx, int depth)
         return "nesting deeper than 32 levels (or a cycle)";
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
-    case LUA_TLIGHTUSERDATA: /* util.null */
-        cb_add(c, "null", 4);
-        return NULL;
+    case LUA_TLIGHTUSERDATA: /* util.null */ cb_add(c, "null", 4); return NULL;
     case LUA_TBOOLEAN:
         if (lua_toboolean(L, idx))
             cb_add(c, "true", 4);
@@ -408,10 +408,8 @@ static const char *cb_value(lua_State *L, struct cbuf *c, int idx, int depth)
         cb_string(c, s, n);
         return NULL;
     }
-    case LUA_TTABLE:
-        break;
-    default:
-        return "a value cannot be encoded (not nil, boolean, number, string or table)";
+    case LUA_TTABLE: break;
+    default: return "a value cannot be encoded (not nil, boolean, number, string or table)";
     }
     luaL_checkstack(L, 6, "canonical nesting");
     idx = lua_absindex(L, idx);
@@ -494,10 +492,11 @@ static int l_canonical(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg priv_methods[] = {
-    {"sign", l_key_sign}, {"public", l_key_public}, {"verify", l_verify},
-    {"pem", l_pem},       {"id", l_id},             {NULL, NULL}};
-static const luaL_Reg pub_methods[] = {{"verify", l_verify}, {"pem", l_pem}, {"id", l_id}, {NULL, NULL}};
+static const luaL_Reg priv_methods[] = {{"sign", l_key_sign}, {"public", l_key_public},
+                                        {"verify", l_verify}, {"pem", l_pem},
+                                        {"id", l_id},         {NULL, NULL}};
+static const luaL_Reg pub_methods[] = {
+    {"verify", l_verify}, {"pem", l_pem}, {"id", l_id}, {NULL, NULL}};
 static const luaL_Reg funcs[] = {{"generate", l_generate},
                                  {"private", l_private},
                                  {"public", l_public},

@@ -155,10 +155,7 @@ static void req_free(struct tls_req *r)
     free(r);
 }
 
-static void req_cancel(void *arg)
-{
-    req_free(arg);
-}
+static void req_cancel(void *arg) { req_free(arg); }
 
 static int k_alpn(lua_State *L, int status, lua_KContext ctx)
 {
@@ -176,8 +173,8 @@ static int k_alpn(lua_State *L, int status, lua_KContext ctx)
     if (copy.res.err)
         return mpic_push_fail(L, mpic_err_name((enum mpic_err)copy.res.err), "%s", copy.res.detail);
     if (rc < 0)
-        return mpic_push_fail(L, mpic_err_name(MPIC_E_TLS), "%s: server certificate could not be decoded",
-                              copy.ip);
+        return mpic_push_fail(L, mpic_err_name(MPIC_E_TLS),
+                              "%s: server certificate could not be decoded", copy.ip);
     lua_createtable(L, 0, 8);
     if (copy.res.has_alpn) {
         lua_pushstring(L, copy.res.alpn);
@@ -203,8 +200,9 @@ static int k_alpn(lua_State *L, int status, lua_KContext ctx)
 
 static void check_opt_keys(lua_State *L, int idx)
 {
-    static const char *const known[] = {"sni", "timeout_ms", "connect_timeout_ms", "source_ip",
-                                        "interface", "alpn", "allow_reserved", NULL};
+    static const char *const known[] = {
+        "sni",       "timeout_ms", "connect_timeout_ms", "source_ip",
+        "interface", "alpn",       "allow_reserved",     NULL};
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         int ok = 0;
@@ -238,7 +236,8 @@ static int l_alpn(lua_State *L)
         o.source_ip = mpic_opt_string(L, 3, "tls.alpn: opts.", "source_ip");
         o.interface = mpic_opt_string(L, 3, "tls.alpn: opts.", "interface");
         o.timeout_ms = (int)mpic_opt_int(L, 3, "tls.alpn: opts.", "timeout_ms", 0, 1, 600000);
-        o.connect_timeout_ms = (int)mpic_opt_int(L, 3, "tls.alpn: opts.", "connect_timeout_ms", 0, 1, 600000);
+        o.connect_timeout_ms =
+            (int)mpic_opt_int(L, 3, "tls.alpn: opts.", "connect_timeout_ms", 0, 1, 600000);
         if (lua_getfield(L, 3, "allow_reserved") != LUA_TNIL && !lua_isboolean(L, -1))
             luaL_error(L, "tls.alpn: opts.allow_reserved must be a boolean");
         o.allow_reserved = lua_toboolean(L, -1);
@@ -262,7 +261,8 @@ static int l_alpn(lua_State *L)
         snprintf(r->sni, sizeof r->sni, "%s", o.sni);
     if (mpic_tls_probe_start(mpic_loop(), ip, (int)port, &o, on_result, r, &r->probe) < 0) {
         free(r);
-        return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "%s: could not start TLS probe", ip);
+        return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "%s: could not start TLS probe",
+                              ip);
     }
     return mpic_task_suspend(L, &r->p, req_cancel, r, k_alpn, (lua_KContext)r);
 }

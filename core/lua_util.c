@@ -234,8 +234,10 @@ static int l_regex_search(lua_State *L)
     int caseless = lua_toboolean(L, 3);
     int errcode;
     PCRE2_SIZE erroff;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, plen, (caseless ? PCRE2_CASELESS : 0) | PCRE2_UTF |
-                                   PCRE2_MATCH_INVALID_UTF, &errcode, &erroff, NULL);
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR)pat, plen,
+                      (caseless ? PCRE2_CASELESS : 0) | PCRE2_UTF | PCRE2_MATCH_INVALID_UTF,
+                      &errcode, &erroff, NULL);
     if (!re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(errcode, msg, sizeof msg);
@@ -366,10 +368,8 @@ static json_t *to_json(lua_State *L, int idx, int depth, const char **err)
     }
     luaL_checkstack(L, 8, "json nesting");
     switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-        return json_null();
-    case LUA_TBOOLEAN:
-        return json_boolean(lua_toboolean(L, idx));
+    case LUA_TNIL: return json_null();
+    case LUA_TBOOLEAN: return json_boolean(lua_toboolean(L, idx));
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx))
             return json_integer(lua_tointeger(L, idx));
@@ -378,17 +378,13 @@ static json_t *to_json(lua_State *L, int idx, int depth, const char **err)
             return NULL;
         }
         return json_real(lua_tonumber(L, idx));
-    case LUA_TSTRING:
-        return string_to_json(L, idx);
-    case LUA_TTABLE:
-        return table_to_json(L, idx, depth, err);
+    case LUA_TSTRING: return string_to_json(L, idx);
+    case LUA_TTABLE: return table_to_json(L, idx, depth, err);
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == JSON_NULL)
             return json_null();
         /* fall through */
-    default:
-        *err = "value cannot be encoded as JSON";
-        return NULL;
+    default: *err = "value cannot be encoded as JSON"; return NULL;
     }
 }
 
@@ -556,10 +552,10 @@ static int enc_value(lua_State *L, struct jbuf *b, int idx, int depth, const cha
         return ENC_ERR;
     }
     switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-        return jb_raw(b, "null", 4) ? ENC_ERR : ENC_OK;
+    case LUA_TNIL: return jb_raw(b, "null", 4) ? ENC_ERR : ENC_OK;
     case LUA_TBOOLEAN:
-        return (lua_toboolean(L, idx) ? jb_raw(b, "true", 4) : jb_raw(b, "false", 5)) ? ENC_ERR : ENC_OK;
+        return (lua_toboolean(L, idx) ? jb_raw(b, "true", 4) : jb_raw(b, "false", 5)) ? ENC_ERR
+                                                                                      : ENC_OK;
     case LUA_TNUMBER: {
         if (lua_isinteger(L, idx)) {
             char num[32];
@@ -582,11 +578,8 @@ static int enc_value(lua_State *L, struct jbuf *b, int idx, int depth, const cha
         if (lua_touserdata(L, idx) == JSON_NULL)
             return jb_raw(b, "null", 4) ? ENC_ERR : ENC_OK;
         break;
-    case LUA_TTABLE:
-        break;
-    default:
-        *err = "value cannot be encoded as JSON";
-        return ENC_ERR;
+    case LUA_TTABLE: break;
+    default: *err = "value cannot be encoded as JSON"; return ENC_ERR;
     }
     if (lua_type(L, idx) != LUA_TTABLE) {
         *err = "value cannot be encoded as JSON";
@@ -740,24 +733,12 @@ static void push_json(lua_State *L, json_t *j, int depth)
         }
         break;
     }
-    case JSON_STRING:
-        lua_pushlstring(L, json_string_value(j), json_string_length(j));
-        break;
-    case JSON_INTEGER:
-        lua_pushinteger(L, (lua_Integer)json_integer_value(j));
-        break;
-    case JSON_REAL:
-        lua_pushnumber(L, json_real_value(j));
-        break;
-    case JSON_TRUE:
-        lua_pushboolean(L, 1);
-        break;
-    case JSON_FALSE:
-        lua_pushboolean(L, 0);
-        break;
-    default:
-        lua_pushlightuserdata(L, JSON_NULL);
-        break;
+    case JSON_STRING: lua_pushlstring(L, json_string_value(j), json_string_length(j)); break;
+    case JSON_INTEGER: lua_pushinteger(L, (lua_Integer)json_integer_value(j)); break;
+    case JSON_REAL: lua_pushnumber(L, json_real_value(j)); break;
+    case JSON_TRUE: lua_pushboolean(L, 1); break;
+    case JSON_FALSE: lua_pushboolean(L, 0); break;
+    default: lua_pushlightuserdata(L, JSON_NULL); break;
     }
 }
 

@@ -133,7 +133,7 @@ static int l_close(lua_State *L)
 static const struct {
     const char *name;
     int signo;
-} names[] = {{"TERM", SIGTERM}, {"HUP", SIGHUP}, {"INT", SIGINT}, {"KILL", SIGKILL},
+} names[] = {{"TERM", SIGTERM}, {"HUP", SIGHUP},   {"INT", SIGINT},   {"KILL", SIGKILL},
              {"QUIT", SIGQUIT}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"SEGV", SIGSEGV},
              {"ABRT", SIGABRT}, {"CHLD", SIGCHLD}, {"PIPE", SIGPIPE}};
 
@@ -271,8 +271,8 @@ static int l_getpid(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg funcs[] = {{"bind", l_bind},   {"close", l_close}, {"spawn", l_spawn},
-                                 {"reap", l_reap},   {"kill", l_kill},   {"cpus", l_cpus},
+static const luaL_Reg funcs[] = {{"bind", l_bind},       {"close", l_close},   {"spawn", l_spawn},
+                                 {"reap", l_reap},       {"kill", l_kill},     {"cpus", l_cpus},
                                  {"mkdtemp", l_mkdtemp}, {"getpid", l_getpid}, {NULL, NULL}};
 
 int luaopen_mpic_workers(lua_State *L)

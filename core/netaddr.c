@@ -58,7 +58,8 @@ static const struct block v6_blocks[] = {
     /* deprecated forms a careful CA refuses outright (not in the IANA
      * registry as special-purpose, but never a legitimate destination) */
     {{0}, 96, "[RFC4291]: Deprecated (IPv4-Compatible IPv6 Address, ::/96)"},
-    {{0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0}, 96,
+    {{0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0},
+     96,
      "[RFC2765]: Deprecated (SIIT IPv4-Translated Address, ::ffff:0:0:0/96)"},
     {{0xfe, 0xc0}, 10, "[RFC3879]: Deprecated (Site-Local Unicast, fec0::/10)"},
     {{0, 0x64, 0xff, 0x9b, 0, 0x01}, 48, "[RFC8215]: IPv4-IPv6 Translat."},

@@ -82,13 +82,13 @@ struct peer {
 /* A client connection, from accept to close. */
 struct conn {
     struct mpic_server *srv;
-    struct bufferevent *bev;          /* a reference while pending */
-    struct evhttp_connection *evcon;  /* NULL while pending */
+    struct bufferevent *bev;         /* a reference while pending */
+    struct evhttp_connection *evcon; /* NULL while pending */
     struct event *deadline;
-    struct conn *next, *prev;         /* s->conns, or s->pending (next only) */
-    struct conn *hnext;               /* s->hash chain (by evcon) */
-    int busy;                         /* a request is in the handler's hands or being answered */
-    struct peer *peer;                /* its address's count (NULL: none yet) */
+    struct conn *next, *prev; /* s->conns, or s->pending (next only) */
+    struct conn *hnext;       /* s->hash chain (by evcon) */
+    int busy;                 /* a request is in the handler's hands or being answered */
+    struct peer *peer;        /* its address's count (NULL: none yet) */
     char addr[64];
 };
 
@@ -110,8 +110,8 @@ struct mpic_server {
     struct mpic_server_req *reqs; /* accepted, not yet answered */
     struct conn *pending;         /* made by evhttp, not yet picked up */
     struct conn *conns;           /* open, tracked */
-    struct conn **hash;   /* by evcon */
-    struct peer **peers;  /* by address */
+    struct conn **hash;           /* by evcon */
+    struct peer **peers;          /* by address */
     size_t hmask;
     int nconns;
     struct mpic_server_stats stats;
@@ -120,10 +120,10 @@ struct mpic_server {
 };
 
 struct mpic_server_req {
-    struct mpic_server *srv;      /* NULL once the server is gone */
-    struct evhttp_request *req;   /* NULL when dead */
+    struct mpic_server *srv;    /* NULL once the server is gone */
+    struct evhttp_request *req; /* NULL when dead */
     struct evhttp_connection *evcon;
-    struct conn *conn;            /* NULL once the connection is gone */
+    struct conn *conn; /* NULL once the connection is gone */
     struct mpic_server_req *next, *prev;
     struct mpic_server_reqinfo info;
 };
@@ -334,7 +334,8 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     if (c->busy) /* the handler has its request: the deadline does not apply */
         return;
     c->srv->stats.deadline_closed++;
-    ratelog(&c->srv->log_deadline, "closed a connection from %s: no whole request within the deadline", c->addr);
+    ratelog(&c->srv->log_deadline,
+            "closed a connection from %s: no whole request within the deadline", c->addr);
     conn_close(c);
 }
 
@@ -377,16 +378,20 @@ static void take_pending(struct mpic_server *s, struct evhttp_connection *keep)
         evhttp_connection_set_closecb(evcon, on_conn_close, c);
         c->deadline = evtimer_new(s->base, on_deadline, c);
         int same = peer_add(c);
-        if (evcon != keep && (!c->deadline || !same || s->nconns > s->max_conns || same > s->max_per_addr)) {
+        if (evcon != keep &&
+            (!c->deadline || !same || s->nconns > s->max_conns || same > s->max_per_addr)) {
             s->stats.refused_conns++;
             if (!c->deadline || !same)
                 ratelog(&s->log_refused, "refused a connection from %s: out of memory", c->addr);
             else if (s->nconns > s->max_conns)
-                ratelog(&s->log_refused, "refused a connection from %s: %d connections open (the limit)",
-                        c->addr, s->max_conns);
+                ratelog(&s->log_refused,
+                        "refused a connection from %s: %d connections open (the limit)", c->addr,
+                        s->max_conns);
             else
-                ratelog(&s->log_refused, "refused a connection from %s: %d connections open from that address "
-                        "(the limit)", c->addr, s->max_per_addr);
+                ratelog(&s->log_refused,
+                        "refused a connection from %s: %d connections open from that address "
+                        "(the limit)",
+                        c->addr, s->max_per_addr);
             conn_close(c);
             continue;
         }
@@ -395,10 +400,7 @@ static void take_pending(struct mpic_server *s, struct evhttp_connection *keep)
     }
 }
 
-static void on_pending(evutil_socket_t fd, short what, void *arg)
-{
-    take_pending(arg, NULL);
-}
+static void on_pending(evutil_socket_t fd, short what, void *arg) { take_pending(arg, NULL); }
 
 /* A new connection (evhttp's bufferevent callback, before evhttp makes the
  * connection): its bufferevent, remembered until take_pending. */
@@ -410,7 +412,8 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
         SSL *ssl = SSL_new(s->ssl);
         if (!ssl)
             return NULL; /* evhttp falls back to an untracked plain one: on_request refuses it */
-        bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+        bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE);
         if (!bev) {
             SSL_free(ssl);
             return NULL;
@@ -554,7 +557,8 @@ static int copy_client_cert(SSL *ssl, struct mpic_server_reqinfo *in)
         if (g->type == GEN_DNS || g->type == GEN_URI || g->type == GEN_EMAIL) {
             const ASN1_IA5STRING *v = g->d.ia5;
             const char *pfx = g->type == GEN_DNS ? "DNS:" : g->type == GEN_URI ? "URI:" : "email:";
-            rc = add_san(in, pfx, (const char *)ASN1_STRING_get0_data(v), (size_t)ASN1_STRING_length(v));
+            rc = add_san(in, pfx, (const char *)ASN1_STRING_get0_data(v),
+                         (size_t)ASN1_STRING_length(v));
         } else if (g->type == GEN_IPADD) {
             char ip[INET6_ADDRSTRLEN] = "";
             int l = ASN1_STRING_length(g->d.ip);
@@ -618,12 +622,10 @@ static void conn_answered(struct conn *c)
     arm_deadline(c, c->srv->idle_timeout_s);
 }
 
-static void on_simple_sent(struct evhttp_request *req, void *arg)
-{
-    conn_answered(arg);
-}
+static void on_simple_sent(struct evhttp_request *req, void *arg) { conn_answered(arg); }
 
-static void send_simple(struct evhttp_request *req, struct conn *c, int code, const char *msg, int close)
+static void send_simple(struct evhttp_request *req, struct conn *c, int code, const char *msg,
+                        int close)
 {
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
     if (c)
@@ -672,7 +674,8 @@ static const char *framing_error(struct evhttp_request *req)
         return "unsupported Transfer-Encoding (only chunked is accepted)";
     if (ncl && !all_digits(cl))
         return "malformed Content-Length";
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST && (nte || (ncl && strspn(cl, "0") != strlen(cl))))
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST &&
+        (nte || (ncl && strspn(cl, "0") != strlen(cl))))
         return "a body on a request without one";
     return NULL;
 }
@@ -765,7 +768,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     s->cb(r, s->arg);
 }
 
-static int tls_setup(struct mpic_server *s, const struct mpic_server_opts *o, char *errbuf, size_t errlen)
+static int tls_setup(struct mpic_server *s, const struct mpic_server_opts *o, char *errbuf,
+                     size_t errlen)
 {
     s->ssl = SSL_CTX_new(TLS_server_method());
     if (!s->ssl) {
@@ -791,9 +795,9 @@ static int tls_setup(struct mpic_server *s, const struct mpic_server_opts *o, ch
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->client_ca_file);
         if (names)
             SSL_CTX_set_client_CA_list(s->ssl, names);
-        SSL_CTX_set_verify(s->ssl,
-                           SSL_VERIFY_PEER | (o->require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
-                           NULL);
+        SSL_CTX_set_verify(
+            s->ssl,
+            SSL_VERIFY_PEER | (o->require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), NULL);
         SSL_CTX_set_verify_depth(s->ssl, 4);
     } else if (o->require_client_cert) {
         set_err(errbuf, errlen, "require_client_cert needs a client CA file%s", "");
@@ -818,7 +822,8 @@ static struct evhttp_bound_socket *attach_listener(struct mpic_server *s, struct
 
 /* Listen on ADDRESS:PORT (a name or a numeric address) with our backlog and
  * hand the listener to evhttp. NULL with errno set on failure. */
-static struct evhttp_bound_socket *bind_listener(struct mpic_server *s, const char *address, int port)
+static struct evhttp_bound_socket *bind_listener(struct mpic_server *s, const char *address,
+                                                 int port)
 {
     struct evutil_addrinfo hints = {0}, *ai = NULL;
     char portstr[8];
@@ -831,10 +836,9 @@ static struct evhttp_bound_socket *bind_listener(struct mpic_server *s, const ch
         errno = EADDRNOTAVAIL;
         return NULL;
     }
-    struct evconnlistener *l =
-        evconnlistener_new_bind(s->base, NULL, NULL,
-                                LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-                                SERVER_LISTEN_BACKLOG, ai->ai_addr, (int)ai->ai_addrlen);
+    struct evconnlistener *l = evconnlistener_new_bind(
+        s->base, NULL, NULL, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+        SERVER_LISTEN_BACKLOG, ai->ai_addr, (int)ai->ai_addrlen);
     int saved = errno;
     evutil_freeaddrinfo(ai);
     if (!l) {
@@ -857,8 +861,8 @@ static struct evhttp_bound_socket *adopt_listener(struct mpic_server *s, int fd)
     if (evutil_make_socket_nonblocking(fd) < 0 || evutil_make_socket_closeonexec(fd) < 0)
         return NULL;
     /* backlog 0: the socket is listening already (with its own backlog) */
-    struct evconnlistener *l =
-        evconnlistener_new(s->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+    struct evconnlistener *l = evconnlistener_new(
+        s->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
     if (!l)
         return NULL;
     return attach_listener(s, l);
@@ -894,10 +898,12 @@ int mpic_server_new(struct event_base *base, const struct mpic_server_opts *o, m
     s->max_conns = o->max_conns > 0 ? o->max_conns : SERVER_DEFAULT_MAX_CONNS;
     if (o->max_conns <= 0 && s->max_conns < s->max_inflight + 64)
         s->max_conns = s->max_inflight + 64;
-    s->max_per_addr = o->max_conns_per_addr > 0 ? o->max_conns_per_addr : SERVER_DEFAULT_MAX_CONNS_PER_ADDR;
+    s->max_per_addr =
+        o->max_conns_per_addr > 0 ? o->max_conns_per_addr : SERVER_DEFAULT_MAX_CONNS_PER_ADDR;
     if (o->max_conns_per_addr <= 0 && s->max_per_addr < s->max_inflight + 64)
         s->max_per_addr = s->max_inflight + 64;
-    s->header_timeout_s = o->header_timeout_s > 0 ? o->header_timeout_s : SERVER_DEFAULT_HEADER_TIMEOUT_S;
+    s->header_timeout_s =
+        o->header_timeout_s > 0 ? o->header_timeout_s : SERVER_DEFAULT_HEADER_TIMEOUT_S;
     s->idle_timeout_s = o->idle_timeout_s > 0 ? o->idle_timeout_s : SERVER_DEFAULT_IDLE_S;
     size_t nb = 64;
     while (nb < (size_t)s->max_conns && nb < ((size_t)1 << 20))
@@ -911,7 +917,8 @@ int mpic_server_new(struct event_base *base, const struct mpic_server_opts *o, m
         s->health_path = strdup(o->health_path);
     s->next_server = all_servers;
     all_servers = s;
-    if (!s->hash || !s->peers || !s->pending_ev || !s->resume_ev || (o->health_path && !s->health_path)) {
+    if (!s->hash || !s->peers || !s->pending_ev || !s->resume_ev ||
+        (o->health_path && !s->health_path)) {
         rc = -ENOMEM;
         goto fail;
     }
@@ -922,13 +929,15 @@ int mpic_server_new(struct event_base *base, const struct mpic_server_opts *o, m
         rc = -ENOMEM;
         goto fail;
     }
-    evhttp_set_max_body_size(s->http, (ev_ssize_t)(o->max_body ? o->max_body : SERVER_DEFAULT_MAX_BODY));
+    evhttp_set_max_body_size(s->http,
+                             (ev_ssize_t)(o->max_body ? o->max_body : SERVER_DEFAULT_MAX_BODY));
     evhttp_set_max_headers_size(s->http, SERVER_MAX_HEADERS_SIZE);
     evhttp_set_timeout(s->http, s->idle_timeout_s);
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
     evhttp_set_gencb(s->http, on_request, s);
     evhttp_set_bevcb(s->http, make_bev, s);
-    s->bound = o->listen_fd > 2 ? adopt_listener(s, o->listen_fd) : bind_listener(s, o->address, o->port);
+    s->bound =
+        o->listen_fd > 2 ? adopt_listener(s, o->listen_fd) : bind_listener(s, o->address, o->port);
     if (!s->bound) {
         char m[160];
         if (o->listen_fd > 2)
@@ -998,7 +1007,7 @@ void mpic_server_free(struct mpic_server *s)
     }
     if (s->http)
         evhttp_free(s->http); /* closes every connection: on_conn_close forgets them */
-    while (s->conns) /* evhttp did not report (not expected) */
+    while (s->conns)          /* evhttp did not report (not expected) */
         conn_remove(s->conns);
     while (s->pending) {
         struct conn *c = s->pending;

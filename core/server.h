@@ -23,9 +23,9 @@ struct mpic_server;
 struct mpic_server_req;
 
 struct mpic_server_opts {
-    const char *address;      /* "127.0.0.1", "::1", "0.0.0.0" */
-    int port;                 /* 0: an ephemeral port (see mpic_server_port) */
-    const char *cert_file;    /* PEM; enables TLS (with key_file) */
+    const char *address;   /* "127.0.0.1", "::1", "0.0.0.0" */
+    int port;              /* 0: an ephemeral port (see mpic_server_port) */
+    const char *cert_file; /* PEM; enables TLS (with key_file) */
     const char *key_file;
     const char *client_ca_file; /* PEM CA bundle for client certificates */
     int require_client_cert;    /* 1: handshake fails without a valid client cert */
@@ -56,10 +56,10 @@ struct mpic_server_reqinfo {
     size_t body_len;
     char peer[64];
     int peer_port;
-    int tls;            /* 1 when the connection is TLS */
-    int health;         /* 1 for a GET/HEAD of the health path (exempt from the in-flight limit) */
-    char *client_subject;   /* RFC 2253 subject of the verified client cert, or NULL */
-    char **client_sans;     /* "DNS:name", "URI:...", "IP:..." entries */
+    int tls;    /* 1 when the connection is TLS */
+    int health; /* 1 for a GET/HEAD of the health path (exempt from the in-flight limit) */
+    char *client_subject; /* RFC 2253 subject of the verified client cert, or NULL */
+    char **client_sans;   /* "DNS:name", "URI:...", "IP:..." entries */
     size_t n_client_sans;
 };
 
@@ -83,11 +83,11 @@ int mpic_server_inflight(const struct mpic_server *s);
 
 /* Counters of the connection guards (since the server started). */
 struct mpic_server_stats {
-    int conns;                    /* open connections now */
-    unsigned long refused_conns;  /* over max_conns or max_conns_per_addr */
-    unsigned long deadline_closed;/* no whole request within the deadline */
-    unsigned long accept_errors;  /* accept() failures (EMFILE, ENFILE, ...) */
-    unsigned long bad_framing;    /* 400 for ambiguous framing */
+    int conns;                     /* open connections now */
+    unsigned long refused_conns;   /* over max_conns or max_conns_per_addr */
+    unsigned long deadline_closed; /* no whole request within the deadline */
+    unsigned long accept_errors;   /* accept() failures (EMFILE, ENFILE, ...) */
+    unsigned long bad_framing;     /* 400 for ambiguous framing */
 };
 void mpic_server_stats(const struct mpic_server *s, struct mpic_server_stats *out);
 

@@ -32,7 +32,8 @@
 #define LIVE_KEY "mpic.live_tasks"
 
 enum task_state { T_READY, T_RUNNING, T_SUSPENDED, T_DONE, T_ERROR, T_CANCELLED };
-static const char *const state_names[] = {"ready", "running", "waiting", "done", "error", "cancelled"};
+static const char *const state_names[] = {"ready", "running", "waiting",
+                                          "done",  "error",   "cancelled"};
 
 struct waitlink;
 
@@ -787,15 +788,17 @@ static int l_task_index(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg task_methods[] = {
-    {"status", l_task_status}, {"result", l_task_result}, {"traceback", l_task_traceback},
-    {"cancel", l_cancel},      {NULL, NULL}};
+static const luaL_Reg task_methods[] = {{"status", l_task_status},
+                                        {"result", l_task_result},
+                                        {"traceback", l_task_traceback},
+                                        {"cancel", l_cancel},
+                                        {NULL, NULL}};
 
-static const luaL_Reg core_funcs[] = {
-    {"spawn", l_spawn},         {"wait", l_wait},       {"wait_first", l_wait_first},
-    {"wait_all", l_wait_all},   {"sleep", l_sleep},     {"cancel", l_cancel},
-    {"current", l_current},     {"now", l_now},         {"stats", l_stats},
-    {NULL, NULL}};
+static const luaL_Reg core_funcs[] = {{"spawn", l_spawn},           {"wait", l_wait},
+                                      {"wait_first", l_wait_first}, {"wait_all", l_wait_all},
+                                      {"sleep", l_sleep},           {"cancel", l_cancel},
+                                      {"current", l_current},       {"now", l_now},
+                                      {"stats", l_stats},           {NULL, NULL}};
 
 static int luaopen_mpic_core(lua_State *L)
 {

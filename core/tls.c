@@ -174,10 +174,7 @@ static void fail(struct mpic_tls_probe *p, enum mpic_err kind, const char *fmt, 
     finish(p);
 }
 
-static void on_done(evutil_socket_t fd, short what, void *arg)
-{
-    finish(arg);
-}
+static void on_done(evutil_socket_t fd, short what, void *arg) { finish(arg); }
 
 static int looks_like_http(const unsigned char *h, int n)
 {
@@ -280,15 +277,9 @@ static void handshake_step(struct mpic_tls_probe *p)
     }
     e = SSL_get_error(p->ssl, r);
     switch (e) {
-    case SSL_ERROR_WANT_READ:
-        event_add(p->ev_read, NULL);
-        return;
-    case SSL_ERROR_WANT_WRITE:
-        event_add(p->ev_write, NULL);
-        return;
-    case SSL_ERROR_SSL:
-        fail_ssl(p);
-        return;
+    case SSL_ERROR_WANT_READ: event_add(p->ev_read, NULL); return;
+    case SSL_ERROR_WANT_WRITE: event_add(p->ev_write, NULL); return;
+    case SSL_ERROR_SSL: fail_ssl(p); return;
     case SSL_ERROR_ZERO_RETURN:
         fail(p, MPIC_E_TLS, "connection closed by server during TLS handshake");
         return;
@@ -453,9 +444,11 @@ int mpic_tls_probe_start(struct event_base *base, const char *ip, int port,
     p->phase = PH_CONNECT;
     p->start_ms = now_ms();
     p->timeout_ms = (o && o->timeout_ms > 0) ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
-    p->connect_timeout_ms = (o && o->connect_timeout_ms > 0) ? o->connect_timeout_ms : DEFAULT_TIMEOUT_MS;
-    inet_ntop(ss.ss_family, ss.ss_family == AF_INET ? (void *)&((struct sockaddr_in *)&ss)->sin_addr
-                                                    : (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr,
+    p->connect_timeout_ms =
+        (o && o->connect_timeout_ms > 0) ? o->connect_timeout_ms : DEFAULT_TIMEOUT_MS;
+    inet_ntop(ss.ss_family,
+              ss.ss_family == AF_INET ? (void *)&((struct sockaddr_in *)&ss)->sin_addr
+                                      : (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr,
               p->ip, sizeof p->ip);
 
     p->ev_done = event_new(base, -1, 0, on_done, p);

@@ -32,11 +32,11 @@ struct mpic_tls_opts {
 };
 
 struct mpic_tls_result {
-    int err;           /* 0, or an enum mpic_err kind (errors.h) */
-    char detail[256];  /* human text for err, prefixed with "ip: " */
-    char alpn[256];    /* negotiated protocol, "" when none */
+    int err;          /* 0, or an enum mpic_err kind (errors.h) */
+    char detail[256]; /* human text for err, prefixed with "ip: " */
+    char alpn[256];   /* negotiated protocol, "" when none */
     int has_alpn;
-    char version[32];  /* "TLSv1.3", ... */
+    char version[32];        /* "TLSv1.3", ... */
     unsigned char *cert_der; /* leaf DER (malloc); the callback may take it and set NULL */
     size_t cert_der_len;
     uint64_t elapsed_ms;

@@ -82,10 +82,22 @@ static int add_san(struct mpic_x509_info *info, const GENERAL_NAME *gn)
     int n;
 
     switch (gn->type) {
-    case GEN_DNS: s->type = MPIC_SAN_DNS; str = gn->d.dNSName; break;
-    case GEN_IPADD: s->type = MPIC_SAN_IP; str = gn->d.iPAddress; break;
-    case GEN_EMAIL: s->type = MPIC_SAN_EMAIL; str = gn->d.rfc822Name; break;
-    case GEN_URI: s->type = MPIC_SAN_URI; str = gn->d.uniformResourceIdentifier; break;
+    case GEN_DNS:
+        s->type = MPIC_SAN_DNS;
+        str = gn->d.dNSName;
+        break;
+    case GEN_IPADD:
+        s->type = MPIC_SAN_IP;
+        str = gn->d.iPAddress;
+        break;
+    case GEN_EMAIL:
+        s->type = MPIC_SAN_EMAIL;
+        str = gn->d.rfc822Name;
+        break;
+    case GEN_URI:
+        s->type = MPIC_SAN_URI;
+        str = gn->d.uniformResourceIdentifier;
+        break;
     default: s->type = MPIC_SAN_OTHER; break;
     }
     if (str) {
@@ -191,7 +203,8 @@ static int parse_names(struct mpic_x509_info *info, X509 *x)
     if (!X509_NAME_get0_der(subj, &p, &n) || !(info->subject_der = dup_bytes(p, n)))
         return -1;
     info->subject_der_len = n;
-    if (!X509_NAME_get0_der(X509_get_issuer_name(x), &p, &n) || !(info->issuer_der = dup_bytes(p, n)))
+    if (!X509_NAME_get0_der(X509_get_issuer_name(x), &p, &n) ||
+        !(info->issuer_der = dup_bytes(p, n)))
         return -1;
     info->issuer_der_len = n;
 
@@ -234,7 +247,8 @@ int mpic_x509_info_parse(const unsigned char *der, size_t len, struct mpic_x509_
     if (parse_names(out, x) < 0 || parse_exts(out, x) < 0)
         goto out;
     pk = X509_get0_pubkey(x);
-    out->self_signed = pk && X509_verify(x, pk) == 1 && out->subject_der_len == out->issuer_der_len &&
+    out->self_signed = pk && X509_verify(x, pk) == 1 &&
+                       out->subject_der_len == out->issuer_der_len &&
                        memcmp(out->subject_der, out->issuer_der, out->subject_der_len) == 0;
     rc = 0;
 out:

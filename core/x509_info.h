@@ -18,7 +18,7 @@ enum mpic_san_type {
 };
 
 struct mpic_x509_ext {
-    char oid[96];         /* dotted text, e.g. "2.5.29.17" */
+    char oid[96]; /* dotted text, e.g. "2.5.29.17" */
     int critical;
     unsigned char *value; /* raw extnValue content (inside the OCTET STRING) */
     size_t value_len;
@@ -43,8 +43,8 @@ struct mpic_x509_info {
     size_t n_exts;
     char (*dup_oids)[96]; /* each duplicated OID once */
     size_t n_dup_oids;
-    int san_present;      /* a 2.5.29.17 extension exists (the first one is used) */
-    int san_malformed;    /* it exists but does not decode as GeneralNames */
+    int san_present;   /* a 2.5.29.17 extension exists (the first one is used) */
+    int san_malformed; /* it exists but does not decode as GeneralNames */
     struct mpic_x509_san *sans;
     size_t n_sans;
     int san_single_dns; /* the SAN extnValue DER is exactly SEQUENCE { [2] IA5 } */

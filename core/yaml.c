@@ -42,8 +42,8 @@ static int next_event(struct yctx *c, yaml_event_t *ev)
         const char *p = c->parser.problem ? c->parser.problem : "parse error";
         snprintf(c->err, sizeof c->err, "line %lu column %lu: %s%s%s",
                  (unsigned long)c->parser.problem_mark.line + 1,
-                 (unsigned long)c->parser.problem_mark.column + 1, p,
-                 c->parser.context ? " " : "", c->parser.context ? c->parser.context : "");
+                 (unsigned long)c->parser.problem_mark.column + 1, p, c->parser.context ? " " : "",
+                 c->parser.context ? c->parser.context : "");
         return -1;
     }
     return 0;
@@ -189,16 +189,15 @@ static int parse_node(struct yctx *c, yaml_event_t *ev, int depth)
     case YAML_MAPPING_START_EVENT: {
         int mapping = ev->type == YAML_MAPPING_START_EVENT;
         lua_newtable(L);
-        remember_anchor(c, mapping ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor);
+        remember_anchor(c,
+                        mapping ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor);
         yaml_event_delete(ev);
         r = parse_collection_items(c, mapping, depth);
         if (r)
             lua_pop(L, 1);
         return r;
     }
-    default:
-        r = fail(c, &ev->start_mark, "unexpected YAML event");
-        break;
+    default: r = fail(c, &ev->start_mark, "unexpected YAML event"); break;
     }
     yaml_event_delete(ev);
     return r;

@@ -64,24 +64,18 @@ local quorum = require "mpic.quorum"
 
 local function check_config(registry, defaults, date)
   local min, why = quorum.min_remotes(date)
-  if not min then
-    return nil, why
-  end
+  if not min then return nil, why end
   local count = defaults and defaults.perspective_count
   return cohorts.check_registry(registry, count, { min_count = min, date = date })
 end
 
 local function select_remotes(registry, _, count, attempt, rng)
   local ids, why = cohorts.pick(registry, count, attempt, rng)
-  if not ids then
-    return nil, why
-  end
+  if not ids then return nil, why end
   return ids
 end
 
-local function decide(state)
-  return quorum.evaluate(state)
-end
+local function decide(state) return quorum.evaluate(state) end
 
 return {
   name = "br",
@@ -90,7 +84,5 @@ return {
   select = select_remotes,
   decide = decide,
   wait_for_all = false,
-  min_perspectives = function(date)
-    return quorum.min_remotes(date)
-  end,
+  min_perspectives = function(date) return quorum.min_remotes(date) end,
 }

@@ -11,19 +11,12 @@ local quorum = require "mpic.quorum"
 local function check_config(registry, defaults, date)
   local has_primary = false
   for _, e in ipairs(registry) do
-    if e.is_primary then
-      has_primary = true
-    end
+    if e.is_primary then has_primary = true end
   end
-  if not has_primary then
-    return nil, "primary_first needs a primary perspective in the configuration"
-  end
+  if not has_primary then return nil, "primary_first needs a primary perspective in the configuration" end
   local min, why = quorum.min_remotes(date)
-  if not min then
-    return nil, why
-  end
-  return cohorts.check_registry(registry, defaults and defaults.perspective_count,
-    { min_count = min, date = date })
+  if not min then return nil, why end
+  return cohorts.check_registry(registry, defaults and defaults.perspective_count, { min_count = min, date = date })
 end
 
 local function decide(state)
@@ -34,8 +27,9 @@ local function decide(state)
   if p.done == false and type(state.remotes) == "table" then
     for _, r in ipairs(state.remotes) do
       if type(r) == "table" and r.done ~= false then
-        return "invalid", "primary_first: remote " .. tostring(r.id) ..
-          " answered before the primary passed", { rule = "primary-first" }
+        return "invalid",
+          "primary_first: remote " .. tostring(r.id) .. " answered before the primary passed",
+          { rule = "primary-first" }
       end
     end
   end
@@ -49,13 +43,9 @@ return {
   check_config = check_config,
   select = function(registry, _, count, attempt, rng)
     local ids, why = cohorts.pick(registry, count, attempt, rng)
-    if not ids then
-      return nil, why
-    end
+    if not ids then return nil, why end
     return ids
   end,
   decide = decide,
-  min_perspectives = function(date)
-    return quorum.min_remotes(date)
-  end,
+  min_perspectives = function(date) return quorum.min_remotes(date) end,
 }

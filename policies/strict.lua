@@ -11,9 +11,7 @@ local quorum = require "mpic.quorum"
 local function required_all(n, requested)
   if requested ~= nil then
     local ok, why = quorum.check_requested(n, requested)
-    if not ok then
-      return nil, why
-    end
+    if not ok then return nil, why end
   end
   return n
 end
@@ -23,23 +21,14 @@ return {
   description = "every selected remote must corroborate, in >= 2 RIRs",
   check_config = function(registry, defaults, date)
     local min, why = quorum.min_remotes(date)
-    if not min then
-      return nil, why
-    end
-    return cohorts.check_registry(registry, defaults and defaults.perspective_count,
-      { min_count = min, date = date })
+    if not min then return nil, why end
+    return cohorts.check_registry(registry, defaults and defaults.perspective_count, { min_count = min, date = date })
   end,
   select = function(registry, _, count, attempt, rng)
     local ids, why = cohorts.pick(registry, count, attempt, rng)
-    if not ids then
-      return nil, why
-    end
+    if not ids then return nil, why end
     return ids
   end,
-  decide = function(state)
-    return quorum.evaluate(state, { required = required_all })
-  end,
-  min_perspectives = function(date)
-    return quorum.min_remotes(date)
-  end,
+  decide = function(state) return quorum.evaluate(state, { required = required_all }) end,
+  min_perspectives = function(date) return quorum.min_remotes(date) end,
 }

@@ -31,19 +31,13 @@ end
 
 local function check_config(registry, defaults, date)
   local min, why = quorum.min_remotes(date)
-  if not min then
-    return nil, why
-  end
-  local ok, cwhy = cohorts.check_registry(registry, defaults and defaults.perspective_count,
-    { min_count = min, date = date })
-  if not ok then
-    return nil, cwhy
-  end
+  if not min then return nil, why end
+  local ok, cwhy =
+    cohorts.check_registry(registry, defaults and defaults.perspective_count, { min_count = min, date = date })
+  if not ok then return nil, cwhy end
   local remotes = {}
   for _, e in ipairs(registry) do
-    if not e.is_primary then
-      remotes[#remotes + 1] = e.id
-    end
+    if not e.is_primary then remotes[#remotes + 1] = e.id end
   end
   local n = rirs_of(registry, remotes)
   if n < MIN_RIRS then
@@ -59,23 +53,19 @@ local function select_remotes(registry, _, count, attempt, rng)
   local used = {}
   for off = 0, MAX_COHORTS_TRIED - 1 do
     local replay = 0
-    local stream = { int = function(_, n)
-      replay = replay + 1
-      if used[replay] == nil then
-        used[replay] = rng:int(n)
-      end
-      return used[replay]
-    end }
+    local stream = {
+      int = function(_, n)
+        replay = replay + 1
+        if used[replay] == nil then used[replay] = rng:int(n) end
+        return used[replay]
+      end,
+    }
     local ids, why = cohorts.pick(registry, count, attempt + off, stream)
-    if not ids then
-      return nil, why
-    end
+    if not ids then return nil, why end
     if off == 0 then
       first_ids, first_why = ids, why
     end
-    if count <= 2 or rirs_of(registry, ids) >= MIN_RIRS then
-      return ids
-    end
+    if count <= 2 or rirs_of(registry, ids) >= MIN_RIRS then return ids end
   end
   return first_ids, first_why
 end
@@ -88,7 +78,5 @@ return {
   decide = function(state)
     return quorum.evaluate(state, { min_rirs = function(n) return n > 2 and MIN_RIRS or 1 end })
   end,
-  min_perspectives = function(date)
-    return quorum.min_remotes(date)
-  end,
+  min_perspectives = function(date) return quorum.min_remotes(date) end,
 }

@@ -29,8 +29,12 @@ local function is_null(v) return v == nil or v == util.null end
 
 local function error_result(ch, check_type, kind, msg)
   local prefix = check_type == "caa" and "mpic_error:caa_checker:" or "mpic_error:dcv_checker:"
-  return { passed = false, completed = false, details = { validation_method = ch and ch.name or nil },
-           errors = { { error_type = prefix .. kind, error_message = msg } } }
+  return {
+    passed = false,
+    completed = false,
+    details = { validation_method = ch and ch.name or nil },
+    errors = { { error_type = prefix .. kind, error_message = msg } },
+  }
 end
 
 --[[ Run one checker request. env = {cfg, registry, perspective (config entry)}.
@@ -50,7 +54,9 @@ function M.check(env, check_type, body_text)
   end
   local pkey = check_type .. "_check_parameters"
   local other = (check_type == "dcv" and "caa" or "dcv") .. "_check_parameters"
-  if not is_null(req[other]) then return 400, { error = other .. " does not belong in a " .. check_type .. " check" } end
+  if not is_null(req[other]) then
+    return 400, { error = other .. " does not belong in a " .. check_type .. " check" }
+  end
   local params = req[pkey]
   local ch
   if check_type == "dcv" then
@@ -69,36 +75,53 @@ function M.check(env, check_type, body_text)
   local plain, issues = require("mpic.request").check_params(ch, params, env.registry)
   if #issues > 0 then
     local msgs = {}
-    for i, is in ipairs(issues) do msgs[i] = is.message end
+    for i, is in ipairs(issues) do
+      msgs[i] = is.message
+    end
     return 400, { error = "invalid parameters: " .. table_concat(msgs, "; "), validation_issues = issues }
   end
-  local target, _, why = target_mod.normalise(req.domain_or_ip_target,
-    { allow_reserved = env.cfg.network.allow_reserved_ips })
-  if target then target, _, why = target_mod.for_method(target, ch) end
+  local target, _, why =
+    target_mod.normalise(req.domain_or_ip_target, { allow_reserved = env.cfg.network.allow_reserved_ips })
+  if target then
+    target, _, why = target_mod.for_method(target, ch)
+  end
   if not target then return 400, { error = "invalid target: " .. tostring(why) } end
 
   local p = env.perspective
   local deadline = env.cfg.defaults.timeout_ms
-  local res, kind, msg = mpic.with_timeout(deadline, function()
-    return challenges.run(ch, target, plain, perspectives.probe(p.id))
-  end)
+  local res, kind, msg = mpic.with_timeout(
+    deadline,
+    function() return challenges.run(ch, target, plain, perspectives.probe(p.id)) end
+  )
   if not res then
-    res = error_result(ch, check_type, "lookup", kind == "timeout"
-      and string_format("check did not finish within %d ms", deadline) or tostring(msg))
+    res = error_result(
+      ch,
+      check_type,
+      "lookup",
+      kind == "timeout" and string_format("check did not finish within %d ms", deadline) or tostring(msg)
+    )
   end
   local errors = res.errors
   if type(errors) ~= "table" or #errors == 0 then errors = nil end
   local out = {
-    check_type = check_type, check_passed = res.passed == true, check_completed = res.completed == true,
-    timestamp_ns = util.time_ns(), errors = errors or util.null, details = res.details or {},
-    perspective_code = p.id, rir = p.rir,
+    check_type = check_type,
+    check_passed = res.passed == true,
+    check_completed = res.completed == true,
+    timestamp_ns = util.time_ns(),
+    errors = errors or util.null,
+    details = res.details or {},
+    perspective_code = p.id,
+    rir = p.rir,
     trace_identifier = not is_null(req.trace_identifier) and req.trace_identifier or util.null,
   }
   if env.signer then -- the answer's signature over request, result, time and evidence (mpic.evidence)
     local ev = require "mpic.evidence"
-    local st, serr = ev.statement(ev.request_of(check_type, req), p,
+    local st, serr = ev.statement(
+      ev.request_of(check_type, req),
+      p,
       { passed = out.check_passed, completed = out.check_completed, errors = errors, details = out.details },
-      out.timestamp_ns)
+      out.timestamp_ns
+    )
     local sig = st and ev.sign(env.signer, st)
     if not sig then return 500, { error = "cannot sign the answer: " .. tostring(serr or "encoding") } end
     out.signature = sig
@@ -122,9 +145,15 @@ local function handler(env)
     end
     if path == "/configz" and method == "GET" then
       local paths = package.loaded["mpic.paths"]
-      return 200, JSON, serve.encode({ app_version = paths and paths.version or "?",
-        perspective_code = env.perspective.id, rir = env.perspective.rir,
-        timeout_ms = env.cfg.defaults.timeout_ms, caa_domains = env.cfg.issuer.caa_domains })
+      return 200,
+        JSON,
+        serve.encode({
+          app_version = paths and paths.version or "?",
+          perspective_code = env.perspective.id,
+          rir = env.perspective.rir,
+          timeout_ms = env.cfg.defaults.timeout_ms,
+          caa_domains = env.cfg.issuer.caa_domains,
+        })
     end
     return 404, JSON, serve.encode({ error = "not found: " .. tostring(path) })
   end
@@ -137,29 +166,67 @@ local USAGE = "usage: mpic agent --config FILE --listen ADDR:PORT --perspective 
 
 function M.main(args)
   local cli = require "mpic.cli"
-  local opts, err = cli.parse_opts(args, require("mpic.workers").options({
-    config = "value", listen = "value", perspective = "value", ["tls-cert"] = "value",
-    ["tls-key"] = "value", ["client-ca"] = "value", ["max-inflight"] = "value", ["max-body"] = "value",
-    ["drain-ms"] = "value", ["health-interval"] = "value",
-    ["max-connections"] = "value", ["max-connections-per-ip"] = "value", ["header-timeout"] = "value",
-    ["signing-key"] = "value",
-  }), 2)
-  if not opts then io_stderr:write("mpic agent: ", err, "\n", USAGE, "\n") return 2 end
+  local opts, err = cli.parse_opts(
+    args,
+    require("mpic.workers").options({
+      config = "value",
+      listen = "value",
+      perspective = "value",
+      ["tls-cert"] = "value",
+      ["tls-key"] = "value",
+      ["client-ca"] = "value",
+      ["max-inflight"] = "value",
+      ["max-body"] = "value",
+      ["drain-ms"] = "value",
+      ["health-interval"] = "value",
+      ["max-connections"] = "value",
+      ["max-connections-per-ip"] = "value",
+      ["header-timeout"] = "value",
+      ["signing-key"] = "value",
+    }),
+    2
+  )
+  if not opts then
+    io_stderr:write("mpic agent: ", err, "\n", USAGE, "\n")
+    return 2
+  end
   local workers = require "mpic.workers"
   local nworkers, nerr = workers.count(opts.workers)
   local wk, werr = workers.worker_of(opts)
-  if not nworkers or werr then io_stderr:write("mpic agent: ", nerr or werr, "\n", USAGE, "\n") return 2 end
+  if not nworkers or werr then
+    io_stderr:write("mpic agent: ", nerr or werr, "\n", USAGE, "\n")
+    return 2
+  end
   local limits, lerr = serve.listen_limits(opts)
-  if not limits then io_stderr:write("mpic agent: ", lerr, "\n", USAGE, "\n") return 2 end
+  if not limits then
+    io_stderr:write("mpic agent: ", lerr, "\n", USAGE, "\n")
+    return 2
+  end
   local addr, port = serve.parse_listen(opts.listen)
-  if not addr then io_stderr:write("mpic agent: ", port, "\n", USAGE, "\n") return 2 end
-  if not opts.perspective then io_stderr:write("mpic agent: --perspective ID is required\n") return 2 end
+  if not addr then
+    io_stderr:write("mpic agent: ", port, "\n", USAGE, "\n")
+    return 2
+  end
+  if not opts.perspective then
+    io_stderr:write("mpic agent: --perspective ID is required\n")
+    return 2
+  end
   if not wk and nworkers > 1 then -- the master of N workers (mpic.workers)
-    return workers.supervise({ command = "agent", args = args, n = nworkers, address = addr, port = port,
-      drain_ms = tonumber(opts["drain-ms"]) or 15000, log = serve.log })
+    return workers.supervise({
+      command = "agent",
+      args = args,
+      n = nworkers,
+      address = addr,
+      port = port,
+      drain_ms = tonumber(opts["drain-ms"]) or 15000,
+      log = serve.log,
+    })
   end
   local cfg, cerr = mpic.load_config(opts.config or "perspectives.yaml")
-  if not cfg then io_stderr:write(cerr, "\n") return 2 end
+  if not cfg then
+    io_stderr:write(cerr, "\n")
+    return 2
+  end
   local as = cfg.agent_server or {}
   opts["tls-cert"] = opts["tls-cert"] or as.cert
   opts["tls-key"] = opts["tls-key"] or as.key
@@ -168,19 +235,35 @@ function M.main(args)
   if opts["signing-key"] or as.signing_key then
     local serr
     signer, serr = require("mpic.evidence").load_private(opts["signing-key"] or as.signing_key)
-    if not signer then io_stderr:write("mpic agent: ", serr, "\n") return 2 end
+    if not signer then
+      io_stderr:write("mpic agent: ", serr, "\n")
+      return 2
+    end
   end
   if not (opts["tls-cert"] and opts["tls-key"] and opts["client-ca"]) then
-    io_stderr:write("mpic agent: mutual TLS is required: give --tls-cert, --tls-key and --client-ca ",
-      "(or agent_server: {cert, key, client_ca} in the config)\n", USAGE, "\n")
+    io_stderr:write(
+      "mpic agent: mutual TLS is required: give --tls-cert, --tls-key and --client-ca ",
+      "(or agent_server: {cert, key, client_ca} in the config)\n",
+      USAGE,
+      "\n"
+    )
     return 2
   end
   local p = require("mpic.perspectives").get(opts.perspective)
   if not p then
     local ids = {}
-    for _, q in ipairs(cfg.perspectives) do if not q.agent then ids[#ids + 1] = q.id end end
-    io_stderr:write("mpic agent: no perspective ", opts.perspective, " in ", cfg.file, " (local perspectives: ",
-      table_concat(ids, ", "), ")\n")
+    for _, q in ipairs(cfg.perspectives) do
+      if not q.agent then ids[#ids + 1] = q.id end
+    end
+    io_stderr:write(
+      "mpic agent: no perspective ",
+      opts.perspective,
+      " in ",
+      cfg.file,
+      " (local perspectives: ",
+      table_concat(ids, ", "),
+      ")\n"
+    )
     return 2
   end
   if p.agent then
@@ -189,21 +272,37 @@ function M.main(args)
   end
   local challenges = require "mpic.challenges"
   local registry, rerr = challenges.load_configured(cfg)
-  if not registry then io_stderr:write("mpic agent: ", rerr, "\n") return 2 end
+  if not registry then
+    io_stderr:write("mpic agent: ", rerr, "\n")
+    return 2
+  end
   limits.address, limits.port = addr, port
-  limits.tls = { cert = opts["tls-cert"], key = opts["tls-key"], client_ca = opts["client-ca"], require_client_cert = true }
+  limits.tls =
+    { cert = opts["tls-cert"], key = opts["tls-key"], client_ca = opts["client-ca"], require_client_cert = true }
   limits.max_inflight = tonumber(opts["max-inflight"]) or 1000
   limits.max_body = tonumber(opts["max-body"]) or 65536
   limits.fd = wk and wk.fd
   local srv, kind, detail = server.listen(limits)
-  if not srv then io_stderr:write("mpic agent: ", tostring(kind), ": ", tostring(detail), "\n") return 2 end
-  serve.log("mpic agent: perspective %s (%s), listening on %s:%d%s", p.id, p.rir, addr, srv:port(),
-    wk and string_format(" (worker %d of %d)", wk.index, nworkers) or "")
+  if not srv then
+    io_stderr:write("mpic agent: ", tostring(kind), ": ", tostring(detail), "\n")
+    return 2
+  end
+  serve.log(
+    "mpic agent: perspective %s (%s), listening on %s:%d%s",
+    p.id,
+    p.rir,
+    addr,
+    srv:port(),
+    wk and string_format(" (worker %d of %d)", wk.index, nworkers) or ""
+  )
   serve.watch_signals(srv, nil)
   local hi = tonumber(opts["health-interval"])
   serve.start_health(hi and hi * 1000 or nil, { [p.id] = true })
-  serve.run_loop(srv, handler({ cfg = cfg, registry = registry, perspective = p, signer = signer }),
-    { drain_ms = tonumber(opts["drain-ms"]) or 15000 })
+  serve.run_loop(
+    srv,
+    handler({ cfg = cfg, registry = registry, perspective = p, signer = signer }),
+    { drain_ms = tonumber(opts["drain-ms"]) or 15000 }
+  )
   srv:close()
   serve.log("mpic agent: stopped")
   return 0

@@ -28,42 +28,64 @@ agent's perspective_code, rir and trace_identifier). details is level 1 of
 its nesting: an HTTP check's response_history entries are level 3, their
 fields level 4. ]]
 M.ANSWER_LIMITS = {
-  errors = 16,           -- entries of errors
-  error_message = 4096,  -- bytes of one error_message
+  errors = 16, -- entries of errors
+  error_message = 4096, -- bytes of one error_message
   trace_identifier = 512,
   details = { depth = 4, nodes = 4096, string = 65536, key = 128 },
 }
 local AL = M.ANSWER_LIMITS
 local ANSWER_FIELDS = {
-  check_type = true, check_passed = true, check_completed = true, timestamp_ns = true, errors = true,
-  details = true, perspective_code = true, rir = true, trace_identifier = true,
+  check_type = true,
+  check_passed = true,
+  check_completed = true,
+  timestamp_ns = true,
+  errors = true,
+  details = true,
+  perspective_code = true,
+  rir = true,
+  trace_identifier = true,
   signature = true, -- mpic.evidence: {alg, key_id, value}
 }
 local ERROR_FIELDS = { error_type = true, error_message = true }
 
 local function failure(check_type, fmt, ...)
-  return { passed = false, completed = false, check_type = check_type, details = {},
-           errors = { { error_type = "mpic_error:coordinator:remote_check",
-                        error_message = "The remote check failed to complete: " .. string_format(fmt, ...) } } }
+  return {
+    passed = false,
+    completed = false,
+    check_type = check_type,
+    details = {},
+    errors = {
+      {
+        error_type = "mpic_error:coordinator:remote_check",
+        error_message = "The remote check failed to complete: " .. string_format(fmt, ...),
+      },
+    },
+  }
 end
 
-local function canon_rir(r)
-  return type(r) == "string" and require("mpic.config").rir(r) or nil
-end
+local function canon_rir(r) return type(r) == "string" and require("mpic.config").rir(r) or nil end
 
 local function request_opts(p, timeout_ms, body)
   local a = p.agent
-  return { method = body and "POST" or "GET", body = body,
-           headers = body and { ["Content-Type"] = "application/json" } or nil,
-           ca = a.ca, cert = a.cert, key = a.key, pinned_key = a.pinned_key, verify_tls = true, keepalive = true,
-           connect_ip = a.address, system_resolver = a.address == nil,
-           timeout_ms = timeout_ms, connect_timeout_ms = timeout_ms < 5000 and timeout_ms or 5000,
-           max_bytes = M.MAX_ANSWER_BYTES }
+  return {
+    method = body and "POST" or "GET",
+    body = body,
+    headers = body and { ["Content-Type"] = "application/json" } or nil,
+    ca = a.ca,
+    cert = a.cert,
+    key = a.key,
+    pinned_key = a.pinned_key,
+    verify_tls = true,
+    keepalive = true,
+    connect_ip = a.address,
+    system_resolver = a.address == nil,
+    timeout_ms = timeout_ms,
+    connect_timeout_ms = timeout_ms < 5000 and timeout_ms or 5000,
+    max_bytes = M.MAX_ANSWER_BYTES,
+  }
 end
 
-local function url_for(p, path)
-  return (p.agent.url:gsub("/+$", "")) .. path
-end
+local function url_for(p, path) return (p.agent.url:gsub("/+$", "")) .. path end
 
 --- The checker body for one request (orchestrator's normalised request).
 function M.body(req)
@@ -97,9 +119,7 @@ local function answer_errors(errors)
     if type(e) ~= "table" or is_array(e) then return nil, "an errors entry is not an object" end
     local k = stray_key(e, ERROR_FIELDS)
     if k then return nil, "an errors entry has an unknown field " .. clip(k) end
-    if not error_types.checker[e.error_type] then
-      return nil, "unknown error_type " .. clip(e.error_type)
-    end
+    if not error_types.checker[e.error_type] then return nil, "unknown error_type " .. clip(e.error_type) end
     local msg = e.error_message
     if not is_null(msg) and type(msg) ~= "string" then return nil, "an error_message is not a string" end
     if type(msg) == "string" and #msg > AL.error_message then
@@ -156,9 +176,18 @@ local function agent_keys(p)
 end
 
 local function sig_failure(check_type, fmt, ...)
-  return { passed = false, completed = false, check_type = check_type, details = {},
-           errors = { { error_type = "mpic_error:coordinator:signature",
-                        error_message = "The perspective's signature does not hold: " .. string_format(fmt, ...) } } }
+  return {
+    passed = false,
+    completed = false,
+    check_type = check_type,
+    details = {},
+    errors = {
+      {
+        error_type = "mpic_error:coordinator:signature",
+        error_message = "The perspective's signature does not hold: " .. string_format(fmt, ...),
+      },
+    },
+  }
 end
 
 -- With the agent's public keys configured, the answer must carry a
@@ -177,8 +206,12 @@ local function check_signature(p, check_type, doc, result, sent)
   if skew > ev.MAX_SKEW_NS or -skew > ev.MAX_SKEW_NS then
     return sig_failure(check_type, "the signed time is %d s away from the coordinator's clock", skew // 1000000000)
   end
-  local st, serr = ev.statement(ev.request_of(check_type, sent), p,
-    { passed = doc.check_passed, completed = doc.check_completed, errors = result.errors, details = doc.details }, t)
+  local st, serr = ev.statement(
+    ev.request_of(check_type, sent),
+    p,
+    { passed = doc.check_passed, completed = doc.check_completed, errors = result.errors, details = doc.details },
+    t
+  )
   if not st then return sig_failure(check_type, "%s", serr) end
   local ok, why = ev.verify(keys, st, doc.signature)
   if not ok then return sig_failure(check_type, "%s", why) end
@@ -208,13 +241,15 @@ function M.parse(p, check_type, res, sent)
     return failure(check_type, "the agent answered a %s check for a %s request", clip(doc.check_type), check_type)
   end
   local errors, details = answer_schema(doc)
-  if not errors then
-    return failure(check_type, "the agent's answer breaks the check_response schema: %s", details)
-  end
-  return check_signature(p, check_type, doc,
-    { passed = doc.check_passed and doc.check_completed, completed = doc.check_completed,
-      errors = errors, details = details, check_type = check_type,
-      timestamp_ns = math_type(doc.timestamp_ns) == "integer" and doc.timestamp_ns or nil }, sent)
+  if not errors then return failure(check_type, "the agent's answer breaks the check_response schema: %s", details) end
+  return check_signature(p, check_type, doc, {
+    passed = doc.check_passed and doc.check_completed,
+    completed = doc.check_completed,
+    errors = errors,
+    details = details,
+    check_type = check_type,
+    timestamp_ns = math_type(doc.timestamp_ns) == "integer" and doc.timestamp_ns or nil,
+  }, sent)
 end
 
 --- check(p, req, deadline_ms) -> check result (never raises on a network outcome).
@@ -226,8 +261,8 @@ function M.check(p, req, deadline_ms)
   if p.agent.timeout_ms and p.agent.timeout_ms < timeout then timeout = p.agent.timeout_ms end
   if timeout < 1 then timeout = 1 end
   local url = url_for(p, "/" .. ct)
-  local ok, res, kind, detail = pcall(mpic.with_timeout, timeout + 250, http.request, url,
-    request_opts(p, timeout, body))
+  local ok, res, kind, detail =
+    pcall(mpic.with_timeout, timeout + 250, http.request, url, request_opts(p, timeout, body))
   if not ok then return failure(ct, "%s", tostring(res)) end
   if not res then
     local f = failure(ct, "%s: %s", tostring(kind), tostring(detail))
@@ -240,8 +275,8 @@ end
 
 --- healthy(p, timeout_ms) -> true | false, reason
 function M.healthy(p, timeout_ms)
-  local ok, res, kind, detail = pcall(mpic.with_timeout, timeout_ms + 250, http.request,
-    url_for(p, "/healthz"), request_opts(p, timeout_ms, nil))
+  local ok, res, kind, detail =
+    pcall(mpic.with_timeout, timeout_ms + 250, http.request, url_for(p, "/healthz"), request_opts(p, timeout_ms, nil))
   if not ok then return false, tostring(res) end
   if not res then return false, tostring(kind) .. ": " .. tostring(detail) end
   local doc = util.json_decode(res.body or "")

@@ -48,7 +48,9 @@ local function load_keys(opts)
     if not cfg then return nil, err end
     keys.cfg = cfg
     local list = {}
-    for _, k in ipairs(cfg.audit.public_keys or {}) do list[#list + 1] = k end
+    for _, k in ipairs(cfg.audit.public_keys or {}) do
+      list[#list + 1] = k
+    end
     local c, cerr = evidence.load_public(list)
     if not c then return nil, cerr end
     keys.coordinator = c
@@ -76,8 +78,12 @@ end
 
 local function merged(a, b)
   local out = {}
-  for k, v in pairs(a or {}) do out[k] = v end
-  for k, v in pairs(b or {}) do out[k] = v end
+  for k, v in pairs(a or {}) do
+    out[k] = v
+  end
+  for k, v in pairs(b or {}) do
+    out[k] = v
+  end
   return out
 end
 
@@ -131,8 +137,10 @@ local function check_batch(keys, doc)
   end
   if not why then
     local set = checkpoint_keys(keys)
-    if is_null(doc.local_signature) then why = "local results with evidence but no local_signature"
-    elseif not set then why = "no coordinator public key for the local results' signature (--config, --key)"
+    if is_null(doc.local_signature) then
+      why = "local results with evidence but no local_signature"
+    elseif not set then
+      why = "no coordinator public key for the local results' signature (--config, --key)"
     else
       ok, why = evidence.verify_batch(set, sts, doc.local_signature)
       if not ok then why = "local results (local_signature): " .. tostring(why) end
@@ -153,31 +161,48 @@ local function check_entry(keys, doc, e)
     if not ok then return nil, why end
   elseif is_null(e.signature) then
     if e.cancelled then return "unsigned" end
-    if set and e.check_passed == true then return nil, string_format("perspective %s passed without a signature",
-      tostring(pid)) end
+    if set and e.check_passed == true then
+      return nil, string_format("perspective %s passed without a signature", tostring(pid))
+    end
     return "unsigned"
   end
   if not set and not in_batch(e) then
     if not keys.any then return "unchecked" end -- no keys at all: said in the report
-    return nil, string_format("perspective %s is signed, but no public key for it is known (--config, --key)",
-      tostring(pid))
+    return nil,
+      string_format("perspective %s is signed, but no public key for it is known (--config, --key)", tostring(pid))
   end
   local st = e.evidence
-  if type(st) ~= "table" then return nil, string_format("perspective %s: a signature without evidence", tostring(pid)) end
+  if type(st) ~= "table" then
+    return nil, string_format("perspective %s: a signature without evidence", tostring(pid))
+  end
   if not in_batch(e) then
     local ok, why = evidence.verify(set, st, e.signature)
     if not ok then return nil, string_format("perspective %s: %s", tostring(pid), why) end
   end
   local r, rq, pp = st.result or {}, st.request or {}, st.perspective or {}
-  if pp.id ~= pid then return nil, string_format("perspective %s: the evidence is %s's", tostring(pid), tostring(pp.id)) end
+  if pp.id ~= pid then
+    return nil, string_format("perspective %s: the evidence is %s's", tostring(pid), tostring(pp.id))
+  end
   local signed_pass = r.passed == true and r.completed == true
   if signed_pass ~= (e.check_passed == true) or (r.completed == true) ~= (e.check_completed == true) then
-    return nil, string_format("perspective %s: the line records check_passed=%s, the signed result says %s",
-      tostring(pid), tostring(e.check_passed), tostring(r.passed == true and r.completed == true))
+    return nil,
+      string_format(
+        "perspective %s: the line records check_passed=%s, the signed result says %s",
+        tostring(pid),
+        tostring(e.check_passed),
+        tostring(r.passed == true and r.completed == true)
+      )
   end
   if rq.target ~= doc.target or rq.check_type ~= doc.check_type then
-    return nil, string_format("perspective %s: the signed request (%s %s) is not the line's (%s %s)", tostring(pid),
-      tostring(rq.check_type), tostring(rq.target), tostring(doc.check_type), tostring(doc.target))
+    return nil,
+      string_format(
+        "perspective %s: the signed request (%s %s) is not the line's (%s %s)",
+        tostring(pid),
+        tostring(rq.check_type),
+        tostring(rq.target),
+        tostring(doc.check_type),
+        tostring(doc.target)
+      )
   end
   return "signed"
 end
@@ -229,33 +254,47 @@ local function walk(files, keys, opts, on_line, keep_going)
         if fail(where, "not a JSON object: the line was edited or truncated") then return sum end
       elseif type(doc.prev) ~= "string" or math.type(doc.seq) ~= "integer" then
         if fail(where, "not chained (no prev/seq): a line inserted by hand, or written by another program") then
-          return sum end
+          return sum
+        end
       else
         -- the chain: seq first (removed, inserted, reordered), then prev (edited)
         if prev_seq == nil then
           if doc.prev == ZERO and doc.seq ~= 1 then
             if fail(where, "a chain start (prev zero) with seq " .. doc.seq) then return sum end
           elseif doc.prev ~= ZERO then
-            sum.notes[#sum.notes + 1] = string_format("%s starts mid-chain at seq %d: the file before it was not given",
-              where, doc.seq)
+            sum.notes[#sum.notes + 1] =
+              string_format("%s starts mid-chain at seq %d: the file before it was not given", where, doc.seq)
           end
         elseif doc.prev == ZERO and doc.seq == 1 then
           sum.notes[#sum.notes + 1] = where .. " starts a new chain (a log begun afresh, or another writer's file)"
           -- another writer's file (`serve --workers`: PATH.w1, ...): the chain before it ends as a log does
           if i == 1 and before and not before_cp and not opts.open and checkpoint_keys(keys) then
-            if fail(before, "the log ends without a signed checkpoint before the next file's chain: lines were "
-              .. "removed from its end, or its writer did not stop cleanly (--open for logs still written)") then
-              return sum end
+            if
+              fail(
+                before,
+                "the log ends without a signed checkpoint before the next file's chain: lines were "
+                  .. "removed from its end, or its writer did not stop cleanly (--open for logs still written)"
+              )
+            then
+              return sum
+            end
           end
         elseif doc.seq ~= prev_seq + 1 then
           local why = doc.seq > prev_seq + 1
-            and string_format("seq %d follows seq %d: %d line(s) removed before this one", doc.seq, prev_seq,
-              doc.seq - prev_seq - 1)
+              and string_format(
+                "seq %d follows seq %d: %d line(s) removed before this one",
+                doc.seq,
+                prev_seq,
+                doc.seq - prev_seq - 1
+              )
             or string_format("seq %d follows seq %d: lines reordered or inserted", doc.seq, prev_seq)
           if fail(where, why) then return sum end
         elseif doc.prev ~= prev_hash then
-          if fail(where, "prev is not the SHA-256 of the line before: the line before was edited (or one replaced)") then
-            return sum end
+          if
+            fail(where, "prev is not the SHA-256 of the line before: the line before was edited (or one replaced)")
+          then
+            return sum
+          end
         end
         if doc.checkpoint ~= nil then
           local cp = doc.checkpoint
@@ -271,7 +310,9 @@ local function walk(files, keys, opts, on_line, keep_going)
             local raw = util.base64_decode(doc.signature)
             local text = sign.canonical(cp)
             if not pub then
-              if fail(where, "checkpoint signed by an unknown key " .. tostring(cp.key_id):sub(1, 16)) then return sum end
+              if fail(where, "checkpoint signed by an unknown key " .. tostring(cp.key_id):sub(1, 16)) then
+                return sum
+              end
             elseif not (raw and text and pub:verify(text, raw)) then
               if fail(where, "the checkpoint's signature does not verify") then return sum end
             else
@@ -286,7 +327,10 @@ local function walk(files, keys, opts, on_line, keep_going)
             for _, en in ipairs(ens) do
               if (pass == 2) == in_batch(en.e) then
                 local kind, why = check_entry(keys, doc, en.e)
-                if not kind then bad = why break end
+                if not kind then
+                  bad = why
+                  break
+                end
                 sum[kind] = sum[kind] + 1
               end
             end
@@ -301,40 +345,66 @@ local function walk(files, keys, opts, on_line, keep_going)
     end
   end
   if last_where and not last_is_cp and not opts.open and checkpoint_keys(keys) then
-    fail(last_where, "the log ends without a signed checkpoint" ..
-      (last_cp_where and (" (the last is at " .. last_cp_where .. ")") or "") ..
-      ": lines were removed from its end, or the coordinator did not stop cleanly (--open for a log still written)")
+    fail(
+      last_where,
+      "the log ends without a signed checkpoint"
+        .. (last_cp_where and (" (the last is at " .. last_cp_where .. ")") or "")
+        .. ": lines were removed from its end, or the coordinator did not stop cleanly (--open for a log still written)"
+    )
   end
   return sum
 end
 
 local function report(sum, keys)
-  for _, n in ipairs(sum.notes) do M.write("note: ", n, "\n") end
+  for _, n in ipairs(sum.notes) do
+    M.write("note: ", n, "\n")
+  end
   if not keys.any then
-    M.write("note: no public keys given: signatures and checkpoints are not checked; the chain proves ",
-      "order and that no line inside it changed, not that the log is whole or that perspectives said so\n")
+    M.write(
+      "note: no public keys given: signatures and checkpoints are not checked; the chain proves ",
+      "order and that no line inside it changed, not that the log is whole or that perspectives said so\n"
+    )
   end
   if sum.unsigned > 0 then
-    M.write(string_format("note: %d result(s) carry no signature (failed or cancelled checks, or ", sum.unsigned),
-      "perspectives without a configured key)\n")
+    M.write(
+      string_format("note: %d result(s) carry no signature (failed or cancelled checks, or ", sum.unsigned),
+      "perspectives without a configured key)\n"
+    )
   end
 end
 
 function M.verify(args)
   local cli = require "mpic.cli"
   local opts, files = cli.parse_opts(args, { config = "value", key = "list", open = "flag" }, 3)
-  if not opts then io_stderr:write("mpic audit verify: ", files, "\n", USAGE, "\n") return 2 end
-  if #files == 0 then io_stderr:write(USAGE, "\n") return 2 end
+  if not opts then
+    io_stderr:write("mpic audit verify: ", files, "\n", USAGE, "\n")
+    return 2
+  end
+  if #files == 0 then
+    io_stderr:write(USAGE, "\n")
+    return 2
+  end
   local keys, kerr = load_keys(opts)
-  if not keys then io_stderr:write("mpic audit verify: ", tostring(kerr), "\n") return 2 end
+  if not keys then
+    io_stderr:write("mpic audit verify: ", tostring(kerr), "\n")
+    return 2
+  end
   local sum = walk(files, keys, opts)
   report(sum, keys)
   if #sum.failures > 0 then
     M.write("FAIL ", sum.failures[1], "\n")
     return 1
   end
-  M.write(string_format("ok: %d lines, %d checkpoints, %d signed results, %d unsigned, %d signatures unchecked\n",
-    sum.lines, sum.checkpoints, sum.signed, sum.unsigned, sum.unchecked))
+  M.write(
+    string_format(
+      "ok: %d lines, %d checkpoints, %d signed results, %d unsigned, %d signatures unchecked\n",
+      sum.lines,
+      sum.checkpoints,
+      sum.signed,
+      sum.unsigned,
+      sum.unchecked
+    )
+  )
   return 0
 end
 
@@ -344,12 +414,23 @@ local function public_of(keys, id, rir, primary_id)
   local cfg = keys.cfg
   for _, p in ipairs(cfg and cfg.perspectives or {}) do
     if p.id == id then
-      return { id = id, rir = p.rir, location = { lat = p.location.lat, lon = p.location.lon },
-               provider = p.provider, remote = p.agent ~= nil, is_primary = id == primary_id }
+      return {
+        id = id,
+        rir = p.rir,
+        location = { lat = p.location.lat, lon = p.location.lon },
+        provider = p.provider,
+        remote = p.agent ~= nil,
+        is_primary = id == primary_id,
+      }
     end
   end
-  return { id = id, rir = rir, location = { lat = 0, lon = 0 }, remote = keys.remote[id] or false,
-           is_primary = id == primary_id }
+  return {
+    id = id,
+    rir = rir,
+    location = { lat = 0, lon = 0 },
+    remote = keys.remote[id] or false,
+    is_primary = id == primary_id,
+  }
 end
 
 -- A slot of the attempt from an entry: its result from the signed evidence
@@ -358,7 +439,11 @@ end
 local function slot_of(keys, doc, e)
   local slot = { id = e.perspective_code, rir = e.rir, after_verdict = e.after_verdict == true }
   local passed, completed
-  if type(e.evidence) == "table" and (not is_null(e.signature) or keys.any) and check_entry(keys, doc, e) == "signed" then
+  if
+    type(e.evidence) == "table"
+    and (not is_null(e.signature) or keys.any)
+    and check_entry(keys, doc, e) == "signed"
+  then
     local r = e.evidence.result or {}
     passed, completed = r.passed == true and r.completed == true, r.completed == true
   elseif keys_for(keys, e.perspective_code) then
@@ -389,26 +474,43 @@ local function judge(orch, pol, keys, doc, att)
       vs[i] = { id = s.id, rir = s.rir, result = (include_late or not s.after_verdict) and s.result or nil }
     end
     if primary_slot then
-      vp = { id = primary_slot.id, rir = primary_slot.rir,
-             result = (include_late or not primary_slot.after_verdict) and primary_slot.result or nil }
+      vp = {
+        id = primary_slot.id,
+        rir = primary_slot.rir,
+        result = (include_late or not primary_slot.after_verdict) and primary_slot.result or nil,
+      }
     end
     local v, why, info = pol:decide_owned(orch.state_for(pub, vs, vp, #vs, doc.quorum_count, doc.date))
     return orch.floor(cfg_like, vs, vp, doc.date, v, why, info)
   end
   local v, why = decide(false)
-  if v == "undecided" then v, why = decide(true) end
+  if v == "undecided" then
+    v, why = decide(true)
+  end
   if v == "undecided" then v = "invalid" end
   return v, why
 end
 
 function M.replay(args)
   local cli = require "mpic.cli"
-  local opts, files = cli.parse_opts(args, { config = "value", key = "list", trace = "value",
-    ["policy-store"] = "value", open = "flag" }, 3)
-  if not opts then io_stderr:write("mpic audit replay: ", files, "\n", USAGE, "\n") return 2 end
-  if #files == 0 then io_stderr:write(USAGE, "\n") return 2 end
+  local opts, files = cli.parse_opts(
+    args,
+    { config = "value", key = "list", trace = "value", ["policy-store"] = "value", open = "flag" },
+    3
+  )
+  if not opts then
+    io_stderr:write("mpic audit replay: ", files, "\n", USAGE, "\n")
+    return 2
+  end
+  if #files == 0 then
+    io_stderr:write(USAGE, "\n")
+    return 2
+  end
   local keys, kerr = load_keys(opts)
-  if not keys then io_stderr:write("mpic audit replay: ", tostring(kerr), "\n") return 2 end
+  if not keys then
+    io_stderr:write("mpic audit replay: ", tostring(kerr), "\n")
+    return 2
+  end
   local store = opts["policy-store"] or (keys.cfg and keys.cfg.audit.policy_store) or (files[1] .. ".policies")
   local orch = require "mpic.orchestrator"
   local policy_mod = require "mpic.policy"
@@ -428,33 +530,48 @@ function M.replay(args)
       policies[doc.policy_sha256] = pol
     end
     if pol.err then
-      disagreed[#disagreed + 1] = where .. ": policy " .. doc.policy_sha256:sub(1, 16) .. " is not in the store: " .. pol.err
+      disagreed[#disagreed + 1] = where
+        .. ": policy "
+        .. doc.policy_sha256:sub(1, 16)
+        .. " is not in the store: "
+        .. pol.err
       return
     end
     local final
     for ai, att in ipairs(doc.attempts) do
       local v, why = judge(orch, pol, keys, doc, att)
       if v ~= att.verdict then
-        disagreed[#disagreed + 1] = string_format("%s: attempt %d recorded %s, the evidence gives %s (%s)", where, ai,
-          tostring(att.verdict), v, tostring(why))
+        disagreed[#disagreed + 1] = string_format(
+          "%s: attempt %d recorded %s, the evidence gives %s (%s)",
+          where,
+          ai,
+          tostring(att.verdict),
+          v,
+          tostring(why)
+        )
         return
       end
       final = v
     end
     local valid = final == "valid" and is_null(doc.error)
     if valid ~= (doc.is_valid == true) then
-      disagreed[#disagreed + 1] = string_format("%s: recorded is_valid=%s, the evidence gives %s", where,
-        tostring(doc.is_valid), tostring(valid))
+      disagreed[#disagreed + 1] =
+        string_format("%s: recorded is_valid=%s, the evidence gives %s", where, tostring(doc.is_valid), tostring(valid))
       return
     end
     agreed = agreed + 1
   end
   local sum = walk(files, keys, opts, on_line, true)
   report(sum, keys)
-  for _, f in ipairs(sum.failures) do M.write("FAIL chain: ", f, "\n") end
-  for _, d in ipairs(disagreed) do M.write("DISAGREE ", d, "\n") end
-  M.write(string_format("replay: %d verdicts agree, %d disagree, %d lines without a verdict\n", agreed,
-    #disagreed, skipped))
+  for _, f in ipairs(sum.failures) do
+    M.write("FAIL chain: ", f, "\n")
+  end
+  for _, d in ipairs(disagreed) do
+    M.write("DISAGREE ", d, "\n")
+  end
+  M.write(
+    string_format("replay: %d verdicts agree, %d disagree, %d lines without a verdict\n", agreed, #disagreed, skipped)
+  )
   return (#disagreed > 0 or #sum.failures > 0) and 1 or 0
 end
 

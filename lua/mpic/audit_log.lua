@@ -77,8 +77,11 @@ function M.append(cfg, line, signer)
   local log, lerr = M.open(cfg, signer)
   if not log then return nil, lerr end
   local ok, _, aerr
-  if mpic_core.current() then ok, _, aerr = log.w:append(text)
-  else ok, _, aerr = log.w:append_blocking(text) end
+  if mpic_core.current() then
+    ok, _, aerr = log.w:append(text)
+  else
+    ok, _, aerr = log.w:append_blocking(text)
+  end
   if not ok then return nil, aerr end
   log.dirty = true
   local now = mpic_core.now()

@@ -20,25 +20,19 @@ function M.check(v, lim, what)
     if nodes > lim.nodes then return sfmt("%s has more than %d values", what, lim.nodes) end
     local t = type(x)
     if t == "string" then
-      if #x > lim.string then
-        return sfmt("%s holds a string of %d bytes, more than %d", what, #x, lim.string)
-      end
+      if #x > lim.string then return sfmt("%s holds a string of %d bytes, more than %d", what, #x, lim.string) end
       total = total + #x
     elseif t == "table" then
       for k, e in pairs(x) do
         if type(k) == "string" then
-          if #k > lim.key then
-            return sfmt("%s has a key of %d bytes, more than %d", what, #k, lim.key)
-          end
+          if #k > lim.key then return sfmt("%s has a key of %d bytes, more than %d", what, #k, lim.key) end
           total = total + #k
         end
         local why = walk(e, depth + 1)
         if why then return why end
       end
     end
-    if lim.total and total > lim.total then
-      return sfmt("%s holds more than %d bytes of text", what, lim.total)
-    end
+    if lim.total and total > lim.total then return sfmt("%s holds more than %d bytes of text", what, lim.total) end
     return nil
   end
   local why = walk(v, 1)

@@ -8,8 +8,13 @@ local type, ipairs, tostring, tonumber, error = type, ipairs, tostring, tonumber
 local sfmt, sbyte, concat = string.format, string.byte, table.concat
 
 M.KNOWN_TAGS = {
-  issue = true, issuewild = true, issuemail = true, iodef = true,
-  contactemail = true, contactphone = true, issuevmc = true,
+  issue = true,
+  issuewild = true,
+  issuemail = true,
+  iodef = true,
+  contactemail = true,
+  contactphone = true,
+  issuevmc = true,
 }
 
 -- A method name or label -> the label compared against validationmethods
@@ -53,8 +58,13 @@ function M.method_labels(m, registry)
     local by_alias, n_alias = nil, 0
     for _, c in ipairs(registry.list) do
       if c.check_type == "dcv" then
-        if c.caa_method_label == m then ch = c; break end
-        if M.ca_tbr_label(c.br_section) == m then by_alias, n_alias = c, n_alias + 1 end
+        if c.caa_method_label == m then
+          ch = c
+          break
+        end
+        if M.ca_tbr_label(c.br_section) == m then
+          by_alias, n_alias = c, n_alias + 1
+        end
       end
     end
     if not ch and n_alias == 1 then ch = by_alias end
@@ -92,7 +102,11 @@ end
 function M.parse_issue_value(s)
   if type(s) ~= "string" then return nil, "value is not a string" end
   local n, i = #s, 1
-  local function skip_wsp() while i <= n and is_wsp(sbyte(s, i)) do i = i + 1 end end
+  local function skip_wsp()
+    while i <= n and is_wsp(sbyte(s, i)) do
+      i = i + 1
+    end
+  end
   skip_wsp()
   local start = i
   while i <= n do
@@ -106,11 +120,11 @@ function M.parse_issue_value(s)
   end
   skip_wsp()
   local params = {}
-  if i > n then return {issuer = issuer, params = params} end
+  if i > n then return { issuer = issuer, params = params } end
   if sbyte(s, i) ~= 59 then return nil, "issuer domain name contains disallowed character" end
   i = i + 1
   skip_wsp()
-  if i > n then return {issuer = issuer, params = params} end
+  if i > n then return { issuer = issuer, params = params } end
   while true do
     local ts = i
     while i <= n do
@@ -131,7 +145,7 @@ function M.parse_issue_value(s)
       if c < 0x21 or c > 0x7E or c == 59 then break end
       i = i + 1
     end
-    params[#params + 1] = {tag = tag, value = s:sub(vs, i - 1)}
+    params[#params + 1] = { tag = tag, value = s:sub(vs, i - 1) }
     skip_wsp()
     if i > n then break end
     if sbyte(s, i) ~= 59 then return nil, "parameter value contains disallowed character" end
@@ -139,7 +153,7 @@ function M.parse_issue_value(s)
     skip_wsp()
     if i > n then return nil, "parameter list ends with ';'" end
   end
-  return {issuer = issuer, params = params}
+  return { issuer = issuer, params = params }
 end
 
 -- All values of a parameter, matching the tag case-insensitively.
@@ -192,7 +206,7 @@ function M.validationmethods_ok(parsed, method)
     if not l:match("^[A-Za-z0-9-]+$") then return false, "validationmethods holds a malformed label" end
     labels[#labels + 1] = l
   end
-  local wanted = type(method) == "table" and method or {method}
+  local wanted = type(method) == "table" and method or { method }
   if #wanted == 0 then return false, "record restricts methods but the request names no method" end
   for _, l in ipairs(labels) do
     for _, w in ipairs(wanted) do
@@ -226,10 +240,8 @@ end
 function M.decide(rrset, opts)
   opts = opts or {}
   local ctype = opts.certificate_type or "tls-server"
-  if ctype ~= "tls-server" and ctype ~= "s-mime" then
-    error("unknown certificate type: " .. tostring(ctype), 2)
-  end
-  local by_tag = {issue = {}, issuewild = {}, issuemail = {}}
+  if ctype ~= "tls-server" and ctype ~= "s-mime" then error("unknown certificate type: " .. tostring(ctype), 2) end
+  local by_tag = { issue = {}, issuewild = {}, issuemail = {} }
   for _, rr in ipairs(rrset) do
     local tag = type(rr.tag) == "string" and rr.tag:lower() or ""
     if not M.KNOWN_TAGS[tag] and M.is_critical(rr, opts.legacy_critical) then
@@ -256,7 +268,9 @@ function M.decide(rrset, opts)
       last = "empty " .. prop .. " value authorizes nobody"
     elseif domains[parsed.issuer:lower()] then
       local ok, why = M.accounturi_ok(parsed, opts.account_uris)
-      if ok then ok, why = M.validationmethods_ok(parsed, opts.method) end
+      if ok then
+        ok, why = M.validationmethods_ok(parsed, opts.method)
+      end
       if ok then return true, "authorized by " .. prop .. " " .. parsed.issuer end
       last = why
     end
@@ -296,16 +310,22 @@ function M.find_relevant(dns, name)
   end
   local core = require "mpic.core"
   local tasks = {}
-  for i = 2, #labels do tasks[i] = core.spawn(dns, labels[i], "CAA") end
+  for i = 2, #labels do
+    tasks[i] = core.spawn(dns, labels[i], "CAA")
+  end
   local function finish(...)
-    for i = 2, #labels do core.cancel(tasks[i]) end
+    for i = 2, #labels do
+      core.cancel(tasks[i])
+    end
     return ...
   end
   -- evidence: which resolvers answered the judged queries, and their AD bits
   local servers, seen, ad = {}, {}, true
   local function witness(r)
     local s = type(r) == "table" and r.server
-    if type(s) == "string" and s ~= "" and not seen[s] then seen[s], servers[#servers + 1] = true, s end
+    if type(s) == "string" and s ~= "" and not seen[s] then
+      seen[s], servers[#servers + 1] = true, s
+    end
     ad = ad and type(r) == "table" and r.ad == true
   end
   local function found(t)
@@ -314,13 +334,16 @@ function M.find_relevant(dns, name)
   end
   for i, label in ipairs(labels) do
     local r, kind, detail, partial
-    if i == 1 then r, kind, detail, partial = dns(label, "CAA")
-    else r, kind, detail, partial = core.wait(tasks[i]) end
+    if i == 1 then
+      r, kind, detail, partial = dns(label, "CAA")
+    else
+      r, kind, detail, partial = core.wait(tasks[i])
+    end
     if not r then
       if kind == "nxdomain" or kind == "nodata" then
         witness(partial)
         local p = type(partial) == "table" and partial or {}
-        r = {records = {}, rcode = kind == "nxdomain" and "NXDOMAIN" or "NOERROR", server = p.server, ad = p.ad}
+        r = { records = {}, rcode = kind == "nxdomain" and "NXDOMAIN" or "NOERROR", server = p.server, ad = p.ad }
       else
         return finish(nil, kind or "dns", detail or "lookup failed", label, partial)
       end
@@ -328,17 +351,19 @@ function M.find_relevant(dns, name)
       witness(r)
     end
     local records = r.records or {}
-    if #records > 0 then return found({records = records, found_at = label, response = r}) end
+    if #records > 0 then return found({ records = records, found_at = label, response = r }) end
     if i == #labels and r.rcode == "NXDOMAIN" then
       return finish(nil, "nxdomain", "NXDOMAIN looking up CAA for " .. label, label, r)
     end
   end
-  return found({records = {}})
+  return found({ records = {} })
 end
 
 function M.presentations(rrset)
   local out = {}
-  for i, rr in ipairs(rrset) do out[i] = M.presentation(rr) end
+  for i, rr in ipairs(rrset) do
+    out[i] = M.presentation(rr)
+  end
   return out
 end
 

@@ -39,19 +39,26 @@ local sandbox = require "mpic.core.sandbox"
 local util = require "mpic.core.util"
 local sandbox_call = sandbox.call
 
-M.LOAD_INSTRUCTION_LIMIT = 20000000   -- a file's main chunk (and its helpers)
+M.LOAD_INSTRUCTION_LIMIT = 20000000 -- a file's main chunk (and its helpers)
 M.LOAD_MEMORY_LIMIT = 32 << 20
-M.CHECK_INSTRUCTION_LIMIT = 10000000  -- one check() (probes not counted)
-M.CHECK_MEMORY_LIMIT = 64 << 20       -- bytes allocated by one check() itself
-M.PARAMS_INSTRUCTION_LIMIT = 5000000  -- one validate_params()
+M.CHECK_INSTRUCTION_LIMIT = 10000000 -- one check() (probes not counted)
+M.CHECK_MEMORY_LIMIT = 64 << 20 -- bytes allocated by one check() itself
+M.PARAMS_INSTRUCTION_LIMIT = 5000000 -- one validate_params()
 M.PARAMS_MEMORY_LIMIT = 16 << 20
-M.MAX_STRING_BYTES = 16 << 20         -- string.rep cap in the sandbox
+M.MAX_STRING_BYTES = 16 << 20 -- string.rep cap in the sandbox
 M.MAX_COPY_ITEMS = 200000
 M.MAX_COPY_DEPTH = 32
 
-local CHECK_TYPES = {dcv = true, caa = true}
-local PARAM_TYPES = {string = true, boolean = true, number = true, integer = true, table = true,
-                     list = true, string_or_list = true}
+local CHECK_TYPES = { dcv = true, caa = true }
+local PARAM_TYPES = {
+  string = true,
+  boolean = true,
+  number = true,
+  integer = true,
+  table = true,
+  list = true,
+  string_or_list = true,
+}
 
 -- The folder holding the built-in challenge files (beside this module).
 function M.builtin_folder()
@@ -61,9 +68,7 @@ function M.builtin_folder()
 end
 
 -- File names (not paths) in a folder, sorted (mpic.core.util.listdir).
-function M.list_dir(folder)
-  return util.listdir(folder)
-end
+function M.list_dir(folder) return util.listdir(folder) end
 
 local function valid_date(s)
   local y, m, d = tostring(s):match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
@@ -84,84 +89,135 @@ local function got(v)
   return "a " .. t
 end
 
-local function is_section(v) return type(v) == "string" and v:match("^%d+%.%d+[%d%.]*$") ~= nil
-  and not v:find("..", 1, true) and v:sub(-1) ~= "." end
+local function is_section(v)
+  return type(v) == "string" and v:match("^%d+%.%d+[%d%.]*$") ~= nil and not v:find("..", 1, true) and v:sub(-1) ~= "."
+end
 
 local PARAM_TYPE_LIST = "string, boolean, number, integer, table, list or string_or_list"
-local SPEC_KEYS = {type = true, required = true, enum = true, description = true}
+local SPEC_KEYS = { type = true, required = true, enum = true, description = true }
 
 -- The closed schema of a declaration: every field a challenge file may
 -- return, whether it is required, what it must be (a predicate) and the
 -- words for "expected". Order is the order of the report. See
 -- docs/CHALLENGES.md.
 M.SCHEMA = {
-  {field = "name", required = true, expected = "a name of lowercase letters, digits and '-'",
-   ok = function(v) return type(v) == "string" and v:match("^[a-z0-9][a-z0-9%-]*$") ~= nil and #v <= 64 end},
-  {field = "check_type", required = true, expected = '"dcv" or "caa"', ok = function(v) return CHECK_TYPES[v] end},
-  {field = "br_section", required = true, expected = 'a BR section as a string, such as "3.2.2.4.7"',
-   ok = is_section},
-  {field = "br_section_ip", expected = 'the BR section for IP address targets as a string, such as "3.2.2.5.6"',
-   ok = is_section},
-  {field = "identifiers", required = true,
-   expected = "{dns = <boolean>, ip = <boolean>} accepting at least one kind",
-   ok = function(v)
-     if type(v) ~= "table" then return false end
-     for k, x in pairs(v) do
-       if (k ~= "dns" and k ~= "ip") or type(x) ~= "boolean" then return false end
-     end
-     return v.dns == true or v.ip == true
-   end},
-  {field = "wildcard", required = true, expected = '"strip" or "reject"',
-   ok = function(v) return v == "strip" or v == "reject" end},
-  {field = "sunset", expected = "a YYYY-MM-DD date (the first day the method may not be used)",
-   ok = function(v) return type(v) == "string" and valid_date(v) end},
-  {field = "caa_method_label", expected = "an RFC 8657 validationmethods label (letters, digits, '-')",
-   ok = function(v) return type(v) == "string" and v:match("^[A-Za-z0-9%-]+$") ~= nil end},
-  {field = "params", required = true, expected = "the parameter schema: {name = {type = ..., required = ...}, ...}",
-   ok = function(v) return type(v) == "table" end},
-  {field = "check", required = true, expected = "a function check(target, params, probe)",
-   ok = function(v) return type(v) == "function" end},
-  {field = "validate_params", expected = "a function validate_params(params) returning a list of issues",
-   ok = function(v) return type(v) == "function" end},
-  {field = "helpers", expected = "a table of functions (exported for unit tests)",
-   ok = function(v)
-     if type(v) ~= "table" then return false end
-     for k, f in pairs(v) do if type(k) ~= "string" or type(f) ~= "function" then return false end end
-     return true
-   end},
+  {
+    field = "name",
+    required = true,
+    expected = "a name of lowercase letters, digits and '-'",
+    ok = function(v) return type(v) == "string" and v:match("^[a-z0-9][a-z0-9%-]*$") ~= nil and #v <= 64 end,
+  },
+  { field = "check_type", required = true, expected = '"dcv" or "caa"', ok = function(v) return CHECK_TYPES[v] end },
+  {
+    field = "br_section",
+    required = true,
+    expected = 'a BR section as a string, such as "3.2.2.4.7"',
+    ok = is_section,
+  },
+  {
+    field = "br_section_ip",
+    expected = 'the BR section for IP address targets as a string, such as "3.2.2.5.6"',
+    ok = is_section,
+  },
+  {
+    field = "identifiers",
+    required = true,
+    expected = "{dns = <boolean>, ip = <boolean>} accepting at least one kind",
+    ok = function(v)
+      if type(v) ~= "table" then return false end
+      for k, x in pairs(v) do
+        if (k ~= "dns" and k ~= "ip") or type(x) ~= "boolean" then return false end
+      end
+      return v.dns == true or v.ip == true
+    end,
+  },
+  {
+    field = "wildcard",
+    required = true,
+    expected = '"strip" or "reject"',
+    ok = function(v) return v == "strip" or v == "reject" end,
+  },
+  {
+    field = "sunset",
+    expected = "a YYYY-MM-DD date (the first day the method may not be used)",
+    ok = function(v) return type(v) == "string" and valid_date(v) end,
+  },
+  {
+    field = "caa_method_label",
+    expected = "an RFC 8657 validationmethods label (letters, digits, '-')",
+    ok = function(v) return type(v) == "string" and v:match("^[A-Za-z0-9%-]+$") ~= nil end,
+  },
+  {
+    field = "params",
+    required = true,
+    expected = "the parameter schema: {name = {type = ..., required = ...}, ...}",
+    ok = function(v) return type(v) == "table" end,
+  },
+  {
+    field = "check",
+    required = true,
+    expected = "a function check(target, params, probe)",
+    ok = function(v) return type(v) == "function" end,
+  },
+  {
+    field = "validate_params",
+    expected = "a function validate_params(params) returning a list of issues",
+    ok = function(v) return type(v) == "function" end,
+  },
+  {
+    field = "helpers",
+    expected = "a table of functions (exported for unit tests)",
+    ok = function(v)
+      if type(v) ~= "table" then return false end
+      for k, f in pairs(v) do
+        if type(k) ~= "string" or type(f) ~= "function" then return false end
+      end
+      return true
+    end,
+  },
 }
 local SCHEMA_BY_FIELD = {}
-for _, f in ipairs(M.SCHEMA) do SCHEMA_BY_FIELD[f.field] = f end
+for _, f in ipairs(M.SCHEMA) do
+  SCHEMA_BY_FIELD[f.field] = f
+end
 
 -- Every problem of one parameter spec, appended to problems.
 local function check_param_spec(k, spec, problems)
   local field = "params." .. tostring(k)
   if type(k) ~= "string" or not k:match("^[%a_][%w_]*$") then
-    problems[#problems + 1] = {field = "params", expected = "parameter names of letters, digits and '_'",
-                               got = got(k)}
+    problems[#problems + 1] = {
+      field = "params",
+      expected = "parameter names of letters, digits and '_'",
+      got = got(k),
+    }
     return
   end
   if type(spec) ~= "table" then
-    problems[#problems + 1] = {field = field, expected = "{type = <" .. PARAM_TYPE_LIST .. ">}", got = got(spec)}
+    problems[#problems + 1] = { field = field, expected = "{type = <" .. PARAM_TYPE_LIST .. ">}", got = got(spec) }
     return
   end
   local keys = {}
-  for sk in pairs(spec) do keys[#keys + 1] = tostring(sk) end
+  for sk in pairs(spec) do
+    keys[#keys + 1] = tostring(sk)
+  end
   sort(keys)
   for _, sk in ipairs(keys) do
     if not SPEC_KEYS[sk] then
-      problems[#problems + 1] = {field = field .. "." .. sk, expected = "no such key (type, required, enum, description)",
-                                 got = got(spec[sk])}
+      problems[#problems + 1] = {
+        field = field .. "." .. sk,
+        expected = "no such key (type, required, enum, description)",
+        got = got(spec[sk]),
+      }
     end
   end
   if not PARAM_TYPES[spec.type] then
-    problems[#problems + 1] = {field = field .. ".type", expected = PARAM_TYPE_LIST, got = got(spec.type)}
+    problems[#problems + 1] = { field = field .. ".type", expected = PARAM_TYPE_LIST, got = got(spec.type) }
   end
   if spec.required ~= nil and type(spec.required) ~= "boolean" then
-    problems[#problems + 1] = {field = field .. ".required", expected = "a boolean", got = got(spec.required)}
+    problems[#problems + 1] = { field = field .. ".required", expected = "a boolean", got = got(spec.required) }
   end
   if spec.description ~= nil and type(spec.description) ~= "string" then
-    problems[#problems + 1] = {field = field .. ".description", expected = "a string", got = got(spec.description)}
+    problems[#problems + 1] = { field = field .. ".description", expected = "a string", got = got(spec.description) }
   end
   if spec.enum ~= nil then
     local good = type(spec.enum) == "table" and #spec.enum > 0
@@ -172,8 +228,11 @@ local function check_param_spec(k, spec, problems)
       end
     end
     if not good then
-      problems[#problems + 1] = {field = field .. ".enum", expected = "a non-empty list of allowed values",
-                                 got = got(spec.enum)}
+      problems[#problems + 1] = {
+        field = field .. ".enum",
+        expected = "a non-empty list of allowed values",
+        got = got(spec.enum),
+      }
     end
   end
 end
@@ -182,26 +241,35 @@ end
 --- then unknown fields: a list of {field=, expected=, got=} (empty when fine).
 function M.declaration_problems(ch)
   if type(ch) ~= "table" then
-    return {{field = "(file)", expected = "the file to return a declaration table", got = got(ch)}}
+    return { { field = "(file)", expected = "the file to return a declaration table", got = got(ch) } }
   end
   local problems = {}
   for _, f in ipairs(M.SCHEMA) do
     local v = ch[f.field]
     if v == nil then
-      if f.required then problems[#problems + 1] = {field = f.field, expected = f.expected, got = "nothing (missing)"} end
+      if f.required then
+        problems[#problems + 1] = { field = f.field, expected = f.expected, got = "nothing (missing)" }
+      end
     elseif not f.ok(v) then
-      problems[#problems + 1] = {field = f.field, expected = f.expected, got = got(v)}
+      problems[#problems + 1] = { field = f.field, expected = f.expected, got = got(v) }
     end
   end
   if type(ch.params) == "table" then
     local keys = {}
-    for k in pairs(ch.params) do keys[#keys + 1] = k end
+    for k in pairs(ch.params) do
+      keys[#keys + 1] = k
+    end
     sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-    for _, k in ipairs(keys) do check_param_spec(k, ch.params[k], problems) end
+    for _, k in ipairs(keys) do
+      check_param_spec(k, ch.params[k], problems)
+    end
   end
   if type(ch.identifiers) == "table" and ch.br_section_ip ~= nil and ch.identifiers.ip ~= true then
-    problems[#problems + 1] = {field = "br_section_ip", expected = "no br_section_ip unless identifiers.ip is true",
-                               got = got(ch.br_section_ip)}
+    problems[#problems + 1] = {
+      field = "br_section_ip",
+      expected = "no br_section_ip unless identifiers.ip is true",
+      got = got(ch.br_section_ip),
+    }
   end
   local unknown = {}
   for k in pairs(ch) do
@@ -209,8 +277,11 @@ function M.declaration_problems(ch)
   end
   sort(unknown)
   for _, k in ipairs(unknown) do
-    problems[#problems + 1] = {field = k, expected = "no such field (known: " .. M.schema_fields() .. ")",
-                               got = got(ch[k])}
+    problems[#problems + 1] = {
+      field = k,
+      expected = "no such field (known: " .. M.schema_fields() .. ")",
+      got = got(ch[k]),
+    }
   end
   return problems
 end
@@ -218,14 +289,14 @@ end
 --- The declaration's fields, comma-separated, in schema order.
 function M.schema_fields()
   local out = {}
-  for _, f in ipairs(M.SCHEMA) do out[#out + 1] = f.field end
+  for _, f in ipairs(M.SCHEMA) do
+    out[#out + 1] = f.field
+  end
   return concat(out, ", ")
 end
 
 --- One line of a problem: "field 'x': expected ..., got ...".
-function M.format_problem(p)
-  return sfmt("field '%s': expected %s, got %s", p.field, p.expected, p.got)
-end
+function M.format_problem(p) return sfmt("field '%s': expected %s, got %s", p.field, p.expected, p.got) end
 
 -- Check a declaration table; returns true or false, message (every problem,
 -- one per line).
@@ -233,7 +304,9 @@ function M.validate_declaration(ch)
   local problems = M.declaration_problems(ch)
   if #problems == 0 then return true end
   local lines = {}
-  for _, p in ipairs(problems) do lines[#lines + 1] = M.format_problem(p) end
+  for _, p in ipairs(problems) do
+    lines[#lines + 1] = M.format_problem(p)
+  end
   return false, concat(lines, "\n"), problems
 end
 
@@ -285,9 +358,21 @@ local function module_copy(mod)
   return out
 end
 
-local UTIL_FUNCS = {"sha256", "hex", "base64", "base64url", "base64_decode", "base32", "regex_search",
-                    "idna_to_ascii", "idna_check_alabel", "utf8_sanitize", "null", "array_mt"}
-local SHARED = {["mpic.target"] = true, ["mpic.caa"] = true}
+local UTIL_FUNCS = {
+  "sha256",
+  "hex",
+  "base64",
+  "base64url",
+  "base64_decode",
+  "base32",
+  "regex_search",
+  "idna_to_ascii",
+  "idna_check_alabel",
+  "utf8_sanitize",
+  "null",
+  "array_mt",
+}
+local SHARED = { ["mpic.target"] = true, ["mpic.caa"] = true }
 
 local function describe(e)
   if type(e) == "string" then return e end
@@ -299,18 +384,37 @@ end
 function M.new_env()
   local policy = require "mpic.policy"
   local env = {}
-  for _, k in ipairs({"assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber",
-                      "tostring", "type", "xpcall", "rawequal", "rawget", "rawset", "rawlen"}) do
+  for _, k in ipairs({
+    "assert",
+    "error",
+    "ipairs",
+    "next",
+    "pairs",
+    "pcall",
+    "select",
+    "tonumber",
+    "tostring",
+    "type",
+    "xpcall",
+    "rawequal",
+    "rawget",
+    "rawset",
+    "rawlen",
+  }) do
     env[k] = G[k]
   end
   env._VERSION = G._VERSION
   env.string = sandbox.strings(M.MAX_STRING_BYTES)
   env.table = policy.sandbox_table()
   local m = {}
-  for k, v in pairs(math) do if k ~= "randomseed" then m[k] = v end end
+  for k, v in pairs(math) do
+    if k ~= "randomseed" then m[k] = v end
+  end
   env.math = m
   local u = {}
-  for k, v in pairs(utf8) do u[k] = v end
+  for k, v in pairs(utf8) do
+    u[k] = v
+  end
   env.utf8 = u
   env.getmetatable = function(x)
     if type(x) == "table" then return getmetatable(x) end
@@ -323,10 +427,18 @@ function M.new_env()
     return setmetatable(x, mt)
   end
   local u2 = {}
-  for _, k in ipairs(UTIL_FUNCS) do u2[k] = util[k] end
-  env.mpic = {time = function() return os_time() end, sha256 = util.sha256, hex = util.hex,
-              base64 = util.base64, base64url = util.base64url, base32 = util.base32,
-              json = {encode = util.json_encode, decode = util.json_decode, null = util.null}}
+  for _, k in ipairs(UTIL_FUNCS) do
+    u2[k] = util[k]
+  end
+  env.mpic = {
+    time = function() return os_time() end,
+    sha256 = util.sha256,
+    hex = util.hex,
+    base64 = util.base64,
+    base64url = util.base64url,
+    base32 = util.base32,
+    json = { encode = util.json_encode, decode = util.json_decode, null = util.null },
+  }
   local loaded = {}
   env.require = function(name)
     if loaded[name] ~= nil then return loaded[name] end
@@ -338,13 +450,21 @@ function M.new_env()
     elseif type(name) == "string" and name:match("^mpic%.challenge%._[%w_]+$") then
       local path = package.searchpath(name, package.path)
       local chunk, err
-      if path then chunk, err = loadfile(path, "t", env) end
+      if path then
+        chunk, err = loadfile(path, "t", env)
+      end
       if not chunk then error(sfmt("require %q: %s", name, describe(err or "module not found")), 2) end
       mod = chunk(name, path)
       if mod == nil then mod = true end
     else
-      error(sfmt("require %s: not available to challenge files (only mpic.challenge._*, mpic.target, "
-        .. "mpic.caa and mpic.core.util)", describe(name)), 2)
+      error(
+        sfmt(
+          "require %s: not available to challenge files (only mpic.challenge._*, mpic.target, "
+            .. "mpic.caa and mpic.core.util)",
+          describe(name)
+        ),
+        2
+      )
     end
     loaded[name] = mod
     return mod
@@ -353,7 +473,7 @@ function M.new_env()
   return env
 end
 
-local ENV_OF = setmetatable({}, {__mode = "k"}) -- declaration -> its file's env
+local ENV_OF = setmetatable({}, { __mode = "k" }) -- declaration -> its file's env
 
 -- The declaration's fields read with raw access (functions kept, data
 -- copied; helpers: its functions kept). Returns the copy and the problems
@@ -364,7 +484,7 @@ local function raw_declaration(ch)
   local k, v = next(ch)
   while k ~= nil do
     if type(k) ~= "string" then
-      problems[#problems + 1] = {field = tostring(k), expected = "field names that are strings", got = got(k)}
+      problems[#problems + 1] = { field = tostring(k), expected = "field names that are strings", got = got(k) }
     elseif k == "helpers" and type(v) == "table" then
       local h = {}
       local hk, hv = next(v)
@@ -378,8 +498,11 @@ local function raw_declaration(ch)
       if ok then
         out[k] = c
       else
-        problems[#problems + 1] = {field = k, expected = "plain data (strings, numbers, booleans, tables)",
-                                   got = describe(c)}
+        problems[#problems + 1] = {
+          field = k,
+          expected = "plain data (strings, numbers, booleans, tables)",
+          got = describe(c),
+        }
       end
     else
       out[k] = v
@@ -406,7 +529,9 @@ local function file_lines(path)
   local text = f:read(1 << 20) or ""
   f:close()
   local lines = {}
-  for l in (text .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
+  for l in (text .. "\n"):gmatch("([^\n]*)\n") do
+    lines[#lines + 1] = l
+  end
   return lines
 end
 
@@ -415,33 +540,33 @@ function M.load_file(path)
   sandbox.install_string_index()
   local env = M.new_env()
   local chunk, err = loadfile(path, "t", env)
-  if not chunk then
-    return nil, {path = path, line = line_of(err, path), message = tostring(err)}
-  end
-  local box = sandbox.new{instructions = M.LOAD_INSTRUCTION_LIMIT, memory = M.LOAD_MEMORY_LIMIT,
-                          strings = env.string}
+  if not chunk then return nil, { path = path, line = line_of(err, path), message = tostring(err) } end
+  local box = sandbox.new {
+    instructions = M.LOAD_INSTRUCTION_LIMIT,
+    memory = M.LOAD_MEMORY_LIMIT,
+    strings = env.string,
+  }
   -- success: true, declaration, copy problems; failure: nil, kind, message
   local ok, ch, msg = sandbox_call(box, function() return raw_declaration(chunk()) end)
-  if not ok then
-    return nil, {path = path, line = line_of(msg, path), message = describe(msg)}
-  end
+  if not ok then return nil, { path = path, line = line_of(msg, path), message = describe(msg) } end
   local problems = M.declaration_problems(ch)
-  for _, p in ipairs(msg or {}) do problems[#problems + 1] = p end
+  for _, p in ipairs(msg or {}) do
+    problems[#problems + 1] = p
+  end
   if #problems > 0 then
     -- every problem at once, each with the line where its field is set
     -- (else the line of the check function, else none)
     local lines, out = file_lines(path), {}
     local fallback
-    if type(ch) == "table" and type(ch.check) == "function" then
-      fallback = debug.getinfo(ch.check, "S").linedefined
-    end
+    if type(ch) == "table" and type(ch.check) == "function" then fallback = debug.getinfo(ch.check, "S").linedefined end
     for _, p in ipairs(problems) do
       p.line = field_line(lines, (p.field:match("^[^%.]+%.([^%.]+)") or p.field:match("^[^%.]+")) or p.field)
-        or field_line(lines, p.field:match("^[^%.]+") or p.field) or fallback
+        or field_line(lines, p.field:match("^[^%.]+") or p.field)
+        or fallback
       out[#out + 1] = p.line and sfmt("%s:%d: %s", path, p.line, M.format_problem(p))
         or sfmt("%s: %s", path, M.format_problem(p))
     end
-    return nil, {path = path, line = problems[1].line, message = concat(out, "\n"), problems = problems}
+    return nil, { path = path, line = problems[1].line, message = concat(out, "\n"), problems = problems }
   end
   if ch.helpers then
     -- a helper is the file's code: called from outside it runs under the
@@ -449,13 +574,20 @@ function M.load_file(path)
     local wrapped = {}
     for hname, fn in pairs(ch.helpers) do
       wrapped[hname] = function(...)
-        local hbox = sandbox.new{instructions = M.PARAMS_INSTRUCTION_LIMIT, memory = M.PARAMS_MEMORY_LIMIT,
-                                 strings = env.string}
+        local hbox = sandbox.new {
+          instructions = M.PARAMS_INSTRUCTION_LIMIT,
+          memory = M.PARAMS_MEMORY_LIMIT,
+          strings = env.string,
+        }
         local args = table.pack(...)
-        for i = 1, args.n do args[i] = copy_data(args[i], "helper argument") end
+        for i = 1, args.n do
+          args[i] = copy_data(args[i], "helper argument")
+        end
         local r = table.pack(sandbox_call(hbox, fn, table_unpack(args, 1, args.n)))
         if not r[1] then error(sfmt("helper %s: %s", hname, describe(r[3])), 2) end
-        for i = 2, r.n do r[i] = copy_data(r[i], "helper result") end
+        for i = 2, r.n do
+          r[i] = copy_data(r[i], "helper result")
+        end
         return table_unpack(r, 2, r.n)
       end
     end
@@ -470,12 +602,12 @@ end
 -- built-in folder). Returns a registry:
 --   {by_name = {[name]=decl}, list = {decl...}, errors = { {path=, line=, message=} ... }}
 function M.load(folders)
-  folders = folders or {M.builtin_folder()}
-  local reg = {by_name = {}, list = {}, errors = {}}
+  folders = folders or { M.builtin_folder() }
+  local reg = { by_name = {}, list = {}, errors = {} }
   for _, folder in ipairs(folders) do
     local names, lerr = M.list_dir(folder)
     if not names then
-      reg.errors[#reg.errors + 1] = {path = folder, message = tostring(lerr)}
+      reg.errors[#reg.errors + 1] = { path = folder, message = tostring(lerr) }
     else
       for _, n in ipairs(names) do
         -- helpers (_*.lua) and unit tests (*_test.lua) beside the methods are not methods
@@ -485,8 +617,10 @@ function M.load(folders)
           if not ch then
             reg.errors[#reg.errors + 1] = err
           elseif reg.by_name[ch.name] then
-            reg.errors[#reg.errors + 1] = {path = path, message = sfmt(
-              "%s: challenge name %q already defined by %s", path, ch.name, reg.by_name[ch.name].path)}
+            reg.errors[#reg.errors + 1] = {
+              path = path,
+              message = sfmt("%s: challenge name %q already defined by %s", path, ch.name, reg.by_name[ch.name].path),
+            }
           else
             reg.by_name[ch.name] = ch
             reg.list[#reg.list + 1] = ch
@@ -500,8 +634,10 @@ end
 
 --- The folders of a configuration: the built-in one, then cfg.challenge_dirs.
 function M.folders(cfg)
-  local folders = {M.builtin_folder()}
-  for _, d in ipairs(cfg and cfg.challenge_dirs or {}) do folders[#folders + 1] = d end
+  local folders = { M.builtin_folder() }
+  for _, d in ipairs(cfg and cfg.challenge_dirs or {}) do
+    folders[#folders + 1] = d
+  end
   return folders
 end
 
@@ -513,8 +649,12 @@ function M.load_configured(cfg, out)
   local reg = M.load(M.folders(cfg))
   if #reg.errors == 0 then return reg end
   if cfg and cfg.strict_challenges then
-    return nil, sfmt("strict_challenges: refusing to start with %d broken challenge file(s):\n%s",
-      #reg.errors, M.format_errors(reg))
+    return nil,
+      sfmt(
+        "strict_challenges: refusing to start with %d broken challenge file(s):\n%s",
+        #reg.errors,
+        M.format_errors(reg)
+      )
   end
   if out ~= false then
     out = out or io.stderr
@@ -556,45 +696,60 @@ function M.validate_params(ch, params)
   local issues = {}
   params = params or {}
   if type(params) ~= "table" then
-    return {{issue_type = "invalid-parameters", message = "parameters must be an object"}}
+    return { { issue_type = "invalid-parameters", message = "parameters must be an object" } }
   end
   local keys = {}
-  for k in pairs(ch.params) do keys[#keys + 1] = k end
+  for k in pairs(ch.params) do
+    keys[#keys + 1] = k
+  end
   sort(keys)
   for _, k in ipairs(keys) do
     local spec, v = ch.params[k], params[k]
     if v == nil then
       if spec.required then
-        issues[#issues + 1] = {issue_type = "invalid-parameters", message = "missing required parameter " .. k}
+        issues[#issues + 1] = { issue_type = "invalid-parameters", message = "missing required parameter " .. k }
       end
     elseif not type_ok(spec, v) then
-      issues[#issues + 1] = {issue_type = "invalid-parameters",
-                             message = sfmt("parameter %s must be of type %s", k, spec.type)}
+      issues[#issues + 1] = {
+        issue_type = "invalid-parameters",
+        message = sfmt("parameter %s must be of type %s", k, spec.type),
+      }
     elseif spec.enum then
       local found = false
-      for _, e in ipairs(spec.enum) do if e == v then found = true end end
+      for _, e in ipairs(spec.enum) do
+        if e == v then found = true end
+      end
       if not found then
         local it = k == "dns_record_type" and "invalid-validation-method-record-type-combination"
           or (k == "certificate_type" and "invalid-certificate-type" or "invalid-parameters")
-        issues[#issues + 1] = {issue_type = it,
-                               message = sfmt("parameter %s must be one of %s", k, concat(spec.enum, ", "))}
+        issues[#issues + 1] = {
+          issue_type = it,
+          message = sfmt("parameter %s must be one of %s", k, concat(spec.enum, ", ")),
+        }
       end
     end
   end
   if #issues == 0 and type(ch.validate_params) == "function" then
     local env = ENV_OF[ch]
-    local box = sandbox.new{instructions = M.PARAMS_INSTRUCTION_LIMIT, memory = M.PARAMS_MEMORY_LIMIT,
-                            strings = env and env.string or sandbox.strings(M.MAX_STRING_BYTES)}
-    local ok, more, msg = sandbox_call(box, function(p)
-      return copy_data(ch.validate_params(copy_data(p, "parameters")), "validate_params result")
-    end, params)
+    local box = sandbox.new {
+      instructions = M.PARAMS_INSTRUCTION_LIMIT,
+      memory = M.PARAMS_MEMORY_LIMIT,
+      strings = env and env.string or sandbox.strings(M.MAX_STRING_BYTES),
+    }
+    local ok, more, msg = sandbox_call(
+      box,
+      function(p) return copy_data(ch.validate_params(copy_data(p, "parameters")), "validate_params result") end,
+      params
+    )
     if not ok then
-      issues[#issues + 1] = {issue_type = "invalid-parameters", message = describe(msg)}
+      issues[#issues + 1] = { issue_type = "invalid-parameters", message = describe(msg) }
     elseif type(more) == "table" then
       for _, i in ipairs(more) do
         if type(i) == "table" and type(i.message) == "string" then
-          issues[#issues + 1] = {issue_type = type(i.issue_type) == "string" and i.issue_type or "invalid-parameters",
-                                 message = i.message}
+          issues[#issues + 1] = {
+            issue_type = type(i.issue_type) == "string" and i.issue_type or "invalid-parameters",
+            message = i.message,
+          }
         end
       end
     end
@@ -625,13 +780,13 @@ end
 -- yields to the event loop) and its results are copied out. A fresh table
 -- per check; the wrappers (which hold nothing a check can change) are made
 -- once per probe function and shared.
-local WRAPPERS = setmetatable({}, {__mode = "k"}) -- probe function -> its wrapper
+local WRAPPERS = setmetatable({}, { __mode = "k" }) -- probe function -> its wrapper
 
 -- Probe functions whose results are built for each call and handed over
 -- whole: plain tables (no metatable, no function) that no other code keeps
 -- (the DNS binding's answers: mpic.perspectives marks probe.dns). The check
 -- gets them without a copy; every other result is copied.
-M.FRESH_RESULTS = setmetatable({}, {__mode = "k"})
+M.FRESH_RESULTS = setmetatable({}, { __mode = "k" })
 local FRESH_RESULTS = M.FRESH_RESULTS
 
 local function plain_scalar(t) return t == "string" or t == "number" or t == "boolean" or t == "nil" end
@@ -660,7 +815,9 @@ local function make_wrapper(k, v)
       return fix(r1, fresh), fix(r2, fresh), fix(r3, fresh), fix(r4, fresh)
     end
     local r = table.pack(...)
-    for i = 1, n do r[i] = fix(r[i], fresh) end
+    for i = 1, n do
+      r[i] = fix(r[i], fresh)
+    end
     return table_unpack(r, 1, n)
   end
   return function(...)
@@ -673,7 +830,7 @@ local function make_wrapper(k, v)
         return out(fn())
       end
     end
-    local args = {...}
+    local args = { ... }
     for i = 1, n do
       local a = args[i]
       if not plain_scalar(type(a)) then args[i] = copy_data(a, name .. " argument " .. i) end
@@ -689,8 +846,12 @@ local function sandbox_probe(probe)
 end
 
 local function script_failure(ch, prefix, message)
-  return {passed = false, completed = false, details = {validation_method = ch.name},
-          errors = {{error_type = prefix .. "script", error_message = message}}}
+  return {
+    passed = false,
+    completed = false,
+    details = { validation_method = ch.name },
+    errors = { { error_type = prefix .. "script", error_message = message } },
+  }
 end
 
 -- Run a check in the sandbox, failing closed on a script error, a limit or
@@ -698,15 +859,20 @@ end
 function M.run(ch, target, params, probe)
   local prefix = ch.check_type == "caa" and "mpic_error:caa_checker:" or "mpic_error:dcv_checker:"
   local env = ENV_OF[ch]
-  local box = sandbox.new{instructions = M.CHECK_INSTRUCTION_LIMIT, memory = M.CHECK_MEMORY_LIMIT,
-                          strings = env and env.string or sandbox.strings(M.MAX_STRING_BYTES),
-                          yieldable = true}
+  local box = sandbox.new {
+    instructions = M.CHECK_INSTRUCTION_LIMIT,
+    memory = M.CHECK_MEMORY_LIMIT,
+    strings = env and env.string or sandbox.strings(M.MAX_STRING_BYTES),
+    yieldable = true,
+  }
   -- the check's own copies of its inputs, made before the bounded call (trusted
   -- data: not charged to the file's limits)
   local maxi, maxd = M.MAX_COPY_ITEMS, M.MAX_COPY_DEPTH
   local tok, t = sandbox_copy(target, "target", maxi, maxd, NULL, ARRAY_MT)
   local pok, p = false, nil
-  if tok then pok, p = sandbox_copy(params or {}, "parameters", maxi, maxd, NULL, ARRAY_MT) end
+  if tok then
+    pok, p = sandbox_copy(params or {}, "parameters", maxi, maxd, NULL, ARRAY_MT)
+  end
   local ok, res, msg
   if tok and pok then
     ok, res, msg = sandbox_call(box, ch.check, t, p, sandbox_probe(probe))
@@ -714,7 +880,8 @@ function M.run(ch, target, params, probe)
     ok, res, msg = nil, "error", tok and p or t
   end
   if not ok then
-    local what = res == "instructions" and "check stopped: " .. describe(msg) .. " (the challenge file's code ran too long)"
+    local what = res == "instructions"
+        and "check stopped: " .. describe(msg) .. " (the challenge file's code ran too long)"
       or res == "memory" and "check stopped: " .. describe(msg) .. " (the challenge file's code allocated too much)"
       or "check failed: " .. describe(msg)
     return script_failure(ch, prefix, what)

@@ -28,13 +28,24 @@ function M.all_fail(ctx, pol, date)
   if not ids then ids = { table.unpack(remotes, 1, n) } end
   local failed = { passed = false, completed = true }
   local slots = {}
-  for i, id in ipairs(ids) do slots[i] = { id = id, rir = perspectives.get(id, ctx.persp).rir, result = failed } end
-  local pslot = cfg.primary and { id = cfg.primary, rir = perspectives.get(cfg.primary, ctx.persp).rir, result = failed } or nil
-  local v, why = pol:decide_owned(orchestrator.state_for(orchestrator.public_records(ctx.persp, pol), slots, pslot,
-    #slots, nil, date))
+  for i, id in ipairs(ids) do
+    slots[i] = { id = id, rir = perspectives.get(id, ctx.persp).rir, result = failed }
+  end
+  local pslot = cfg.primary
+      and { id = cfg.primary, rir = perspectives.get(cfg.primary, ctx.persp).rir, result = failed }
+    or nil
+  local v, why = pol:decide_owned(
+    orchestrator.state_for(orchestrator.public_records(ctx.persp, pol), slots, pslot, #slots, nil, date)
+  )
   if v == "valid" then
-    return nil, string_format("policy %s answers \"valid\" when the primary and all %d remotes failed (%s); " ..
-      "every \"valid\" must rest on corroboration", pol.path, #slots, tostring(why))
+    return nil,
+      string_format(
+        'policy %s answers "valid" when the primary and all %d remotes failed (%s); '
+          .. 'every "valid" must rest on corroboration',
+        pol.path,
+        #slots,
+        tostring(why)
+      )
   end
   return true
 end
@@ -48,10 +59,12 @@ function M.all(cfg)
   local date = os.date("!%Y-%m-%d")
   local ok, why = ctx.policy:check_config(perspectives.list(), cfg.defaults, date)
   if not ok then
-    return nil, string_format("%s: policy %s refuses this configuration on %s: %s", cfg.file, ctx.policy.path, date, why)
+    return nil,
+      string_format("%s: policy %s refuses this configuration on %s: %s", cfg.file, ctx.policy.path, date, why)
   end
   local floor_on = orchestrator.floor_enabled(cfg)
-  local lines = { string_format("policy %s (%s) accepts the perspective set on %s", ctx.policy.name, ctx.policy.path, date) }
+  local lines =
+    { string_format("policy %s (%s) accepts the perspective set on %s", ctx.policy.name, ctx.policy.path, date) }
   local function all_fail(pol, what)
     local fok, fwhy = M.all_fail(ctx, pol, date)
     if fok then return true end
@@ -62,21 +75,25 @@ function M.all(cfg)
   local fok, fwhy = all_fail(ctx.policy, "")
   if not fok then return nil, fwhy end
   if not floor_on then
-    lines[#lines + 1] = "warning: lab.policy_floor is false: the BR floor under the policy's verdict is OFF (lab use only)"
+    lines[#lines + 1] =
+      "warning: lab.policy_floor is false: the BR floor under the policy's verdict is OFF (lab use only)"
   end
   local serr = ctx.shadow_errors and ctx.shadow_errors[1]
   if serr then return nil, string_format("%s: shadow %s", cfg.file, serr.error) end
   for _, sp in ipairs(ctx.shadows) do
     local sok, swhy = sp:check_config(perspectives.list(), cfg.defaults, date)
     if not sok then
-      return nil, string_format("%s: shadow policy %s refuses this configuration on %s: %s", cfg.file, sp.path, date, swhy)
+      return nil,
+        string_format("%s: shadow policy %s refuses this configuration on %s: %s", cfg.file, sp.path, date, swhy)
     end
     fok, fwhy = all_fail(sp, "shadow ")
     if not fok then return nil, fwhy end
     lines[#lines + 1] = string_format("shadow policy %s (%s) accepts the perspective set on %s", sp.name, sp.path, date)
   end
   local names = {}
-  for _, ch in ipairs(ctx.registry.list) do names[#names + 1] = ch.name end
+  for _, ch in ipairs(ctx.registry.list) do
+    names[#names + 1] = ch.name
+  end
   lines[#lines + 1] = string_format("%d challenge types: %s", #names, table_concat(names, ", "))
   local dnssec = require "mpic.dnssec_check"
   local dok, dmsg = dnssec.startup(cfg)
@@ -84,7 +101,9 @@ function M.all(cfg)
   lines[#lines + 1] = cfg.primary_dnssec and dmsg or ("warning: " .. dmsg)
   if #ctx.registry.errors > 0 then
     local errs = {}
-    for _, e in ipairs(ctx.registry.errors) do errs[#errs + 1] = "  " .. e.message end
+    for _, e in ipairs(ctx.registry.errors) do
+      errs[#errs + 1] = "  " .. e.message
+    end
     return nil, table_concat(lines, "\n") .. "\nbroken challenge files:\n" .. table_concat(errs, "\n")
   end
   return true, table_concat(lines, "\n")

@@ -17,14 +17,17 @@ local function parse_opts(args, spec, first)
     local a = args[i]
     local name = a:match("^%-%-([%w-]+)$")
     if name and spec[name] then
-      if spec[name] == "flag" then opts[name] = true
+      if spec[name] == "flag" then
+        opts[name] = true
       else
         if i == #args then return nil, "option --" .. name .. " needs a value" end
         i = i + 1
         if spec[name] == "list" then
           opts[name] = opts[name] or {}
           opts[name][#opts[name] + 1] = args[i]
-        else opts[name] = args[i] end
+        else
+          opts[name] = args[i]
+        end
       end
     elseif name then
       return nil, "unknown option --" .. name
@@ -53,7 +56,9 @@ local commands = {}
 -- Usage of each subcommand (`mpic CMD --help`, `mpic help CMD`); a module
 -- that exports USAGE is asked first.
 local USAGE = {
-  validate = "mpic.validate_cmd", explain = "mpic.explain", simulate = "mpic.simulate",
+  validate = "mpic.validate_cmd",
+  explain = "mpic.explain",
+  simulate = "mpic.simulate",
   serve = [[
 usage: mpic serve --config FILE --listen ADDR:PORT [--tls-cert F --tls-key F] [--client-ca F]
                   [--token T] [--max-inflight N] [--max-body BYTES] [--health-interval S]
@@ -128,8 +133,11 @@ local function wants_help(cmd, args)
     local a = args[i]
     if is_help(a) then return true end
     if cmd == "run" then
-      if a == "--config" then i = i + 1
-      elseif a:sub(1, 2) ~= "--" then return false end
+      if a == "--config" then
+        i = i + 1
+      elseif a:sub(1, 2) ~= "--" then
+        return false
+      end
     end
     i = i + 1
   end
@@ -138,7 +146,9 @@ end
 
 local function command_list()
   local names = {}
-  for k in pairs(commands) do names[#names + 1] = k end
+  for k in pairs(commands) do
+    names[#names + 1] = k
+  end
   table.sort(names)
   return table.concat(names, ", ")
 end
@@ -220,16 +230,20 @@ commands["check-config"] = function(args)
   if not cfg then return die(2, "%s", err) end
   local ok, extra = require("mpic.checks").all(cfg)
   if not ok then return die(2, "%s", extra) end
-  print(string_format("%s: ok (%d perspectives%s)", cfg.file, #cfg.perspectives,
-    cfg.primary and (", primary " .. cfg.primary) or ", no primary"))
+  print(
+    string_format(
+      "%s: ok (%d perspectives%s)",
+      cfg.file,
+      #cfg.perspectives,
+      cfg.primary and (", primary " .. cfg.primary) or ", no primary"
+    )
+  )
   if extra then print(extra) end
   return 0
 end
 
 local function delegate(modname)
-  return function(args)
-    return require(modname).main(args)
-  end
+  return function(args) return require(modname).main(args) end
 end
 commands.validate = delegate("mpic.validate_cmd")
 commands.demo = delegate("mpic.demo")
@@ -257,12 +271,8 @@ end
 
 -- REPL support (main.c runs the line loop) ------------------------------------
 
-function M.repl_setup(args)
-  return require("mpic.repl").setup(args, parse_opts, load_config)
-end
+function M.repl_setup(args) return require("mpic.repl").setup(args, parse_opts, load_config) end
 
-function M.repl_command(line)
-  return require("mpic.repl").command(line)
-end
+function M.repl_command(line) return require("mpic.repl").command(line) end
 
 return M

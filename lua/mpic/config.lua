@@ -9,14 +9,18 @@ local M = {}
 local type, pairs, ipairs, tostring, math_type = type, pairs, ipairs, tostring, math.type
 local string_format, table_concat, table_sort = string.format, table.concat, table.sort
 
-local RIRS = { arin = "ARIN", ripe = "RIPE", ["ripe ncc"] = "RIPE", apnic = "APNIC",
-               lacnic = "LACNIC", afrinic = "AFRINIC" }
+local RIRS = {
+  arin = "ARIN",
+  ripe = "RIPE",
+  ["ripe ncc"] = "RIPE",
+  apnic = "APNIC",
+  lacnic = "LACNIC",
+  afrinic = "AFRINIC",
+}
 M.RIRS = RIRS
 
 --- Canonical RIR name ("RIPE NCC" and "ripe" are both "RIPE"), or nil.
-function M.rir(name)
-  return type(name) == "string" and RIRS[name:lower()] or nil
-end
+function M.rir(name) return type(name) == "string" and RIRS[name:lower()] or nil end
 
 -- Schema -----------------------------------------------------------------------
 -- A schema node is a table {kind=..., ...}; check(node, value, path, errs).
@@ -52,28 +56,42 @@ function checkers.string(node, v, path, errs)
     errs[#errs + 1] = { path, "must not be empty" }
   elseif node.opts.oneof and not node.opts.oneof[v] then
     local opts = {}
-    for k in pairs(node.opts.oneof) do opts[#opts + 1] = k end
+    for k in pairs(node.opts.oneof) do
+      opts[#opts + 1] = k
+    end
     table_sort(opts)
     errs[#errs + 1] = { path, string_format("unknown value %q (one of: %s)", v, table_concat(opts, ", ")) }
   end
 end
 local function range(node, v, path, errs)
-  if node.min and v < node.min then errs[#errs + 1] = { path, string_format("must be >= %s", node.min) }
-  elseif node.max and v > node.max then errs[#errs + 1] = { path, string_format("must be <= %s", node.max) } end
+  if node.min and v < node.min then
+    errs[#errs + 1] = { path, string_format("must be >= %s", node.min) }
+  elseif node.max and v > node.max then
+    errs[#errs + 1] = { path, string_format("must be <= %s", node.max) }
+  end
 end
 function checkers.int(node, v, path, errs)
-  if math_type(v) ~= "integer" then errs[#errs + 1] = { path, "expected integer, got " .. typename(v) }
-  else range(node, v, path, errs) end
+  if math_type(v) ~= "integer" then
+    errs[#errs + 1] = { path, "expected integer, got " .. typename(v) }
+  else
+    range(node, v, path, errs)
+  end
 end
 function checkers.number(node, v, path, errs)
-  if type(v) ~= "number" or v ~= v then errs[#errs + 1] = { path, "expected number, got " .. typename(v) }
-  else range(node, v, path, errs) end
+  if type(v) ~= "number" or v ~= v then
+    errs[#errs + 1] = { path, "expected number, got " .. typename(v) }
+  else
+    range(node, v, path, errs)
+  end
 end
 function checkers.bool(_, v, path, errs)
   if type(v) ~= "boolean" then errs[#errs + 1] = { path, "expected boolean, got " .. typename(v) } end
 end
 function checkers.list(node, v, path, errs)
-  if type(v) ~= "table" then errs[#errs + 1] = { path, "expected list, got " .. typename(v) } return end
+  if type(v) ~= "table" then
+    errs[#errs + 1] = { path, "expected list, got " .. typename(v) }
+    return
+  end
   local n = #v
   for k in pairs(v) do
     if math_type(k) ~= "integer" or k < 1 or k > n then
@@ -82,11 +100,18 @@ function checkers.list(node, v, path, errs)
     end
   end
   if node.opts.nonempty and n == 0 then errs[#errs + 1] = { path, "must not be empty" } end
-  for i = 1, n do check(node.elem, v[i], join(path, i), errs) end
+  for i = 1, n do
+    check(node.elem, v[i], join(path, i), errs)
+  end
 end
 function checkers.map(node, v, path, errs)
-  if type(v) ~= "table" then errs[#errs + 1] = { path, "expected mapping, got " .. typename(v) } return end
-  for k, x in pairs(v) do check(node.elem, x, join(path, tostring(k)), errs) end
+  if type(v) ~= "table" then
+    errs[#errs + 1] = { path, "expected mapping, got " .. typename(v) }
+    return
+  end
+  for k, x in pairs(v) do
+    check(node.elem, x, join(path, tostring(k)), errs)
+  end
 end
 function checkers.record(node, v, path, errs)
   if type(v) ~= "table" or (#v > 0) then
@@ -95,7 +120,9 @@ function checkers.record(node, v, path, errs)
     return
   end
   local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+  for k in pairs(v) do
+    keys[#keys + 1] = tostring(k)
+  end
   table_sort(keys)
   for _, k in ipairs(keys) do
     if not node.fields[k] then errs[#errs + 1] = { join(path, k), "unknown key" } end
@@ -104,7 +131,9 @@ function checkers.record(node, v, path, errs)
     if v[k] == nil then errs[#errs + 1] = { join(path, k), "missing required key" } end
   end
   local fields = {}
-  for k in pairs(node.fields) do fields[#fields + 1] = k end
+  for k in pairs(node.fields) do
+    fields[#fields + 1] = k
+  end
   table_sort(fields)
   for _, k in ipairs(fields) do
     if v[k] ~= nil then check(node.fields[k], v[k], join(path, k), errs) end
@@ -115,7 +144,10 @@ check = function(node, v, path, errs) return checkers[node.kind](node, v, path, 
 M.check = check
 
 local rir_names = {}
-for k in pairs(RIRS) do rir_names[k] = true; rir_names[k:upper()] = true end
+for k in pairs(RIRS) do
+  rir_names[k] = true
+  rir_names[k:upper()] = true
+end
 
 local location = S.record({ lat = S.number(-90, 90), lon = S.number(-180, 180) }, { "lat", "lon" })
 
@@ -153,11 +185,14 @@ M.CONFIG = S.record({
   -- perspectives' results and the log's checkpoints (docs/EVIDENCE.md);
   -- public_keys: the coordinator's own public keys still valid (rotation);
   -- policy_store: folder keeping every policy run, by its SHA-256
-  audit = S.record({ path = S.string({ nonempty = true }), fsync = S.bool(),
+  audit = S.record({
+    path = S.string({ nonempty = true }),
+    fsync = S.bool(),
     signing_key = S.string({ nonempty = true }),
     public_keys = S.list(S.string({ nonempty = true })),
     checkpoint_interval_s = S.int(1, 86400),
-    policy_store = S.string({ nonempty = true }) }),
+    policy_store = S.string({ nonempty = true }),
+  }),
   -- lab-only switches; each one in use is logged when the configuration is
   -- first used (policy_floor = false: no BR floor under the policy's verdict)
   lab = S.record({ policy_floor = S.bool() }),
@@ -187,45 +222,56 @@ M.CONFIG = S.record({
     bogus_name = S.string({ nonempty = true }),
     type = S.string({ oneof = { A = true, AAAA = true, TXT = true, CAA = true, SOA = true } }),
   }, { "signed_name", "bogus_name" }),
-  perspectives = S.list(S.record({
-    id = S.string({ nonempty = true }),
-    rir = S.string({ oneof = rir_names }),
-    location = location,
-    provider = S.string(),
-    resolvers = S.list(S.string({ nonempty = true }), { nonempty = true }),
-    -- PEM CA file the certificates of tls:// and https:// resolvers must
-    -- chain to (default: the system trust store)
-    resolver_ca = S.string({ nonempty = true }),
-    source_ipv4 = S.string({ nonempty = true }),
-    source_ipv6 = S.string({ nonempty = true }),
-    interface = S.string({ nonempty = true }),
-    user_agent = S.string({ nonempty = true }),
-    dns_timeout_ms = S.int(1, 60000),
-    dns_tries = S.int(1, 10),
-    dns_lifetime_ms = S.int(1, 120000),
-    dns_tcp_only = S.bool(),
-    verify_tls = S.bool(),
-    agent = S.record({
-      url = S.string({ nonempty = true }),
-      address = S.string({ nonempty = true }),
-      ca = S.string({ nonempty = true }),
-      cert = S.string({ nonempty = true }),
-      key = S.string({ nonempty = true }),
-      -- the agent's public key: "sha256//BASE64" (several joined with ";")
-      pinned_key = S.string({ nonempty = true }),
-      timeout_ms = S.int(1, 600000),
-      -- the agent's Ed25519 public keys (PEM files; several while a key
-      -- rotates): once set, an answer without a valid signature fails
-      public_keys = S.list(S.string({ nonempty = true }), { nonempty = true }),
-    }, { "url", "ca", "cert", "key" }),
-  }, { "id", "rir", "location" }), { nonempty = true }),
+  perspectives = S.list(
+    S.record({
+      id = S.string({ nonempty = true }),
+      rir = S.string({ oneof = rir_names }),
+      location = location,
+      provider = S.string(),
+      resolvers = S.list(S.string({ nonempty = true }), { nonempty = true }),
+      -- PEM CA file the certificates of tls:// and https:// resolvers must
+      -- chain to (default: the system trust store)
+      resolver_ca = S.string({ nonempty = true }),
+      source_ipv4 = S.string({ nonempty = true }),
+      source_ipv6 = S.string({ nonempty = true }),
+      interface = S.string({ nonempty = true }),
+      user_agent = S.string({ nonempty = true }),
+      dns_timeout_ms = S.int(1, 60000),
+      dns_tries = S.int(1, 10),
+      dns_lifetime_ms = S.int(1, 120000),
+      dns_tcp_only = S.bool(),
+      verify_tls = S.bool(),
+      agent = S.record({
+        url = S.string({ nonempty = true }),
+        address = S.string({ nonempty = true }),
+        ca = S.string({ nonempty = true }),
+        cert = S.string({ nonempty = true }),
+        key = S.string({ nonempty = true }),
+        -- the agent's public key: "sha256//BASE64" (several joined with ";")
+        pinned_key = S.string({ nonempty = true }),
+        timeout_ms = S.int(1, 600000),
+        -- the agent's Ed25519 public keys (PEM files; several while a key
+        -- rotates): once set, an answer without a valid signature fails
+        public_keys = S.list(S.string({ nonempty = true }), { nonempty = true }),
+      }, { "url", "ca", "cert", "key" }),
+    }, { "id", "rir", "location" }),
+    { nonempty = true }
+  ),
 }, { "issuer", "perspectives" })
 
 local DEFAULTS = {
   policy = "policies/br.lua",
-  defaults = { perspective_count = 5, max_attempts = 2, timeout_ms = 10000, dns_timeout_ms = 2000,
-               dns_tries = 3, dns_lifetime_ms = 5000, user_agent = "mpic/0.1 (+multi-perspective validation)",
-               legacy_caa_critical_bit = false, enforce_sunset = true },
+  defaults = {
+    perspective_count = 5,
+    max_attempts = 2,
+    timeout_ms = 10000,
+    dns_timeout_ms = 2000,
+    dns_tries = 3,
+    dns_lifetime_ms = 5000,
+    user_agent = "mpic/0.1 (+multi-perspective validation)",
+    legacy_caa_critical_bit = false,
+    enforce_sunset = true,
+  },
   network = { allow_reserved_ips = false, http_port = 80, tls_port = 443 },
   audit = { path = "audit.jsonl", fsync = true, checkpoint_interval_s = 300 },
   health = { interval_s = 10, timeout_ms = 2000, failures = 2 },
@@ -245,14 +291,28 @@ local function check_resolver(s)
     local addr, name = s:sub(7):match("^([^#]*)#?(.*)$")
     local form = "tls://IP[:PORT][#NAME] or tls://[IPv6]:PORT[#NAME]"
     if addr == "" then return nil, string_format("%q: expected %s", s, form) end
-    if s:find("#", 1, true) and not (name:match("^[%w_%-]+[%w_%-%.]*$") and not name:find("..", 1, true)
-                                     and #name <= 253 and not name:find("^%.")) then
-      return nil, string_format("%q: the name after '#' (the name the resolver's certificate carries)"
-        .. " is not a host name", s)
+    if
+      s:find("#", 1, true)
+      and not (
+        name:match("^[%w_%-]+[%w_%-%.]*$")
+        and not name:find("..", 1, true)
+        and #name <= 253
+        and not name:find("^%.")
+      )
+    then
+      return nil,
+        string_format(
+          "%q: the name after '#' (the name the resolver's certificate carries)" .. " is not a host name",
+          s
+        )
     end
     if not check_address(addr) then
-      return nil, string_format("%q: expected %s (an IP address and a port 1-65535, then the name the"
-        .. " resolver's certificate carries)", s, form)
+      return nil,
+        string_format(
+          "%q: expected %s (an IP address and a port 1-65535, then the name the" .. " resolver's certificate carries)",
+          s,
+          form
+        )
     end
     return true
   elseif s:find("^[Hh][Tt][Tt][Pp][Ss]://") then
@@ -260,21 +320,22 @@ local function check_resolver(s)
     local url, pin = s:match("^([^#]*)#?(.*)$")
     local form = "https://HOST[:PORT]/PATH[#IP]"
     if s:find("#", 1, true) and not http.parse_ip(pin) then
-      return nil, string_format("%q: the part after '#' (the address to connect to) is not an IP address",
-        s)
+      return nil, string_format("%q: the part after '#' (the address to connect to) is not an IP address", s)
     end
     local u = http.url_parse(url)
     if not u or u.scheme ~= "https" or not u.host or u.host == "" then
       return nil, string_format("%q: expected %s", s, form)
     end
     if u.query or not u.path or u.path == "" or u.path == "/" then
-      return nil, string_format("%q: a DoH URL names the query path (e.g. /dns-query) and no query string",
-        s)
+      return nil, string_format("%q: a DoH URL names the query path (e.g. /dns-query) and no query string", s)
     end
     return true
   elseif s:find("^%a[%w+.-]*://") then
-    return nil, string_format("%q: unknown scheme (resolvers are IP[:PORT], tls://IP[:PORT][#NAME]"
-      .. " or https://HOST[:PORT]/PATH[#IP])", s)
+    return nil,
+      string_format(
+        "%q: unknown scheme (resolvers are IP[:PORT], tls://IP[:PORT][#NAME]" .. " or https://HOST[:PORT]/PATH[#IP])",
+        s
+      )
   end
   return check_address(s)
 end
@@ -287,7 +348,11 @@ function check_address(s)
     if rest ~= "" and not port then return nil, string_format("%q: expected [IPv6]:PORT", s) end
   else
     local colons = select(2, s:gsub(":", ""))
-    if colons == 1 then host, port = s:match("^(.*):(.*)$") else host = s end
+    if colons == 1 then
+      host, port = s:match("^(.*):(.*)$")
+    else
+      host = s
+    end
   end
   if port ~= nil then
     local n = port:match("^%d+$") and tonumber(port)
@@ -299,8 +364,12 @@ function check_address(s)
   do
     local canon, family = http.parse_ip(host)
     if not canon then
-      return nil, string_format("%q is not an IP address (IP, IPv4:PORT or [IPv6]:PORT; resolvers are"
-        .. " addresses, not names; encrypted ones tls://IP[:PORT][#NAME] or https://HOST[:PORT]/PATH[#IP])", s)
+      return nil,
+        string_format(
+          "%q is not an IP address (IP, IPv4:PORT or [IPv6]:PORT; resolvers are"
+            .. " addresses, not names; encrypted ones tls://IP[:PORT][#NAME] or https://HOST[:PORT]/PATH[#IP])",
+          s
+        )
     end
     if inner and family ~= 6 then return nil, string_format("%q: brackets are for IPv6 addresses", s) end
   end
@@ -314,8 +383,10 @@ local function semantic(cfg, errs)
   for i, p in ipairs(cfg.perspectives) do
     local path = join("perspectives", i)
     if ids[p.id] then
-      errs[#errs + 1] = { path .. ".id",
-        string_format("duplicate perspective id %q (also perspectives[%d])", p.id, ids[p.id] - 1) }
+      errs[#errs + 1] = {
+        path .. ".id",
+        string_format("duplicate perspective id %q (also perspectives[%d])", p.id, ids[p.id] - 1),
+      }
     end
     ids[p.id] = i
     for j, r in ipairs(p.resolvers or {}) do
@@ -335,8 +406,10 @@ local function semantic(cfg, errs)
       if pin then
         for part in (pin .. ";"):gmatch("([^;]*);") do
           if not part:match("^sha256//[A-Za-z0-9+/]+=*$") or #part ~= 52 then
-            errs[#errs + 1] = { path .. ".agent.pinned_key",
-              "must be sha256//BASE64 (the SHA-256 of the agent's public key), several joined with ;" }
+            errs[#errs + 1] = {
+              path .. ".agent.pinned_key",
+              "must be sha256//BASE64 (the SHA-256 of the agent's public key), several joined with ;",
+            }
             break
           end
         end
@@ -381,10 +454,19 @@ function M.validate(cfg, base_dir, root_dir)
   if #errs == 0 then semantic(cfg, errs) end
   if #errs > 0 then return nil, errs end
   merge_defaults(cfg)
-  for _, p in ipairs(cfg.perspectives) do p.rir = M.rir(p.rir) end
+  for _, p in ipairs(cfg.perspectives) do
+    p.rir = M.rir(p.rir)
+  end
   -- relative paths: to the config file; the policy falls back to the mpic root
   local function rel(p) return (is_abs(p) or not base_dir) and p or (base_dir .. "/" .. p) end
-  local function exists(p) local f = io.open(p, "r"); if f then f:close() return true end return false end
+  local function exists(p)
+    local f = io.open(p, "r")
+    if f then
+      f:close()
+      return true
+    end
+    return false
+  end
   if not is_abs(cfg.policy) and not exists(rel(cfg.policy)) and root_dir then
     cfg.policy = root_dir .. "/" .. cfg.policy
   else
@@ -392,21 +474,33 @@ function M.validate(cfg, base_dir, root_dir)
   end
   cfg.audit.path = rel(cfg.audit.path)
   if cfg.audit.signing_key then cfg.audit.signing_key = rel(cfg.audit.signing_key) end
-  for i, k in ipairs(cfg.audit.public_keys or {}) do cfg.audit.public_keys[i] = rel(k) end
+  for i, k in ipairs(cfg.audit.public_keys or {}) do
+    cfg.audit.public_keys[i] = rel(k)
+  end
   cfg.audit.policy_store = rel(cfg.audit.policy_store or (cfg.audit.path .. ".policies"))
   -- a worker of `serve --workers N` writes its own chain (mpic.workers)
   if M.audit_suffix then cfg.audit.path = cfg.audit.path .. M.audit_suffix end
-  for i, d in ipairs(cfg.challenge_dirs or {}) do cfg.challenge_dirs[i] = rel(d) end
-  for i, d in ipairs(cfg.shadow_policies or {}) do cfg.shadow_policies[i] = rel(d) end
+  for i, d in ipairs(cfg.challenge_dirs or {}) do
+    cfg.challenge_dirs[i] = rel(d)
+  end
+  for i, d in ipairs(cfg.shadow_policies or {}) do
+    cfg.shadow_policies[i] = rel(d)
+  end
   if cfg.agent_server then
-    for _, k in ipairs({ "cert", "key", "client_ca" }) do cfg.agent_server[k] = rel(cfg.agent_server[k]) end
+    for _, k in ipairs({ "cert", "key", "client_ca" }) do
+      cfg.agent_server[k] = rel(cfg.agent_server[k])
+    end
     if cfg.agent_server.signing_key then cfg.agent_server.signing_key = rel(cfg.agent_server.signing_key) end
   end
   for _, p in ipairs(cfg.perspectives) do
     if p.resolver_ca then p.resolver_ca = rel(p.resolver_ca) end
     if p.agent then
-      for _, k in ipairs({ "ca", "cert", "key" }) do p.agent[k] = rel(p.agent[k]) end
-      for i, k in ipairs(p.agent.public_keys or {}) do p.agent.public_keys[i] = rel(k) end
+      for _, k in ipairs({ "ca", "cert", "key" }) do
+        p.agent[k] = rel(p.agent[k])
+      end
+      for i, k in ipairs(p.agent.public_keys or {}) do
+        p.agent.public_keys[i] = rel(k)
+      end
     end
   end
   return cfg
@@ -414,7 +508,9 @@ end
 
 local function format_errors(file, errs)
   local lines = {}
-  for _, e in ipairs(errs) do lines[#lines + 1] = string_format("%s: %s: %s", file, e[1], e[2]) end
+  for _, e in ipairs(errs) do
+    lines[#lines + 1] = string_format("%s: %s: %s", file, e[1], e[2])
+  end
   return table_concat(lines, "\n")
 end
 

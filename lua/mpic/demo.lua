@@ -27,7 +27,9 @@ local function scenario(title, config, hash, explain)
   orchestrator.reset()
   print(string_format("\n== %s ==", title))
   local resp, status = orchestrator.validate({
-    check_type = "dcv", domain_or_ip_target = "shop.test", trace_identifier = "demo",
+    check_type = "dcv",
+    domain_or_ip_target = "shop.test",
+    trace_identifier = "demo",
     dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = hash },
   })
   if status ~= 200 then return nil, report.problems(resp, status) end
@@ -53,22 +55,28 @@ function M.main()
     sh(string_format("bash %s stop %s", quote(lab), quote(dir)))
     return 1
   end
+  local ISSUED_OUTVOTED = "Issued: fra saw the attacker's record and disagreed, but the other remotes "
+    .. "in 4 RIRs corroborated the primary; one hijacked perspective is outvoted."
   local ok, r1, r2, err = pcall(function()
-    local a, e1 = scenario("1. The owner validates shop.test; the route to one remote perspective (fra) is hijacked",
-      dir .. "/perspectives-one-hijacked.yaml", OWNER_HASH, function(resp)
-        return resp.is_valid
-          and ("Issued: fra saw the attacker's record and disagreed, but the other remotes in 4 RIRs "
-            .. "corroborated the primary; one hijacked perspective is outvoted.")
-          or "Unexpected: the owner's validation failed."
-      end)
+    local a, e1 = scenario(
+      "1. The owner validates shop.test; the route to one remote perspective (fra) is hijacked",
+      dir .. "/perspectives-one-hijacked.yaml",
+      OWNER_HASH,
+      function(resp) return resp.is_valid and ISSUED_OUTVOTED or "Unexpected: the owner's validation failed." end
+    )
     if not a then return nil, nil, e1 end
-    local b, e2 = scenario("2. An attacker asks for shop.test with its own key; it hijacked the primary and 3 of 6 remotes",
-      dir .. "/perspectives-most-hijacked.yaml", ATTACKER_HASH, function(resp)
-        return resp.is_valid
-          and "Unexpected: the attacker's validation passed."
-          or ("Refused: the primary was fooled, as a single-perspective CA would be, but only 3 of 6 "
-            .. "remotes saw the attacker's record and the quorum needs 4.")
-      end)
+    local b, e2 = scenario(
+      "2. An attacker asks for shop.test with its own key; it hijacked the primary and 3 of 6 remotes",
+      dir .. "/perspectives-most-hijacked.yaml",
+      ATTACKER_HASH,
+      function(resp)
+        return resp.is_valid and "Unexpected: the attacker's validation passed."
+          or (
+            "Refused: the primary was fooled, as a single-perspective CA would be, but only 3 of 6 "
+            .. "remotes saw the attacker's record and the quorum needs 4."
+          )
+      end
+    )
     return a, b, e2
   end)
   sh(string_format("bash %s stop %s", quote(lab), quote(dir)))

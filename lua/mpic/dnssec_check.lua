@@ -20,21 +20,43 @@ function M.run(spec, probe)
   -- a validated denial (NODATA, NXDOMAIN) is authenticated as well
   local answered = r or ((kind == "nodata" or kind == "nxdomain") and partial)
   if not answered then
-    return nil, sfmt("the signed name %s %s did not resolve through the primary's resolver: %s: %s",
-      spec.signed_name, rtype, tostring(kind), tostring(detail))
+    return nil,
+      sfmt(
+        "the signed name %s %s did not resolve through the primary's resolver: %s: %s",
+        spec.signed_name,
+        rtype,
+        tostring(kind),
+        tostring(detail)
+      )
   end
   if answered.ad ~= true then
-    return nil, sfmt("the primary's resolver answered the signed name %s %s without AD=1: it does not "
-      .. "validate DNSSEC (or does not trust the name's anchor)", spec.signed_name, rtype)
+    return nil,
+      sfmt(
+        "the primary's resolver answered the signed name %s %s without AD=1: it does not "
+          .. "validate DNSSEC (or does not trust the name's anchor)",
+        spec.signed_name,
+        rtype
+      )
   end
   r, kind, detail = probe.dns(spec.bogus_name, rtype)
   if r or not FAILED[kind] then
-    return nil, sfmt("the primary's resolver %s the bogus name %s %s instead of SERVFAIL: it does not "
-      .. "validate DNSSEC", r and "answered" or ("gave " .. tostring(kind) .. " (" .. tostring(detail) .. ") for"),
-      spec.bogus_name, rtype)
+    return nil,
+      sfmt(
+        "the primary's resolver %s the bogus name %s %s instead of SERVFAIL: it does not " .. "validate DNSSEC",
+        r and "answered" or ("gave " .. tostring(kind) .. " (" .. tostring(detail) .. ") for"),
+        spec.bogus_name,
+        rtype
+      )
   end
-  return true, sfmt("the primary's resolver validates DNSSEC: %s %s authenticated, %s %s refused (%s)",
-    spec.signed_name, rtype, spec.bogus_name, rtype, kind)
+  return true,
+    sfmt(
+      "the primary's resolver validates DNSSEC: %s %s authenticated, %s %s refused (%s)",
+      spec.signed_name,
+      rtype,
+      spec.bogus_name,
+      rtype,
+      kind
+    )
 end
 
 --- check(cfg [, probe]) -> true, summary | nil, reason, or true, nil when
@@ -58,9 +80,7 @@ M.HOW = "add primary_dnssec: {signed_name: NAME, bogus_name: NAME [, type: A|AAA
 
 --- required(cfg): the proof is mandatory where a primary is configured and
 --- reserved addresses are not allowed (production; SC-085, BR 4.2.2.2).
-function M.required(cfg)
-  return cfg.primary ~= nil and not (cfg.network and cfg.network.allow_reserved_ips == true)
-end
+function M.required(cfg) return cfg.primary ~= nil and not (cfg.network and cfg.network.allow_reserved_ips == true) end
 
 --- startup(cfg [, probe]) -> true, message | nil, reason: what `serve`,
 --- `validate` and `check-config` require before they run. With
@@ -70,14 +90,15 @@ end
 function M.startup(cfg, probe)
   if cfg.primary_dnssec then return M.check(cfg, probe) end
   if M.required(cfg) then
-    return nil, "DNSSEC validation at the primary perspective is mandatory (SC-085, BR 4.2.2.2) and "
-      .. "primary_dnssec is not set: " .. M.HOW
+    return nil,
+      "DNSSEC validation at the primary perspective is mandatory (SC-085, BR 4.2.2.2) and "
+        .. "primary_dnssec is not set: "
+        .. M.HOW
   end
   if not cfg.primary then
     return true, "no primary perspective: no DNSSEC proof at the primary (" .. M.NOT_SET .. ")"
   end
-  return true, "lab switch network.allow_reserved_ips is on: DNSSEC proof at the primary not required; "
-    .. M.NOT_SET
+  return true, "lab switch network.allow_reserved_ips is on: DNSSEC proof at the primary not required; " .. M.NOT_SET
 end
 
 local function resolvers_of(cfg)
@@ -95,10 +116,17 @@ function M.audit(cfg, phase, passed, text, ms)
   local spec = cfg.primary_dnssec or {}
   -- through the chained writer every audit line uses (mpic.audit_log)
   return require("mpic.audit_log").append(cfg, {
-    ts = os.date("!%Y-%m-%dT%H:%M:%SZ"), event = "primary_dnssec_proof", phase = phase,
-    primary = cfg.primary, resolvers = resolvers_of(cfg), signed_name = spec.signed_name,
-    bogus_name = spec.bogus_name, type = spec.type or "A", passed = passed == true,
-    reason = tostring(text), elapsed_ms = ms,
+    ts = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+    event = "primary_dnssec_proof",
+    phase = phase,
+    primary = cfg.primary,
+    resolvers = resolvers_of(cfg),
+    signed_name = spec.signed_name,
+    bogus_name = spec.bogus_name,
+    type = spec.type or "A",
+    passed = passed == true,
+    reason = tostring(text),
+    elapsed_ms = ms,
   })
 end
 
@@ -113,13 +141,20 @@ function M.prove(cfg, phase, probe, budget_ms)
   local ok, why
   if budget_ms then
     local fine, r1, r2, r3 = pcall(mpic.with_timeout, budget_ms, M.startup, cfg, probe)
-    if not fine then ok, why = nil, tostring(r1)
+    if not fine then
+      ok, why = nil, tostring(r1)
     elseif r1 == nil and r3 ~= nil then -- with_timeout's own failure: kind, detail
       ok, why = nil, sfmt("the proof did not finish within %d ms: %s: %s", budget_ms, tostring(r2), tostring(r3))
-    else ok, why = r1, r2 end
+    else
+      ok, why = r1, r2
+    end
   else
     local fine, r1, r2 = pcall(M.startup, cfg, probe)
-    if fine then ok, why = r1, r2 else ok, why = nil, tostring(r1) end
+    if fine then
+      ok, why = r1, r2
+    else
+      ok, why = nil, tostring(r1)
+    end
   end
   local written, werr = M.audit(cfg, phase, ok, why, mpic.now() - t0)
   if not written then
@@ -142,8 +177,11 @@ function M.periodic(probe, cfg, budget_ms)
     return true, why
   end
   last_failed = true
-  log("primary %s: DNSSEC proof failed, new validations get 503 until one passes: %s", tostring(cfg.primary),
-    tostring(why))
+  log(
+    "primary %s: DNSSEC proof failed, new validations get 503 until one passes: %s",
+    tostring(cfg.primary),
+    tostring(why)
+  )
   return false, "DNSSEC proof failed: " .. tostring(why)
 end
 

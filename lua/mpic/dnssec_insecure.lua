@@ -52,13 +52,13 @@ local function names_up(name)
 end
 M.names_up = names_up
 
-local function delegation(types)
-  return types.NS == true and types.DS ~= true and types.SOA ~= true
-end
+local function delegation(types) return types.NS == true and types.DS ~= true and types.SOA ~= true end
 
 local function bitmap_text(types)
   local t = {}
-  for _, k in ipairs({ "NS", "SOA", "DS" }) do t[#t + 1] = k .. (types[k] and "+" or "-") end
+  for _, k in ipairs({ "NS", "SOA", "DS" }) do
+    t[#t + 1] = k .. (types[k] and "+" or "-")
+  end
   return table.concat(t, " ")
 end
 
@@ -70,8 +70,13 @@ end
 local function nsec3_usable(z, authority)
   local out = {}
   for _, d in ipairs(authority) do
-    if d.type == "NSEC3" and d.algorithm == 1 and (d.flags == 0 or d.flags == 1)
-        and type(d.iterations) == "number" and d.iterations <= M.MAX_NSEC3_ITERATIONS then
+    if
+      d.type == "NSEC3"
+      and d.algorithm == 1
+      and (d.flags == 0 or d.flags == 1)
+      and type(d.iterations) == "number"
+      and d.iterations <= M.MAX_NSEC3_ITERATIONS
+    then
       local label, zone = norm(d.owner):match("^([^.]+)%.(.+)$")
       if label and (z == zone or z:sub(-#zone - 1) == "." .. zone) then
         out[#out + 1] = { rr = d, label = label, zone = zone }
@@ -141,9 +146,18 @@ local function judge(z, r, hash)
     if #list > 0 and not nsec3_match(list, z, hash) then
       local p = closest_encloser(z, list, hash)
       if p and p.cover.rr.flags == 1 then
-        return "optout", sfmt("DS %s: denial (AD=0, Insecure by opt-out) with a closest-encloser proof: "
-          .. "%s matches NSEC3 %s, the next closer name %s is covered by NSEC3 %s.%s with Opt-Out",
-          z, p.ce, p.match.label, p.nc, p.cover.label, p.cover.zone), p.cover.zone
+        return "optout",
+          sfmt(
+            "DS %s: denial (AD=0, Insecure by opt-out) with a closest-encloser proof: "
+              .. "%s matches NSEC3 %s, the next closer name %s is covered by NSEC3 %s.%s with Opt-Out",
+            z,
+            p.ce,
+            p.match.label,
+            p.nc,
+            p.cover.label,
+            p.cover.zone
+          ),
+          p.cover.zone
       end
     end
     return "next", sfmt("DS %s: not authenticated (AD=0)", z)
@@ -158,8 +172,13 @@ local function judge(z, r, hash)
       any_nsec = true
       if norm(d.owner) == z and type(d.types) == "table" then
         if delegation(d.types) then
-          return "insecure", sfmt("DS %s: authenticated denial, NSEC at %s proves an unsigned delegation (%s)",
-            z, z, bitmap_text(d.types))
+          return "insecure",
+            sfmt(
+              "DS %s: authenticated denial, NSEC at %s proves an unsigned delegation (%s)",
+              z,
+              z,
+              bitmap_text(d.types)
+            )
         end
         if d.types.DS then return "fail", sfmt("DS %s: denial whose NSEC lists DS", z) end
         return "next", sfmt("DS %s: authenticated denial, %s is no delegation (NSEC %s)", z, z, bitmap_text(d.types))
@@ -174,20 +193,38 @@ local function judge(z, r, hash)
     if not e then
       local p = closest_encloser(z, list, hash)
       if p and p.cover.rr.flags == 1 then
-        return "insecure", sfmt("DS %s: authenticated denial with a closest-encloser proof: %s matches NSEC3 %s, "
-          .. "the next closer name %s is covered by NSEC3 %s.%s with Opt-Out: an opt-out span",
-          z, p.ce, p.match.label, p.nc, p.cover.label, p.cover.zone)
+        return "insecure",
+          sfmt(
+            "DS %s: authenticated denial with a closest-encloser proof: %s matches NSEC3 %s, "
+              .. "the next closer name %s is covered by NSEC3 %s.%s with Opt-Out: an opt-out span",
+            z,
+            p.ce,
+            p.match.label,
+            p.nc,
+            p.cover.label,
+            p.cover.zone
+          )
       end
       if p then
-        return "fail", sfmt("DS %s: authenticated NSEC3 denial, the closest-encloser proof's covering NSEC3 "
-          .. "has no Opt-Out: no unsigned delegation there", z)
+        return "fail",
+          sfmt(
+            "DS %s: authenticated NSEC3 denial, the closest-encloser proof's covering NSEC3 "
+              .. "has no Opt-Out: no unsigned delegation there",
+            z
+          )
       end
       return "fail", sfmt("DS %s: NSEC3 denial without a record for %s or a closest-encloser proof", z, z)
     end
     local d = e.rr
     if type(d.types) == "table" and delegation(d.types) then
-      return "insecure", sfmt("DS %s: authenticated denial, NSEC3 %s matches %s and proves an unsigned delegation (%s)",
-        z, norm(d.owner), z, bitmap_text(d.types))
+      return "insecure",
+        sfmt(
+          "DS %s: authenticated denial, NSEC3 %s matches %s and proves an unsigned delegation (%s)",
+          z,
+          norm(d.owner),
+          z,
+          bitmap_text(d.types)
+        )
     end
     if type(d.types) == "table" and d.types.DS then return "fail", sfmt("DS %s: denial whose NSEC3 lists DS", z) end
     return "next", sfmt("DS %s: authenticated denial, %s is no delegation (NSEC3)", z, z)
@@ -220,8 +257,11 @@ function M.prove(dns, name, hash)
       local verdict, why, zone = judge(z, r, hash)
       if verdict == "optout" then
         local signed, swhy = zone_signed(dns, zone)
-        if signed then verdict, why = "insecure", why .. "; " .. swhy
-        else verdict, why = "next", why .. ", but " .. swhy end
+        if signed then
+          verdict, why = "insecure", why .. "; " .. swhy
+        else
+          verdict, why = "next", why .. ", but " .. swhy
+        end
       end
       if verdict == "insecure" then
         if #seen > 0 then why = why .. " (below it: " .. table.concat(seen, "; ") .. ")" end

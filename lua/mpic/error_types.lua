@@ -6,19 +6,35 @@
 local M = {}
 
 local CHECKER = {
-  "mpic_error:caa_checker:lookup", "mpic_error:caa_checker:parameter", "mpic_error:caa_checker:script",
-  "mpic_error:dcv_checker:lookup", "mpic_error:dcv_checker:parameter", "mpic_error:dcv_checker:script",
-  "mpic_error:http", "mpic_error:redirect:invalid",
+  "mpic_error:caa_checker:lookup",
+  "mpic_error:caa_checker:parameter",
+  "mpic_error:caa_checker:script",
+  "mpic_error:dcv_checker:lookup",
+  "mpic_error:dcv_checker:parameter",
+  "mpic_error:dcv_checker:script",
+  "mpic_error:http",
+  "mpic_error:redirect:invalid",
   "mpic_error:dcv_checker:tls_alpn:alpn_not_negotiated",
 }
-for _, k in ipairs({ "extension_missing", "noncritical_alpn_extension", "no_single_san", "san_not_dnsname",
-                     "san_type_not_match", "san_not_hostname", "not_self_signed", "duplicate_extension",
-                     "malformed_acme_extension", "digest_mismatch" }) do
+for _, k in ipairs({
+  "extension_missing",
+  "noncritical_alpn_extension",
+  "no_single_san",
+  "san_not_dnsname",
+  "san_type_not_match",
+  "san_not_hostname",
+  "not_self_signed",
+  "duplicate_extension",
+  "malformed_acme_extension",
+  "digest_mismatch",
+}) do
   CHECKER[#CHECKER + 1] = "mpic_error:dcv_checker:tls_alpn:certificate:" .. k
 end
 local COORDINATOR = {
-  "mpic_error:coordinator:communication", "mpic_error:coordinator:remote_check",
-  "mpic_error:coordinator:too_many_failed_perspectives", "mpic_error:coordinator:cohort",
+  "mpic_error:coordinator:communication",
+  "mpic_error:coordinator:remote_check",
+  "mpic_error:coordinator:too_many_failed_perspectives",
+  "mpic_error:coordinator:cohort",
   "mpic_error:coordinator:cohort_selection",
   -- a perspective whose public key is configured answered without a valid
   -- signature over its result and evidence (mpic.evidence)
@@ -26,8 +42,12 @@ local COORDINATOR = {
 }
 
 M.checker, M.known = {}, {}
-for _, t in ipairs(CHECKER) do M.checker[t], M.known[t] = true, true end
-for _, t in ipairs(COORDINATOR) do M.known[t] = true end
+for _, t in ipairs(CHECKER) do
+  M.checker[t], M.known[t] = true, true
+end
+for _, t in ipairs(COORDINATOR) do
+  M.known[t] = true
+end
 
 --- The metrics label of an error type: itself when known, else "other".
 function M.label(t)

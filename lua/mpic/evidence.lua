@@ -51,9 +51,20 @@ end
 -- status, the address connected to), TLS-ALPN (the address and the
 -- certificate's SHA-256).
 M.OBSERVED_FIELDS = {
-  "resolver", "response_code", "ad_flag", "records_seen", "found_at", "cname_chain", "records",
-  "caa_record_present", "response_history", "response_url", "response_status_code", "resolved_ip",
-  "certificate_sha256", "validation_method",
+  "resolver",
+  "response_code",
+  "ad_flag",
+  "records_seen",
+  "found_at",
+  "cname_chain",
+  "records",
+  "caa_record_present",
+  "response_history",
+  "response_url",
+  "response_status_code",
+  "resolved_ip",
+  "certificate_sha256",
+  "validation_method",
 }
 
 --- The evidence of a check's details: OBSERVED_FIELDS, plus body_sha256 for
@@ -76,8 +87,10 @@ local function clean_errors(errors)
   local out = setmetatable({}, util.array_mt)
   if type(errors) ~= "table" then return out end
   for i, e in ipairs(errors) do
-    out[i] = { error_type = tostring(e.error_type),
-               error_message = type(e.error_message) == "string" and e.error_message or util.null }
+    out[i] = {
+      error_type = tostring(e.error_type),
+      error_message = type(e.error_message) == "string" and e.error_message or util.null,
+    }
   end
   return out
 end
@@ -89,9 +102,13 @@ end
 function M.request_of(check_type, body)
   local params = body[check_type .. "_check_parameters"]
   if is_null(params) then params = {} end
-  return { target = body.domain_or_ip_target, check_type = check_type,
-           method = check_type == "dcv" and params.validation_method or "caa", params = params,
-           trace_identifier = body.trace_identifier }
+  return {
+    target = body.domain_or_ip_target,
+    check_type = check_type,
+    method = check_type == "dcv" and params.validation_method or "caa",
+    params = params,
+    trace_identifier = body.trace_identifier,
+  }
 end
 
 --[[ The statement of one result. req: {target, check_type, method, params
@@ -100,13 +117,19 @@ end
 function M.statement(req, p, res, time_ns)
   -- req.params_sha256: the hash computed once for all of one request's statements
   local ph, err = req.params_sha256, nil
-  if not ph then ph, err = M.params_sha256(req.params) end
+  if not ph then
+    ph, err = M.params_sha256(req.params)
+  end
   if not ph then return nil, "parameters: " .. tostring(err) end
   return {
     v = M.VERSION,
-    request = { target = req.target, check_type = req.check_type, method = req.method or util.null,
-                params_sha256 = ph,
-                trace_identifier = not is_null(req.trace_identifier) and req.trace_identifier or util.null },
+    request = {
+      target = req.target,
+      check_type = req.check_type,
+      method = req.method or util.null,
+      params_sha256 = ph,
+      trace_identifier = not is_null(req.trace_identifier) and req.trace_identifier or util.null,
+    },
     perspective = { id = p.id, rir = p.rir },
     result = { passed = res.passed == true, completed = res.completed == true, errors = clean_errors(res.errors) },
     time_ns = math_type(time_ns) == "integer" and time_ns or 0,
@@ -160,9 +183,7 @@ statements of every local result of the validation in the order of its
 audit line's entries (each attempt's primary, then its perspectives). Each
 entry keeps its own statement as its evidence; the audit line carries the
 one signature as local_signature. ]]
-function M.batch(statements)
-  return { v = M.VERSION, statements = setmetatable(statements, util.array_mt) }
-end
+function M.batch(statements) return { v = M.VERSION, statements = setmetatable(statements, util.array_mt) } end
 
 --- Sign the statements of a validation's local results at once.
 function M.sign_batch(key, statements) return M.sign(key, M.batch(statements)) end
@@ -194,8 +215,13 @@ function M.signature_shape(sig)
   for k in pairs(sig) do
     if not M.SIGNATURE_FIELDS[k] then return nil, "signature has an unknown field " .. tostring(k):sub(1, 64) end
   end
-  if sig.alg ~= M.ALG or type(sig.key_id) ~= "string" or #sig.key_id ~= 64 or type(sig.value) ~= "string"
-    or #sig.value > 128 then
+  if
+    sig.alg ~= M.ALG
+    or type(sig.key_id) ~= "string"
+    or #sig.key_id ~= 64
+    or type(sig.value) ~= "string"
+    or #sig.value > 128
+  then
     return nil, "signature is not {alg=ed25519, key_id, value}"
   end
   return true

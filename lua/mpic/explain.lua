@@ -22,9 +22,7 @@ local function present(v) return v ~= nil and v ~= util.null end
 
 --- The rule that decided, as recorded (info.rule: mpic.rules) -> its name
 --- and a short sentence; "unknown" when none was recorded.
-function M.rule(name)
-  return rules.describe(name)
-end
+function M.rule(name) return rules.describe(name) end
 
 --- The rule that decided a response's final attempt (mpic_decision.rule).
 function M.response_rule(resp)
@@ -45,26 +43,58 @@ local function first_error(errors)
 end
 
 local function from_audit_entry(p)
-  return { id = p.perspective_code, rir = p.rir, passed = p.check_passed == true,
-           completed = p.check_completed == true, cancelled = p.cancelled == true, err = first_error(p.errors) }
+  return {
+    id = p.perspective_code,
+    rir = p.rir,
+    passed = p.check_passed == true,
+    completed = p.check_completed == true,
+    cancelled = p.cancelled == true,
+    err = first_error(p.errors),
+  }
 end
 
 local function view_audit(line)
-  local v = { policy = line.policy, policy_sha256 = line.policy_sha256, target = line.target,
-              check_type = line.check_type, method = line.validation_method, br_section = line.br_section,
-              trace = line.trace_identifier, ts = line.ts, is_valid = line.is_valid,
-              mpic_completed = line.mpic_completed, shadow = line.shadow, shadow_errors = line.shadow_errors,
-              attempts = {} }
-  local atts = type(line.attempts) == "table" and line.attempts or
-    { { perspectives = line.perspectives, quorum = line.quorum, passed_rirs = line.passed_rirs,
-        verdict = line.is_valid and "valid" or "invalid", reason = line.reason, rule = line.rule } }
+  local v = {
+    policy = line.policy,
+    policy_sha256 = line.policy_sha256,
+    target = line.target,
+    check_type = line.check_type,
+    method = line.validation_method,
+    br_section = line.br_section,
+    trace = line.trace_identifier,
+    ts = line.ts,
+    is_valid = line.is_valid,
+    mpic_completed = line.mpic_completed,
+    shadow = line.shadow,
+    shadow_errors = line.shadow_errors,
+    attempts = {},
+  }
+  local atts = type(line.attempts) == "table" and line.attempts
+    or {
+      {
+        perspectives = line.perspectives,
+        quorum = line.quorum,
+        passed_rirs = line.passed_rirs,
+        verdict = line.is_valid and "valid" or "invalid",
+        reason = line.reason,
+        rule = line.rule,
+      },
+    }
   for i, a in ipairs(atts) do
     local remotes = {}
-    for j, p in ipairs(type(a.perspectives) == "table" and a.perspectives or {}) do remotes[j] = from_audit_entry(p) end
-    v.attempts[i] = { verdict = a.verdict, reason = a.reason, rule = a.rule, quorum = a.quorum,
-                      passed_rirs = a.passed_rirs,
-                      required = a.required, remotes = remotes,
-                      primary = type(a.primary) == "table" and from_audit_entry(a.primary) or nil }
+    for j, p in ipairs(type(a.perspectives) == "table" and a.perspectives or {}) do
+      remotes[j] = from_audit_entry(p)
+    end
+    v.attempts[i] = {
+      verdict = a.verdict,
+      reason = a.reason,
+      rule = a.rule,
+      quorum = a.quorum,
+      passed_rirs = a.passed_rirs,
+      required = a.required,
+      remotes = remotes,
+      primary = type(a.primary) == "table" and from_audit_entry(a.primary) or nil,
+    }
   end
   return v
 end
@@ -75,20 +105,35 @@ local function from_response_entry(e)
   if not err and cr.check_passed ~= true and type(cr.details) == "table" and type(cr.details.reason) == "string" then
     err = cr.details.reason
   end
-  return { id = e.perspective_code, rir = e.rir, passed = cr.check_passed == true,
-           completed = cr.check_completed == true, err = err,
-           cancelled = err ~= nil and err:find("cancelled after outcome decided", 1, true) ~= nil }
+  return {
+    id = e.perspective_code,
+    rir = e.rir,
+    passed = cr.check_passed == true,
+    completed = cr.check_completed == true,
+    err = err,
+    cancelled = err ~= nil and err:find("cancelled after outcome decided", 1, true) ~= nil,
+  }
 end
 
 local function view_response(resp)
   local d = type(resp.mpic_decision) == "table" and resp.mpic_decision or {}
-  local v = { policy = d.policy, target = resp.domain_or_ip_target, check_type = resp.check_type,
-              method = d.method, trace = resp.trace_identifier, is_valid = resp.is_valid,
-              mpic_completed = resp.mpic_completed, shadow = resp.shadow, attempts = {} }
+  local v = {
+    policy = d.policy,
+    target = resp.domain_or_ip_target,
+    check_type = resp.check_type,
+    method = d.method,
+    trace = resp.trace_identifier,
+    is_valid = resp.is_valid,
+    mpic_completed = resp.mpic_completed,
+    shadow = resp.shadow,
+    attempts = {},
+  }
   local prev = type(resp.previous_attempt_results) == "table" and resp.previous_attempt_results or {}
   for i, list in ipairs(prev) do
     local remotes = {}
-    for j, e in ipairs(list) do remotes[j] = from_response_entry(e) end
+    for j, e in ipairs(list) do
+      remotes[j] = from_response_entry(e)
+    end
     v.attempts[i] = { verdict = "invalid", remotes = remotes }
   end
   local remotes = {}
@@ -96,9 +141,13 @@ local function view_response(resp)
     remotes[j] = from_response_entry(e)
   end
   v.attempts[#v.attempts + 1] = {
-    verdict = d.verdict or (resp.is_valid and "valid" or "invalid"), reason = d.reason, rule = d.rule,
-    quorum = d.quorum, required = d.required,
-    passed_rirs = d.passed_rirs, remotes = remotes,
+    verdict = d.verdict or (resp.is_valid and "valid" or "invalid"),
+    reason = d.reason,
+    rule = d.rule,
+    quorum = d.quorum,
+    required = d.required,
+    passed_rirs = d.passed_rirs,
+    remotes = remotes,
     primary = type(resp.primary_perspective) == "table" and from_response_entry(resp.primary_perspective) or nil,
   }
   return v
@@ -122,7 +171,10 @@ end
 local function rirs_of(remotes)
   local set, list = {}, {}
   for _, p in ipairs(remotes) do
-    if p.passed and type(p.rir) == "string" and not set[p.rir] then set[p.rir] = true; list[#list + 1] = p.rir end
+    if p.passed and type(p.rir) == "string" and not set[p.rir] then
+      set[p.rir] = true
+      list[#list + 1] = p.rir
+    end
   end
   table_sort(list)
   return list
@@ -130,20 +182,35 @@ end
 
 local function explain_attempt(out, i, total, a)
   local k, n = 0, #a.remotes
-  for _, p in ipairs(a.remotes) do if p.passed then k = k + 1 end end
+  for _, p in ipairs(a.remotes) do
+    if p.passed then k = k + 1 end
+  end
   out[#out + 1] = string_format("attempt %d of %d: %s", i, total, a.verdict == "valid" and "VALID" or "NOT VALID")
   if a.primary then
-    out[#out + 1] = string_format("  primary %-10s %s%s", tostring(a.primary.id), word(a.primary),
-      a.primary.err and (" -- " .. a.primary.err) or "")
+    out[#out + 1] = string_format(
+      "  primary %-10s %s%s",
+      tostring(a.primary.id),
+      word(a.primary),
+      a.primary.err and (" -- " .. a.primary.err) or ""
+    )
   end
   for _, p in ipairs(a.remotes) do
-    out[#out + 1] = string_format("  remote  %-10s %-8s %s%s", tostring(p.id), tostring(p.rir or "?"), word(p),
-      (not p.passed and p.err) and (" -- " .. p.err) or "")
+    out[#out + 1] = string_format(
+      "  remote  %-10s %-8s %s%s",
+      tostring(p.id),
+      tostring(p.rir or "?"),
+      word(p),
+      (not p.passed and p.err) and (" -- " .. p.err) or ""
+    )
   end
   local required = a.required
   local rirs = type(a.passed_rirs) == "table" and a.passed_rirs or rirs_of(a.remotes)
-  out[#out + 1] = string_format("  quorum %s corroborated%s; corroborating RIRs: %s", a.quorum or (k .. "/" .. n),
-    required and string_format(" (%d required)", required) or "", #rirs > 0 and table_concat(rirs, ", ") or "none")
+  out[#out + 1] = string_format(
+    "  quorum %s corroborated%s; corroborating RIRs: %s",
+    a.quorum or (k .. "/" .. n),
+    required and string_format(" (%d required)", required) or "",
+    #rirs > 0 and table_concat(rirs, ", ") or "none"
+  )
   local rule, sentence = M.rule(a.rule)
   if a.reason then
     out[#out + 1] = string_format("  decided by: %s -- %s", rule, sentence)
@@ -155,27 +222,44 @@ end
 
 local function explain_view(v)
   local out = {}
-  out[#out + 1] = string_format("%s %s for %s%s%s", v.is_valid and "VALID" or "NOT VALID",
-    M.what(v.check_type, v.method), tostring(v.target),
-    present(v.trace) and (" (trace " .. tostring(v.trace) .. ")") or "", v.ts and (" at " .. v.ts) or "")
-  out[#out + 1] = string_format("policy %s%s%s", tostring(v.policy),
+  out[#out + 1] = string_format(
+    "%s %s for %s%s%s",
+    v.is_valid and "VALID" or "NOT VALID",
+    M.what(v.check_type, v.method),
+    tostring(v.target),
+    present(v.trace) and (" (trace " .. tostring(v.trace) .. ")") or "",
+    v.ts and (" at " .. v.ts) or ""
+  )
+  out[#out + 1] = string_format(
+    "policy %s%s%s",
+    tostring(v.policy),
     v.policy_sha256 and (" sha256 " .. tostring(v.policy_sha256):sub(1, 16)) or "",
-    v.mpic_completed == false and "; not every perspective completed (mpic_completed=false)" or "")
-  for i, a in ipairs(v.attempts) do explain_attempt(out, i, #v.attempts, a) end
+    v.mpic_completed == false and "; not every perspective completed (mpic_completed=false)" or ""
+  )
+  for i, a in ipairs(v.attempts) do
+    explain_attempt(out, i, #v.attempts, a)
+  end
   if type(v.shadow) == "table" and #v.shadow > 0 then
     out[#out + 1] = "shadow policies (judging the final attempt's results; never part of the answer):"
     local live = v.is_valid and "valid" or "invalid"
     for _, s in ipairs(v.shadow) do
       local rule = M.rule(s.rule)
-      out[#out + 1] = string_format("  %-28s %-8s %s -- %s: %s", tostring(s.policy), tostring(s.verdict),
-        s.verdict == live and "(agrees)" or "(DISAGREES with live)", rule, tostring(s.reason))
+      out[#out + 1] = string_format(
+        "  %-28s %-8s %s -- %s: %s",
+        tostring(s.policy),
+        tostring(s.verdict),
+        s.verdict == live and "(agrees)" or "(DISAGREES with live)",
+        rule,
+        tostring(s.reason)
+      )
     end
   elseif type(v.shadow_errors) ~= "table" or #v.shadow_errors == 0 then
     out[#out + 1] = "shadow policies: none"
   end
   if type(v.shadow_errors) == "table" then
     for _, e in ipairs(v.shadow_errors) do
-      out[#out + 1] = string_format("  shadow policy %s not loaded (skipped): %s", tostring(e.policy), tostring(e.error))
+      out[#out + 1] =
+        string_format("  shadow policy %s not loaded (skipped): %s", tostring(e.policy), tostring(e.error))
     end
   end
   return table_concat(out, "\n") .. "\n"
@@ -210,8 +294,12 @@ function M.audit_for(resp)
   f:close()
   local trace = present(resp.trace_identifier) and resp.trace_identifier or nil
   local line = M.pick(text, trace)
-  if type(line) == "table" and line.target == resp.domain_or_ip_target and line.is_valid == resp.is_valid
-      and (trace == nil or line.trace_identifier == trace) then
+  if
+    type(line) == "table"
+    and line.target == resp.domain_or_ip_target
+    and line.is_valid == resp.is_valid
+    and (trace == nil or line.trace_identifier == trace)
+  then
     return line
   end
   return nil
@@ -241,7 +329,9 @@ M.USAGE = USAGE
 function M.pick(text, trace)
   local last_err
   local lines = {}
-  for l in text:gmatch("[^\n]+") do if l:find("%S") then lines[#lines + 1] = l end end
+  for l in text:gmatch("[^\n]+") do
+    if l:find("%S") then lines[#lines + 1] = l end
+  end
   for i = #lines, 1, -1 do
     local rec, err = util.json_decode(lines[i])
     if type(rec) == "table" then
@@ -253,8 +343,12 @@ function M.pick(text, trace)
     end
   end
   if trace then
-    return nil, string_format("no audit line with trace_identifier %q%s", trace,
-      last_err and (" (some lines were not JSON: " .. tostring(last_err) .. ")") or "")
+    return nil,
+      string_format(
+        "no audit line with trace_identifier %q%s",
+        trace,
+        last_err and (" (some lines were not JSON: " .. tostring(last_err) .. ")") or ""
+      )
   end
   return nil, "no audit line found"
 end
@@ -262,23 +356,39 @@ end
 function M.main(args)
   local cli = require "mpic.cli"
   local o, rest = cli.parse_opts(args, { trace = "value", config = "value" }, 2)
-  if not o then io_stderr:write("mpic explain: ", rest, "\n", USAGE, "\n") return 2 end
+  if not o then
+    io_stderr:write("mpic explain: ", rest, "\n", USAGE, "\n")
+    return 2
+  end
   local file = rest[1]
-  if #rest > 1 then io_stderr:write(USAGE, "\n") return 2 end
+  if #rest > 1 then
+    io_stderr:write(USAGE, "\n")
+    return 2
+  end
   if not file then
     local cfgpath = o.config
     if not cfgpath then
       local f = io.open("perspectives.yaml", "r")
-      if f then f:close(); cfgpath = "perspectives.yaml" end
+      if f then
+        f:close()
+        cfgpath = "perspectives.yaml"
+      end
     end
     if cfgpath then
       local cfg, err = require("mpic.config").load(cfgpath)
-      if not cfg then io_stderr:write(err, "\n") return 2 end
+      if not cfg then
+        io_stderr:write(err, "\n")
+        return 2
+      end
       file = cfg.audit.path
     else
       if util.isatty(0) then
-        io_stderr:write("mpic explain: nothing to explain: no FILE, no --config and no ./perspectives.yaml, ",
-          "and standard input is a terminal\n", USAGE, "\n")
+        io_stderr:write(
+          "mpic explain: nothing to explain: no FILE, no --config and no ./perspectives.yaml, ",
+          "and standard input is a terminal\n",
+          USAGE,
+          "\n"
+        )
         return 2
       end
       file = "-"
@@ -290,12 +400,18 @@ function M.main(args)
     text = io.stdin:read("a") or ""
   else
     local f, err = io.open(file, "rb")
-    if not f then io_stderr:write("mpic explain: ", tostring(err), "\n") return 2 end
+    if not f then
+      io_stderr:write("mpic explain: ", tostring(err), "\n")
+      return 2
+    end
     text = f:read("a") or ""
     f:close()
   end
   local rec, err = M.pick(text, o.trace)
-  if not rec then io_stderr:write("mpic explain: ", file == "-" and "stdin" or file, ": ", err, "\n") return 2 end
+  if not rec then
+    io_stderr:write("mpic explain: ", file == "-" and "stdin" or file, ": ", err, "\n")
+    return 2
+  end
   io.write(M.audit_line(rec))
   return 0
 end

@@ -28,8 +28,18 @@ M.DEFAULT_MAX_REDIRECTS = 10
 M.MAX_PATH = 2000
 
 local FOLLOWED = { [301] = true, [302] = true, [307] = true, [308] = true }
-local GET_OPTS = { "headers", "user_agent", "connect_timeout_ms", "timeout_ms", "max_bytes",
-  "source_ip", "source_ipv4", "source_ipv6", "interface", "verify_tls" }
+local GET_OPTS = {
+  "headers",
+  "user_agent",
+  "connect_timeout_ms",
+  "timeout_ms",
+  "max_bytes",
+  "source_ip",
+  "source_ipv4",
+  "source_ipv6",
+  "interface",
+  "verify_tls",
+}
 
 -- Why a redirect target is refused (REFERENCE §4.1), or nil and the parsed URL.
 local function check_target(location, base, env)
@@ -40,13 +50,20 @@ local function check_target(location, base, env)
     return "Invalid redirect target URL"
   end
   if u.scheme ~= "http" and u.scheme ~= "https" then
-    return string_format('Invalid protocol scheme in redirect target. Only "http" and "https" ' ..
-      'protocol schemes are supported, not "%s"', u.scheme)
+    return string_format(
+      'Invalid protocol scheme in redirect target. Only "http" and "https" '
+        .. 'protocol schemes are supported, not "%s"',
+      u.scheme
+    )
   end
   local p80, p443 = env.http_port or 80, env.https_port or 443
   if u.port_explicit and u.port ~= p80 and u.port ~= p443 then
-    return string_format("Invalid port in redirect target. Only ports %d and %d are supported, not %d",
-      p80, p443, u.port)
+    return string_format(
+      "Invalid port in redirect target. Only ports %d and %d are supported, not %d",
+      p80,
+      p443,
+      u.port
+    )
   end
   if not u.host or u.host == "" then return "Invalid empty host in redirect target" end
   if u.ip_family then
@@ -58,17 +75,17 @@ local function check_target(location, base, env)
   else
     local last = u.host:match("([^.]*)%.?$")
     if last == "well-known" then
-      return string_format('Invalid host in redirect target "%s". Check webserver config for ' ..
-        "missing '/' in redirect target.", u.host)
+      return string_format(
+        'Invalid host in redirect target "%s". Check webserver config for ' .. "missing '/' in redirect target.",
+        u.host
+      )
     end
     if not env.allow_reserved then
       -- trailing dot dropped, special-use names refused, an ICANN public
       -- suffix with a label below it required (labs lift this)
       local suffix, reason, kind = http.vet_name(u.host)
       if not suffix then
-        if kind == "special_use" or kind == "bare_suffix" then
-          return "Invalid host in redirect target: " .. reason
-        end
+        if kind == "special_use" or kind == "bare_suffix" then return "Invalid host in redirect target: " .. reason end
         return "Invalid host in redirect target, must end in IANA registered TLD"
       end
     end
@@ -102,8 +119,9 @@ local function addresses(u, env)
       local _, name = http.is_reserved(u.host)
       return nil, "reserved_address", string_format("%s is in a reserved address block: %s", u.host, name)
     end
-    return nil, "dns", string_format("no valid A records found for %s; no valid AAAA records found for %s",
-      u.host, u.host)
+    return nil,
+      "dns",
+      string_format("no valid A records found for %s; no valid AAAA records found for %s", u.host, u.host)
   end
   local out = {}
   if v6 then out[#out + 1] = v6 end
@@ -112,13 +130,15 @@ local function addresses(u, env)
 end
 
 local function dial_error(kind, detail)
-  return kind == "connect" or (kind == "timeout" and type(detail) == "string"
-    and detail:find("Timeout during connect", 1, true) ~= nil)
+  return kind == "connect"
+    or (kind == "timeout" and type(detail) == "string" and detail:find("Timeout during connect", 1, true) ~= nil)
 end
 
 local function hop_opts(opts, ip, env, deadline)
   local o = {}
-  for _, k in ipairs(GET_OPTS) do o[k] = opts[k] end
+  for _, k in ipairs(GET_OPTS) do
+    o[k] = opts[k]
+  end
   -- a perspective may bind one source address per family
   if opts.source_ipv4 or opts.source_ipv6 then
     o.source_ip = ip:find(":", 1, true) and opts.source_ipv6 or opts.source_ipv4
@@ -141,9 +161,7 @@ end
 function M.fetch(url, opts, env)
   if type(url) ~= "string" then error("fetch: url must be a string", 2) end
   if opts ~= nil and type(opts) ~= "table" then error("fetch: opts must be a table", 2) end
-  if type(env) ~= "table" or type(env.resolve) ~= "function" then
-    error("fetch: env.resolve must be a function", 2)
-  end
+  if type(env) ~= "table" or type(env.resolve) ~= "function" then error("fetch: env.resolve must be a function", 2) end
   opts = opts or {}
   local get = env.get or http.get
   local max_redirects = opts.max_redirects or M.DEFAULT_MAX_REDIRECTS
@@ -171,21 +189,26 @@ function M.fetch(url, opts, env)
     local res, kind, detail
     for i, ip in ipairs(addrs) do
       local o = hop_opts(opts, ip, env, deadline)
-      if not o then
-        return nil, "timeout", "Fetching " .. u.url .. ": deadline exceeded", history
-      end
+      if not o then return nil, "timeout", "Fetching " .. u.url .. ": deadline exceeded", history end
       res, kind, detail = get(u.url, o)
       records[#records + 1] = { url = u.url, ip = ip, error = (not res) and kind or nil, detail = detail }
       if res or not dial_error(kind, detail) or i == #addrs then break end
     end
-    if not res then
-      return nil, kind, string_format("Fetching %s: %s", u.url, tostring(detail)), history
-    end
+    if not res then return nil, kind, string_format("Fetching %s: %s", u.url, tostring(detail)), history end
     local status = res.status
     if status < 300 or status > 399 then
-      return { status = status, reason = res.reason, headers = res.headers, body = res.body,
-               exceeded = res.exceeded, url = u.url, ip = res.ip, port = res.port,
-               history = history, records = records }
+      return {
+        status = status,
+        reason = res.reason,
+        headers = res.headers,
+        body = res.body,
+        exceeded = res.exceeded,
+        url = u.url,
+        ip = res.ip,
+        port = res.port,
+        history = history,
+        records = records,
+      }
     end
     local location = res.location
     local resolved = location and http.url_parse(location, u.url)

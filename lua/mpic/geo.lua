@@ -16,9 +16,7 @@ M.MIN_DISTANCE_KM = 500
 
 -- Returns true when loc is a valid {lat, lon}; otherwise nil, reason.
 function M.check_location(loc)
-  if type(loc) ~= "table" then
-    return nil, "location is not a table"
-  end
+  if type(loc) ~= "table" then return nil, "location is not a table" end
   local lat, lon = loc.lat, loc.lon
   if type(lat) ~= "number" or lat ~= lat or lat < -90 or lat > 90 then
     return nil, "location.lat must be a number in [-90, 90]"
@@ -31,9 +29,7 @@ end
 
 local function checked(loc, what)
   local ok, why = M.check_location(loc)
-  if not ok then
-    error(string_format("geo: %s: %s", what, why), 3)
-  end
+  if not ok then error(string_format("geo: %s: %s", what, why), 3) end
   return loc
 end
 
@@ -50,8 +46,6 @@ function M.distance_km(a, b)
 end
 
 -- True when the two locations are less than min_km (default 500) apart.
-function M.too_close(a, b, min_km)
-  return M.distance_km(a, b) < (min_km or M.MIN_DISTANCE_KM)
-end
+function M.too_close(a, b, min_km) return M.distance_km(a, b) < (min_km or M.MIN_DISTANCE_KM) end
 
 return M

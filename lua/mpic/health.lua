@@ -31,9 +31,14 @@ M.SUSPECT_MIN_MS = 1000
 
 local function settings(cfg)
   local h = cfg.health or {}
-  return { interval_ms = (h.interval_s or 10) * 1000, timeout_ms = h.timeout_ms or 2000,
-           failures = h.failures or perspectives.FAILURES_UNHEALTHY, canary_dns = h.canary_dns,
-           canary_http = h.canary_http, own_domain = cfg.issuer and cfg.issuer.caa_domains[1] or "invalid" }
+  return {
+    interval_ms = (h.interval_s or 10) * 1000,
+    timeout_ms = h.timeout_ms or 2000,
+    failures = h.failures or perspectives.FAILURES_UNHEALTHY,
+    canary_dns = h.canary_dns,
+    canary_http = h.canary_http,
+    own_domain = cfg.issuer and cfg.issuer.caa_domains[1] or "invalid",
+  }
 end
 M.settings = settings
 
@@ -89,7 +94,9 @@ function M.probe(p, st)
   else
     local probe = perspectives.probe(p.id, st)
     ok, why = M.dns_canary(probe, s)
-    if ok then ok, why = M.http_canary(probe, s) end
+    if ok then
+      ok, why = M.http_canary(probe, s)
+    end
     if ok and M.primary_proof and p.id == st.cfg.primary and st.cfg.primary_dnssec then
       ok, why = M.primary_proof(probe, st.cfg, s.timeout_ms)
       hard = not ok

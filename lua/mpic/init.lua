@@ -11,14 +11,14 @@ local error, type, ipairs, setmetatable = error, type, ipairs, setmetatable
 local table_pack, table_unpack = table.pack, table.unpack
 
 -- Tasks ----------------------------------------------------------------------
-M.spawn = core.spawn           -- spawn(fn, ...) -> task (a child of the caller)
-M.wait = core.wait             -- wait(task [, timeout_ms]) -> results | nil, kind, msg
+M.spawn = core.spawn -- spawn(fn, ...) -> task (a child of the caller)
+M.wait = core.wait -- wait(task [, timeout_ms]) -> results | nil, kind, msg
 M.wait_first = core.wait_first -- wait_first(tasks, k [, timeout_ms]) -> finished tasks in order
-M.wait_all = core.wait_all     -- wait_all(tasks [, timeout_ms])
-M.sleep = core.sleep           -- sleep(ms)
-M.cancel = core.cancel         -- cancel(task): the task and everything it started
+M.wait_all = core.wait_all -- wait_all(tasks [, timeout_ms])
+M.sleep = core.sleep -- sleep(ms)
+M.cancel = core.cancel -- cancel(task): the task and everything it started
 M.current = core.current
-M.now = core.now               -- monotonic milliseconds
+M.now = core.now -- monotonic milliseconds
 M.stats = core.stats
 
 --- Run fn(...) as a child task with a deadline. Returns its results, or
@@ -26,9 +26,7 @@ M.stats = core.stats
 function M.with_timeout(ms, fn, ...)
   local t = core.spawn(fn, ...)
   local r = table_pack(core.wait(t, ms))
-  if t:status() == "done" or t:status() == "error" or t:status() == "cancelled" then
-    return table_unpack(r, 1, r.n)
-  end
+  if t:status() == "done" or t:status() == "error" or t:status() == "cancelled" then return table_unpack(r, 1, r.n) end
   core.cancel(t)
   return nil, "timeout", ("deadline of %d ms exceeded"):format(ms)
 end
@@ -37,10 +35,14 @@ end
 --- (each as a packed table).
 function M.map(items, fn)
   local tasks = {}
-  for i, v in ipairs(items) do tasks[i] = core.spawn(fn, v) end
+  for i, v in ipairs(items) do
+    tasks[i] = core.spawn(fn, v)
+  end
   core.wait_all(tasks)
   local out = {}
-  for i, t in ipairs(tasks) do out[i] = table_pack(t:result()) end
+  for i, t in ipairs(tasks) do
+    out[i] = table_pack(t:result())
+  end
   return out
 end
 
@@ -50,19 +52,19 @@ M.hex = util.hex
 M.base64 = util.base64
 M.base64url = util.base64url
 M.base32 = util.base32
-M.json = { encode = util.json_encode, decode = util.json_decode, null = util.null,
-           array = function(t) return setmetatable(t or {}, util.array_mt) end }
+M.json = {
+  encode = util.json_encode,
+  decode = util.json_decode,
+  null = util.null,
+  array = function(t) return setmetatable(t or {}, util.array_mt) end,
+}
 M.distance_km = util.distance_km
 
 -- Perspectives and probes -----------------------------------------------------
-local function registry()
-  return require("mpic.perspectives")
-end
+local function registry() return require("mpic.perspectives") end
 
 --- The configured perspectives (list of plain tables).
-function M.perspectives()
-  return registry().list()
-end
+function M.perspectives() return registry().list() end
 
 -- The probe of opts.perspective; mistakes are the caller's (level 3: the
 -- code that called dns.query & co.), with the ids to choose from.
@@ -73,7 +75,9 @@ local function probe_for(opts)
   if not reg.config() then error("no configuration loaded (mpic.load_config(path) or --config FILE)", 3) end
   if id ~= nil and not reg.get(id) then
     local ids = {}
-    for _, p in ipairs(reg.list()) do ids[#ids + 1] = p.id end
+    for _, p in ipairs(reg.list()) do
+      ids[#ids + 1] = p.id
+    end
     error(("unknown perspective %q (perspectives: %s)"):format(tostring(id), table.concat(ids, ", ")), 3)
   end
   return reg.probe(id)
@@ -83,7 +87,9 @@ M.dns = {}
 --- The record types dns.query asks for (those the resolver binding parses).
 M.dns.TYPES = { "A", "AAAA", "CNAME", "TXT", "CAA", "PTR", "NS", "SOA", "DS" }
 local DNS_TYPES = {}
-for _, t in ipairs(M.dns.TYPES) do DNS_TYPES[t] = true end
+for _, t in ipairs(M.dns.TYPES) do
+  DNS_TYPES[t] = true
+end
 --- dns.query(name, rtype [, opts]) -> result | nil, kind, detail, partial
 function M.dns.query(name, rtype, opts)
   if type(name) ~= "string" then error("dns.query: name must be a string", 2) end

@@ -31,18 +31,20 @@ local function family(name, kind, help)
   return f
 end
 
-local function escape(v)
-  return (tostring(v):gsub("\\", "\\\\"):gsub("\n", "\\n"):gsub('"', '\\"'))
-end
+local function escape(v) return (tostring(v):gsub("\\", "\\\\"):gsub("\n", "\\n"):gsub('"', '\\"')) end
 
 -- Label set -> canonical key (sorted names).
 local function key_of(labels)
   if not labels then return "" end
   local names = {}
-  for k in pairs(labels) do names[#names + 1] = k end
+  for k in pairs(labels) do
+    names[#names + 1] = k
+  end
   table_sort(names)
   local parts = {}
-  for i, k in ipairs(names) do parts[i] = string_format('%s="%s"', k, escape(labels[k])) end
+  for i, k in ipairs(names) do
+    parts[i] = string_format('%s="%s"', k, escape(labels[k]))
+  end
   return table_concat(parts, ",")
 end
 
@@ -53,42 +55,73 @@ local function series(f, labels)
     s = { key = k, value = 0 }
     if f.kind == "histogram" then
       s.counts, s.sum, s.count = {}, 0, 0
-      for i = 1, #BUCKETS do s.counts[i] = 0 end
+      for i = 1, #BUCKETS do
+        s.counts[i] = 0
+      end
     end
     f.series[k] = s
   end
   return s
 end
 
-local validations = family("mpic_validations_total", "counter",
-  "Validations answered, by verdict (valid, invalid, rejected, error), check type and method.")
+local validations = family(
+  "mpic_validations_total",
+  "counter",
+  "Validations answered, by verdict (valid, invalid, rejected, error), check type and method."
+)
 local requests = family("mpic_http_requests_total", "counter", "HTTP requests answered, by path and status code.")
-local check_latency = family("mpic_perspective_check_duration_seconds", "histogram",
-  "Time taken by one perspective's check, by perspective.")
-local check_errors = family("mpic_perspective_errors_total", "counter",
-  "Perspective checks that reported an error, by perspective and error type (\"other\" outside the Open MPIC set).")
+local check_latency = family(
+  "mpic_perspective_check_duration_seconds",
+  "histogram",
+  "Time taken by one perspective's check, by perspective."
+)
+local check_errors = family(
+  "mpic_perspective_errors_total",
+  "counter",
+  'Perspective checks that reported an error, by perspective and error type ("other" outside the Open MPIC set).'
+)
 local inflight = family("mpic_validations_in_flight", "gauge", "Validations being processed now.")
 inflight.sum = true -- over workers
-local agent_up = family("mpic_agent_up", "gauge", "1 when the last health check of a remote perspective's agent succeeded.")
+local agent_up =
+  family("mpic_agent_up", "gauge", "1 when the last health check of a remote perspective's agent succeeded.")
 local agent_latency = family("mpic_agent_health_latency_seconds", "gauge", "Duration of the last agent health check.")
-local persp_up = family("mpic_perspective_up", "gauge",
-  "1 while a perspective can observe (its last canary probes answered), 0 when it is unhealthy.")
-local persp_health = family("mpic_perspective_health_info", "gauge",
-  "The health of each perspective: status (healthy, unhealthy, unknown) and the last canary error (one series each).")
+local persp_up = family(
+  "mpic_perspective_up",
+  "gauge",
+  "1 while a perspective can observe (its last canary probes answered), 0 when it is unhealthy."
+)
+local persp_health = family(
+  "mpic_perspective_health_info",
+  "gauge",
+  "The health of each perspective: status (healthy, unhealthy, unknown) and the last canary error (one series each)."
+)
 local health_keys = {} -- perspective id -> the key of its one info series
 local persp_probe = family("mpic_perspective_probe_duration_seconds", "gauge", "Duration of the last canary probe.")
 local reloads = family("mpic_config_reloads_total", "counter", "Configuration reloads, by result (ok, refused).")
-local agent_requests = family("mpic_agent_requests_total", "counter",
-  "Check requests answered by agents, by whether a kept-alive connection carried them (connection=reused|new).")
-local shadow_verdicts = family("mpic_shadow_verdicts_total", "counter",
-  "Shadow policy verdicts (never part of the answer), by policy and verdict.")
-local shadow_disagreements = family("mpic_shadow_disagreements_total", "counter",
-  "Validations where a shadow policy's verdict differed from the live one, by policy.")
-local worker_restarts = family("mpic_worker_restarts_total", "counter",
-  "Worker processes started again after they exited or were killed, by worker (--workers).")
+local agent_requests = family(
+  "mpic_agent_requests_total",
+  "counter",
+  "Check requests answered by agents, by whether a kept-alive connection carried them (connection=reused|new)."
+)
+local shadow_verdicts = family(
+  "mpic_shadow_verdicts_total",
+  "counter",
+  "Shadow policy verdicts (never part of the answer), by policy and verdict."
+)
+local shadow_disagreements = family(
+  "mpic_shadow_disagreements_total",
+  "counter",
+  "Validations where a shadow policy's verdict differed from the live one, by policy."
+)
+local worker_restarts = family(
+  "mpic_worker_restarts_total",
+  "counter",
+  "Worker processes started again after they exited or were killed, by worker (--workers)."
+)
 
 function M.inc(f, labels, n)
-  local s = series(f, labels); s.value = s.value + (n or 1)
+  local s = series(f, labels)
+  s.value = s.value + (n or 1)
   if share then share.dirty = true end
 end
 function M.set(f, labels, v)
@@ -99,7 +132,9 @@ end
 function M.observe(f, labels, v)
   local s = series(f, labels)
   if share then share.dirty = true end
-  for i, b in ipairs(BUCKETS) do if v <= b then s.counts[i] = s.counts[i] + 1 end end
+  for i, b in ipairs(BUCKETS) do
+    if v <= b then s.counts[i] = s.counts[i] + 1 end
+  end
   s.sum = s.sum + v
   s.count = s.count + 1
 end
@@ -109,14 +144,17 @@ end
 --- mpic.orchestrator.validate's third value), counted against the live one.
 function M.validation(response, status, raw, shadow)
   local verdict
-  if status == 200 then verdict = response.is_valid and "valid" or "invalid"
-  elseif status == 400 then verdict = "rejected"
-  else verdict = "error" end
+  if status == 200 then
+    verdict = response.is_valid and "valid" or "invalid"
+  elseif status == 400 then
+    verdict = "rejected"
+  else
+    verdict = "error"
+  end
   local ct = type(raw) == "table" and type(raw.check_type) == "string" and raw.check_type or "unknown"
   local method = "unknown"
   if status == 200 then
-    method = response.mpic_decision and response.mpic_decision.method
-      or (ct == "caa" and "caa") or "unknown"
+    method = response.mpic_decision and response.mpic_decision.method or (ct == "caa" and "caa") or "unknown"
   end
   if ct ~= "caa" and ct ~= "dcv" then ct = "unknown" end
   M.inc(validations, { verdict = verdict, check_type = ct, method = method })
@@ -132,7 +170,9 @@ function M.validation(response, status, raw, shadow)
       end
     end
   end
-  for _, p in ipairs(response.perspectives or {}) do one(p) end
+  for _, p in ipairs(response.perspectives or {}) do
+    one(p)
+  end
   if response.primary_perspective then one(response.primary_perspective) end
   M.shadow(shadow, response.is_valid)
 end
@@ -160,7 +200,8 @@ end
 function M.perspective_health(id, status, last_error, ms)
   M.set(persp_up, { perspective = id }, status == "unhealthy" and 0 or 1)
   if ms then M.set(persp_probe, { perspective = id }, ms / 1000) end
-  local labels = { perspective = id, status = status, last_error = last_error and tostring(last_error):sub(1, 200) or "" }
+  local labels =
+    { perspective = id, status = status, last_error = last_error and tostring(last_error):sub(1, 200) or "" }
   local old = health_keys[id]
   if old then persp_health.series[old] = nil end
   health_keys[id] = key_of(labels)
@@ -180,8 +221,11 @@ local function snapshot()
     if f.sum then
       local t = {}
       for k, s in pairs(f.series) do
-        if f.kind == "histogram" then t[k] = { c = s.counts, s = s.sum, n = s.count }
-        else t[k] = { v = s.value } end
+        if f.kind == "histogram" then
+          t[k] = { c = s.counts, s = s.sum, n = s.count }
+        else
+          t[k] = { v = s.value }
+        end
       end
       snap[name] = t
     end
@@ -201,14 +245,18 @@ local function add_into(out, f, fs, copy)
         local n = { key = k, value = s and s.value or 0 }
         if f.kind == "histogram" then
           n.counts, n.sum, n.count = {}, s and s.sum or 0, s and s.count or 0
-          for i = 1, #BUCKETS do n.counts[i] = s and s.counts[i] or 0 end
+          for i = 1, #BUCKETS do
+            n.counts[i] = s and s.counts[i] or 0
+          end
         end
         s, out[k] = n, n
         if copy then copy[k] = true end
       end
       if f.kind == "histogram" then
         if type(o.c) == "table" and isnum(o.s) and isnum(o.n) then
-          for i = 1, #BUCKETS do s.counts[i] = s.counts[i] + (isnum(o.c[i]) and o.c[i] or 0) end
+          for i = 1, #BUCKETS do
+            s.counts[i] = s.counts[i] + (isnum(o.c[i]) and o.c[i] or 0)
+          end
           s.sum, s.count = s.sum + o.s, s.count + o.n
         end
       elseif isnum(o.v) then
@@ -288,8 +336,12 @@ local function service_view()
   for name, f in pairs(families) do
     if f.sum then
       local out, copied = {}, {}
-      for k, s in pairs(f.series) do out[k] = s end
-      for _, snap in ipairs(others) do add_into(out, f, snap[name], copied) end
+      for k, s in pairs(f.series) do
+        out[k] = s
+      end
+      for _, snap in ipairs(others) do
+        add_into(out, f, snap[name], copied)
+      end
       view[name] = out
     end
   end
@@ -317,7 +369,9 @@ function M.render()
     out[#out + 1] = string_format("# HELP %s %s", name, f.help)
     out[#out + 1] = string_format("# TYPE %s %s", name, f.kind)
     local keys = {}
-    for k in pairs(all) do keys[#keys + 1] = k end
+    for k in pairs(all) do
+      keys[#keys + 1] = k
+    end
     table_sort(keys)
     for _, k in ipairs(keys) do
       local s = all[k]
@@ -338,7 +392,9 @@ end
 
 --- Forget everything (tests).
 function M.reset()
-  for _, f in pairs(families) do f.series = {} end
+  for _, f in pairs(families) do
+    f.series = {}
+  end
   health_keys = {}
 end
 

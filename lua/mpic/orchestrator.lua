@@ -53,8 +53,14 @@ local function build_context(cfg)
     end
   end
   if not M.floor_enabled(cfg) then
-    io.stderr:write(string_format("mpic: %s: lab.policy_floor is false: the BR floor under policy %s is OFF; " ..
-      "a policy's \"valid\" is not checked against the BR table (lab use only)\n", tostring(cfg.file), cfg.policy))
+    io.stderr:write(
+      string_format(
+        "mpic: %s: lab.policy_floor is false: the BR floor under policy %s is OFF; "
+          .. 'a policy\'s "valid" is not checked against the BR table (lab use only)\n',
+        tostring(cfg.file),
+        cfg.policy
+      )
+    )
   end
   local signer
   if cfg.audit.signing_key then
@@ -68,8 +74,15 @@ local function build_context(cfg)
     local ok, perr = M.store_policy(cfg.audit.policy_store, pp)
     if not ok then return nil, perr end
   end
-  return { cfg = cfg, registry = registry, policy = pol, shadows = shadows, shadow_errors = shadow_errors,
-           persp = perspectives.snapshot(), signer = signer }
+  return {
+    cfg = cfg,
+    registry = registry,
+    policy = pol,
+    shadows = shadows,
+    shadow_errors = shadow_errors,
+    persp = perspectives.snapshot(),
+    signer = signer,
+  }
 end
 
 --- Keep a policy's file in the content-addressed store (dir/<sha256>.lua).
@@ -77,7 +90,10 @@ function M.store_policy(dir, pol)
   if not dir or not pol.sha256 then return true end
   local dest = dir .. "/" .. pol.sha256 .. ".lua"
   local f = io.open(dest, "rb")
-  if f then f:close() return true end
+  if f then
+    f:close()
+    return true
+  end
   local src, serr = io.open(pol.path, "rb")
   if not src then return nil, "policy store: " .. tostring(serr) end
   local data = src:read("a")
@@ -131,23 +147,27 @@ end
 function M.with_trace(raw)
   if type(raw) ~= "table" or raw.trace_identifier ~= nil then return raw end
   local out = {}
-  for k, v in pairs(raw) do out[k] = v end
+  for k, v in pairs(raw) do
+    out[k] = v
+  end
   out.trace_identifier = M.new_trace_identifier()
   return out
 end
 
-
 local function error_result(kind, msg, check_type)
-  return { passed = false, completed = false, details = {},
-           errors = { { error_type = kind, error_message = msg } }, check_type = check_type }
+  return {
+    passed = false,
+    completed = false,
+    details = {},
+    errors = { { error_type = kind, error_message = msg } },
+    check_type = check_type,
+  }
 end
 
 -- Run one check from one perspective as the slot's task. Its deadline is
 -- the attempt's deadline, which run_attempt enforces itself (it cancels what
 -- still runs then), so the check runs right in this task: no child task.
-local function run_check(ctx, req, pid, deadline_ms)
-  return M.check_from(ctx, req, pid, deadline_ms, true)
-end
+local function run_check(ctx, req, pid, deadline_ms) return M.check_from(ctx, req, pid, deadline_ms, true) end
 
 --- The real check of one perspective (local probe or remote agent), bounded
 --- by deadline_ms unless `bounded` says the caller already bounds the task.
@@ -163,14 +183,22 @@ function M.check_from(ctx, req, pid, deadline_ms, bounded)
     if bounded then
       r = challenges.run(req.challenge, req.target, req.params, perspectives.probe(pid, st))
     else
-      r, kind, msg = mpic.with_timeout(deadline_ms, challenges.run, req.challenge, req.target, req.params,
-        perspectives.probe(pid, st))
+      r, kind, msg = mpic.with_timeout(
+        deadline_ms,
+        challenges.run,
+        req.challenge,
+        req.target,
+        req.params,
+        perspectives.probe(pid, st)
+      )
     end
     if r then
       res = r
     else
-      res = error_result(req.check_type == "caa" and "mpic_error:caa_checker:lookup" or "mpic_error:dcv_checker:lookup",
-        kind == "timeout" and string_format("check did not finish within %d ms", deadline_ms) or tostring(msg))
+      res = error_result(
+        req.check_type == "caa" and "mpic_error:caa_checker:lookup" or "mpic_error:dcv_checker:lookup",
+        kind == "timeout" and string_format("check did not finish within %d ms", deadline_ms) or tostring(msg)
+      )
     end
   end
   local ms = mpic.now() - t0
@@ -185,9 +213,13 @@ end
 
 -- A read-only view of t (reads pass through, pairs/# see t, writes raise).
 local function read_only(t)
-  return setmetatable({}, { __index = t, __pairs = function() return next, t, nil end,
-    __len = function() return #t end, __metatable = false,
-    __newindex = function() error("perspective records are read-only", 2) end })
+  return setmetatable({}, {
+    __index = t,
+    __pairs = function() return next, t, nil end,
+    __len = function() return #t end,
+    __metatable = false,
+    __newindex = function() error("perspective records are read-only", 2) end,
+  })
 end
 
 -- The public record of every perspective of a registry state, as one policy
@@ -207,9 +239,14 @@ function M.public_records(st, pol)
     recs = {}
     local primary = st.cfg and st.cfg.primary
     for _, p in ipairs(st.list) do
-      recs[p.id] = read_only({ id = p.id, rir = p.rir,
+      recs[p.id] = read_only({
+        id = p.id,
+        rir = p.rir,
         location = read_only({ lat = p.location.lat, lon = p.location.lon }),
-        provider = p.provider, remote = p.agent ~= nil, is_primary = p.id == primary })
+        provider = p.provider,
+        remote = p.agent ~= nil,
+        is_primary = p.id == primary,
+      })
     end
     by_pol[pol] = recs
   end
@@ -221,15 +258,25 @@ end
 local function state_for(pub, slots, primary_slot, n, q, date)
   local remotes = {}
   for i, s in ipairs(slots) do
-    remotes[i] = { id = s.id, rir = s.rir, passed = s.result and s.result.passed or false,
-                   completed = s.result and s.result.completed or false, done = s.result ~= nil,
-                   public = pub[s.id] }
+    remotes[i] = {
+      id = s.id,
+      rir = s.rir,
+      passed = s.result and s.result.passed or false,
+      completed = s.result and s.result.completed or false,
+      done = s.result ~= nil,
+      public = pub[s.id],
+    }
   end
   local primary
   if primary_slot then
     local r = primary_slot.result
-    primary = { id = primary_slot.id, passed = r and r.passed or false,
-                completed = r and r.completed or false, done = r ~= nil, public = pub[primary_slot.id] }
+    primary = {
+      id = primary_slot.id,
+      passed = r and r.passed or false,
+      completed = r and r.completed or false,
+      done = r ~= nil,
+      public = pub[primary_slot.id],
+    }
   end
   return { primary = primary, remotes = remotes, count = n, quorum = q, date = date }
 end
@@ -251,14 +298,20 @@ end
 
 function M.floor(cfg, slots, primary_slot, date, verdict, reason, info)
   if verdict ~= "valid" or not M.floor_enabled(cfg) then return verdict, reason, info end
-  local fv, fwhy, finfo = quorum.evaluate(state_for({}, slots, primary_slot, #slots, nil, date),
-    { required = function(n) return quorum.required(n) end })
+  local fv, fwhy, finfo = quorum.evaluate(
+    state_for({}, slots, primary_slot, #slots, nil, date),
+    { required = function(n) return quorum.required(n) end }
+  )
   if fv == "valid" then return verdict, reason, info end
   local out = {}
-  for k, v in pairs(info or {}) do out[k] = v end
+  for k, v in pairs(info or {}) do
+    out[k] = v
+  end
   out.rule, out.floor_rule = "policy-floor", finfo and finfo.rule
   if fv == "undecided" then
-    return "undecided", "policy floor: the policy answered valid before the BR rules allow it (" .. tostring(fwhy) .. ")", out
+    return "undecided",
+      "policy floor: the policy answered valid before the BR rules allow it (" .. tostring(fwhy) .. ")",
+      out
   end
   return "invalid", "policy floor: the policy answered valid, the BR rules refuse: " .. tostring(fwhy), out
 end
@@ -268,7 +321,9 @@ end
 -- failures made the quorum or RIR rule refuse (info.cause keeps that rule).
 local function deadline_rule(info, undecided)
   local out = {}
-  for k, v in pairs(info or {}) do out[k] = v end
+  for k, v in pairs(info or {}) do
+    out[k] = v
+  end
   if undecided or out.rule == "quorum" or out.rule == "rir-diversity" then
     out.cause, out.rule = out.rule, "deadline"
   end
@@ -297,8 +352,8 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
   end
 
   local function decide()
-    local v, why, inf = pol:decide_owned(state_for(M.public_records(ctx.persp, pol), slots, primary_slot, #slots,
-      req.quorum_count, date))
+    local v, why, inf =
+      pol:decide_owned(state_for(M.public_records(ctx.persp, pol), slots, primary_slot, #slots, req.quorum_count, date))
     return M.floor(cfg, slots, primary_slot, date, v, why, inf)
   end
 
@@ -306,7 +361,9 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
   local remotes_started = false
   local function start_remotes()
     remotes_started = true
-    for _, s in ipairs(slots) do start(s) end
+    for _, s in ipairs(slots) do
+      start(s)
+    end
   end
   if not (primary_slot and pol.primary_first) then start_remotes() end
 
@@ -314,17 +371,25 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
   local deadline_hit = false
   while #running > 0 do
     local tasks = {}
-    for i, s in ipairs(running) do tasks[i] = s.task end
+    for i, s in ipairs(running) do
+      tasks[i] = s.task
+    end
     local remaining = deadline_at - mpic.now()
     local done = mpic.wait_first(tasks, 1, remaining > 0 and remaining or 0)
-    if #done == 0 then deadline_hit = true break end -- overall deadline
+    if #done == 0 then
+      deadline_hit = true
+      break
+    end -- overall deadline
     local still = {}
     for _, s in ipairs(running) do
       local st = s.task:status()
       if st == "done" or st == "error" or st == "cancelled" then
         local r = table.pack(s.task:result())
-        s.result = r[1] or error_result("mpic_error:coordinator:remote_check",
-          "The remote check failed to complete: " .. tostring(r[3] or r[2]))
+        s.result = r[1]
+          or error_result(
+            "mpic_error:coordinator:remote_check",
+            "The remote check failed to complete: " .. tostring(r[3] or r[2])
+          )
         if ctx.signer then M.local_statement(ctx, req, s) end
       else
         still[#still + 1] = s
@@ -340,15 +405,18 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
   -- whatever still runs is cancelled and reported as such
   for _, s in ipairs(running) do
     mpic.cancel(s.task)
-    s.result = error_result(req.check_type == "caa" and "mpic_error:caa_checker:lookup" or "mpic_error:coordinator:remote_check",
-      verdict ~= "undecided" and "cancelled after outcome decided" or "validation deadline exceeded")
+    s.result = error_result(
+      req.check_type == "caa" and "mpic_error:caa_checker:lookup" or "mpic_error:coordinator:remote_check",
+      verdict ~= "undecided" and "cancelled after outcome decided" or "validation deadline exceeded"
+    )
     s.cancelled = true
     s.after_verdict = verdict ~= "undecided"
     s.result.elapsed_ms = mpic.now() - s.started
   end
   for _, s in ipairs(slots) do
     if not s.result then -- never started (primary-first gate closed)
-      s.result = error_result("mpic_error:coordinator:remote_check", "not contacted: the primary perspective did not pass")
+      s.result =
+        error_result("mpic_error:coordinator:remote_check", "not contacted: the primary perspective did not pass")
       s.cancelled = true
       s.after_verdict = true
     end
@@ -356,7 +424,9 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
   if verdict == "undecided" then
     verdict, reason, info = decide()
     local undecided = verdict == "undecided"
-    if undecided then verdict, reason = "invalid", "undecided at the deadline: " .. tostring(reason) end
+    if undecided then
+      verdict, reason = "invalid", "undecided at the deadline: " .. tostring(reason)
+    end
     if deadline_hit or undecided then info = deadline_rule(info, undecided) end
   end
   return { slots = slots, primary_slot = primary_slot, verdict = verdict, reason = reason, info = info or {} }
@@ -386,8 +456,11 @@ local function check_response(req, r)
   local errors = r.errors
   if errors ~= nil and #errors == 0 then errors = nil end
   return {
-    check_type = req.check_type, check_passed = r.passed == true, check_completed = r.completed == true,
-    timestamp_ns = r.timestamp_ns or util.time_ns(), errors = errors or util.null,
+    check_type = req.check_type,
+    check_passed = r.passed == true,
+    check_completed = r.completed == true,
+    timestamp_ns = r.timestamp_ns or util.time_ns(),
+    errors = errors or util.null,
     details = r.details or {},
   }
 end
@@ -395,15 +468,24 @@ end
 local function perspective_entries(req, att)
   local out = {}
   for i, s in ipairs(att.slots) do
-    out[i] = { perspective_code = s.id, check_response = check_response(req, s.result),
-               rir = s.rir, elapsed_ms = s.result.elapsed_ms }
+    out[i] = {
+      perspective_code = s.id,
+      check_response = check_response(req, s.result),
+      rir = s.rir,
+      elapsed_ms = s.result.elapsed_ms,
+    }
   end
   return out
 end
 
 -- The validated value for the audit log (SC-099).
-local VALUE_KEYS = { "key_authorization_hash", "key_authorization", "challenge_value",
-                     "expected_account_uri", "caa_domains" }
+local VALUE_KEYS = {
+  "key_authorization_hash",
+  "key_authorization",
+  "challenge_value",
+  "expected_account_uri",
+  "caa_domains",
+}
 local function expected_value(ctx, req)
   for _, k in ipairs(VALUE_KEYS) do
     if req.params[k] ~= nil then return req.params[k] end
@@ -414,7 +496,9 @@ end
 
 local function passed_count(att)
   local k = 0
-  for _, s in ipairs(att.slots) do if s.result.passed then k = k + 1 end end
+  for _, s in ipairs(att.slots) do
+    if s.result.passed then k = k + 1 end
+  end
   return k
 end
 
@@ -436,7 +520,9 @@ local function summary_entries(list)
   local out = {}
   for i, e in ipairs(list) do
     local c = {}
-    for k, v in pairs(e) do c[k] = v end
+    for k, v in pairs(e) do
+      c[k] = v
+    end
     c.evidence, c.signature = nil, nil
     out[i] = c
   end
@@ -450,24 +536,44 @@ local function audit(ctx, req, attempts, final, response, shadows, date)
     for j, s in ipairs(att.slots) do
       local d = s.result.details
       local resolver, ad = dns_evidence(d)
-      ps[j] = { perspective_code = s.id, rir = s.rir, check_passed = s.result.passed == true,
-                check_completed = s.result.completed == true, errors = s.result.errors or util.null,
-                reason = type(d) == "table" and type(d.reason) == "string" and d.reason or nil,
-                resolver = resolver, ad_flag = ad, cancelled = s.cancelled or nil,
-                after_verdict = s.after_verdict or nil,
-                evidence = s.result.statement, signature = s.result.signature }
+      ps[j] = {
+        perspective_code = s.id,
+        rir = s.rir,
+        check_passed = s.result.passed == true,
+        check_completed = s.result.completed == true,
+        errors = s.result.errors or util.null,
+        reason = type(d) == "table" and type(d.reason) == "string" and d.reason or nil,
+        resolver = resolver,
+        ad_flag = ad,
+        cancelled = s.cancelled or nil,
+        after_verdict = s.after_verdict or nil,
+        evidence = s.result.statement,
+        signature = s.result.signature,
+      }
     end
     local pr = att.primary_slot and att.primary_slot.result
     local pres, pad = dns_evidence(pr and pr.details)
     att_lines[i] = {
-      attempt = i, perspectives = ps, quorum = string_format("%d/%d", passed_count(att), #att.slots),
-      passed_rirs = att.info.passed_rirs, required = att.info.required, verdict = att.verdict, reason = att.reason,
+      attempt = i,
+      perspectives = ps,
+      quorum = string_format("%d/%d", passed_count(att), #att.slots),
+      passed_rirs = att.info.passed_rirs,
+      required = att.info.required,
+      verdict = att.verdict,
+      reason = att.reason,
       rule = att.info.rule,
-      primary = att.primary_slot and { perspective_code = att.primary_slot.id, check_passed = pr and pr.passed == true,
-        check_completed = pr and pr.completed == true, errors = pr and pr.errors or util.null,
-        resolver = pres, ad_flag = pad, cancelled = att.primary_slot.cancelled or nil,
+      primary = att.primary_slot and {
+        perspective_code = att.primary_slot.id,
+        check_passed = pr and pr.passed == true,
+        check_completed = pr and pr.completed == true,
+        errors = pr and pr.errors or util.null,
+        resolver = pres,
+        ad_flag = pad,
+        cancelled = att.primary_slot.cancelled or nil,
         after_verdict = att.primary_slot.after_verdict or nil,
-        evidence = pr and pr.statement, signature = pr and pr.signature } or nil,
+        evidence = pr and pr.statement,
+        signature = pr and pr.signature,
+      } or nil,
     }
   end
   local last = att_lines[#att_lines]
@@ -488,18 +594,32 @@ local function audit(ctx, req, attempts, final, response, shadows, date)
     end
   end
   local line = {
-    ts = os_date("!%Y-%m-%dT%H:%M:%SZ"), trace_identifier = req.trace_identifier or util.null,
-    target = req.target_text, adn = req.target.value ~= req.target_text and req.target.value or nil,
-    check_type = req.check_type, validation_method = req.method,
-    br_section = challenges.br_section_for(req.challenge, req.target), expected_value = expected_value(ctx, req),
-    attempt = #attempts, attempts = att_lines, perspectives = summary_entries(last.perspectives),
-    quorum = last.quorum, passed_rirs = last.passed_rirs, policy = ctx.policy.path,
-    policy_sha256 = ctx.policy.sha256, is_valid = response.is_valid, reason = final.reason, rule = final.info.rule,
-    mpic_completed = response.mpic_completed, shadow = #shadows > 0 and shadows or nil,
+    ts = os_date("!%Y-%m-%dT%H:%M:%SZ"),
+    trace_identifier = req.trace_identifier or util.null,
+    target = req.target_text,
+    adn = req.target.value ~= req.target_text and req.target.value or nil,
+    check_type = req.check_type,
+    validation_method = req.method,
+    br_section = challenges.br_section_for(req.challenge, req.target),
+    expected_value = expected_value(ctx, req),
+    attempt = #attempts,
+    attempts = att_lines,
+    perspectives = summary_entries(last.perspectives),
+    quorum = last.quorum,
+    passed_rirs = last.passed_rirs,
+    policy = ctx.policy.path,
+    policy_sha256 = ctx.policy.sha256,
+    is_valid = response.is_valid,
+    reason = final.reason,
+    rule = final.info.rule,
+    mpic_completed = response.mpic_completed,
+    shadow = #shadows > 0 and shadows or nil,
     shadow_errors = #ctx.shadow_errors > 0 and ctx.shadow_errors or nil,
     error = response.error,
     -- what `mpic audit replay` needs to judge the line again
-    date = date, quorum_count = req.quorum_count, local_signature = local_sig,
+    date = date,
+    quorum_count = req.quorum_count,
+    local_signature = local_sig,
     policy_floor = not M.floor_enabled(ctx.cfg) and false or nil,
   }
   -- the chained writer shared by every audit line (mpic.audit_log): inside a
@@ -517,11 +637,17 @@ function M.close_audit() return require("mpic.audit_log").close() end
 local function shadow_verdicts(ctx, req, att, date)
   local out = {}
   for i, sp in ipairs(ctx.shadows) do
-    local v, why, inf = sp:decide_owned(state_for(M.public_records(ctx.persp, sp), att.slots, att.primary_slot,
-      #att.slots, req.quorum_count, date))
+    local v, why, inf = sp:decide_owned(
+      state_for(M.public_records(ctx.persp, sp), att.slots, att.primary_slot, #att.slots, req.quorum_count, date)
+    )
     v, why, inf = M.floor(ctx.cfg, att.slots, att.primary_slot, date, v, why, inf)
-    out[i] = { policy = sp.path, policy_sha256 = sp.sha256, verdict = v == "undecided" and "invalid" or v, reason = why,
-               rule = type(inf) == "table" and inf.rule or nil }
+    out[i] = {
+      policy = sp.path,
+      policy_sha256 = sp.sha256,
+      verdict = v == "undecided" and "invalid" or v,
+      reason = why,
+      rule = type(inf) == "table" and inf.rule or nil,
+    }
   end
   return out
 end
@@ -541,9 +667,15 @@ function M.unavailable(ctx, only, message)
   end
   if #out == 0 then return nil end
   local s = require("mpic.health").settings(ctx.cfg)
-  return { error = message or string_format("perspective %s cannot observe now (%s); try again later",
-             out[1].perspective_code, tostring(out[1].reason)),
-           unavailable_perspectives = out, retry_after_s = math.max(1, math.ceil(s.interval_ms / 1000)) }
+  return {
+    error = message or string_format(
+      "perspective %s cannot observe now (%s); try again later",
+      out[1].perspective_code,
+      tostring(out[1].reason)
+    ),
+    unavailable_perspectives = out,
+    retry_after_s = math.max(1, math.ceil(s.interval_ms / 1000)),
+  }
 end
 
 --[[ validate(request [, opts]) -> response, status.
@@ -558,27 +690,38 @@ function M.validate(raw, opts)
   local cfg = ctx.cfg
   local date = opts.date or os_date("!%Y-%m-%d")
   local remotes_count = 0
-  for _, p in ipairs(cfg.perspectives) do if p.id ~= cfg.primary then remotes_count = remotes_count + 1 end end
+  for _, p in ipairs(cfg.perspectives) do
+    if p.id ~= cfg.primary then remotes_count = remotes_count + 1 end
+  end
   -- once per context and date: a configuration the policy can never satisfy
   -- is refused with its reason, and the minimum perspective count is known
   if ctx.checked_date ~= date then
     local ok, why = ctx.policy:check_config(perspectives.list(ctx.persp), cfg.defaults, date)
     if not ok then
-      return { error = string_format("policy %s refuses the configuration %s on %s: %s", ctx.policy.path,
-        tostring(cfg.file), date, tostring(why)) }, 500
+      return {
+        error = string_format(
+          "policy %s refuses the configuration %s on %s: %s",
+          ctx.policy.path,
+          tostring(cfg.file),
+          date,
+          tostring(why)
+        ),
+      },
+        500
     end
-    ctx.min_remotes = ctx.policy.fns.min_perspectives and ctx.policy:min_perspectives(date)
-      or quorum.min_remotes(date)
+    ctx.min_remotes = ctx.policy.fns.min_perspectives and ctx.policy:min_perspectives(date) or quorum.min_remotes(date)
     ctx.checked_date = date
   end
   local min = ctx.min_remotes
   local req, issues = request_mod.validate(raw, {
-    cfg = cfg, registry = ctx.registry, remotes = remotes_count, date = date,
-    now = opts.now or os_time(), min_remotes = min,
+    cfg = cfg,
+    registry = ctx.registry,
+    remotes = remotes_count,
+    date = date,
+    now = opts.now or os_time(),
+    min_remotes = min,
   })
-  if not req then
-    return { error = "request-validation-failed", validation_issues = issues }, 400
-  end
+  if not req then return { error = "request-validation-failed", validation_issues = issues }, 400 end
 
   -- perspectives that cannot observe (canary probes, mpic.health) make the
   -- service unavailable, never a 500 and never a verdict
@@ -594,11 +737,15 @@ function M.validate(raw, opts)
   local first = req.cohort or 1
   for a = first, first + req.max_attempts - 1 do
     local rng = select_mod.new_rng(seed)
-    local ids, why = ctx.policy:select_owned(perspectives.list(ctx.persp), req.target_text, req.perspective_count, a, rng)
+    local ids, why =
+      ctx.policy:select_owned(perspectives.list(ctx.persp), req.target_text, req.perspective_count, a, rng)
     if not ids then
       if #attempts == 0 then
-        local msg = string_format("The coordinator could not construct a cohort of size %d: %s",
-          req.perspective_count, tostring(why))
+        local msg = string_format(
+          "The coordinator could not construct a cohort of size %d: %s",
+          req.perspective_count,
+          tostring(why)
+        )
         local down = M.unavailable(ctx, nil, msg)
         if down then return down, 503 end
         return { error = msg }, 500
@@ -621,7 +768,9 @@ function M.validate(raw, opts)
   local previous = util.null
   if #attempts > 1 then
     previous = {}
-    for i = 1, #attempts - 1 do previous[i] = perspective_entries(req, attempts[i]) end
+    for i = 1, #attempts - 1 do
+      previous[i] = perspective_entries(req, attempts[i])
+    end
   end
   local response = {
     is_valid = final.verdict == "valid",
@@ -630,16 +779,26 @@ function M.validate(raw, opts)
     domain_or_ip_target = req.target_text,
     trace_identifier = req.trace_identifier or util.null,
     request_orchestration_parameters = req.echo_orchestration or util.null,
-    actual_orchestration_parameters = { perspective_count = n, quorum_count = req.required,
-                                        attempt_count = #attempts },
+    actual_orchestration_parameters = {
+      perspective_count = n,
+      quorum_count = req.required,
+      attempt_count = #attempts,
+    },
     perspectives = perspective_entries(req, final),
     previous_attempt_results = previous,
     -- mpic extensions
-    mpic_decision = { verdict = final.verdict, reason = final.reason, rule = final.info.rule,
-                      quorum = final.info.quorum, required = final.info.required, method = req.method,
-                      br_section = challenges.br_section_for(req.challenge, req.target),
-                      passed_rirs = final.info.passed_rirs, policy = ctx.policy.name,
-                      elapsed_ms = mpic.now() - started },
+    mpic_decision = {
+      verdict = final.verdict,
+      reason = final.reason,
+      rule = final.info.rule,
+      quorum = final.info.quorum,
+      required = final.info.required,
+      method = req.method,
+      br_section = challenges.br_section_for(req.challenge, req.target),
+      passed_rirs = final.info.passed_rirs,
+      policy = ctx.policy.name,
+      elapsed_ms = mpic.now() - started,
+    },
   }
   if req.check_type == "dcv" then
     response.dcv_check_parameters = req.echo_params
@@ -647,17 +806,27 @@ function M.validate(raw, opts)
     response.caa_check_parameters = next(req.echo_params) and req.echo_params or util.null
   end
   if final.primary_slot then
-    response.primary_perspective = { perspective_code = final.primary_slot.id,
-      check_response = check_response(req, final.primary_slot.result), rir = final.primary_slot.rir,
-      elapsed_ms = final.primary_slot.result.elapsed_ms }
+    response.primary_perspective = {
+      perspective_code = final.primary_slot.id,
+      check_response = check_response(req, final.primary_slot.result),
+      rir = final.primary_slot.rir,
+      elapsed_ms = final.primary_slot.result.elapsed_ms,
+    }
   end
   -- a response that cannot be encoded leaves as a 500 without a verdict,
   -- never as a 200, and its audit line says so
   local _, eerr = util.json_encode(response)
   local unencodable = eerr and { error = "response encoding failed: " .. tostring(eerr) } or nil
   local shadows = shadow_verdicts(ctx, req, final, date)
-  local ok, aerr = audit(ctx, req, attempts, final,
-    unencodable and { is_valid = false, mpic_completed = false, error = unencodable.error } or response, shadows, date)
+  local ok, aerr = audit(
+    ctx,
+    req,
+    attempts,
+    final,
+    unencodable and { is_valid = false, mpic_completed = false, error = unencodable.error } or response,
+    shadows,
+    date
+  )
   if not ok then
     -- no verdict leaves without its record: fail closed
     return { error = "audit log write failed: " .. tostring(aerr) }, 500

@@ -17,8 +17,9 @@ M.AGENT_CONNECTIONS = 32
 
 function M.configure(cfg)
   state = { cfg = cfg, list = {}, by_id = {}, probes = {}, health = {} }
-  require("mpic.core.http").set_channel_connections(cfg.network and cfg.network.agent_connections
-    or M.AGENT_CONNECTIONS)
+  require("mpic.core.http").set_channel_connections(
+    cfg.network and cfg.network.agent_connections or M.AGENT_CONNECTIONS
+  )
   for _, p in ipairs(cfg.perspectives) do
     state.list[#state.list + 1] = p
     state.by_id[p.id] = p
@@ -38,9 +39,16 @@ function M.list(st)
   for _, p in ipairs(st.list) do
     local h = st.health[p.id]
     out[#out + 1] = {
-      id = p.id, rir = p.rir, location = { lat = p.location.lat, lon = p.location.lon },
-      provider = p.provider, remote = p.agent ~= nil, is_primary = st.cfg.primary == p.id,
-      healthy = M.healthy(h), latency_ms = h.latency_ms, health = h.status, health_error = h.last_error,
+      id = p.id,
+      rir = p.rir,
+      location = { lat = p.location.lat, lon = p.location.lon },
+      provider = p.provider,
+      remote = p.agent ~= nil,
+      is_primary = st.cfg.primary == p.id,
+      healthy = M.healthy(h),
+      latency_ms = h.latency_ms,
+      health = h.status,
+      health_error = h.last_error,
     }
   end
   return out
@@ -88,11 +96,13 @@ function M.observe(id, ok, ms, why, st, hard)
     local limit = st.cfg and st.cfg.health and st.cfg.health.failures or M.FAILURES_UNHEALTHY
     if h.failures >= limit or hard then h.status = "unhealthy" end
   end
-  if h.status ~= was and (h.status == "unhealthy" or was == "unhealthy")
-    and M.on_health_change and st == state then
-    M.on_health_change(id, h.status ~= "unhealthy", h.status == "unhealthy"
-      and string_format("%d consecutive failed probes, the last: %s", h.failures, h.last_error)
-      or "the canary probe answers again")
+  if h.status ~= was and (h.status == "unhealthy" or was == "unhealthy") and M.on_health_change and st == state then
+    M.on_health_change(
+      id,
+      h.status ~= "unhealthy",
+      h.status == "unhealthy" and string_format("%d consecutive failed probes, the last: %s", h.failures, h.last_error)
+        or "the canary probe answers again"
+    )
   end
 end
 
@@ -102,7 +112,9 @@ function M.health(id, st) return (st or state).health[id] end
 
 local function host_port(hostport)
   local h, p = hostport:match("^%[(.-)%]:(%d+)$")
-  if not h then h, p = hostport:match("^([^:]+):(%d+)$") end
+  if not h then
+    h, p = hostport:match("^([^:]+):(%d+)$")
+  end
   return h or hostport, tonumber(p)
 end
 M.host_port = host_port
@@ -113,14 +125,22 @@ local function make_probe(p, cfg)
     servers = p.resolvers,
     timeout_ms = p.dns_timeout_ms or cfg.defaults.dns_timeout_ms,
     tries = p.dns_tries or cfg.defaults.dns_tries,
-    source_ipv4 = p.source_ipv4, source_ipv6 = p.source_ipv6, interface = p.interface,
-    tcp_only = p.dns_tcp_only, lifetime_ms = p.dns_lifetime_ms or cfg.defaults.dns_lifetime_ms,
+    source_ipv4 = p.source_ipv4,
+    source_ipv6 = p.source_ipv6,
+    interface = p.interface,
+    tcp_only = p.dns_tcp_only,
+    lifetime_ms = p.dns_lifetime_ms or cfg.defaults.dns_lifetime_ms,
     ca_file = p.resolver_ca, -- tls:// and https:// resolvers
   })
   local allow_reserved = cfg.network.allow_reserved_ips
   local ua = p.user_agent or cfg.defaults.user_agent
-  local probe = { id = p.id, rir = p.rir, allow_reserved = allow_reserved,
-                  http_port = cfg.network.http_port, tls_port = cfg.network.tls_port }
+  local probe = {
+    id = p.id,
+    rir = p.rir,
+    allow_reserved = allow_reserved,
+    http_port = cfg.network.http_port,
+    tls_port = cfg.network.tls_port,
+  }
 
   function probe.dns(name, rtype) return resolver:query(name, rtype) end
   -- its answers are fresh plain tables built by the binding for this call:
@@ -130,9 +150,7 @@ local function make_probe(p, cfg)
   --- true, why when this perspective's (validating) resolver proves name
   --- DNSSEC-Insecure (an authenticated denial of DS at an unsigned
   --- delegation at or above it); false, why otherwise (mpic.dnssec_insecure).
-  function probe.dnssec_insecure(name)
-    return require("mpic.dnssec_insecure").prove(probe.dns, name)
-  end
+  function probe.dnssec_insecure(name) return require("mpic.dnssec_insecure").prove(probe.dns, name) end
 
   --- All usable addresses of host: AAAA first, then A; reserved ones dropped
   --- unless the lab allows them. Returns list or nil, kind, detail.
@@ -148,25 +166,42 @@ local function make_probe(p, cfg)
     for _, r in ipairs({ r6 or { records = {} }, r4 or { records = {} } }) do
       for _, rr in ipairs(r.records) do
         local reserved, why = http.is_reserved(rr.address)
-        if reserved and not allow_reserved then dropped[#dropped + 1] = rr.address .. " " .. why
-        else out[#out + 1] = rr.address end
+        if reserved and not allow_reserved then
+          dropped[#dropped + 1] = rr.address .. " " .. why
+        else
+          out[#out + 1] = rr.address
+        end
       end
     end
     if #out == 0 then
-      return nil, "dns", string_format("no valid A records found for %s; no valid AAAA records found for %s%s",
-        host, host, #dropped > 0 and (" (reserved: " .. table.concat(dropped, ", ") .. ")") or "")
+      return nil,
+        "dns",
+        string_format(
+          "no valid A records found for %s; no valid AAAA records found for %s%s",
+          host,
+          host,
+          #dropped > 0 and (" (reserved: " .. table.concat(dropped, ", ") .. ")") or ""
+        )
     end
     return out
   end
 
   local function http_opts(opts, ip)
     opts = opts or {}
-    return { connect_ip = ip, headers = opts.headers, user_agent = opts.user_agent or ua,
-             connect_timeout_ms = opts.connect_timeout_ms, timeout_ms = opts.timeout_ms,
-             max_bytes = opts.max_bytes, source_ip = opts.source_ip, connect_port = opts.connect_port,
-             interface = p.interface, verify_tls = p.verify_tls,
-             -- checked again in C at connect time (the lab switch travels with each request)
-             allow_reserved = allow_reserved }
+    return {
+      connect_ip = ip,
+      headers = opts.headers,
+      user_agent = opts.user_agent or ua,
+      connect_timeout_ms = opts.connect_timeout_ms,
+      timeout_ms = opts.timeout_ms,
+      max_bytes = opts.max_bytes,
+      source_ip = opts.source_ip,
+      connect_port = opts.connect_port,
+      interface = p.interface,
+      verify_tls = p.verify_tls,
+      -- checked again in C at connect time (the lab switch travels with each request)
+      allow_reserved = allow_reserved,
+    }
   end
 
   -- One hop. A URL without an explicit port goes to the configured
@@ -209,8 +244,12 @@ local function make_probe(p, cfg)
     local fo = setmetatable({ source_ipv4 = p.source_ipv4, source_ipv6 = p.source_ipv6 }, { __index = opts })
     if not fetch_env then
       fetch_env = {
-        allow_reserved = allow_reserved, http_port = cfg.network.http_port, https_port = cfg.network.tls_port,
-        now = require("mpic").now, resolve = probe.resolve, get = get,
+        allow_reserved = allow_reserved,
+        http_port = cfg.network.http_port,
+        https_port = cfg.network.tls_port,
+        now = require("mpic").now,
+        resolve = probe.resolve,
+        get = get,
       }
     end
     return fetch.fetch(url, fo, fetch_env)
@@ -221,21 +260,31 @@ local function make_probe(p, cfg)
     opts = opts or {}
     local port = opts.port or cfg.network.tls_port
     local addrs, kind, detail
-    if host:find("^[%d.]+$") or host:find(":") then addrs = { host }
-    else addrs, kind, detail = probe.resolve(host) end
+    if host:find("^[%d.]+$") or host:find(":") then
+      addrs = { host }
+    else
+      addrs, kind, detail = probe.resolve(host)
+    end
     if not addrs then return nil, kind, detail end
     local res
     for _, ip in ipairs(addrs) do
-      res, kind, detail = tls.alpn(ip, port, { sni = sni or host, timeout_ms = opts.timeout_ms,
-        source_ip = p.source_ipv4, interface = p.interface, allow_reserved = allow_reserved })
+      res, kind, detail = tls.alpn(ip, port, {
+        sni = sni or host,
+        timeout_ms = opts.timeout_ms,
+        source_ip = p.source_ipv4,
+        interface = p.interface,
+        allow_reserved = allow_reserved,
+      })
       if res then return res end
     end
     return nil, kind, detail
   end
 
   probe.config = {
-    caa_domains = cfg.issuer.caa_domains, account_uri_prefixes = cfg.issuer.account_uri_prefixes or {},
-    allow_reserved = allow_reserved, legacy_caa_critical_bit = cfg.defaults.legacy_caa_critical_bit,
+    caa_domains = cfg.issuer.caa_domains,
+    account_uri_prefixes = cfg.issuer.account_uri_prefixes or {},
+    allow_reserved = allow_reserved,
+    legacy_caa_critical_bit = cfg.defaults.legacy_caa_critical_bit,
   }
   return probe
 end

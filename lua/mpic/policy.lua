@@ -33,8 +33,7 @@
 -- select_owned skip the copy in for tables built for that one call.
 local type, pairs, ipairs, next, error, tostring, rawget, rawlen, rawequal, select =
   type, pairs, ipairs, next, error, tostring, rawget, rawlen, rawequal, select
-local setmetatable, getmetatable, require, loadfile, load =
-  setmetatable, getmetatable, require, loadfile, load
+local setmetatable, getmetatable, require, loadfile, load = setmetatable, getmetatable, require, loadfile, load
 local string_format, string_byte = string.format, string.byte
 local table_concat, table_move, table_insert, table_remove, math_type =
   table.concat, table.move, table.insert, table.remove, math.type
@@ -56,17 +55,20 @@ M.MAX_COPY_DEPTH = 16
 M.LIBRARIES = { ["mpic.select"] = true, ["mpic.geo"] = true, ["mpic.quorum"] = true }
 
 local FIELDS = {
-  name = "string", description = "string", check_config = "function", select = "function",
-  decide = "function", min_perspectives = "function", wait_for_all = "boolean",
+  name = "string",
+  description = "string",
+  check_config = "function",
+  select = "function",
+  decide = "function",
+  min_perspectives = "function",
+  wait_for_all = "boolean",
   primary_first = "boolean",
 }
 local REQUIRED = { "name", "select", "decide" }
 local VERDICTS = { valid = true, invalid = true, undecided = true }
 
 -- s:method() inside a bounded call resolves in the call's own string table.
-local function harden_string_metatable()
-  sandbox.install_string_index()
-end
+local function harden_string_metatable() sandbox.install_string_index() end
 
 -- Describe an error value without running any of its metamethods.
 local function describe(e)
@@ -99,9 +101,7 @@ M.plain_copy = plain_copy
 -- in the script cannot swallow it. Returns (true, r1, r2, r3) or
 -- (nil, reason).
 local function finish(ok, a, b, c)
-  if ok then
-    return true, a, b, c
-  end
+  if ok then return true, a, b, c end
   -- a = kind, b = message
   if a == "error" and type(b) == "string" and b:find("attempt to yield", 1, true) then
     return nil, "policy yielded, which is not allowed"
@@ -110,11 +110,12 @@ local function finish(ok, a, b, c)
 end
 
 local function new_runner(limit, memory, strings)
-  local box = sandbox.new({ instructions = limit, memory = memory or M.DEFAULT_MEMORY_LIMIT,
-                            strings = strings or sandbox.strings(M.MAX_STRING_BYTES) })
-  return function(fn, ...)
-    return finish(sandbox_call(box, fn, ...))
-  end
+  local box = sandbox.new({
+    instructions = limit,
+    memory = memory or M.DEFAULT_MEMORY_LIMIT,
+    strings = strings or sandbox.strings(M.MAX_STRING_BYTES),
+  })
+  return function(fn, ...) return finish(sandbox_call(box, fn, ...)) end
 end
 
 local function fresh_library(name)
@@ -128,9 +129,7 @@ local function fresh_library(name)
   else
     err = "module not found"
   end
-  if not chunk then
-    error(string_format("require %q: %s", name, describe(err)), 0)
-  end
+  if not chunk then error(string_format("require %q: %s", name, describe(err)), 0) end
   return chunk(name, path)
 end
 
@@ -139,7 +138,9 @@ end
 -- 2^62 would otherwise loop in C, out of the instruction count's reach).
 function M.sandbox_table()
   local t = {}
-  for k, v in pairs(table) do t[k] = v end
+  for k, v in pairs(table) do
+    t[k] = v
+  end
   local span = M.MAX_TABLE_SPAN
   t.move = function(a1, f, e, tpos, a2)
     if math_type(f) == "integer" and math_type(e) == "integer" and e >= f and (e - f >= span or e - f < 0) then
@@ -154,9 +155,7 @@ function M.sandbox_table()
     return table_insert(list, ...)
   end
   t.remove = function(list, ...)
-    if #list >= span then
-      error("table.remove: list longer than " .. span .. " elements", 2)
-    end
+    if #list >= span then error("table.remove: list longer than " .. span .. " elements", 2) end
     return table_remove(list, ...)
   end
   return t
@@ -164,8 +163,23 @@ end
 
 local function make_env()
   local env = {}
-  for _, k in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber",
-                       "tostring", "type", "xpcall", "rawequal", "rawget", "rawset", "rawlen" }) do
+  for _, k in ipairs({
+    "assert",
+    "error",
+    "ipairs",
+    "next",
+    "pairs",
+    "pcall",
+    "select",
+    "tonumber",
+    "tostring",
+    "type",
+    "xpcall",
+    "rawequal",
+    "rawget",
+    "rawset",
+    "rawlen",
+  }) do
     env[k] = _G[k]
   end
   env._VERSION = _VERSION
@@ -173,18 +187,16 @@ local function make_env()
   env.table = M.sandbox_table()
   local m = {}
   for k, v in pairs(math) do
-    if k ~= "random" and k ~= "randomseed" then
-      m[k] = v
-    end
+    if k ~= "random" and k ~= "randomseed" then m[k] = v end
   end
   env.math = m
   local u = {}
-  for k, v in pairs(utf8) do u[k] = v end
+  for k, v in pairs(utf8) do
+    u[k] = v
+  end
   env.utf8 = u
   env.getmetatable = function(x)
-    if type(x) == "table" then
-      return getmetatable(x)
-    end
+    if type(x) == "table" then return getmetatable(x) end
     return nil
   end
   env.setmetatable = function(x, mt)
@@ -196,12 +208,15 @@ local function make_env()
   local loaded = {}
   env.require = function(name)
     if type(name) ~= "string" or not M.LIBRARIES[name] then
-      error(string_format("require %s: only mpic.select, mpic.geo and mpic.quorum are available to policies",
-        describe(name)), 2)
+      error(
+        string_format(
+          "require %s: only mpic.select, mpic.geo and mpic.quorum are available to policies",
+          describe(name)
+        ),
+        2
+      )
     end
-    if loaded[name] == nil then
-      loaded[name] = fresh_library(name)
-    end
+    if loaded[name] == nil then loaded[name] = fresh_library(name) end
     return loaded[name]
   end
   env._G = env
@@ -210,17 +225,11 @@ end
 
 local function read_file(path)
   local f, err = io_open(path, "rb")
-  if not f then
-    return nil, describe(err)
-  end
+  if not f then return nil, describe(err) end
   local data = f:read(M.MAX_FILE_BYTES + 1)
   f:close()
-  if data == nil then
-    data = ""
-  end
-  if #data > M.MAX_FILE_BYTES then
-    return nil, "file larger than " .. M.MAX_FILE_BYTES .. " bytes"
-  end
+  if data == nil then data = "" end
+  if #data > M.MAX_FILE_BYTES then return nil, "file larger than " .. M.MAX_FILE_BYTES .. " bytes" end
   return data
 end
 
@@ -232,54 +241,34 @@ local function hex(s)
   return table_concat(out)
 end
 
-local function file_hash(data)
-  return hex(require("mpic.core.util").sha256(data))
-end
+local function file_hash(data) return hex(require("mpic.core.util").sha256(data)) end
 
 local Policy = {}
 Policy.__index = Policy
 Policy.__metatable = false
 
-function Policy:_fail(fn, why)
-  return string_format("policy %q (%s): %s: %s", self.name, self.path, fn, why)
-end
+function Policy:_fail(fn, why) return string_format("policy %q (%s): %s: %s", self.name, self.path, fn, why) end
 
 -- ok, r1, r2, r3 or nil, reason (the policy's function under the limit).
 local function call_fail(self, fname, ok, a, b, c)
-  if not ok then
-    return nil, self:_fail(fname, a)
-  end
+  if not ok then return nil, self:_fail(fname, a) end
   return true, a, b, c
 end
 
-function Policy:_call(fname, ...)
-  return call_fail(self, fname, self.run(self.fns[fname], ...))
-end
+function Policy:_call(fname, ...) return call_fail(self, fname, self.run(self.fns[fname], ...)) end
 
 -- true or nil, reason. date defaults to today's UTC date.
 function Policy:check_config(registry, defaults, date)
-  if not self.fns.check_config then
-    return true
-  end
+  if not self.fns.check_config then return true end
   local reg, why = plain_copy(registry, "registry")
-  if not reg then
-    error("policy:check_config: " .. why, 2)
-  end
+  if not reg then error("policy:check_config: " .. why, 2) end
   local def, dwhy = plain_copy(defaults or {}, "defaults")
-  if not def then
-    error("policy:check_config: " .. dwhy, 2)
-  end
+  if not def then error("policy:check_config: " .. dwhy, 2) end
   local ok, r1, r2 = self:_call("check_config", reg, def, date or os_date("!%Y-%m-%d"))
-  if not ok then
-    return nil, r1
-  end
-  if rawequal(r1, true) then
-    return true
-  end
+  if not ok then return nil, r1 end
+  if rawequal(r1, true) then return true end
   if r1 == nil or r1 == false then
-    if type(r2) == "string" then
-      return nil, self:_fail("check_config", r2)
-    end
+    if type(r2) == "string" then return nil, self:_fail("check_config", r2) end
     return nil, self:_fail("check_config", "refused the configuration without a reason")
   end
   return nil, self:_fail("check_config", "returned " .. type(r1) .. " instead of true or nil, reason")
@@ -291,13 +280,9 @@ local function select_call(self, reg, known, target, count, attempt, rng)
   end
   local proxy = { int = function(_, n) return rng:int(n) end }
   local ok, ids, r2 = self:_call("select", reg, target, count, attempt, proxy)
-  if not ok then
-    return nil, ids
-  end
+  if not ok then return nil, ids end
   if type(ids) ~= "table" then
-    if type(r2) == "string" then
-      return nil, self:_fail("select", r2)
-    end
+    if type(r2) == "string" then return nil, self:_fail("select", r2) end
     return nil, self:_fail("select", "returned " .. type(ids) .. " instead of a list of ids")
   end
   local n = rawlen(ids)
@@ -307,15 +292,11 @@ local function select_call(self, reg, known, target, count, attempt, rng)
   local out, seen = {}, {}
   for i = 1, n do
     local id = rawget(ids, i)
-    if type(id) ~= "string" then
-      return nil, self:_fail("select", string_format("id %d is a %s", i, type(id)))
-    end
+    if type(id) ~= "string" then return nil, self:_fail("select", string_format("id %d is a %s", i, type(id))) end
     if known[id] ~= "remote" then
       return nil, self:_fail("select", string_format("%q is not a remote perspective", id))
     end
-    if seen[id] then
-      return nil, self:_fail("select", string_format("%q selected twice", id))
-    end
+    if seen[id] then return nil, self:_fail("select", string_format("%q selected twice", id)) end
     seen[id] = true
     out[i] = id
   end
@@ -326,9 +307,7 @@ end
 local function known_ids(registry)
   local known = {}
   for _, e in ipairs(registry) do
-    if type(e) == "table" and type(e.id) == "string" then
-      known[e.id] = e.is_primary and "primary" or "remote"
-    end
+    if type(e) == "table" and type(e.id) == "string" then known[e.id] = e.is_primary and "primary" or "remote" end
   end
   return known
 end
@@ -336,9 +315,7 @@ end
 -- List of remote ids, or nil, reason.
 function Policy:select(registry, target, count, attempt, rng)
   local reg, why = plain_copy(registry, "registry")
-  if not reg then
-    error("policy:select: " .. why, 2)
-  end
+  if not reg then error("policy:select: " .. why, 2) end
   return select_call(self, reg, known_ids(registry), target, count, attempt, rng)
 end
 
@@ -355,19 +332,21 @@ end
 -- it gave is kept as info.policy_rule).
 local function decide_call(self, st)
   local ok, verdict, reason, info = self:_call("decide", st)
-  if not ok then
-    return "invalid", verdict, { rule = "policy-error" }
-  end
+  if not ok then return "invalid", verdict, { rule = "policy-error" } end
   if type(verdict) ~= "string" or not VERDICTS[verdict] then
-    return "invalid", self:_fail("decide", "returned a malformed verdict (" ..
-      (type(verdict) == "string" and string_format("%q", verdict) or type(verdict)) ..
-      "); expected \"valid\", \"invalid\" or \"undecided\""), { rule = "policy-error" }
+    return "invalid",
+      self:_fail(
+        "decide",
+        "returned a malformed verdict ("
+          .. (type(verdict) == "string" and string_format("%q", verdict) or type(verdict))
+          .. '); expected "valid", "invalid" or "undecided"'
+      ),
+      { rule = "policy-error" }
   end
-  if reason == nil and verdict == "undecided" then
-    reason = ""
-  end
+  if reason == nil and verdict == "undecided" then reason = "" end
   if type(reason) ~= "string" then
-    return "invalid", self:_fail("decide", "returned a " .. type(reason) .. " reason instead of a string"),
+    return "invalid",
+      self:_fail("decide", "returned a " .. type(reason) .. " reason instead of a string"),
       { rule = "policy-error" }
   end
   local out = {}
@@ -387,28 +366,20 @@ end
 -- verdict, reason, info. Any failure gives "invalid" with the reason.
 function Policy:decide(state)
   local st, why = plain_copy(state, "state")
-  if not st then
-    error("policy:decide: " .. why, 2)
-  end
+  if not st then error("policy:decide: " .. why, 2) end
   return decide_call(self, st)
 end
 
 -- decide() for a state table the caller built for this call alone (plain
 -- tables of strings, numbers and booleans, no metatables, never used
 -- again): handed over without a copy.
-function Policy:decide_owned(state)
-  return decide_call(self, state)
-end
+function Policy:decide_owned(state) return decide_call(self, state) end
 
 -- The policy's minimum remote count for a date, or nil, reason.
 function Policy:min_perspectives(date)
-  if not self.fns.min_perspectives then
-    return nil, "policy has no minimum"
-  end
+  if not self.fns.min_perspectives then return nil, "policy has no minimum" end
   local ok, n = self:_call("min_perspectives", date)
-  if not ok then
-    return nil, n
-  end
+  if not ok then return nil, n end
   if math_type(n) ~= "integer" or n < 1 then
     return nil, self:_fail("min_perspectives", "did not return a positive integer")
   end
@@ -423,9 +394,7 @@ wait_for_all, primary_first, limit, memory_limit} with the methods above, or nil
 ]]
 function M.load(path, opts)
   opts = opts or {}
-  if type(path) ~= "string" then
-    error("policy.load: path must be a string", 2)
-  end
+  if type(path) ~= "string" then error("policy.load: path must be a string", 2) end
   local limit = opts.instruction_limit or M.DEFAULT_INSTRUCTION_LIMIT
   if math_type(limit) ~= "integer" or limit < 1000 then
     error("policy.load: instruction_limit must be an integer >= 1000", 2)
@@ -436,19 +405,13 @@ function M.load(path, opts)
   end
   harden_string_metatable()
   local data, rerr = read_file(path)
-  if not data then
-    return nil, string_format("policy %s: cannot read: %s", path, rerr)
-  end
+  if not data then return nil, string_format("policy %s: cannot read: %s", path, rerr) end
   local env = make_env()
   local chunk, cerr = load(data, "@" .. path, "t", env)
-  if not chunk then
-    return nil, string_format("policy %s: %s", path, describe(cerr))
-  end
+  if not chunk then return nil, string_format("policy %s: %s", path, describe(cerr)) end
   local run = new_runner(limit, memory, env.string)
   local ok, tbl = run(chunk)
-  if not ok then
-    return nil, string_format("policy %s: %s", path, tbl)
-  end
+  if not ok then return nil, string_format("policy %s: %s", path, tbl) end
   if type(tbl) ~= "table" then
     return nil, string_format("policy %s: the file must return a table, got %s", path, type(tbl))
   end
@@ -457,8 +420,12 @@ function M.load(path, opts)
   while k ~= nil do
     local want = type(k) == "string" and FIELDS[k]
     if not want then
-      return nil, string_format("policy %s: unknown field %s", path,
-        type(k) == "string" and string_format("%q", k) or ("of type " .. type(k)))
+      return nil,
+        string_format(
+          "policy %s: unknown field %s",
+          path,
+          type(k) == "string" and string_format("%q", k) or ("of type " .. type(k))
+        )
     end
     if type(v) ~= want then
       return nil, string_format("policy %s: field %q must be a %s, got %s", path, k, want, type(v))
@@ -467,14 +434,19 @@ function M.load(path, opts)
     k, v = next(tbl, k)
   end
   for _, f in ipairs(REQUIRED) do
-    if fns[f] == nil then
-      return nil, string_format("policy %s: missing required field %q", path, f)
-    end
+    if fns[f] == nil then return nil, string_format("policy %s: missing required field %q", path, f) end
   end
   local p = setmetatable({
-    name = fns.name, path = path, sha256 = file_hash(data), limit = limit, memory_limit = memory, run = run,
-    wait_for_all = fns.wait_for_all == true, primary_first = fns.primary_first == true,
-    description = fns.description, fns = fns,
+    name = fns.name,
+    path = path,
+    sha256 = file_hash(data),
+    limit = limit,
+    memory_limit = memory,
+    run = run,
+    wait_for_all = fns.wait_for_all == true,
+    primary_first = fns.primary_first == true,
+    description = fns.description,
+    fns = fns,
   }, Policy)
   return p
 end
@@ -486,19 +458,13 @@ end
 function M.load_sandboxed(path)
   sandbox.install_string_index()
   local data, rerr = read_file(path)
-  if not data then
-    return nil, "cannot read: " .. tostring(rerr)
-  end
+  if not data then return nil, "cannot read: " .. tostring(rerr) end
   local env = make_env()
   local chunk, cerr = load(data, "@" .. path, "t", env)
-  if not chunk then
-    return nil, describe(cerr)
-  end
+  if not chunk then return nil, describe(cerr) end
   local run = new_runner(M.DEFAULT_INSTRUCTION_LIMIT, M.DEFAULT_MEMORY_LIMIT, env.string)
   local ok, v = run(chunk)
-  if not ok then
-    return nil, v
-  end
+  if not ok then return nil, v end
   return v, run
 end
 

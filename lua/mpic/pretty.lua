@@ -14,21 +14,33 @@ end
 
 local null
 local function scalar(v)
-  if null == nil then
-    null = require("mpic.core.util").null
-  end
+  if null == nil then null = require("mpic.core.util").null end
   if null and v == null then return "null" end
   if type(v) == "string" then return string_format("%q", v):gsub("\\\n", "\\n") end
   return tostring(v)
 end
 
 local function render(v, indent, out, seen, depth)
-  if type(v) ~= "table" then out[#out + 1] = scalar(v) return end
-  if seen[v] then out[#out + 1] = "<cycle>" return end
-  if depth > 8 then out[#out + 1] = "{...}" return end
+  if type(v) ~= "table" then
+    out[#out + 1] = scalar(v)
+    return
+  end
+  if seen[v] then
+    out[#out + 1] = "<cycle>"
+    return
+  end
+  if depth > 8 then
+    out[#out + 1] = "{...}"
+    return
+  end
   local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = k end
-  if #keys == 0 then out[#out + 1] = "{}" return end
+  for k in pairs(v) do
+    keys[#keys + 1] = k
+  end
+  if #keys == 0 then
+    out[#out + 1] = "{}"
+    return
+  end
   table_sort(keys, key_order)
   seen[v] = true
   local width = 0
@@ -73,9 +85,7 @@ function M.print_values(r)
     local v = r[i]
     -- the HTTP status that follows a response adds nothing
     if not (i == 2 and v == 200 and M.is_response(r[1])) then print(M.render(v)) end
-    if M.is_response(v) then
-      require("mpic.repl").last_response = v
-    end
+    if M.is_response(v) then require("mpic.repl").last_response = v end
   end
 end
 

@@ -13,10 +13,8 @@
 -- RIR diversity: for a cohort of more than 2 remotes the corroborating
 -- remotes must span at least 2 RIRs (SC-083; REFERENCE 7.1 product rule).
 local type, pairs, ipairs, tostring, tonumber, error = type, pairs, ipairs, tostring, tonumber, error
-local string_format, string_match, string_upper, string_gsub =
-  string.format, string.match, string.upper, string.gsub
-local table_sort, table_concat, math_max, math_type =
-  table.sort, table.concat, math.max, math.type
+local string_format, string_match, string_upper, string_gsub = string.format, string.match, string.upper, string.gsub
+local table_sort, table_concat, math_max, math_type = table.sort, table.concat, math.max, math.type
 
 local M = {}
 
@@ -39,12 +37,8 @@ local MEMO_MAX = 256
 local function normalize_rir(rir)
   local s = string_upper(string_gsub(string_gsub(rir, "^%s+", ""), "%s+$", ""))
   s = string_gsub(s, "%s+", " ")
-  if s == "RIPE NCC" then
-    s = "RIPE"
-  end
-  if not M.RIRS[s] then
-    return nil, string_format("unknown RIR %q", rir)
-  end
+  if s == "RIPE NCC" then s = "RIPE" end
+  if not M.RIRS[s] then return nil, string_format("unknown RIR %q", rir) end
   return s
 end
 
@@ -52,14 +46,14 @@ local rir_memo, rir_n = {}, 0
 
 -- Canonical RIR name ("ripe ncc" -> "RIPE"), or nil, reason.
 function M.normalize_rir(rir)
-  if type(rir) ~= "string" then
-    return nil, "rir is not a string"
-  end
+  if type(rir) ~= "string" then return nil, "rir is not a string" end
   local hit = rir_memo[rir]
   if hit and M.RIRS[hit] then return hit end
   local s, why = normalize_rir(rir)
   if s and #rir <= 64 then
-    if rir_n >= MEMO_MAX then rir_memo, rir_n = {}, 0 end
+    if rir_n >= MEMO_MAX then
+      rir_memo, rir_n = {}, 0
+    end
     rir_memo[rir] = s
     rir_n = rir_n + 1
   end
@@ -68,9 +62,7 @@ end
 
 local function check_date(date)
   local y, m, d = string_match(date, "^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
-  if not y then
-    return nil, string_format("malformed date %q (want YYYY-MM-DD)", date)
-  end
+  if not y then return nil, string_format("malformed date %q (want YYYY-MM-DD)", date) end
   m, d = tonumber(m), tonumber(d)
   if m < 1 or m > 12 or d < 1 or d > 31 then
     return nil, string_format("malformed date %q (month or day out of range)", date)
@@ -82,7 +74,9 @@ local function check_date_memo(date)
   local hit = date_memo[date]
   if hit then return hit[1], hit[2] end
   local ok, why = check_date(date)
-  if date_n >= MEMO_MAX then date_memo, date_n = {}, 0 end
+  if date_n >= MEMO_MAX then
+    date_memo, date_n = {}, 0
+  end
   date_memo[date] = { ok, why }
   date_n = date_n + 1
   return ok, why
@@ -90,9 +84,7 @@ end
 
 -- True for a well-formed "YYYY-MM-DD" date string.
 function M.check_date(date)
-  if type(date) ~= "string" then
-    return nil, "date must be a \"YYYY-MM-DD\" string"
-  end
+  if type(date) ~= "string" then return nil, 'date must be a "YYYY-MM-DD" string' end
   if #date > 64 then return check_date(date) end
   return check_date_memo(date)
 end
@@ -100,21 +92,15 @@ end
 -- BR minimum number of remote perspectives on the given date, or nil, reason.
 function M.min_remotes(date)
   local ok, why = M.check_date(date)
-  if not ok then
-    return nil, why
-  end
+  if not ok then return nil, why end
   for _, step in ipairs(M.PHASE_IN) do
-    if date >= step.from then
-      return step.min_remotes
-    end
+    if date >= step.from then return step.min_remotes end
   end
   return M.BASE_MIN_REMOTES
 end
 
 local function check_n(n)
-  if math_type(n) ~= "integer" or n < 1 then
-    error("quorum: n must be a positive integer, got " .. tostring(n), 3)
-  end
+  if math_type(n) ~= "integer" or n < 1 then error("quorum: n must be a positive integer, got " .. tostring(n), 3) end
 end
 
 -- Non-corroborations allowed among n remotes (BR table).
@@ -129,33 +115,23 @@ function M.allowed_failures(n)
 end
 
 -- Corroborations required among n remotes (BR table).
-function M.required(n)
-  return n - M.allowed_failures(n)
-end
+function M.required(n) return n - M.allowed_failures(n) end
 
 -- Open MPIC rule for a requested quorum_count q with n perspectives:
 -- n-1 <= q <= n <= 5, or 4 <= n-2 <= q <= n. Returns true or nil, reason.
 function M.check_requested(n, q)
   check_n(n)
-  if math_type(q) ~= "integer" then
-    return nil, "invalid-quorum-count: quorum_count must be an integer"
-  end
-  if (n <= 5 and n - 1 <= q and q <= n) or (n - 2 >= 4 and n - 2 <= q and q <= n) then
-    return true
-  end
+  if math_type(q) ~= "integer" then return nil, "invalid-quorum-count: quorum_count must be an integer" end
+  if (n <= 5 and n - 1 <= q and q <= n) or (n - 2 >= 4 and n - 2 <= q and q <= n) then return true end
   return nil, string_format("invalid-quorum-count: quorum_count %d is not allowed with %d perspectives", q, n)
 end
 
 -- Required corroborations: max(requested, table). Returns r or nil, reason.
 function M.effective(n, q)
   local r = M.required(n)
-  if q == nil then
-    return r
-  end
+  if q == nil then return r end
   local ok, why = M.check_requested(n, q)
-  if not ok then
-    return nil, why
-  end
+  if not ok then return nil, why end
   return math_max(r, q)
 end
 
@@ -164,7 +140,9 @@ end
 -- M.RIRS, goes to a set as before).
 local RIR_ORDER = { "AFRINIC", "APNIC", "ARIN", "LACNIC", "RIPE" }
 local RIR_BIT = {}
-for i, r in ipairs(RIR_ORDER) do RIR_BIT[r] = 1 << (i - 1) end
+for i, r in ipairs(RIR_ORDER) do
+  RIR_BIT[r] = 1 << (i - 1)
+end
 
 -- The sorted names of a mask and of an extra set (nil when none).
 local function rir_names(mask, extra)
@@ -189,14 +167,14 @@ local function rir_count(mask, extra)
     mask = mask >> 1
   end
   if extra then
-    for _ in pairs(extra) do c = c + 1 end
+    for _ in pairs(extra) do
+      c = c + 1
+    end
   end
   return c
 end
 
-local function bad_state(why)
-  return "invalid", "malformed corroboration state: " .. why, { rule = "malformed-state" }
-end
+local function bad_state(why) return "invalid", "malformed corroboration state: " .. why, { rule = "malformed-state" } end
 
 --[[
 Evaluate a corroboration state (the policy contract's decide() argument):
@@ -216,29 +194,32 @@ remote passed one of those conditions would still be unmet. Else undecided.
 ]]
 function M.evaluate(state, opts)
   opts = opts or {}
-  if type(state) ~= "table" then
-    return bad_state("state is not a table")
-  end
+  if type(state) ~= "table" then return bad_state("state is not a table") end
   local remotes = state.remotes
-  if type(remotes) ~= "table" then
-    return bad_state("remotes is not a list")
-  end
+  if type(remotes) ~= "table" then return bad_state("remotes is not a list") end
   local n = #remotes
-  if n < 1 then
-    return "invalid", "no remote perspectives selected", { quorum = "0/0", rule = "no-perspectives" }
-  end
+  if n < 1 then return "invalid", "no remote perspectives selected", { quorum = "0/0", rule = "no-perspectives" } end
   if state.count ~= nil and state.count ~= n then
     return bad_state(string_format("count %s but %d remotes", tostring(state.count), n))
   end
   if opts.check_minimum ~= false then
     local min, why = M.min_remotes(state.date)
-    if not min then
-      return bad_state(why)
-    end
+    if not min then return bad_state(why) end
     if n < min then
-      return "invalid", string_format("invalid-perspective-count: %d remote perspectives, the BR require at least %d on %s",
-        n, min, state.date), { quorum = "0/" .. n, rule = "perspective-count", total = n, min_remotes = min,
-                               date = state.date }
+      return "invalid",
+        string_format(
+          "invalid-perspective-count: %d remote perspectives, the BR require at least %d on %s",
+          n,
+          min,
+          state.date
+        ),
+        {
+          quorum = "0/" .. n,
+          rule = "perspective-count",
+          total = n,
+          min_remotes = min,
+          date = state.date,
+        }
     end
   end
   local required, rwhy
@@ -257,28 +238,18 @@ function M.evaluate(state, opts)
   local first_failure
   for i = 1, n do
     local r = remotes[i]
-    if type(r) ~= "table" then
-      return bad_state(string_format("remotes[%d] is not a table", i))
-    end
+    if type(r) ~= "table" then return bad_state(string_format("remotes[%d] is not a table", i)) end
     if type(r.id) ~= "string" or seen[r.id] then
       return bad_state(string_format("remotes[%d].id is missing or repeated", i))
     end
     seen[r.id] = true
     local rir, why = M.normalize_rir(r.rir)
-    if not rir then
-      return bad_state(string_format("remotes[%d].rir: %s", i, why))
-    end
+    if not rir then return bad_state(string_format("remotes[%d].rir: %s", i, why)) end
     local done = r.done
-    if done == nil then
-      done = true
-    end
-    if type(done) ~= "boolean" then
-      return bad_state(string_format("remotes[%d].done is not a boolean", i))
-    end
+    if done == nil then done = true end
+    if type(done) ~= "boolean" then return bad_state(string_format("remotes[%d].done is not a boolean", i)) end
     if done then
-      if type(r.passed) ~= "boolean" then
-        return bad_state(string_format("remotes[%d].passed is not a boolean", i))
-      end
+      if type(r.passed) ~= "boolean" then return bad_state(string_format("remotes[%d].passed is not a boolean", i)) end
       if r.passed then
         passed = passed + 1
         local bit = RIR_BIT[rir]
@@ -291,9 +262,7 @@ function M.evaluate(state, opts)
       else
         failed = failed + 1
         first_failure = first_failure or r.id
-        if r.completed == false then
-          errors = errors + 1
-        end
+        if r.completed == false then errors = errors + 1 end
       end
     else
       pending = pending + 1
@@ -310,25 +279,25 @@ function M.evaluate(state, opts)
   local rir_list = rir_names(passed_mask, passed_extra)
   local info = {
     quorum = string_format("%d/%d", passed, n),
-    passed = passed, failed = failed, pending = pending, errors = errors,
-    total = n, required = required, min_rirs = min_rirs,
-    passed_rirs = rir_list, first_failure = first_failure,
+    passed = passed,
+    failed = failed,
+    pending = pending,
+    errors = errors,
+    total = n,
+    required = required,
+    min_rirs = min_rirs,
+    passed_rirs = rir_list,
+    first_failure = first_failure,
   }
 
   local p = state.primary
   local primary_ok = true
   if p ~= nil then
-    if type(p) ~= "table" then
-      return bad_state("primary is not a table")
-    end
+    if type(p) ~= "table" then return bad_state("primary is not a table") end
     local pdone = p.done
-    if pdone == nil then
-      pdone = true
-    end
+    if pdone == nil then pdone = true end
     if pdone then
-      if type(p.passed) ~= "boolean" then
-        return bad_state("primary.passed is not a boolean")
-      end
+      if type(p.passed) ~= "boolean" then return bad_state("primary.passed is not a boolean") end
       if not p.passed then
         info.primary, info.rule, info.primary_id = "failed", "primary", p.id
         return "invalid", string_format("primary perspective %s failed", tostring(p.id)), info
@@ -342,24 +311,35 @@ function M.evaluate(state, opts)
 
   if passed + pending < required then
     info.rule = "quorum"
-    return "invalid", string_format("quorum cannot be met: %d of %d remotes did not corroborate, %d required",
-      failed, n, required), info
+    return "invalid",
+      string_format("quorum cannot be met: %d of %d remotes did not corroborate, %d required", failed, n, required),
+      info
   end
   local possible = rir_count(possible_mask, possible_extra)
   info.possible_rirs = possible
   if possible < min_rirs then
     info.rule = "rir-diversity"
-    return "invalid", string_format("corroborating remotes can span at most %d RIR(s), %d required",
-      possible, min_rirs), info
+    return "invalid",
+      string_format("corroborating remotes can span at most %d RIR(s), %d required", possible, min_rirs),
+      info
   end
   if primary_ok and passed >= required and #rir_list >= min_rirs then
     info.rule = "quorum-met"
-    return "valid", string_format("quorum met: %d/%d corroborated (%d required) in %d RIRs (%s)",
-      passed, n, required, #rir_list, table_concat(rir_list, ", ")), info
+    return "valid",
+      string_format(
+        "quorum met: %d/%d corroborated (%d required) in %d RIRs (%s)",
+        passed,
+        n,
+        required,
+        #rir_list,
+        table_concat(rir_list, ", ")
+      ),
+      info
   end
   info.rule = "waiting"
-  return "undecided", string_format("waiting: %d/%d corroborated, %d pending, %d required",
-    passed, n, pending, required), info
+  return "undecided",
+    string_format("waiting: %d/%d corroborated, %d pending, %d required", passed, n, pending, required),
+    info
 end
 
 return M

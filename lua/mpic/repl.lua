@@ -36,35 +36,69 @@ end)
 
 command("perspectives", "probe every perspective's canary now; RIR, location, kind, health, latency, why", function()
   local mpic = require "mpic"
-  if not mpic.config then print("no configuration loaded (mpic repl --config FILE)") return end
+  if not mpic.config then
+    print("no configuration loaded (mpic repl --config FILE)")
+    return
+  end
   require("mpic.health").round() -- the canary probes (mpic.health), bounded by health.timeout_ms
   local ok, list = pcall(mpic.perspectives)
-  if not ok then print(list) return end
-  print(string_format("%-14s %-8s %-18s %-7s %-9s %-8s %s", "id", "rir", "location", "kind", "health", "latency", "why"))
+  if not ok then
+    print(list)
+    return
+  end
+  print(
+    string_format("%-14s %-8s %-18s %-7s %-9s %-8s %s", "id", "rir", "location", "kind", "health", "latency", "why")
+  )
   for _, p in ipairs(list) do
-    print(string_format("%-14s %-8s %-18s %-7s %-9s %-8s %s", p.id .. (p.is_primary and " *" or ""), p.rir,
-      string_format("%.2f,%.2f", p.location.lat, p.location.lon), p.remote and "agent" or "local",
-      p.health, p.latency_ms and string_format("%.0f ms", p.latency_ms) or "-", p.health_error or ""))
+    print(
+      string_format(
+        "%-14s %-8s %-18s %-7s %-9s %-8s %s",
+        p.id .. (p.is_primary and " *" or ""),
+        p.rir,
+        string_format("%.2f,%.2f", p.location.lat, p.location.lon),
+        p.remote and "agent" or "local",
+        p.health,
+        p.latency_ms and string_format("%.0f ms", p.latency_ms) or "-",
+        p.health_error or ""
+      )
+    )
   end
   print("* primary")
 end)
 
 command("reload", "reload the configuration, its policy, shadow policies and challenge types", function()
   local mpic = require "mpic"
-  if not mpic.config then print("no configuration loaded (mpic repl --config FILE)") return end
+  if not mpic.config then
+    print("no configuration loaded (mpic repl --config FILE)")
+    return
+  end
   local cfg, err = mpic.load_config(mpic.config.file)
-  if not cfg then print(err) return end
+  if not cfg then
+    print(err)
+    return
+  end
   local orch = require "mpic.orchestrator"
   orch.reset()
   -- the new context reports broken challenge files (or refuses them)
   local ctx, cerr = orch.context()
   if not ctx then print(cerr) end
-  print(string_format("reloaded %s (%d perspectives, policy %s%s)", cfg.file, #cfg.perspectives, cfg.policy,
-    cfg.shadow_policies and #cfg.shadow_policies > 0 and (", shadow " .. table_concat(cfg.shadow_policies, ", ")) or ""))
+  print(
+    string_format(
+      "reloaded %s (%d perspectives, policy %s%s)",
+      cfg.file,
+      #cfg.perspectives,
+      cfg.policy,
+      cfg.shadow_policies and #cfg.shadow_policies > 0 and (", shadow " .. table_concat(cfg.shadow_policies, ", "))
+        or ""
+    )
+  )
 end)
 
 command("explain", "which rule decided the last validation shown, with shadow verdicts", function()
-  if not M.last_response then print("no validation yet: run mpic.validate{...} first") return end
+  if not M.last_response then
+    print("no validation yet: run mpic.validate{...} first")
+    return
+  end
   io.write(require("mpic.explain").response_with_audit(M.last_response))
 end)
 
@@ -72,25 +106,54 @@ end)
 
 -- The public functions of `mpic`: signature and one line of doc each.
 M.DOCS = {
-  { "mpic.validate", "mpic.validate(request) -> response, status",
-    "One validation of an Open MPIC request table through the configured policy (a fresh trace_identifier when it has none)." },
-  { "mpic.load_config", "mpic.load_config(path) -> cfg | nil, err",
-    "Load and check a configuration file; it becomes the current one." },
-  { "mpic.perspectives", "mpic.perspectives() -> list", "The configured perspectives: id, rir, location, provider, health." },
-  { "mpic.dns.query", "mpic.dns.query(name, rtype [, {perspective = ID}]) -> result | nil, kind, detail",
-    "A DNS query from one perspective's resolvers (rtype: one of mpic.dns.TYPES)." },
-  { "mpic.http.get", "mpic.http.get(url [, {perspective = ID}]) -> response | nil, kind, detail",
-    "One HTTP request (no redirects) from a perspective." },
-  { "mpic.http.fetch", "mpic.http.fetch(url [, {perspective = ID}]) -> response | nil, kind, detail",
-    "An HTTP fetch following redirects under the http-01 rules." },
-  { "mpic.tls.alpn", "mpic.tls.alpn(host [, {perspective = ID, sni = NAME}]) -> handshake | nil, kind, detail",
-    "A TLS handshake offering acme-tls/1; the peer certificate's facts." },
+  {
+    "mpic.validate",
+    "mpic.validate(request) -> response, status",
+    "One validation of an Open MPIC request table through the configured policy (a fresh trace_identifier when it has none).",
+  },
+  {
+    "mpic.load_config",
+    "mpic.load_config(path) -> cfg | nil, err",
+    "Load and check a configuration file; it becomes the current one.",
+  },
+  {
+    "mpic.perspectives",
+    "mpic.perspectives() -> list",
+    "The configured perspectives: id, rir, location, provider, health.",
+  },
+  {
+    "mpic.dns.query",
+    "mpic.dns.query(name, rtype [, {perspective = ID}]) -> result | nil, kind, detail",
+    "A DNS query from one perspective's resolvers (rtype: one of mpic.dns.TYPES).",
+  },
+  {
+    "mpic.http.get",
+    "mpic.http.get(url [, {perspective = ID}]) -> response | nil, kind, detail",
+    "One HTTP request (no redirects) from a perspective.",
+  },
+  {
+    "mpic.http.fetch",
+    "mpic.http.fetch(url [, {perspective = ID}]) -> response | nil, kind, detail",
+    "An HTTP fetch following redirects under the http-01 rules.",
+  },
+  {
+    "mpic.tls.alpn",
+    "mpic.tls.alpn(host [, {perspective = ID, sni = NAME}]) -> handshake | nil, kind, detail",
+    "A TLS handshake offering acme-tls/1; the peer certificate's facts.",
+  },
   { "mpic.spawn", "mpic.spawn(fn, ...) -> task", "Run fn(...) as a child task of the current one." },
   { "mpic.wait", "mpic.wait(task [, timeout_ms]) -> results | nil, kind, msg", "Wait for a task's results." },
-  { "mpic.wait_first", "mpic.wait_first(tasks, k [, timeout_ms]) -> finished tasks", "Wait until k of the tasks finished." },
+  {
+    "mpic.wait_first",
+    "mpic.wait_first(tasks, k [, timeout_ms]) -> finished tasks",
+    "Wait until k of the tasks finished.",
+  },
   { "mpic.wait_all", "mpic.wait_all(tasks [, timeout_ms])", "Wait until every task finished." },
-  { "mpic.with_timeout", "mpic.with_timeout(ms, fn, ...) -> results | nil, \"timeout\", msg",
-    "Run fn(...) as a child task with a deadline; cancelled when it passes." },
+  {
+    "mpic.with_timeout",
+    'mpic.with_timeout(ms, fn, ...) -> results | nil, "timeout", msg',
+    "Run fn(...) as a child task with a deadline; cancelled when it passes.",
+  },
   { "mpic.map", "mpic.map(items, fn) -> list of packed results", "Run fn(item) for every item concurrently." },
   { "mpic.sleep", "mpic.sleep(ms)", "Suspend the current task for ms milliseconds." },
   { "mpic.cancel", "mpic.cancel(task)", "Cancel a task and everything it started." },
@@ -103,9 +166,16 @@ M.DOCS = {
   { "mpic.base64url", "mpic.base64url(bytes) -> string", "Base64url without padding (ACME's encoding)." },
   { "mpic.base32", "mpic.base32(bytes) -> string", "Base32 (RFC 4648)." },
   { "mpic.distance_km", "mpic.distance_km(lat1, lon1, lat2, lon2) -> km", "Great-circle distance." },
-  { "mpic.json.encode", "mpic.json.encode(value [, {pretty = true, sort = true}]) -> text | nil, err",
-    "JSON text of a Lua value." },
-  { "mpic.json.decode", "mpic.json.decode(text) -> value | nil, err", "A Lua value from JSON (null is mpic.json.null)." },
+  {
+    "mpic.json.encode",
+    "mpic.json.encode(value [, {pretty = true, sort = true}]) -> text | nil, err",
+    "JSON text of a Lua value.",
+  },
+  {
+    "mpic.json.decode",
+    "mpic.json.decode(text) -> value | nil, err",
+    "A Lua value from JSON (null is mpic.json.null).",
+  },
   { "mpic.json.array", "mpic.json.array([t]) -> t", "Mark a table to encode as a JSON array (even when empty)." },
 }
 
@@ -124,13 +194,13 @@ end
 function M.help_text(v)
   if v == nil then
     local out = { "mpic's functions (help(mpic.validate) for one; :help for the REPL's commands):" }
-    for _, d in ipairs(M.DOCS) do out[#out + 1] = "  " .. d[2] end
+    for _, d in ipairs(M.DOCS) do
+      out[#out + 1] = "  " .. d[2]
+    end
     return table_concat(out, "\n")
   end
   for _, d in ipairs(M.DOCS) do
-    if v == d[1] or (type(v) == "function" and lookup(d[1]) == v) then
-      return d[2] .. "\n  " .. d[3]
-    end
+    if v == d[1] or (type(v) == "function" and lookup(d[1]) == v) then return d[2] .. "\n  " .. d[3] end
   end
   return string_format("no help for %s: help() lists mpic's functions", type(v) == "string" and v or type(v))
 end
@@ -142,14 +212,19 @@ function M.help(v) print(M.help_text(v)) end
 function M.command(line)
   local name = line:match("^:(%w+)")
   local c = name and commands[name]
-  if not c then print("unknown command " .. line .. " (:help)") return end
+  if not c then
+    print("unknown command " .. line .. " (:help)")
+    return
+  end
   c.fn(line)
 end
 
 --- The command names (for completion and tests).
 function M.command_names()
   local out = {}
-  for _, n in ipairs(order) do out[#out + 1] = ":" .. n end
+  for _, n in ipairs(order) do
+    out[#out + 1] = ":" .. n
+  end
   return out
 end
 
@@ -220,14 +295,18 @@ function M.complete(line, start)
   local before, word = line:sub(1, start - 1), line:sub(start)
   if before:match("^%s*$") and word:sub(1, 1) == ":" then
     local out = {}
-    for _, n in ipairs(M.command_names()) do if starts(n, word) then out[#out + 1] = n end end
+    for _, n in ipairs(M.command_names()) do
+      if starts(n, word) then out[#out + 1] = n end
+    end
     return out
   end
   -- a perspective id inside a string literal after `perspective =`
   local quote = before:match("perspective%s*=%s*([\"'])$")
   if quote then
     local out = {}
-    for _, id in ipairs(perspective_ids(word)) do out[#out + 1] = id end
+    for _, id in ipairs(perspective_ids(word)) do
+      out[#out + 1] = id
+    end
     return out
   end
   if before:match("[\"']$") then return {} end
@@ -236,7 +315,9 @@ function M.complete(line, start)
   local lead, name = word:match("^(.-)([%a_][%w_%.]*)$")
   if not name or (lead ~= "" and lead:match("[%w_]$")) then return {} end
   local out = {}
-  for i, c in ipairs(complete_name(name)) do out[i] = lead .. c end
+  for i, c in ipairs(complete_name(name)) do
+    out[i] = lead .. c
+  end
   return out
 end
 
@@ -260,9 +341,12 @@ function M.setup(args, parse_opts, load_config)
     if not ctx then io.stderr:write(tostring(cerr), "\n") end
   end
   local paths = package.loaded["mpic.paths"]
-  return string_format("mpic %s%s -- :help for commands, Tab completes, Ctrl-D leaves", tostring(paths.version),
+  return string_format(
+    "mpic %s%s -- :help for commands, Tab completes, Ctrl-D leaves",
+    tostring(paths.version),
     cfg and (" (" .. cfg.file .. ", " .. #cfg.perspectives .. " perspectives, policy " .. cfg.policy .. ")")
-      or " (no config)")
+      or " (no config)"
+  )
 end
 
 return M

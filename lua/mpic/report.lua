@@ -56,19 +56,31 @@ function M.table(resp, opts)
     local p = perspectives.get(entry.perspective_code)
     local dist = "-"
     if p and primary_loc and kind ~= "primary" then
-      dist = string_format("%.0f km", util.distance_km(primary_loc.lat, primary_loc.lon, p.location.lat, p.location.lon))
+      dist =
+        string_format("%.0f km", util.distance_km(primary_loc.lat, primary_loc.lon, p.location.lat, p.location.lon))
     end
-    rows[#rows + 1] = { entry.perspective_code .. (kind == "primary" and " (primary)" or ""),
-      entry.rir or (p and p.rir) or "?", dist, result_word(cr),
-      entry.elapsed_ms and string_format("%d", entry.elapsed_ms) or "-", clip(detail(cr), 70) }
+    rows[#rows + 1] = {
+      entry.perspective_code .. (kind == "primary" and " (primary)" or ""),
+      entry.rir or (p and p.rir) or "?",
+      dist,
+      result_word(cr),
+      entry.elapsed_ms and string_format("%d", entry.elapsed_ms) or "-",
+      clip(detail(cr), 70),
+    }
   end
   if resp.primary_perspective then add("primary", resp.primary_perspective) end
-  for _, e in ipairs(resp.perspectives or {}) do add("remote", e) end
+  for _, e in ipairs(resp.perspectives or {}) do
+    add("remote", e)
+  end
   local head = { "perspective", "rir", "distance", "result", "ms", "detail" }
   local w = {}
-  for i, h in ipairs(head) do w[i] = #h end
+  for i, h in ipairs(head) do
+    w[i] = #h
+  end
   for _, r in ipairs(rows) do
-    for i, c in ipairs(r) do if #c > w[i] then w[i] = #c end end
+    for i, c in ipairs(r) do
+      if #c > w[i] then w[i] = #c end
+    end
   end
   local out = {}
   local function line(r, is_head)
@@ -81,15 +93,25 @@ function M.table(resp, opts)
     out[#out + 1] = (table_concat(cells, "  "):gsub("%s+$", ""))
   end
   line(head, true)
-  for _, r in ipairs(rows) do line(r) end
+  for _, r in ipairs(rows) do
+    line(r)
+  end
   local d = resp.mpic_decision or {}
   local verdict = resp.is_valid and "VALID" or "NOT VALID"
   if color then verdict = (resp.is_valid and COLORS.valid or COLORS.invalid) .. verdict .. RESET end
   local aop = resp.actual_orchestration_parameters or {}
-  out[#out + 1] = string_format("%s: %s for %s -- quorum %s (need %s of %s), attempt %s, policy %s%s",
-    verdict, require("mpic.explain").what(resp.check_type, d.method), resp.domain_or_ip_target, tostring(d.quorum or "?"),
-    tostring(aop.quorum_count), tostring(aop.perspective_count), tostring(aop.attempt_count),
-    tostring(d.policy), resp.mpic_completed == false and " (not every perspective completed)" or "")
+  out[#out + 1] = string_format(
+    "%s: %s for %s -- quorum %s (need %s of %s), attempt %s, policy %s%s",
+    verdict,
+    require("mpic.explain").what(resp.check_type, d.method),
+    resp.domain_or_ip_target,
+    tostring(d.quorum or "?"),
+    tostring(aop.quorum_count),
+    tostring(aop.perspective_count),
+    tostring(aop.attempt_count),
+    tostring(d.policy),
+    resp.mpic_completed == false and " (not every perspective completed)" or ""
+  )
   if d.reason then out[#out + 1] = "  " .. tostring(d.reason) end
   return table_concat(out, "\n") .. "\n"
 end
@@ -105,8 +127,6 @@ end
 
 --- Which rule decided (see mpic.explain), with the shadow policies'
 --- verdicts from the validation's audit line.
-function M.explain(resp)
-  return require("mpic.explain").response_with_audit(resp)
-end
+function M.explain(resp) return require("mpic.explain").response_with_audit(resp) end
 
 return M

@@ -19,28 +19,34 @@ parameter: a request's size buys a bounded amount of memory, and anything
 over a limit is a 400 naming the field. ]]
 M.LIMITS = {
   trace_identifier = 512, -- bytes
-  target = 1024,          -- bytes of domain_or_ip_target as sent (a name is at most 253 octets)
-  param_keys = 16,        -- keys of dcv_check_parameters / caa_check_parameters
+  target = 1024, -- bytes of domain_or_ip_target as sent (a name is at most 253 octets)
+  param_keys = 16, -- keys of dcv_check_parameters / caa_check_parameters
   -- one parameter value: nesting levels (the value is level 1), values,
   -- bytes of one string, bytes of one object key
   param = { depth = 3, nodes = 64, string = 4096, key = 256 },
-  params_total = 16384,   -- bytes of text of all parameter values together
-  named = 5,              -- unknown names listed, one issue each; the rest are counted
+  params_total = 16384, -- bytes of text of all parameter values together
+  named = 5, -- unknown names listed, one issue each; the rest are counted
 }
 local LIMITS = M.LIMITS
 
 local TOP_FIELDS = {
-  check_type = true, domain_or_ip_target = true, trace_identifier = true,
-  orchestration_parameters = true, caa_check_parameters = true, dcv_check_parameters = true,
+  check_type = true,
+  domain_or_ip_target = true,
+  trace_identifier = true,
+  orchestration_parameters = true,
+  caa_check_parameters = true,
+  dcv_check_parameters = true,
 }
-local ORCH_FIELDS = { perspective_count = true, quorum_count = true, max_attempts = true,
-                      cohort_for_single_attempt = true }
+local ORCH_FIELDS = {
+  perspective_count = true,
+  quorum_count = true,
+  max_attempts = true,
+  cohort_for_single_attempt = true,
+}
 
 local function is_null(v) return v == nil or v == require("mpic.core.util").null end
 
-local function issue(list, kind, fmt, ...)
-  list[#list + 1] = { issue_type = kind, message = string_format(fmt, ...) }
-end
+local function issue(list, kind, fmt, ...) list[#list + 1] = { issue_type = kind, message = string_format(fmt, ...) } end
 
 -- One issue per unknown name (the first LIMITS.named, sorted, each clipped),
 -- then one counting the rest (more: names not even collected).
@@ -98,8 +104,12 @@ function M.check_params(ch, params, registry)
       end
     end
   end
-  unknown_names(issues, "invalid-parameters", unknown,
-    "unknown parameter %s for " .. (ch.check_type == "dcv" and ch.name or "a caa check"))
+  unknown_names(
+    issues,
+    "invalid-parameters",
+    unknown,
+    "unknown parameter %s for " .. (ch.check_type == "dcv" and ch.name or "a caa check")
+  )
   if total > LIMITS.params_total then
     issue(issues, "invalid-parameters", "the parameters hold more than %d bytes of text", LIMITS.params_total)
   end
@@ -108,8 +118,12 @@ function M.check_params(ch, params, registry)
   local m = plain.validation_method
   if ch.check_type == "caa" and type(m) == "string" then
     if not m:match("^[A-Za-z0-9][A-Za-z0-9%-]*$") or #m > 63 then
-      issue(issues, "invalid-parameters",
-        "caa_check_parameters.validation_method %s is neither a validation method nor an RFC 8657 label", clip(m))
+      issue(
+        issues,
+        "invalid-parameters",
+        "caa_check_parameters.validation_method %s is neither a validation method nor an RFC 8657 label",
+        clip(m)
+      )
     else
       plain.validation_method = require("mpic.caa").method_label(m, registry)
     end
@@ -118,9 +132,7 @@ function M.check_params(ch, params, registry)
 end
 
 --- Open MPIC quorum rule: n-1 <= q <= n <= 5, or 4 <= n-2 <= q <= n.
-function M.quorum_ok(n, q)
-  return (n - 1 <= q and q <= n and n <= 5) or (4 <= n - 2 and n - 2 <= q and q <= n)
-end
+function M.quorum_ok(n, q) return (n - 1 <= q and q <= n and n <= 5) or (4 <= n - 2 and n - 2 <= q and q <= n) end
 
 local function opt_int(orch, key, issues, kind)
   local v = orch[key]
@@ -146,7 +158,11 @@ function M.validate(req, ctx)
   local unknown, more = {}, 0
   for k in pairs(req) do
     if not TOP_FIELDS[k] then
-      if #unknown < 100 then unknown[#unknown + 1] = tostring(k) else more = more + 1 end
+      if #unknown < 100 then
+        unknown[#unknown + 1] = tostring(k)
+      else
+        more = more + 1
+      end
     end
   end
   unknown_names(issues, "invalid-request", unknown, "unknown field %s", more)
@@ -154,18 +170,28 @@ function M.validate(req, ctx)
   if out.trace_identifier ~= nil and type(out.trace_identifier) ~= "string" then
     issue(issues, "invalid-request", "trace_identifier must be a string or null")
   elseif out.trace_identifier and #out.trace_identifier > LIMITS.trace_identifier then
-    issue(issues, "invalid-request", "trace_identifier is %d bytes long; at most %d are allowed",
-      #out.trace_identifier, LIMITS.trace_identifier)
+    issue(
+      issues,
+      "invalid-request",
+      "trace_identifier is %d bytes long; at most %d are allowed",
+      #out.trace_identifier,
+      LIMITS.trace_identifier
+    )
   end
   if type(req.domain_or_ip_target) == "string" and #req.domain_or_ip_target > LIMITS.target then
-    issue(issues, "invalid-target", "domain_or_ip_target is %d bytes long; at most %d are allowed",
-      #req.domain_or_ip_target, LIMITS.target)
+    issue(
+      issues,
+      "invalid-target",
+      "domain_or_ip_target is %d bytes long; at most %d are allowed",
+      #req.domain_or_ip_target,
+      LIMITS.target
+    )
     return nil, issues
   end
 
   local ct = req.check_type
   if ct ~= "caa" and ct ~= "dcv" then
-    issue(issues, "invalid-check-type", "check_type must be \"caa\" or \"dcv\", got %s", clip(ct))
+    issue(issues, "invalid-check-type", 'check_type must be "caa" or "dcv", got %s', clip(ct))
     return nil, issues
   end
   out.check_type = ct
@@ -190,9 +216,15 @@ function M.validate(req, ctx)
       end
       table.sort(names)
       local others = #names > 24 and string_format(" and %d more", #names - 24) or ""
-      issue(issues, "invalid-validation-method", "%s (one of: %s%s)",
+      issue(
+        issues,
+        "invalid-validation-method",
+        "%s (one of: %s%s)",
         method == nil and "dcv_check_parameters.validation_method is missing"
-          or ("unknown validation_method " .. clip(method)), table.concat(names, ", ", 1, math.min(#names, 24)), others)
+          or ("unknown validation_method " .. clip(method)),
+        table.concat(names, ", ", 1, math.min(#names, 24)),
+        others
+      )
       return nil, issues
     end
   else
@@ -213,22 +245,30 @@ function M.validate(req, ctx)
   out.challenge = ch
   out.method = ch.name
   local plain, pissues = M.check_params(ch, params, ctx.registry)
-  for _, i in ipairs(pissues) do issues[#issues + 1] = i end
+  for _, i in ipairs(pissues) do
+    issues[#issues + 1] = i
+  end
   out.params = plain
   out.echo_params = params
 
   if ctx.cfg.defaults.enforce_sunset and challenges.is_retired(ch, ctx.now) then
-    issue(issues, "validation-method-retired", "%s may not be used after %s (BR %s)", ch.name,
-      ch.sunset, ch.br_section or "?")
+    issue(
+      issues,
+      "validation-method-retired",
+      "%s may not be used after %s (BR %s)",
+      ch.name,
+      ch.sunset,
+      ch.br_section or "?"
+    )
   end
 
   -- target
   local t = req.domain_or_ip_target
   local target, _, why = target_mod.normalise(t, { allow_reserved = ctx.cfg.network.allow_reserved_ips })
-  if target then target, _, why = target_mod.for_method(target, ch) end
-  if not target then
-    issue(issues, "invalid-target", "%s", why or "invalid target")
+  if target then
+    target, _, why = target_mod.for_method(target, ch)
   end
+  if not target then issue(issues, "invalid-target", "%s", why or "invalid target") end
   out.target = target
   out.target_text = t
 
@@ -251,20 +291,39 @@ function M.validate(req, ctx)
   local n = opt_int(orch, "perspective_count", issues, "invalid-perspective-count")
     or ctx.cfg.defaults.perspective_count
   if n < 2 or n > ctx.remotes then
-    issue(issues, "invalid-perspective-count",
-      "perspective_count %d must be between 2 and the %d configured remote perspectives", n, ctx.remotes)
+    issue(
+      issues,
+      "invalid-perspective-count",
+      "perspective_count %d must be between 2 and the %d configured remote perspectives",
+      n,
+      ctx.remotes
+    )
   elseif ctx.min_remotes and n < ctx.min_remotes then
-    issue(issues, "invalid-perspective-count",
-      "perspective_count %d is below the BR minimum of %d remote perspectives on %s", n, ctx.min_remotes, ctx.date)
+    issue(
+      issues,
+      "invalid-perspective-count",
+      "perspective_count %d is below the BR minimum of %d remote perspectives on %s",
+      n,
+      ctx.min_remotes,
+      ctx.date
+    )
   end
   local q = opt_int(orch, "quorum_count", issues, "invalid-quorum-count")
   if q ~= nil and not M.quorum_ok(n, q) then
-    issue(issues, "invalid-quorum-count",
-      "quorum_count %d is not allowed with %d perspectives (n-1 <= q <= n <= 5, or 4 <= n-2 <= q <= n)", q, n)
+    issue(
+      issues,
+      "invalid-quorum-count",
+      "quorum_count %d is not allowed with %d perspectives (n-1 <= q <= n <= 5, or 4 <= n-2 <= q <= n)",
+      q,
+      n
+    )
   end
   local attempts = opt_int(orch, "max_attempts", issues, "invalid-request")
-  if attempts == nil then attempts = ctx.cfg.defaults.max_attempts
-  elseif attempts <= 0 then attempts = 1 end
+  if attempts == nil then
+    attempts = ctx.cfg.defaults.max_attempts
+  elseif attempts <= 0 then
+    attempts = 1
+  end
   if attempts > M.ABSOLUTE_MAX_ATTEMPTS then attempts = M.ABSOLUTE_MAX_ATTEMPTS end
   local cohort = opt_int(orch, "cohort_for_single_attempt", issues, "invalid-request")
   if cohort ~= nil then

@@ -19,8 +19,7 @@ local M = {}
 
 -- name -> the sentence explain prints, and the info fields that go with it
 M.LIST = {
-  { "quorum-met", "quorum and RIR diversity met",
-    "quorum (k/n), passed, required, passed_rirs, min_rirs" },
+  { "quorum-met", "quorum and RIR diversity met", "quorum (k/n), passed, required, passed_rirs, min_rirs" },
   { "waiting", "not decided yet: more results are needed", "passed, pending, required" },
   { "quorum", "too many remotes failed to corroborate", "failed, total, required, first_failure" },
   { "rir-diversity", "corroborating remotes cannot span enough RIRs", "possible_rirs, min_rirs" },
@@ -32,7 +31,7 @@ M.LIST = {
   { "primary-first", "the primary-first rule (remotes only after the primary passed)", "" },
   { "policy-error", "the policy failed (fail closed)", "" },
   { "policy", "the policy's own rule", "policy_rule (the name the policy gave, if any)" },
-  { "policy-floor", "the BR floor under every policy refused the policy's \"valid\"", "floor_rule" },
+  { "policy-floor", 'the BR floor under every policy refused the policy\'s "valid"', "floor_rule" },
   { "deadline", "the validation deadline passed before the outcome was certain", "cause" },
 }
 

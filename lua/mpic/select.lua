@@ -43,8 +43,7 @@
 --   an unhealthy member the next cohort (cyclically) with none is used, so
 --   health never changes which cohorts exist, only which one is used.
 local type, ipairs, error, tostring, require = type, ipairs, error, tostring, require
-local string_pack, string_unpack, string_lower, string_format =
-  string.pack, string.unpack, string.lower, string.format
+local string_pack, string_unpack, string_lower, string_format = string.pack, string.unpack, string.lower, string.format
 local table_sort, table_remove, table_insert, table_unpack, math_type, math_floor =
   table.sort, table.remove, table.insert, table.unpack, math.type, math.floor
 
@@ -58,9 +57,7 @@ M.SEARCH_BUDGET = 200000
 
 local TWO32 = 1 << 32
 
-local function default_hash()
-  return require("mpic.core.util").sha256
-end
+local function default_hash() return require("mpic.core.util").sha256 end
 
 -- SHA-256(secret .. lower(target)), the selection seed.
 function M.seed(secret, target, hash)
@@ -74,17 +71,13 @@ end
 -- A deterministic stream object: rng:int(n) -> 1..n. The state lives in
 -- upvalues, so the object has no shared metatable a script could alter.
 function M.new_rng(seed, hash)
-  if type(seed) ~= "string" or #seed == 0 then
-    error("select.new_rng: seed must be a non-empty string", 2)
-  end
+  if type(seed) ~= "string" or #seed == 0 then error("select.new_rng: seed must be a non-empty string", 2) end
   hash = hash or default_hash()
   local counter, block, pos = 0, nil, 33
   local function word()
     if pos > 29 then
       block = hash(seed .. string_pack(">I4", counter))
-      if type(block) ~= "string" or #block ~= 32 then
-        error("select: hash function must return 32 raw bytes", 3)
-      end
+      if type(block) ~= "string" or #block ~= 32 then error("select: hash function must return 32 raw bytes", 3) end
       counter = counter + 1
       pos = 1
     end
@@ -94,15 +87,11 @@ function M.new_rng(seed, hash)
   end
   local rng = {}
   function rng.int(_, n)
-    if math_type(n) ~= "integer" or n < 1 or n > TWO32 then
-      error("rng:int: n must be an integer in [1, 2^32]", 2)
-    end
+    if math_type(n) ~= "integer" or n < 1 or n > TWO32 then error("rng:int: n must be an integer in [1, 2^32]", 2) end
     local limit = TWO32 - (TWO32 % n)
     for _ = 1, 1000 do
       local u = word()
-      if u < limit then
-        return u % n + 1
-      end
+      if u < limit then return u % n + 1 end
     end
     error("rng:int: rejection sampling did not terminate", 2)
   end
@@ -128,9 +117,7 @@ local function distance(a, b)
   local m2 = m1 and m1[alon]
   local m3 = m2 and m2[blat]
   local d = m3 and m3[blon]
-  if d then
-    return d
-  end
+  if d then return d end
   d = geo.distance_km(a, b)
   if dist_n >= MEMO_MAX then
     dist_memo, dist_n = {}, 0
@@ -148,9 +135,7 @@ end
 
 local function normalize_rir(rir)
   local r = rir_memo[rir]
-  if r then
-    return r
-  end
+  if r then return r end
   local why
   r, why = quorum.normalize_rir(rir)
   if r and type(rir) == "string" then
@@ -166,34 +151,22 @@ end
 -- Validate registry entries; returns primary (or nil), remotes (list of
 -- {id, rir, location, healthy, entry}) or nil, reason.
 function M.split_registry(registry)
-  if type(registry) ~= "table" then
-    return nil, "registry is not a list"
-  end
+  if type(registry) ~= "table" then return nil, "registry is not a list" end
   local seen, primary, remotes = {}, nil, {}
   for i, e in ipairs(registry) do
-    if type(e) ~= "table" then
-      return nil, string_format("registry[%d] is not a table", i)
-    end
+    if type(e) ~= "table" then return nil, string_format("registry[%d] is not a table", i) end
     if type(e.id) ~= "string" or e.id == "" then
       return nil, string_format("registry[%d].id must be a non-empty string", i)
     end
-    if seen[e.id] then
-      return nil, string_format("perspective id %q appears twice", e.id)
-    end
+    if seen[e.id] then return nil, string_format("perspective id %q appears twice", e.id) end
     seen[e.id] = true
     local rir, why = normalize_rir(e.rir)
-    if not rir then
-      return nil, string_format("perspective %q: %s", e.id, why)
-    end
+    if not rir then return nil, string_format("perspective %q: %s", e.id, why) end
     local ok, lwhy = geo.check_location(e.location)
-    if not ok then
-      return nil, string_format("perspective %q: %s", e.id, lwhy)
-    end
+    if not ok then return nil, string_format("perspective %q: %s", e.id, lwhy) end
     local rec = { id = e.id, rir = rir, location = e.location, healthy = e.healthy ~= false, entry = e }
     if e.is_primary then
-      if primary then
-        return nil, string_format("two primary perspectives: %q and %q", primary.id, e.id)
-      end
+      if primary then return nil, string_format("two primary perspectives: %q and %q", primary.id, e.id) end
       primary = rec
     else
       remotes[#remotes + 1] = rec
@@ -204,9 +177,7 @@ end
 
 local function far_from_all(cand, members, min_km)
   for _, m in ipairs(members) do
-    if distance(cand.location, m.location) < min_km then
-      return false
-    end
+    if distance(cand.location, m.location) < min_km then return false end
   end
   return true
 end
@@ -228,8 +199,13 @@ local function cohort_key(pool, k, min_km)
   for i = 1, n do
     local c = pool[i]
     local loc = c.location
-    if type(c.id) ~= "string" or type(c.rir) ~= "string" or type(loc) ~= "table"
-      or type(loc.lat) ~= "number" or type(loc.lon) ~= "number" then
+    if
+      type(c.id) ~= "string"
+      or type(c.rir) ~= "string"
+      or type(loc) ~= "table"
+      or type(loc.lat) ~= "number"
+      or type(loc.lon) ~= "number"
+    then
       return nil
     end
     args[4 * i - 1], args[4 * i], args[4 * i + 1], args[4 * i + 2] = c.id, c.rir, loc.lat, loc.lon
@@ -264,19 +240,13 @@ local COHORT_FAIL = "could not construct a cohort of size %d from %d eligible re
 function M.cohorts(cands, k, rng, opts)
   opts = opts or {}
   local min_km = opts.min_km or M.MIN_DISTANCE_KM
-  if math_type(k) ~= "integer" or k < 2 then
-    return nil, "cohort size must be an integer >= 2"
-  end
+  if math_type(k) ~= "integer" or k < 2 then return nil, "cohort size must be an integer >= 2" end
   local pool = {}
   for _, c in ipairs(cands) do
-    if not opts.primary_location or distance(c.location, opts.primary_location) >= min_km then
-      pool[#pool + 1] = c
-    end
+    if not opts.primary_location or distance(c.location, opts.primary_location) >= min_km then pool[#pool + 1] = c end
   end
   local n = #pool
-  if k > n then
-    return nil, string_format(COHORT_FAIL, k, n)
-  end
+  if k > n then return nil, string_format(COHORT_FAIL, k, n) end
   table_sort(pool, function(a, b) return a.id < b.id end)
   for i = n, 2, -1 do
     local j = rng:int(i)
@@ -289,7 +259,9 @@ function M.cohorts(cands, k, rng, opts)
     local out = {}
     for ci, idx in ipairs(known) do
       local co = {}
-      for mi, pi in ipairs(idx) do co[mi] = pool[pi] end
+      for mi, pi in ipairs(idx) do
+        co[mi] = pool[pi]
+      end
       out[ci] = co
     end
     return out
@@ -297,10 +269,14 @@ function M.cohorts(cands, k, rng, opts)
   local done, why = cohorts_of_pool(pool, n, k, min_km)
   if done then
     local pos, idx = {}, {}
-    for i, c in ipairs(pool) do pos[c] = i end
+    for i, c in ipairs(pool) do
+      pos[c] = i
+    end
     for ci, co in ipairs(done) do
       local l = {}
-      for mi, m in ipairs(co) do l[mi] = pos[m] end
+      for mi, m in ipairs(co) do
+        l[mi] = pos[m]
+      end
       idx[ci] = l
     end
     remember(key, idx)
@@ -322,13 +298,9 @@ cohorts_of_pool = function(pool, n, k, min_km)
     b.q[#b.q + 1] = c
   end
   local nb = #buckets
-  if k > 2 and nb < 2 then
-    return nil, string_format(COHORT_FAIL, k, n) .. " (all in one RIR)"
-  end
+  if k > 2 and nb < 2 then return nil, string_format(COHORT_FAIL, k, n) .. " (all in one RIR)" end
   local p = 1
-  local function advance(bi)
-    p = bi % nb + 1
-  end
+  local function advance(bi) p = bi % nb + 1 end
 
   -- Phase 1, round 1.
   local open = {}
@@ -401,9 +373,7 @@ cohorts_of_pool = function(pool, n, k, min_km)
       end
     end
   end
-  if #done == 0 then
-    return nil, string_format(COHORT_FAIL, k, n)
-  end
+  if #done == 0 then return nil, string_format(COHORT_FAIL, k, n) end
   return done
 end
 
@@ -425,22 +395,15 @@ function M.pick(registry, count, attempt, rng, opts)
   if math_type(count) ~= "integer" or count < 2 then
     return nil, "invalid-perspective-count: perspective_count must be an integer >= 2"
   end
-  if math_type(attempt) ~= "integer" or attempt < 1 then
-    return nil, "attempt must be an integer >= 1"
-  end
-  if type(rng) ~= "table" or type(rng.int) ~= "function" then
-    return nil, "rng is missing"
-  end
+  if math_type(attempt) ~= "integer" or attempt < 1 then return nil, "attempt must be an integer >= 1" end
+  if type(rng) ~= "table" or type(rng.int) ~= "function" then return nil, "rng is missing" end
   local primary, remotes = M.split_registry(registry)
-  if primary == nil then
-    return nil, remotes
-  end
+  if primary == nil then return nil, remotes end
   local cohorts, why = M.cohorts(remotes, count, rng, {
-    primary_location = primary and primary.location or nil, min_km = opts.min_km,
+    primary_location = primary and primary.location or nil,
+    min_km = opts.min_km,
   })
-  if not cohorts then
-    return nil, why
-  end
+  if not cohorts then return nil, why end
   local c = #cohorts
   local start = (attempt - 1) % c
   for off = 0, c - 1 do
@@ -452,9 +415,7 @@ function M.pick(registry, count, attempt, rng, opts)
         break
       end
     end
-    if healthy then
-      return ids_of(cohorts[idx]), idx
-    end
+    if healthy then return ids_of(cohorts[idx]), idx end
   end
   return nil, string_format("no cohort of size %d has only healthy members (%d cohorts)", count, c)
 end
@@ -473,25 +434,17 @@ local function exists_compliant(rs, k, min_km, budget)
   end
   local chosen, nodes = {}, 0
   local function rirs_ok()
-    if k <= 2 then
-      return true
-    end
+    if k <= 2 then return true end
     local r1 = rs[chosen[1]].rir
     for i = 2, #chosen do
-      if rs[chosen[i]].rir ~= r1 then
-        return true
-      end
+      if rs[chosen[i]].rir ~= r1 then return true end
     end
     return false
   end
   local function extend(start)
     nodes = nodes + 1
-    if nodes > budget then
-      return nil
-    end
-    if #chosen == k then
-      return rirs_ok()
-    end
+    if nodes > budget then return nil end
+    if #chosen == k then return rirs_ok() end
     for i = start, n - (k - #chosen) + 1 do
       local ok = true
       for _, c in ipairs(chosen) do
@@ -504,9 +457,7 @@ local function exists_compliant(rs, k, min_km, budget)
         chosen[#chosen + 1] = i
         local r = extend(i + 1)
         chosen[#chosen] = nil
-        if r ~= false then
-          return r
-        end
+        if r ~= false then return r end
       end
     end
     return false
@@ -525,22 +476,31 @@ function M.check_registry(registry, count, opts)
   opts = opts or {}
   local min_km = opts.min_km or M.MIN_DISTANCE_KM
   local primary, remotes = M.split_registry(registry)
-  if primary == nil then
-    return nil, remotes
-  end
+  if primary == nil then return nil, remotes end
   if math_type(count) ~= "integer" or count < 2 then
     return nil, "invalid-perspective-count: perspective_count must be an integer >= 2, got " .. tostring(count)
   end
   if opts.min_count and count < opts.min_count then
-    return nil, string_format("invalid-perspective-count: perspective_count %d is below the BR minimum of %d%s",
-      count, opts.min_count, opts.date and (" on " .. opts.date) or "")
+    return nil,
+      string_format(
+        "invalid-perspective-count: perspective_count %d is below the BR minimum of %d%s",
+        count,
+        opts.min_count,
+        opts.date and (" on " .. opts.date) or ""
+      )
   end
   if primary then
     for _, r in ipairs(remotes) do
       local d = distance(r.location, primary.location)
       if d < min_km then
-        return nil, string_format("remote perspective %q is %.0f km from the primary %q (minimum %d km)",
-          r.id, d, primary.id, min_km)
+        return nil,
+          string_format(
+            "remote perspective %q is %.0f km from the primary %q (minimum %d km)",
+            r.id,
+            d,
+            primary.id,
+            min_km
+          )
       end
     end
   end
@@ -559,8 +519,13 @@ function M.check_registry(registry, count, opts)
   end
   local found = exists_compliant(remotes, count, min_km, opts.budget or M.SEARCH_BUDGET)
   if found == false then
-    return nil, string_format("no %d remote perspectives are pairwise at least %d km apart%s",
-      count, min_km, count > 2 and " across 2 RIRs" or "")
+    return nil,
+      string_format(
+        "no %d remote perspectives are pairwise at least %d km apart%s",
+        count,
+        min_km,
+        count > 2 and " across 2 RIRs" or ""
+      )
   end
   return true
 end

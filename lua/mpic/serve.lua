@@ -24,9 +24,7 @@ local string_format = string.format
 
 local JSON = { ["Content-Type"] = "application/json" }
 
-local function log(fmt, ...)
-  io_stderr:write(os_date("!%Y-%m-%dT%H:%M:%SZ "), string_format(fmt, ...), "\n")
-end
+local function log(fmt, ...) io_stderr:write(os_date("!%Y-%m-%dT%H:%M:%SZ "), string_format(fmt, ...), "\n") end
 M.log = log
 
 local function encode(v)
@@ -40,7 +38,9 @@ M.encode = encode
 function M.parse_listen(s)
   if type(s) ~= "string" then return nil, "--listen ADDR:PORT is required" end
   local a, p = s:match("^%[(.-)%]:(%d+)$")
-  if not a then a, p = s:match("^([^:]+):(%d+)$") end
+  if not a then
+    a, p = s:match("^([^:]+):(%d+)$")
+  end
   p = tonumber(p)
   if not a or not p or p > 65535 then return nil, "bad --listen value " .. s .. " (ADDR:PORT)" end
   return a, p
@@ -63,7 +63,10 @@ function M.run_loop(srv, handler, opts)
     req:respond(status, headers, body)
     if opts.on_answer then pcall(opts.on_answer, req, status, mpic.now() - t0) end
     local t = self_ref[1]
-    if t and live[t] then live[t] = nil; nlive = nlive - 1 end
+    if t and live[t] then
+      live[t] = nil
+      nlive = nlive - 1
+    end
   end
   while true do
     local req = srv:next()
@@ -78,12 +81,16 @@ function M.run_loop(srv, handler, opts)
   end
   if nlive > 0 then
     local tasks = {}
-    for t in pairs(live) do tasks[#tasks + 1] = t end
+    for t in pairs(live) do
+      tasks[#tasks + 1] = t
+    end
     mpic.wait_all(tasks, opts.drain_ms or 30000)
   end
   -- let the last answers reach their clients before the server is freed
   local until_ms = mpic.now() + 2000
-  while srv:sending() > 0 and mpic.now() < until_ms do mpic.sleep(10) end
+  while srv:sending() > 0 and mpic.now() < until_ms do
+    mpic.sleep(10)
+  end
 end
 
 --[[ Watch SIGTERM / SIGHUP: on TERM, stop accepting (run_loop then drains
@@ -126,8 +133,11 @@ local function reload(path)
   local reg, rerr = challenges.load_configured(cfg, false)
   if not reg then return nil, rerr end
   -- the DNSSEC proof at the primary, mandatory in production (its outcome in the audit log)
-  local dok, derr = require("mpic.dnssec_check").prove(cfg, "reload",
-    cfg.primary_dnssec and require("mpic.perspectives").probe_of(cfg, cfg.primary) or nil)
+  local dok, derr = require("mpic.dnssec_check").prove(
+    cfg,
+    "reload",
+    cfg.primary_dnssec and require("mpic.perspectives").probe_of(cfg, cfg.primary) or nil
+  )
   if not dok then return nil, derr end
   -- everything loads: switch. Validations in flight keep their context.
   require("mpic.perspectives").configure(cfg)
@@ -159,30 +169,39 @@ local function coordinator_handler(opts)
       status, headers, body = M.healthz()
     elseif path == "/metrics" and method == "GET" and not authorised(req, opts) then
       -- the metrics name perspectives, agents and traffic: the API's token rule
-      status, headers, body = 401, { ["Content-Type"] = "application/json", ["WWW-Authenticate"] = "Bearer" },
+      status, headers, body =
+        401,
+        { ["Content-Type"] = "application/json", ["WWW-Authenticate"] = "Bearer" },
         encode({ error = "unauthorized" })
     elseif path == "/metrics" and method == "GET" then
       metrics.inflight(in_flight)
       status, headers, body = 200, { ["Content-Type"] = "text/plain; version=0.0.4" }, metrics.render()
     elseif path == "/mpic" then
       if method ~= "POST" then
-        status, headers, body = 405, { ["Content-Type"] = "application/json", Allow = "POST" },
+        status, headers, body =
+          405,
+          { ["Content-Type"] = "application/json", Allow = "POST" },
           encode({ error = "method not allowed; use POST" })
       elseif not authorised(req, opts) then
-        status, headers, body = 401, { ["Content-Type"] = "application/json", ["WWW-Authenticate"] = "Bearer" },
+        status, headers, body =
+          401,
+          { ["Content-Type"] = "application/json", ["WWW-Authenticate"] = "Bearer" },
           encode({ error = "unauthorized" })
       else
         local raw, jerr = util.json_decode(req.body)
         local resp
         if raw == nil then
-          resp, status = { error = "request-validation-failed", validation_issues = {
-            { issue_type = "invalid-json", message = "the body is not valid JSON: " .. tostring(jerr) } } }, 400
+          resp, status =
+            { error = "request-validation-failed", validation_issues = {
+              { issue_type = "invalid-json", message = "the body is not valid JSON: " .. tostring(jerr) },
+            } }, 400
         else
           in_flight = in_flight + 1
           local ok, r, st, extra = pcall(orchestrator.validate, raw)
           in_flight = in_flight - 1
           local shadow
-          if ok then resp, status, shadow = r, st, type(extra) == "table" and extra.shadow or nil
+          if ok then
+            resp, status, shadow = r, st, type(extra) == "table" and extra.shadow or nil
           else
             log("validation error: %s", tostring(r))
             resp, status = { error = "internal error during validation" }, 500
@@ -212,14 +231,20 @@ function M.healthz(only)
   local doc = { status = status }
   if #out > 0 then
     doc.unhealthy = {}
-    for i, o in ipairs(out) do doc.unhealthy[i] = { perspective_code = o.id, reason = o.reason } end
+    for i, o in ipairs(out) do
+      doc.unhealthy[i] = { perspective_code = o.id, reason = o.reason }
+    end
     doc.reason = string_format("%s: %s", out[1].id, tostring(out[1].reason))
   end
   if status == "unavailable" then
     local cfg = require("mpic.perspectives").config()
     local s = cfg and health.settings(cfg)
-    return 503, { ["Content-Type"] = "application/json",
-                  ["Retry-After"] = tostring(s and math.max(1, math.ceil(s.interval_ms / 1000)) or 10) }, encode(doc)
+    return 503,
+      {
+        ["Content-Type"] = "application/json",
+        ["Retry-After"] = tostring(s and math.max(1, math.ceil(s.interval_ms / 1000)) or 10),
+      },
+      encode(doc)
   end
   return 200, JSON, encode(doc)
 end
@@ -251,9 +276,11 @@ client address), --header-timeout (seconds from accept to a whole request,
 TLS handshake included). Returns the server.listen fields, or nil, message. ]]
 function M.listen_limits(opts)
   local out = { health_path = "/healthz" }
-  for opt, f in pairs({ ["max-connections"] = { "max_connections", 1000000 },
-                        ["max-connections-per-ip"] = { "max_connections_per_address", 1000000 },
-                        ["header-timeout"] = { "header_timeout_s", 3600 } }) do
+  for opt, f in pairs({
+    ["max-connections"] = { "max_connections", 1000000 },
+    ["max-connections-per-ip"] = { "max_connections_per_address", 1000000 },
+    ["header-timeout"] = { "header_timeout_s", 3600 },
+  }) do
     local field, max, v = f[1], f[2], opts[opt]
     if v ~= nil then
       local n = tonumber(v)
@@ -268,47 +295,93 @@ end
 
 function M.main(args)
   local cli = require "mpic.cli"
-  local opts, err = cli.parse_opts(args, require("mpic.workers").options({
-    config = "value", listen = "value", ["tls-cert"] = "value", ["tls-key"] = "value",
-    ["client-ca"] = "value", token = "value", ["max-inflight"] = "value", ["max-body"] = "value",
-    ["health-interval"] = "value", ["drain-ms"] = "value",
-    ["max-connections"] = "value", ["max-connections-per-ip"] = "value", ["header-timeout"] = "value",
-  }), 2)
-  if not opts then io_stderr:write("mpic serve: ", err, "\n", USAGE, "\n") return 2 end
+  local opts, err = cli.parse_opts(
+    args,
+    require("mpic.workers").options({
+      config = "value",
+      listen = "value",
+      ["tls-cert"] = "value",
+      ["tls-key"] = "value",
+      ["client-ca"] = "value",
+      token = "value",
+      ["max-inflight"] = "value",
+      ["max-body"] = "value",
+      ["health-interval"] = "value",
+      ["drain-ms"] = "value",
+      ["max-connections"] = "value",
+      ["max-connections-per-ip"] = "value",
+      ["header-timeout"] = "value",
+    }),
+    2
+  )
+  if not opts then
+    io_stderr:write("mpic serve: ", err, "\n", USAGE, "\n")
+    return 2
+  end
   local workers = require "mpic.workers"
   local nworkers, nerr = workers.count(opts.workers)
   local wk, werr = workers.worker_of(opts)
-  if not nworkers or werr then io_stderr:write("mpic serve: ", nerr or werr, "\n", USAGE, "\n") return 2 end
+  if not nworkers or werr then
+    io_stderr:write("mpic serve: ", nerr or werr, "\n", USAGE, "\n")
+    return 2
+  end
   local limits, lerr = M.listen_limits(opts)
-  if not limits then io_stderr:write("mpic serve: ", lerr, "\n", USAGE, "\n") return 2 end
+  if not limits then
+    io_stderr:write("mpic serve: ", lerr, "\n", USAGE, "\n")
+    return 2
+  end
   local addr, port = M.parse_listen(opts.listen)
-  if not addr then io_stderr:write("mpic serve: ", port, "\n", USAGE, "\n") return 2 end
+  if not addr then
+    io_stderr:write("mpic serve: ", port, "\n", USAGE, "\n")
+    return 2
+  end
   if (opts["tls-cert"] == nil) ~= (opts["tls-key"] == nil) or (opts["client-ca"] and not opts["tls-cert"]) then
-    io_stderr:write("mpic serve: --tls-cert and --tls-key go together; --client-ca needs them\n") return 2
+    io_stderr:write("mpic serve: --tls-cert and --tls-key go together; --client-ca needs them\n")
+    return 2
   end
   if not wk and nworkers > 1 then -- the master of N workers (mpic.workers)
-    return workers.supervise({ command = "serve", args = args, n = nworkers, address = addr, port = port,
-      drain_ms = tonumber(opts["drain-ms"]) or 30000, log = log })
+    return workers.supervise({
+      command = "serve",
+      args = args,
+      n = nworkers,
+      address = addr,
+      port = port,
+      drain_ms = tonumber(opts["drain-ms"]) or 30000,
+      log = log,
+    })
   end
   -- worker k > 0 writes its own audit chain, PATH.wk (reloads too)
   require("mpic.config").audit_suffix = wk and workers.audit_suffix(wk.index) or nil
   local path = opts.config or "perspectives.yaml"
   local cfg, cerr = mpic.load_config(path)
-  if not cfg then io_stderr:write(cerr, "\n") return 2 end
+  if not cfg then
+    io_stderr:write(cerr, "\n")
+    return 2
+  end
   local ctx, xerr = require("mpic.orchestrator").context()
-  if not ctx then io_stderr:write(tostring(xerr), "\n") return 2 end
+  if not ctx then
+    io_stderr:write(tostring(xerr), "\n")
+    return 2
+  end
   if opts.token == nil then opts.token = os.getenv("MPIC_API_TOKEN") end
   local dnssec = require "mpic.dnssec_check"
   local dok, dmsg = dnssec.prove(cfg, "start")
-  if not dok then io_stderr:write("mpic serve: refusing to start: ", tostring(dmsg), "\n") return 2 end
+  if not dok then
+    io_stderr:write("mpic serve: refusing to start: ", tostring(dmsg), "\n")
+    return 2
+  end
   log("%s", dmsg)
   -- the proof again with every health probe of the primary (a failure: 503 until one passes)
   require("mpic.health").primary_proof = dnssec.periodic
 
   local tls
   if opts["tls-cert"] then
-    tls = { cert = opts["tls-cert"], key = opts["tls-key"], client_ca = opts["client-ca"],
-            require_client_cert = opts["client-ca"] ~= nil }
+    tls = {
+      cert = opts["tls-cert"],
+      key = opts["tls-key"],
+      client_ca = opts["client-ca"],
+      require_client_cert = opts["client-ca"] ~= nil,
+    }
   end
   limits.address, limits.port, limits.tls = addr, port, tls
   limits.max_inflight = tonumber(opts["max-inflight"]) or 1000
@@ -317,17 +390,30 @@ function M.main(args)
   limits.max_body = tonumber(opts["max-body"]) or 262144
   limits.fd = wk and wk.fd
   local srv, kind, detail = server.listen(limits)
-  if not srv then io_stderr:write("mpic serve: ", tostring(kind), ": ", tostring(detail), "\n") return 2 end
-  log("mpic serve: %s, %d perspectives, listening on %s:%d%s%s", cfg.file, #cfg.perspectives, addr, srv:port(),
-    tls and " (TLS)" or "", wk and string_format(" (worker %d of %d)", wk.index, nworkers) or "")
+  if not srv then
+    io_stderr:write("mpic serve: ", tostring(kind), ": ", tostring(detail), "\n")
+    return 2
+  end
+  log(
+    "mpic serve: %s, %d perspectives, listening on %s:%d%s%s",
+    cfg.file,
+    #cfg.perspectives,
+    addr,
+    srv:port(),
+    tls and " (TLS)" or "",
+    wk and string_format(" (worker %d of %d)", wk.index, nworkers) or ""
+  )
   if wk then require("mpic.metrics").share(wk.dir, "w" .. wk.index) end
 
   local metrics = require "mpic.metrics"
   M.watch_signals(srv, function()
     local ncfg, rerr = reload(path)
     metrics.reload(ncfg ~= nil)
-    if ncfg then log("SIGHUP: reloaded %s", path)
-    else log("SIGHUP: reload refused, keeping the running configuration: %s", tostring(rerr)) end
+    if ncfg then
+      log("SIGHUP: reloaded %s", path)
+    else
+      log("SIGHUP: reload refused, keeping the running configuration: %s", tostring(rerr))
+    end
   end)
   local hi = tonumber(opts["health-interval"])
   M.start_health(hi and hi * 1000 or nil)

@@ -40,17 +40,15 @@ local table_concat = table.concat
 local M = {}
 
 M.DEFAULT_TRIALS = 1000
-M.MAX_TRIALS = 1000000       -- per kind
-M.MAX_SCENARIOS = 10000      -- per list a model returns
+M.MAX_TRIALS = 1000000 -- per kind
+M.MAX_SCENARIOS = 10000 -- per list a model returns
 M.MAX_KIND_BYTES = 64
 M.Z95 = 1.959963984540054
 
 -- Wilson score interval for x successes in n trials: lo, hi.
 function M.wilson(x, n, z)
   z = z or M.Z95
-  if n == 0 then
-    return 0, 1
-  end
+  if n == 0 then return 0, 1 end
   local p = x / n
   local z2 = z * z
   local denom = 1 + z2 / n
@@ -77,9 +75,7 @@ end
 --- the models shipped in lua/mpic/models/, anything else a path.
 function M.model_path(name)
   if name == nil then name = "default" end
-  if name:find("^[%w_-]+$") then
-    return root() .. "/lua/mpic/models/" .. name .. ".lua"
-  end
+  if name:find("^[%w_-]+$") then return root() .. "/lua/mpic/models/" .. name .. ".lua" end
   return name
 end
 
@@ -87,21 +83,23 @@ end
 local function public_list(cfg)
   local out = {}
   for i, p in ipairs(cfg.perspectives) do
-    out[i] = { id = p.id, rir = p.rir, location = { lat = p.location.lat, lon = p.location.lon },
-               provider = p.provider, remote = p.agent ~= nil, is_primary = p.id == cfg.primary }
+    out[i] = {
+      id = p.id,
+      rir = p.rir,
+      location = { lat = p.location.lat, lon = p.location.lon },
+      provider = p.provider,
+      remote = p.agent ~= nil,
+      is_primary = p.id == cfg.primary,
+    }
   end
   return out
 end
 
 local function is_list(t)
-  if type(t) ~= "table" then
-    return false
-  end
+  if type(t) ~= "table" then return false end
   local n = #t
   for k in pairs(t) do
-    if math_type(k) ~= "integer" or k < 1 or k > n then
-      return false
-    end
+    if math_type(k) ~= "integer" or k < 1 or k > n then return false end
   end
   return true
 end
@@ -112,12 +110,8 @@ local OUTAGE_KEYS = { kind = true, down = true, p = true, weight = true }
 -- Check one list a model returned; returns {kinds = {name...}, by_kind =
 -- name -> {scenarios, total weight}} or raises with the key path.
 local function check_scenarios(list, what, known, n)
-  if not is_list(list) then
-    error(string_format("%s must return a list of scenarios, got %s", what, type(list)), 0)
-  end
-  if #list == 0 then
-    error(what .. " returned no scenarios", 0)
-  end
+  if not is_list(list) then error(string_format("%s must return a list of scenarios, got %s", what, type(list)), 0) end
+  if #list == 0 then error(what .. " returned no scenarios", 0) end
   if #list > M.MAX_SCENARIOS then
     error(string_format("%s returned %d scenarios (at most %d)", what, #list, M.MAX_SCENARIOS), 0)
   end
@@ -125,13 +119,9 @@ local function check_scenarios(list, what, known, n)
   local out = { kinds = {}, by_kind = {} }
   for i, s in ipairs(list) do
     local at = string_format("%s[%d]", what, i)
-    if type(s) ~= "table" then
-      error(at .. ": expected a table, got " .. type(s), 0)
-    end
+    if type(s) ~= "table" then error(at .. ": expected a table, got " .. type(s), 0) end
     for k in pairs(s) do
-      if not keys[k] then
-        error(string_format("%s: unknown key %s", at, tostring(k)), 0)
-      end
+      if not keys[k] then error(string_format("%s: unknown key %s", at, tostring(k)), 0) end
     end
     if type(s.kind) ~= "string" or s.kind == "" or #s.kind > M.MAX_KIND_BYTES or s.kind:find("[%c]") then
       error(string_format("%s.kind: expected a non-empty string of at most %d bytes", at, M.MAX_KIND_BYTES), 0)
@@ -144,14 +134,20 @@ local function check_scenarios(list, what, known, n)
     local ids_key = what == "attacks" and "sees" or "down"
     local ids = s[ids_key]
     if ids ~= nil then
-      if not is_list(ids) then
-        error(string_format("%s.%s: expected a list of perspective ids", at, ids_key), 0)
-      end
+      if not is_list(ids) then error(string_format("%s.%s: expected a list of perspective ids", at, ids_key), 0) end
       local set = {}
       for j, id in ipairs(ids) do
         if not known[id] then
-          error(string_format("%s.%s[%d]: unknown perspective %s", at, ids_key, j,
-            type(id) == "string" and string_format("%q", id) or type(id)), 0)
+          error(
+            string_format(
+              "%s.%s[%d]: unknown perspective %s",
+              at,
+              ids_key,
+              j,
+              type(id) == "string" and string_format("%q", id) or type(id)
+            ),
+            0
+          )
         end
         set[id] = true
       end
@@ -171,9 +167,7 @@ local function check_scenarios(list, what, known, n)
       if s.p ~= nil and (type(s.p) ~= "number" or not (s.p >= 0 and s.p <= 1)) then
         error(at .. ".p: expected a probability from 0 to 1", 0)
       end
-      if ids == nil and s.p == nil then
-        error(at .. ": give down (a list of ids), p (a probability) or both", 0)
-      end
+      if ids == nil and s.p == nil then error(at .. ": give down (a list of ids), p (a probability) or both", 0) end
       sc.p = s.p
       sc.set = sc.set or {}
     end
@@ -193,46 +187,30 @@ end
 --- perspectives. Returns {name, description, path, attacks, outages} or
 --- nil, reason (naming the file).
 function M.load_model(path, cfg)
-  local function fail(why)
-    return nil, string_format("model %s: %s", path, why)
-  end
+  local function fail(why) return nil, string_format("model %s: %s", path, why) end
   local tbl, run = policy_mod.load_sandboxed(path)
-  if tbl == nil then
-    return fail(run)
-  end
-  if type(tbl) ~= "table" then
-    return fail("the file must return a table, got " .. type(tbl))
-  end
+  if tbl == nil then return fail(run) end
+  if type(tbl) ~= "table" then return fail("the file must return a table, got " .. type(tbl)) end
   local fields = { name = "string", description = "string", attacks = "function", outages = "function" }
   for k, v in pairs(tbl) do
-    if not fields[k] then
-      return fail("unknown field " .. tostring(k))
-    end
-    if type(v) ~= fields[k] then
-      return fail(string_format("field %s must be a %s, got %s", k, fields[k], type(v)))
-    end
+    if not fields[k] then return fail("unknown field " .. tostring(k)) end
+    if type(v) ~= fields[k] then return fail(string_format("field %s must be a %s, got %s", k, fields[k], type(v))) end
   end
   for _, k in ipairs({ "name", "attacks", "outages" }) do
-    if tbl[k] == nil then
-      return fail(string_format("missing required field %q", k))
-    end
+    if tbl[k] == nil then return fail(string_format("missing required field %q", k)) end
   end
   local known, n = {}, #cfg.perspectives
-  for _, p in ipairs(cfg.perspectives) do known[p.id] = true end
+  for _, p in ipairs(cfg.perspectives) do
+    known[p.id] = true
+  end
   local model = { name = tbl.name, description = tbl.description, path = path }
   for _, what in ipairs({ "attacks", "outages" }) do
     local okc, list = run(tbl[what], public_list(cfg))
-    if not okc then
-      return fail(what .. ": " .. tostring(list))
-    end
+    if not okc then return fail(what .. ": " .. tostring(list)) end
     local copy, why = policy_mod.plain_copy(list, what)
-    if copy == nil and why then
-      return fail(why)
-    end
+    if copy == nil and why then return fail(why) end
     local okv, checked = pcall(check_scenarios, copy, what, known, n)
-    if not okv then
-      return fail(tostring(checked))
-    end
+    if not okv then return fail(tostring(checked)) end
     model[what] = checked
   end
   return model
@@ -242,16 +220,12 @@ end
 local SCALE = 1000000
 local function draw(kind, rng)
   local sc = kind.scenarios
-  if #sc == 1 then
-    return sc[1]
-  end
+  if #sc == 1 then return sc[1] end
   local u = (rng:int(SCALE) - 0.5) / SCALE * kind.total
   local acc = 0
   for _, s in ipairs(sc) do
     acc = acc + s.weight
-    if u < acc then
-      return s
-    end
+    if u < acc then return s end
   end
   return sc[#sc]
 end
@@ -259,7 +233,9 @@ end
 -- The ids of k perspectives drawn uniformly (partial Fisher-Yates).
 local function random_set(ids, k, rng)
   local a = {}
-  for i, id in ipairs(ids) do a[i] = id end
+  for i, id in ipairs(ids) do
+    a[i] = id
+  end
   local set, n = {}, #a
   for i = 1, k do
     local j = i - 1 + rng:int(n - i + 1)
@@ -288,7 +264,9 @@ local function draw_trials(model, ids, trials, rng)
       local set = s.set
       if s.p and s.p > 0 then
         set = {}
-        for id in pairs(s.set) do set[id] = true end
+        for id in pairs(s.set) do
+          set[id] = true
+        end
         local cut = s.p * SCALE
         for _, id in ipairs(ids) do
           if rng:int(SCALE) <= cut then set[id] = true end
@@ -309,13 +287,18 @@ local DOWN = { passed = false, completed = false }
 local function run_policy(pol, env)
   local cfg, count, date = env.cfg, env.count, env.date
   local pub = orchestrator.public_records(env.st, pol)
-  local ok, why = pol:check_config(env.registry(), { perspective_count = count,
-    max_attempts = env.attempts, timeout_ms = cfg.defaults.timeout_ms }, date)
+  local ok, why = pol:check_config(
+    env.registry(),
+    { perspective_count = count, max_attempts = env.attempts, timeout_ms = cfg.defaults.timeout_ms },
+    date
+  )
   if not ok then
     return nil, string_format("policy %s refuses the configuration on %s: %s", pol.path, date, tostring(why))
   end
   local picks = {} -- attempt -> trial -> ids | false
-  for a = 1, env.attempts do picks[a] = {} end
+  for a = 1, env.attempts do
+    picks[a] = {}
+  end
   local select_failures, select_reason = 0, nil
   local function cohort(t, a)
     local ids = picks[a][t]
@@ -343,9 +326,7 @@ local function run_policy(pol, env)
     local contacted = 0
     for a = 1, env.attempts do
       local ids = cohort(t, a)
-      if not ids then
-        return false, contacted
-      end
+      if not ids then return false, contacted end
       local pout = primary and outcome_of(primary)
       if primary then contacted = contacted + 1 end
       local gate_closed = pout and pol.primary_first and not pout.passed
@@ -366,13 +347,16 @@ local function run_policy(pol, env)
         end
         local pslot = primary and { id = primary, rir = rir_of[primary], result = pout } or nil
         -- the BR floor under every policy, as in the orchestrator
-        verdict = orchestrator.floor(cfg, slots, pslot, date,
-          pol:decide_owned(orchestrator.state_for(pub, slots, pslot, n, nil, date)))
+        verdict = orchestrator.floor(
+          cfg,
+          slots,
+          pslot,
+          date,
+          pol:decide_owned(orchestrator.state_for(pub, slots, pslot, n, nil, date))
+        )
         verdicts[k] = verdict
       end
-      if verdict == "valid" then
-        return true, contacted
-      end
+      if verdict == "valid" then return true, contacted end
     end
     return false, contacted
   end
@@ -382,9 +366,7 @@ local function run_policy(pol, env)
     local sets, accepted = env.draws.attacks[kname], 0
     for t = 1, env.trials do
       local sees = sets[t]
-      if validation(t, function(id) return sees[id] and PASS or FAIL end) then
-        accepted = accepted + 1
-      end
+      if validation(t, function(id) return sees[id] and PASS or FAIL end) then accepted = accepted + 1 end
     end
     res.attacks[#res.attacks + 1] = { kind = kname, trials = env.trials, accepted = accepted }
   end
@@ -473,19 +455,33 @@ function M.run(o)
     seeds[t] = select_mod.seed(secret, targets[t])
   end
   local env = {
-    cfg = cfg, count = count, date = date, attempts = attempts, trials = trials, model = model,
-    targets = targets, seeds = seeds, rir_of = rir_of,
+    cfg = cfg,
+    count = count,
+    date = date,
+    attempts = attempts,
+    trials = trials,
+    model = model,
+    targets = targets,
+    seeds = seeds,
+    rir_of = rir_of,
     st = { cfg = cfg, list = cfg.perspectives },
     draws = draw_trials(model, ids, trials, rng),
     registry = function() -- fresh per call: policies get it without a copy
       local out = public_list(cfg)
-      for _, e in ipairs(out) do e.healthy = true end
+      for _, e in ipairs(out) do
+        e.healthy = true
+      end
       return out
     end,
   }
   local result = {
-    config = cfg.file, trials = trials, seed = seed, date = date, perspective_count = count,
-    max_attempts = attempts, policies = {},
+    config = cfg.file,
+    trials = trials,
+    seed = seed,
+    date = date,
+    perspective_count = count,
+    max_attempts = attempts,
+    policies = {},
     model = { name = model.name, description = model.description, path = model.path },
   }
   for i, pol in ipairs(loaded) do
@@ -499,17 +495,11 @@ end
 
 -- Text output ----------------------------------------------------------------
 
-local function pct(x)
-  return string_format("%.2f%%", 100 * x)
-end
+local function pct(x) return string_format("%.2f%%", 100 * x) end
 
-local function cell(row)
-  return string_format("%s [%s, %s]", pct(row.share), pct(row.ci95[1]), pct(row.ci95[2]))
-end
+local function cell(row) return string_format("%s [%s, %s]", pct(row.share), pct(row.ci95[1]), pct(row.ci95[2])) end
 
-local function pad(s, w)
-  return s .. string.rep(" ", w - #s)
-end
+local function pad(s, w) return s .. string.rep(" ", w - #s) end
 
 --- The side-by-side table (a string).
 function M.format(r)
@@ -518,33 +508,45 @@ function M.format(r)
   if r.model.description then lines[#lines + 1] = "  " .. r.model.description end
   lines[#lines + 1] = string_format(
     "config %s: %d remote perspectives per attempt, up to %d attempts; date %s; seed %s; %d trials per row",
-    tostring(r.config), r.perspective_count, r.max_attempts, r.date, r.seed, r.trials)
+    tostring(r.config),
+    r.perspective_count,
+    r.max_attempts,
+    r.date,
+    r.seed,
+    r.trials
+  )
   lines[#lines + 1] = "shares with 95% Wilson score intervals"
   lines[#lines + 1] = ""
   local rows = { { "" } }
-  for _, p in ipairs(r.policies) do rows[1][#rows[1] + 1] = p.name end
+  for _, p in ipairs(r.policies) do
+    rows[1][#rows[1] + 1] = p.name
+  end
   rows[#rows + 1] = { "attacker accepted" }
   local first = r.policies[1]
   for i, a in ipairs(first.attacks) do
     local row = { "  " .. a.kind }
-    for _, p in ipairs(r.policies) do row[#row + 1] = cell(p.attacks[i]) end
+    for _, p in ipairs(r.policies) do
+      row[#row + 1] = cell(p.attacks[i])
+    end
     rows[#rows + 1] = row
   end
   rows[#rows + 1] = { "legitimate refused" }
   for i, a in ipairs(first.outages) do
     local row = { "  " .. a.kind .. " outage" }
-    for _, p in ipairs(r.policies) do row[#row + 1] = cell(p.outages[i]) end
+    for _, p in ipairs(r.policies) do
+      row[#row + 1] = cell(p.outages[i])
+    end
     rows[#rows + 1] = row
   end
   local row = { "mean perspectives contacted" }
-  for _, p in ipairs(r.policies) do row[#row + 1] = string_format("%.2f", p.mean_contacted) end
+  for _, p in ipairs(r.policies) do
+    row[#row + 1] = string_format("%.2f", p.mean_contacted)
+  end
   rows[#rows + 1] = row
   local widths = {}
   for _, rw in ipairs(rows) do
     for c, s in ipairs(rw) do
-      if c > 1 or #rw > 1 then
-        widths[c] = math.max(widths[c] or 0, #s)
-      end
+      if c > 1 or #rw > 1 then widths[c] = math.max(widths[c] or 0, #s) end
     end
   end
   for _, rw in ipairs(rows) do
@@ -556,8 +558,12 @@ function M.format(r)
   end
   for _, p in ipairs(r.policies) do
     if p.select_failures > 0 then
-      lines[#lines + 1] = string_format("%s: select() refused %d times (counted as not valid), first: %s",
-        p.name, p.select_failures, tostring(p.select_failure))
+      lines[#lines + 1] = string_format(
+        "%s: select() refused %d times (counted as not valid), first: %s",
+        p.name,
+        p.select_failures,
+        tostring(p.select_failure)
+      )
     end
   end
   return table_concat(lines, "\n") .. "\n"
@@ -591,8 +597,16 @@ function M.main(args)
       return 0
     end
   end
-  local o, rest = cli.parse_opts(args, { config = "value", policy = "list", model = "value", trials = "value",
-    seed = "value", date = "value", count = "value", json = "flag" }, 2)
+  local o, rest = cli.parse_opts(args, {
+    config = "value",
+    policy = "list",
+    model = "value",
+    trials = "value",
+    seed = "value",
+    date = "value",
+    count = "value",
+    json = "flag",
+  }, 2)
   if not o then
     io.stderr:write("mpic simulate: ", rest, "\n", M.USAGE, "\n")
     return 2
@@ -618,8 +632,15 @@ function M.main(args)
     return 2
   end
   local r
-  r, err = M.run{ cfg = cfg, policies = o.policy, model = o.model, trials = trials, seed = o.seed,
-    date = o.date, count = count }
+  r, err = M.run {
+    cfg = cfg,
+    policies = o.policy,
+    model = o.model,
+    trials = trials,
+    seed = o.seed,
+    date = o.date,
+    count = count,
+  }
   if not r then
     io.stderr:write("mpic simulate: ", tostring(err), "\n")
     return 2

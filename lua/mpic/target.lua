@@ -26,7 +26,9 @@ local utf8 = utf8
 function M.parse_ipv4(s)
   if type(s) ~= "string" then return nil end
   local parts = {}
-  for p in (s .. "."):gmatch("([^.]*)%.") do parts[#parts + 1] = p end
+  for p in (s .. "."):gmatch("([^.]*)%.") do
+    parts[#parts + 1] = p
+  end
   if #parts ~= 4 then return nil end
   local out = {}
   for i, p in ipairs(parts) do
@@ -76,15 +78,23 @@ function M.parse_ipv6(s)
     local rg = parse_groups(right)
     if not rg or #lg + #rg > 7 then return nil end
     groups = {}
-    for _, g in ipairs(lg) do groups[#groups + 1] = g end
-    for _ = 1, 8 - #lg - #rg do groups[#groups + 1] = 0 end
-    for _, g in ipairs(rg) do groups[#groups + 1] = g end
+    for _, g in ipairs(lg) do
+      groups[#groups + 1] = g
+    end
+    for _ = 1, 8 - #lg - #rg do
+      groups[#groups + 1] = 0
+    end
+    for _, g in ipairs(rg) do
+      groups[#groups + 1] = g
+    end
   else
     if #lg ~= 8 then return nil end
     groups = lg
   end
   local out = {}
-  for i = 1, 8 do out[i] = string.pack(">I2", groups[i]) end
+  for i = 1, 8 do
+    out[i] = string.pack(">I2", groups[i])
+  end
   local bytes = concat(out)
   if v4tail then bytes = bytes:sub(1, 12) .. v4tail end
   return bytes
@@ -101,17 +111,21 @@ end
 
 -- Canonical text: dotted quad, or RFC 5952 (lower case, longest zero run compressed).
 function M.ip_text(bytes)
-  if #bytes == 4 then
-    return sfmt("%d.%d.%d.%d", sbyte(bytes, 1, 4))
-  end
+  if #bytes == 4 then return sfmt("%d.%d.%d.%d", sbyte(bytes, 1, 4)) end
   local g = {}
-  for i = 1, 8 do g[i] = string.unpack(">I2", bytes, i * 2 - 1) end
+  for i = 1, 8 do
+    g[i] = string.unpack(">I2", bytes, i * 2 - 1)
+  end
   local best, bestlen, cur, curlen = nil, 0, nil, 0
   for i = 1, 8 do
     if g[i] == 0 then
-      if not cur then cur, curlen = i, 0 end
+      if not cur then
+        cur, curlen = i, 0
+      end
       curlen = curlen + 1
-      if curlen > bestlen then best, bestlen = cur, curlen end
+      if curlen > bestlen then
+        best, bestlen = cur, curlen
+      end
     else
       cur = nil
     end
@@ -135,7 +149,9 @@ end
 function M.reverse_name(bytes)
   local out = {}
   if #bytes == 4 then
-    for i = 4, 1, -1 do out[#out + 1] = tostring(sbyte(bytes, i)) end
+    for i = 4, 1, -1 do
+      out[#out + 1] = tostring(sbyte(bytes, i))
+    end
     out[#out + 1] = "in-addr.arpa"
   else
     for i = 16, 1, -1 do
@@ -182,9 +198,7 @@ end
 local function alabel_name(name)
   if type(name) ~= "string" or name == "" then return nil, "empty name" end
   if name:sub(-1) == "." then name = name:sub(1, -2) end
-  if name == "" or name:find("..", 1, true) or name:sub(1, 1) == "." then
-    return nil, "empty label"
-  end
+  if name == "" or name:find("..", 1, true) or name:sub(1, 1) == "." then return nil, "empty label" end
   local labels = {}
   for l in (name .. "."):gmatch("([^.]*)%.") do
     local a, err = to_alabel(l)
@@ -211,17 +225,13 @@ function M.normalise_name(name)
   return structure_ok(out, n)
 end
 
-local function from_http(fn)
-  return require("mpic.core.http")[fn]
-end
+local function from_http(fn) return require("mpic.core.http")[fn] end
 
 -- opts: {allow_reserved=bool, is_reserved=function(ip_text) -> bool, why,
 --        vet_name=function(name) -> suffix | nil, why}
 function M.normalise(text, opts)
   opts = opts or {}
-  if type(text) ~= "string" or text == "" then
-    return nil, "invalid-target", "target must be a non-empty string"
-  end
+  if type(text) ~= "string" or text == "" then return nil, "invalid-target", "target must be a non-empty string" end
   local input = text
   local s = text
   local bracketed = s:match("^%[(.*)%]$")
@@ -239,11 +249,10 @@ function M.normalise(text, opts)
       end
       local reserved, why = check(value)
       if reserved then
-        return nil, "invalid-target",
-          "IP address is in a reserved address block: " .. tostring(why or value)
+        return nil, "invalid-target", "IP address is in a reserved address block: " .. tostring(why or value)
       end
     end
-    return {value = value, kind = "ip", wildcard = false, ip_family = family, bytes = bytes, input = input}
+    return { value = value, kind = "ip", wildcard = false, ip_family = family, bytes = bytes, input = input }
   end
   if s:match("^[%d.]+$") or s:find(":", 1, true) then
     return nil, "invalid-target", "malformed IP address: " .. input
@@ -273,7 +282,7 @@ function M.normalise(text, opts)
   local err
   name, err = structure_ok(name, n)
   if not name then return nil, "invalid-target", err .. " (" .. input .. ")" end
-  return {value = name, kind = "dns", wildcard = wildcard, input = input}
+  return { value = name, kind = "dns", wildcard = wildcard, input = input }
 end
 
 -- Apply a challenge's ADN rules (§1.8) to a normalised target: the accepted
@@ -282,7 +291,8 @@ end
 function M.for_method(target, challenge)
   local ids = challenge.identifiers or {}
   if not ids[target.kind] then
-    return nil, "invalid-target",
+    return nil,
+      "invalid-target",
       sfmt("%s does not accept %s identifiers", tostring(challenge.name), target.kind == "ip" and "IP" or "DNS")
   end
   if target.wildcard and challenge.wildcard ~= "strip" then

@@ -44,7 +44,9 @@ local function repr(v, depth, seen)
   if seen[v] or depth > 4 then return "{...}" end
   seen[v] = true
   local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = k end
+  for k in pairs(v) do
+    keys[#keys + 1] = k
+  end
   table_sort(keys, function(a, b) return tostring(a) < tostring(b) end)
   local parts = {}
   for _, k in pairs(keys) do
@@ -82,16 +84,29 @@ local function scenario_note()
   if not r then return "" end
   local reason = r.reason
   if type(reason) == "string" and #reason > 300 then reason = reason:sub(1, 297) .. "..." end
-  return string_format(" [last scenario: HTTP %s, verdict %s: %s]", tostring(r.status), tostring(r.verdict),
-    tostring(reason))
+  return string_format(
+    " [last scenario: HTTP %s, verdict %s: %s]",
+    tostring(r.status),
+    tostring(r.verdict),
+    tostring(reason)
+  )
 end
 
 --- Deep equality.
 function M.eq(got, want, msg)
   local ok, where = deep_eq(got, want, "")
   if not ok then
-    error(string_format("%sexpected %s, got %s%s%s", msg and (msg .. ": ") or "", repr(want), repr(got),
-      (where and where ~= "") and (" (differs at " .. where .. ")") or "", scenario_note()), 2)
+    error(
+      string_format(
+        "%sexpected %s, got %s%s%s",
+        msg and (msg .. ": ") or "",
+        repr(want),
+        repr(got),
+        (where and where ~= "") and (" (differs at " .. where .. ")") or "",
+        scenario_note()
+      ),
+      2
+    )
   end
 end
 
@@ -135,14 +150,19 @@ M.PERSPECTIVES = {
 local function copy(v)
   if type(v) ~= "table" then return v end
   local out = {}
-  for k, x in pairs(v) do out[k] = copy(x) end
+  for k, x in pairs(v) do
+    out[k] = copy(x)
+  end
   return out
 end
 
 local function root_path(p)
   if p:sub(1, 1) == "/" then return p end
   local f = io.open(p, "r")
-  if f then f:close() return p end
+  if f then
+    f:close()
+    return p
+  end
   local paths = package.loaded["mpic.paths"]
   return paths and (paths.root .. "/" .. p) or p
 end
@@ -172,12 +192,16 @@ function M.config(t)
   t.audit = t.audit or { path = os.tmpname(), fsync = false }
   t.policy = root_path(t.policy or "policies/br.lua")
   if t.shadow_policies then
-    for i, sp in ipairs(t.shadow_policies) do t.shadow_policies[i] = root_path(sp) end
+    for i, sp in ipairs(t.shadow_policies) do
+      t.shadow_policies[i] = root_path(sp)
+    end
   end
   local cfg, errs = require("mpic.config").validate(t)
   if not cfg then
     local lines = {}
-    for _, e in ipairs(errs) do lines[#lines + 1] = tostring(e[1]) .. ": " .. tostring(e[2]) end
+    for _, e in ipairs(errs) do
+      lines[#lines + 1] = tostring(e[1]) .. ": " .. tostring(e[2])
+    end
     error("T.config: " .. table_concat(lines, "; "), 2)
   end
   cfg.file = cfg.file or "(test config)"
@@ -188,10 +212,13 @@ end
 --- merged over it.
 function M.request(t)
   local r = {
-    check_type = "dcv", domain_or_ip_target = "example.com",
+    check_type = "dcv",
+    domain_or_ip_target = "example.com",
     dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = ("A"):rep(43) },
   }
-  for k, v in pairs(t or {}) do r[k] = copy(v) end
+  for k, v in pairs(t or {}) do
+    r[k] = copy(v)
+  end
   return r
 end
 
@@ -200,8 +227,12 @@ local function lookup_kind(req)
 end
 
 local function result(passed, completed, errors, reason)
-  return { passed = passed, completed = completed, errors = errors,
-           details = reason and { reason = reason } or {} }
+  return {
+    passed = passed,
+    completed = completed,
+    errors = errors,
+    details = reason and { reason = reason } or {},
+  }
 end
 
 local OUTCOME_KEYS = { pass = true, fail = true, error = true, timeout_ms = true, delay_ms = true }
@@ -212,14 +243,21 @@ local function check_outcome(spec, pid, in_list)
   local t = type(spec)
   if t == "function" or t == "boolean" or spec == "pass" or spec == "fail" then return true end
   if t == "string" then
-    return nil, string_format("outcome for %s is %q; the words are \"pass\" and \"fail\" " ..
-      "(or {fail = \"why\"}, {error = \"...\"}, {timeout_ms = N}, {pass = true, delay_ms = N})", pid, spec)
+    return nil,
+      string_format(
+        'outcome for %s is %q; the words are "pass" and "fail" '
+          .. '(or {fail = "why"}, {error = "..."}, {timeout_ms = N}, {pass = true, delay_ms = N})',
+        pid,
+        spec
+      )
   end
   if t ~= "table" then
-    return nil, string_format("outcome for %s must be \"pass\", \"fail\", a table or a function, got %s", pid, repr(spec))
+    return nil, string_format('outcome for %s must be "pass", "fail", a table or a function, got %s', pid, repr(spec))
   end
   if spec.passed ~= nil then
-    if type(spec.passed) ~= "boolean" then return nil, string_format("outcome for %s: passed must be a boolean", pid) end
+    if type(spec.passed) ~= "boolean" then
+      return nil, string_format("outcome for %s: passed must be a boolean", pid)
+    end
     return true
   end
   if spec[1] ~= nil then
@@ -252,8 +290,10 @@ local function play(spec, pid, req, deadline_ms)
   if spec == "fail" or spec == false then return result(false, true, nil, "scripted failure") end
   if type(spec) == "table" and spec.passed ~= nil then return spec end -- a complete check result
   if type(spec) ~= "table" then
-    error(string_format("scenario: outcome for %s must be \"pass\", \"fail\", a table or a function, got %s",
-      pid, repr(spec)), 0)
+    error(
+      string_format('scenario: outcome for %s must be "pass", "fail", a table or a function, got %s', pid, repr(spec)),
+      0
+    )
   end
   for k in pairs(spec) do
     if not OUTCOME_KEYS[k] then error(string_format("scenario: outcome for %s has unknown key %s", pid, repr(k)), 0) end
@@ -262,16 +302,21 @@ local function play(spec, pid, req, deadline_ms)
   if wait > 0 then
     mpic.sleep(wait < deadline_ms and wait or deadline_ms)
     if wait >= deadline_ms or spec.timeout_ms then
-      return result(false, false, { { error_type = lookup_kind(req),
-        error_message = string_format("check did not finish within %d ms", wait < deadline_ms and wait or deadline_ms) } })
+      return result(false, false, {
+        {
+          error_type = lookup_kind(req),
+          error_message = string_format(
+            "check did not finish within %d ms",
+            wait < deadline_ms and wait or deadline_ms
+          ),
+        },
+      })
     end
   end
   if spec.error then
     return result(false, false, { { error_type = lookup_kind(req), error_message = tostring(spec.error) } })
   end
-  if spec.fail then
-    return result(false, true, nil, spec.fail == true and "scripted failure" or tostring(spec.fail))
-  end
+  if spec.fail then return result(false, true, nil, spec.fail == true and "scripted failure" or tostring(spec.fail)) end
   if spec.pass then return result(true, true) end
   error(string_format("scenario: outcome for %s says nothing (pass, fail, error or timeout_ms)", pid), 0)
 end
@@ -280,7 +325,9 @@ local function read_last_line(path)
   local f = io.open(path, "rb")
   if not f then return nil end
   local last
-  for line in f:lines() do if line ~= "" then last = line end end
+  for line in f:lines() do
+    if line ~= "" then last = line end
+  end
   f:close()
   return last
 end
@@ -323,28 +370,48 @@ function M.scenario(s)
   if s.policy then cfg.policy = root_path(s.policy) end
   if s.shadow then
     cfg.shadow_policies = {}
-    for i, sp in ipairs(s.shadow) do cfg.shadow_policies[i] = root_path(sp) end
+    for i, sp in ipairs(s.shadow) do
+      cfg.shadow_policies[i] = root_path(sp)
+    end
   end
   local outcomes = s.outcomes or {}
   if type(outcomes) ~= "table" then error("T.scenario: outcomes must be a table", 2) end
   -- a mistake in the script is the test's failure, never a check's
   local known, ids = {}, {}
-  for _, p in ipairs(cfg.perspectives) do known[p.id] = true; ids[#ids + 1] = p.id end
+  for _, p in ipairs(cfg.perspectives) do
+    known[p.id] = true
+    ids[#ids + 1] = p.id
+  end
   local keys = {}
-  for k in pairs(outcomes) do keys[#keys + 1] = tostring(k) end
+  for k in pairs(outcomes) do
+    keys[#keys + 1] = tostring(k)
+  end
   table_sort(keys)
   for _, k in ipairs(keys) do
     if k ~= "*" and not known[k] then
-      error(string_format("T.scenario: outcomes names %q, which is not a perspective of the configuration " ..
-        "(perspectives: %s; \"*\" for every other one)", k, table_concat(ids, ", ")), 2)
+      error(
+        string_format(
+          "T.scenario: outcomes names %q, which is not a perspective of the configuration "
+            .. '(perspectives: %s; "*" for every other one)',
+          k,
+          table_concat(ids, ", ")
+        ),
+        2
+      )
     end
-    local okc, why = check_outcome(outcomes[k], k == "*" and "\"*\"" or k)
+    local okc, why = check_outcome(outcomes[k], k == "*" and '"*"' or k)
     if not okc then error("T.scenario: " .. why, 2) end
   end
   for _, id in ipairs(s.unhealthy or {}) do
     if not known[id] then
-      error(string_format("T.scenario: unhealthy names %q, which is not a perspective of the configuration " ..
-        "(perspectives: %s)", tostring(id), table_concat(ids, ", ")), 2)
+      error(
+        string_format(
+          "T.scenario: unhealthy names %q, which is not a perspective of the configuration " .. "(perspectives: %s)",
+          tostring(id),
+          table_concat(ids, ", ")
+        ),
+        2
+      )
     end
   end
 
@@ -353,7 +420,9 @@ function M.scenario(s)
   mpic.config = cfg
   orchestrator.reset()
   for _, id in ipairs(s.unhealthy or {}) do
-    for _ = 1, perspectives.FAILURES_UNHEALTHY do perspectives.observe(id, false, 0, "marked unhealthy by the scenario") end
+    for _ = 1, perspectives.FAILURES_UNHEALTHY do
+      perspectives.observe(id, false, 0, "marked unhealthy by the scenario")
+    end
   end
 
   local r = { contacted = {}, calls = {}, unscripted = {} }
@@ -365,8 +434,11 @@ function M.scenario(s)
     if spec == nil then spec = outcomes["*"] end
     if spec == nil then
       r.unscripted[#r.unscripted + 1] = pid
-      return result(false, false, { { error_type = lookup_kind(req),
-        error_message = "no outcome scripted for perspective " .. pid } })
+      return result(
+        false,
+        false,
+        { { error_type = lookup_kind(req), error_message = "no outcome scripted for perspective " .. pid } }
+      )
     end
     if type(spec) == "table" and spec[1] ~= nil then spec = spec[n] or spec[#spec] end
     local t0 = mpic.now()
@@ -381,8 +453,8 @@ function M.scenario(s)
   end
 
   local t0 = mpic.now()
-  local ok, resp, status, extra = pcall(orchestrator.validate, s.request or M.request(),
-    { date = s.date, run_check = run_check })
+  local ok, resp, status, extra =
+    pcall(orchestrator.validate, s.request or M.request(), { date = s.date, run_check = run_check })
   r.elapsed_ms = mpic.now() - t0
   if prev_cfg then perspectives.configure(prev_cfg) end
   mpic.config = prev_global
@@ -430,16 +502,29 @@ function M.simulate(s)
   if type(policies) == "string" then policies = { policies } end
   if policies then
     local out = {}
-    for i, p in ipairs(policies) do out[i] = root_path(p) end
+    for i, p in ipairs(policies) do
+      out[i] = root_path(p)
+    end
     policies = out
   end
-  local r, err = require("mpic.simulate").run{ cfg = cfg, policies = policies, model = s.model,
-    trials = s.trials, seed = s.seed, date = s.date, count = s.count }
+  local r, err = require("mpic.simulate").run {
+    cfg = cfg,
+    policies = policies,
+    model = s.model,
+    trials = s.trials,
+    seed = s.seed,
+    date = s.date,
+    count = s.count,
+  }
   if not r then error("T.simulate: " .. tostring(err), 2) end
   for _, p in ipairs(r.policies) do
     p.attack, p.outage = {}, {}
-    for _, row in ipairs(p.attacks) do p.attack[row.kind] = row end
-    for _, row in ipairs(p.outages) do p.outage[row.kind] = row end
+    for _, row in ipairs(p.attacks) do
+      p.attack[row.kind] = row
+    end
+    for _, row in ipairs(p.outages) do
+      p.outage[row.kind] = row
+    end
   end
   if #r.policies == 1 then
     local p = r.policies[1]

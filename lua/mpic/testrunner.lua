@@ -31,9 +31,7 @@ local function list_dir(dir)
   return files
 end
 
-local function is_dir(path)
-  return util.filetype(path) == "directory"
-end
+local function is_dir(path) return util.filetype(path) == "directory" end
 
 local function run_file(file, filter, counts)
   local dir = file:match("^(.*)/[^/]*$") or "."
@@ -42,7 +40,9 @@ local function run_file(file, filter, counts)
   T._take()
   local chunk, err = loadfile(file)
   local ok
-  if chunk then ok, err = pcall(chunk) end
+  if chunk then
+    ok, err = pcall(chunk)
+  end
   package.path = saved_path
   if not chunk or not ok then
     counts.failed = counts.failed + 1
@@ -62,7 +62,8 @@ local function run_file(file, filter, counts)
         mpic.cancel(task)
         counts.failed = counts.failed + 1
         local why = task:status() == "error" and (task:traceback() or res[3])
-          or (res[2] == "timeout" and "timed out") or tostring(res[3])
+          or (res[2] == "timeout" and "timed out")
+          or tostring(res[3])
         io_write(string_format("FAIL %s: %s\n", c.name, why))
       end
       io.stdout:flush()
@@ -74,8 +75,12 @@ function M.run(args)
   local paths, filter = {}, nil
   local i = 1
   while i <= #args do
-    if args[i] == "--filter" then filter = args[i + 1]; i = i + 1
-    else paths[#paths + 1] = args[i] end
+    if args[i] == "--filter" then
+      filter = args[i + 1]
+      i = i + 1
+    else
+      paths[#paths + 1] = args[i]
+    end
     i = i + 1
   end
   if #paths == 0 then
@@ -85,7 +90,9 @@ function M.run(args)
   local counts = { passed = 0, failed = 0 }
   for _, p in ipairs(paths) do
     local files = is_dir(p) and list_dir(p) or { p }
-    for _, f in ipairs(files) do run_file(f, filter, counts) end
+    for _, f in ipairs(files) do
+      run_file(f, filter, counts)
+    end
   end
   io_write(string_format("%d passed, %d failed\n", counts.passed, counts.failed))
   if counts.failed > 0 or counts.passed == 0 then return 1 end

@@ -22,7 +22,11 @@ M.USAGE = USAGE
 
 local function read_all(path)
   local f, err
-  if path == "-" then f = io.stdin else f, err = io.open(path, "rb") end
+  if path == "-" then
+    f = io.stdin
+  else
+    f, err = io.open(path, "rb")
+  end
   if not f then return nil, err end
   local s = f:read(1024 * 1024 + 1)
   if path ~= "-" then f:close() end
@@ -36,7 +40,11 @@ local function typed(k, v, spec)
   local t = spec.type
   if t == "string" then return v end
   if t == "boolean" then
-    if v == "true" then return true elseif v == "false" then return false end
+    if v == "true" then
+      return true
+    elseif v == "false" then
+      return false
+    end
     return nil, string.format("--param %s must be true or false, got %q", k, v)
   end
   if t == "integer" or t == "number" then
@@ -51,8 +59,14 @@ local function typed(k, v, spec)
   -- list, table, string_or_list given as JSON
   local j, jerr = mpic.json.decode(v)
   if type(j) ~= "table" then
-    return nil, string.format("--param %s must be JSON (%s), got %q%s", k,
-      t == "table" and "an object" or "an array", v, jerr and (": " .. tostring(jerr)) or "")
+    return nil,
+      string.format(
+        "--param %s must be JSON (%s), got %q%s",
+        k,
+        t == "table" and "an object" or "an array",
+        v,
+        jerr and (": " .. tostring(jerr)) or ""
+      )
   end
   return j
 end
@@ -73,10 +87,18 @@ function M.request_from_flags(o, registry)
       local spec = ch.params[k]
       if not spec then
         local known = {}
-        for name in pairs(ch.params) do known[#known + 1] = name end
+        for name in pairs(ch.params) do
+          known[#known + 1] = name
+        end
         table.sort(known)
-        return nil, string.format("--param %s: %s takes no parameter %s (it takes: %s)", k, ch.name, k,
-          #known > 0 and table.concat(known, ", ") or "none")
+        return nil,
+          string.format(
+            "--param %s: %s takes no parameter %s (it takes: %s)",
+            k,
+            ch.name,
+            k,
+            #known > 0 and table.concat(known, ", ") or "none"
+          )
       end
       local val, terr = typed(k, v, spec)
       if val == nil then return nil, terr end
@@ -101,14 +123,32 @@ end
 
 function M.main(args)
   local o, err = cli.parse_opts(args, {
-    config = "value", request = "value", json = "flag", check = "value", method = "value",
-    target = "value", param = "list", count = "value", quorum = "value", attempts = "value",
-    trace = "value", explain = "flag", date = "value", color = "flag", ["no-color"] = "flag",
+    config = "value",
+    request = "value",
+    json = "flag",
+    check = "value",
+    method = "value",
+    target = "value",
+    param = "list",
+    count = "value",
+    quorum = "value",
+    attempts = "value",
+    trace = "value",
+    explain = "flag",
+    date = "value",
+    color = "flag",
+    ["no-color"] = "flag",
   }, 2)
-  if not o then io_stderr:write("mpic validate: ", err, "\n", USAGE, "\n") return 2 end
+  if not o then
+    io_stderr:write("mpic validate: ", err, "\n", USAGE, "\n")
+    return 2
+  end
   local cfg
   cfg, err = mpic.load_config(o.config or "perspectives.yaml")
-  if not cfg then io_stderr:write(err, "\n") return 2 end
+  if not cfg then
+    io_stderr:write(err, "\n")
+    return 2
+  end
   if o.check == "dcv" and not o.method and not o.request then
     local ctx = require("mpic.orchestrator").context()
     local names = {}
@@ -120,19 +160,34 @@ function M.main(args)
     return 2
   end
   local dok, derr = require("mpic.dnssec_check").prove(cfg, "start")
-  if not dok then io_stderr:write("mpic validate: refusing to run: ", tostring(derr), "\n") return 2 end
+  if not dok then
+    io_stderr:write("mpic validate: refusing to run: ", tostring(derr), "\n")
+    return 2
+  end
   local req
   if o.request then
     local text
     text, err = read_all(o.request)
-    if not text then io_stderr:write("mpic validate: ", tostring(err), "\n") return 2 end
+    if not text then
+      io_stderr:write("mpic validate: ", tostring(err), "\n")
+      return 2
+    end
     req, err = mpic.json.decode(text)
-    if req == nil then io_stderr:write("mpic validate: ", err, "\n") return 2 end
+    if req == nil then
+      io_stderr:write("mpic validate: ", err, "\n")
+      return 2
+    end
   elseif o.check and o.target then
     local ctx, cerr = require("mpic.orchestrator").context()
-    if not ctx then io_stderr:write("mpic validate: ", tostring(cerr), "\n") return 2 end
+    if not ctx then
+      io_stderr:write("mpic validate: ", tostring(cerr), "\n")
+      return 2
+    end
     req, err = M.request_from_flags(o, ctx.registry)
-    if not req then io_stderr:write("mpic validate: ", err, "\n") return 2 end
+    if not req then
+      io_stderr:write("mpic validate: ", err, "\n")
+      return 2
+    end
   else
     io_stderr:write(USAGE, "\n")
     return 2

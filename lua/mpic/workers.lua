@@ -67,8 +67,17 @@ function M.worker_of(opts)
   local k, fd, dir = opts["worker-index"], opts["listen-fd"], opts["run-dir"]
   if k == nil and fd == nil and dir == nil then return nil end
   k, fd = tonumber(k), tonumber(fd)
-  if not k or k ~= math_floor(k) or k < 0 or k >= M.MAX or not fd or fd ~= math_floor(fd) or fd < 3
-    or type(dir) ~= "string" or dir == "" then
+  if
+    not k
+    or k ~= math_floor(k)
+    or k < 0
+    or k >= M.MAX
+    or not fd
+    or fd ~= math_floor(fd)
+    or fd < 3
+    or type(dir) ~= "string"
+    or dir == ""
+  then
     return nil, "--worker-index, --listen-fd and --run-dir are set by the master of --workers, together"
   end
   return { index = math.tointeger(k), fd = math.tointeger(fd), dir = dir }
@@ -83,13 +92,17 @@ end
 --- The audit files of a service with n workers writing path.
 function M.audit_paths(path, n)
   local out = { path }
-  for k = 1, (n or 1) - 1 do out[#out + 1] = path .. M.audit_suffix(k) end
+  for k = 1, (n or 1) - 1 do
+    out[#out + 1] = path .. M.audit_suffix(k)
+  end
   return out
 end
 
 local function rmtree(dir)
   local util = require "mpic.core.util"
-  for _, name in ipairs(util.listdir(dir) or {}) do os.remove(dir .. "/" .. name) end
+  for _, name in ipairs(util.listdir(dir) or {}) do
+    os.remove(dir .. "/" .. name)
+  end
   os.remove(dir)
 end
 
@@ -107,7 +120,9 @@ function M.supervise(spec)
   base = base:match("^[^:]+") -- systemd may list several
   local dir, _, derr = core.mkdtemp(base .. "/mpic-" .. spec.command .. ".XXXXXX")
   if not dir then
-    for _, fd in ipairs(fds) do core.close(fd) end
+    for _, fd in ipairs(fds) do
+      core.close(fd)
+    end
     io.stderr:write("mpic ", spec.command, ": runtime directory: ", tostring(derr), "\n")
     return 1
   end
@@ -120,7 +135,9 @@ function M.supervise(spec)
 
   local function live()
     local c = 0
-    for _, s in ipairs(slots) do if s.pid then c = c + 1 end end
+    for _, s in ipairs(slots) do
+      if s.pid then c = c + 1 end
+    end
     return c
   end
   local schedule
@@ -128,7 +145,9 @@ function M.supervise(spec)
     local s = slots[k]
     if stopping or s.pid then return end
     local argv = { "mpic", "--lua-path", root }
-    for _, a in ipairs(spec.args) do argv[#argv + 1] = a end
+    for _, a in ipairs(spec.args) do
+      argv[#argv + 1] = a
+    end
     for _, a in ipairs({ "--worker-index", tostring(k - 1), "--listen-fd", tostring(fds[k]), "--run-dir", dir }) do
       argv[#argv + 1] = a
     end
@@ -144,16 +163,25 @@ function M.supervise(spec)
   schedule = function(k)
     local s = slots[k]
     local ran = mpic.now() - (s.started or 0)
-    s.delay = ran >= M.STABLE_MS and M.RESTART_MIN_MS or math.min(M.RESTART_MAX_MS, (s.delay or M.RESTART_MIN_MS / 2) * 2)
+    s.delay = ran >= M.STABLE_MS and M.RESTART_MIN_MS
+      or math.min(M.RESTART_MAX_MS, (s.delay or M.RESTART_MIN_MS / 2) * 2)
     local delay = math.tointeger(s.delay) or math_floor(s.delay)
-    mpic.spawn(function() mpic.sleep(delay); start(k) end)
+    mpic.spawn(function()
+      mpic.sleep(delay)
+      start(k)
+    end)
     return delay
   end
   local function stop_all(name)
     stopping = true
-    for _, s in ipairs(slots) do if s.pid then pcall(core.kill, s.pid, name) end end
+    for _, s in ipairs(slots) do
+      if s.pid then pcall(core.kill, s.pid, name) end
+    end
     -- the master's copies: the port closes once every worker has closed its own
-    for k, fd in pairs(fds) do core.close(fd); fds[k] = nil end
+    for k, fd in pairs(fds) do
+      core.close(fd)
+      fds[k] = nil
+    end
     mpic.spawn(function()
       mpic.sleep((spec.drain_ms or 30000) + M.KILL_AFTER_MS)
       for k, s in ipairs(slots) do
@@ -186,25 +214,48 @@ function M.supervise(spec)
     metrics.worker_restart(k - 1)
     metrics.flush()
     local delay = schedule(k)
-    log("worker %d (pid %d) %s after %d ms; restarting it in %d ms", k - 1, e.pid, how,
-      math_floor(mpic.now() - s.started), delay)
+    log(
+      "worker %d (pid %d) %s after %d ms; restarting it in %d ms",
+      k - 1,
+      e.pid,
+      how,
+      math_floor(mpic.now() - s.started),
+      delay
+    )
   end
 
-  for k = 1, n do slots[k] = { instance = 0 } end
-  for k = 1, n do start(k) end
+  for k = 1, n do
+    slots[k] = { instance = 0 }
+  end
+  for k = 1, n do
+    start(k)
+  end
   local pids = {}
-  for k, s in ipairs(slots) do pids[k] = tostring(s.pid) end
-  log("mpic %s: %d workers (pids %s) on %s:%d, runtime directory %s", spec.command, n, table.concat(pids, " "),
-    spec.address, port, dir)
+  for k, s in ipairs(slots) do
+    pids[k] = tostring(s.pid)
+  end
+  log(
+    "mpic %s: %d workers (pids %s) on %s:%d, runtime directory %s",
+    spec.command,
+    n,
+    table.concat(pids, " "),
+    spec.address,
+    port,
+    dir
+  )
   while not (stopping and live() == 0) do
     local name = sig:next()
     if not name then break end
     if name == "CHLD" then
-      for _, e in ipairs(core.reap()) do exited(e) end
+      for _, e in ipairs(core.reap()) do
+        exited(e)
+      end
     elseif name == "HUP" then
       if not stopping then
         log("SIGHUP: passed to %d workers", live())
-        for _, s in ipairs(slots) do if s.pid then pcall(core.kill, s.pid, "HUP") end end
+        for _, s in ipairs(slots) do
+          if s.pid then pcall(core.kill, s.pid, "HUP") end
+        end
       end
     elseif not stopping then
       log("SIG%s: stopping %d workers", name, live())

@@ -9,17 +9,27 @@ local DATE = "2026-12-16" -- BR minimum: 5 remotes
 
 local function run(outcomes, opts)
   opts = opts or {}
-  return T.scenario{
-    config = T.config{ defaults = { perspective_count = opts.count or 5, max_attempts = opts.attempts or 1,
-                                    timeout_ms = opts.timeout_ms or 3000 } },
-    policy = "policies/br.lua", date = opts.date or DATE, outcomes = outcomes, request = opts.request,
+  return T.scenario {
+    config = T.config {
+      defaults = {
+        perspective_count = opts.count or 5,
+        max_attempts = opts.attempts or 1,
+        timeout_ms = opts.timeout_ms or 3000,
+      },
+    },
+    policy = "policies/br.lua",
+    date = opts.date or DATE,
+    outcomes = outcomes,
+    request = opts.request,
   }
 end
 
 -- The ids of the remotes the policy picked, in cohort order.
 local function cohort(r)
   local ids = {}
-  for i, p in ipairs(r.response.perspectives) do ids[i] = p.perspective_code end
+  for i, p in ipairs(r.response.perspectives) do
+    ids[i] = p.perspective_code
+  end
   return ids
 end
 
@@ -67,7 +77,7 @@ end)
 case("br_passes_in_one_rir_are_not_enough", function()
   -- four RIPE remotes (pairwise > 500 km) and one APNIC: the APNIC one fails,
   -- four RIPE passes meet the count but not the two-RIR rule
-  local cfg = T.config{
+  local cfg = T.config {
     defaults = { perspective_count = 5, max_attempts = 1 },
     perspectives = {
       { id = "primary", rir = "ARIN", location = { lat = 39.04, lon = -77.49 } },
@@ -78,7 +88,7 @@ case("br_passes_in_one_rir_are_not_enough", function()
       { id = "sgp", rir = "APNIC", location = { lat = 1.35, lon = 103.82 } },
     },
   }
-  local r = T.scenario{ config = cfg, date = DATE, outcomes = { ["*"] = "pass", sgp = "fail" } }
+  local r = T.scenario { config = cfg, date = DATE, outcomes = { ["*"] = "pass", sgp = "fail" } }
   eq(r.is_valid, false)
   contains(r.reason, "RIR")
   eq(r.audit.rule, "rir-diversity")
@@ -104,7 +114,10 @@ end)
 
 case("br_deadline_with_undecided_outcome_is_invalid", function()
   local ids = cohort(run({ ["*"] = "pass" }))
-  local function hang() mpic.sleep(60000) return "pass" end
+  local function hang()
+    mpic.sleep(60000)
+    return "pass"
+  end
   local r = run({ ["*"] = "pass", [ids[1]] = hang, [ids[2]] = hang }, { timeout_ms = 400 })
   eq(r.is_valid, false)
   ok(r.elapsed_ms >= 390 and r.elapsed_ms < 5000, "ended at the deadline: " .. r.elapsed_ms .. " ms")
@@ -113,7 +126,7 @@ case("br_deadline_with_undecided_outcome_is_invalid", function()
 end)
 
 case("br_too_few_perspectives_for_the_date_are_refused", function()
-  local req = T.request{ orchestration_parameters = { perspective_count = 4 } }
+  local req = T.request { orchestration_parameters = { perspective_count = 4 } }
   local r = run({ ["*"] = "pass" }, { request = req })
   eq(r.status, 400)
   eq(r.issues[1].issue_type, "invalid-perspective-count")
@@ -134,7 +147,10 @@ end)
 case("br_retry_uses_a_new_cohort_and_never_mixes_attempts", function()
   local attempt = 0
   local outcomes = {
-    primary = function() attempt = attempt + 1 return "pass" end,
+    primary = function()
+      attempt = attempt + 1
+      return "pass"
+    end,
     ["*"] = function() return attempt == 1 and "fail" or "pass" end,
   }
   local r = run(outcomes, { attempts = 2 })

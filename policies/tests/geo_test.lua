@@ -24,9 +24,7 @@ case("distance_london_dublin_is_about_463_km_too_close", function()
   ok(geo.too_close(DUB, LON))
 end)
 
-case("distance_frankfurt_zurich_is_about_304_km", function()
-  near(geo.distance_km(FRA, ZRH), 304, 2, "FRA-ZRH")
-end)
+case("distance_frankfurt_zurich_is_about_304_km", function() near(geo.distance_km(FRA, ZRH), 304, 2, "FRA-ZRH") end)
 
 case("distance_is_symmetric_and_zero_for_same_point", function()
   eq(geo.distance_km(FRA, NYC), geo.distance_km(NYC, FRA))

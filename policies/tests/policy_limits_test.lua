@@ -18,13 +18,16 @@ local function load_src(src, opts)
 end
 
 local function with_decide(body)
-  return 'return { name = "t", select = function() return {} end, decide = function(state) '
-    .. body .. ' end }'
+  return 'return { name = "t", select = function() return {} end, decide = function(state) ' .. body .. " end }"
 end
 
 local function state()
-  return { remotes = { { id = "r1", rir = "ARIN", passed = true, completed = true, done = true } },
-           count = 1, date = "2026-12-16", target = ("a"):rep(100000) }
+  return {
+    remotes = { { id = "r1", rir = "ARIN", passed = true, completed = true, done = true } },
+    count = 1,
+    date = "2026-12-16",
+    target = ("a"):rep(100000),
+  }
 end
 
 -- decide fails closed within max_ms; returns the reason.
@@ -36,28 +39,52 @@ local function fails_fast(src, max_ms, opts, ...)
   eq(v, "invalid")
   eq(info, { rule = "policy-error" })
   ok(ms < max_ms, "took " .. ms .. " ms")
-  for _, pat in ipairs({ ... }) do contains(why, pat) end
+  for _, pat in ipairs({ ... }) do
+    contains(why, pat)
+  end
   return why
 end
 
-case("memory_bomb_by_concatenation_hits_the_memory_limit", function()
-  fails_fast(with_decide('local s = "x" while true do s = s .. s end'), 2000, nil,
-    "memory limit (" .. policy.DEFAULT_MEMORY_LIMIT .. " bytes) exceeded")
-end)
+case(
+  "memory_bomb_by_concatenation_hits_the_memory_limit",
+  function()
+    fails_fast(
+      with_decide('local s = "x" while true do s = s .. s end'),
+      2000,
+      nil,
+      "memory limit (" .. policy.DEFAULT_MEMORY_LIMIT .. " bytes) exceeded"
+    )
+  end
+)
 
-case("memory_bomb_survives_pcall", function()
-  fails_fast(with_decide([[
+case(
+  "memory_bomb_survives_pcall",
+  function()
+    fails_fast(
+      with_decide([[
     local keep = {}
     while true do
       pcall(function() local s = "x" while true do s = s .. s end end)
       keep[#keep + 1] = {}
-    end]]), 2000, nil, "memory limit")
-end)
+    end]]),
+      2000,
+      nil,
+      "memory limit"
+    )
+  end
+)
 
-case("memory_bomb_in_a_table_hits_the_memory_limit", function()
-  fails_fast(with_decide('local t = {} for i = 1, 1e9 do t[i] = i end'), 2000,
-    { instruction_limit = 1000000000, memory_limit = 4 << 20 }, "memory limit (4194304 bytes)")
-end)
+case(
+  "memory_bomb_in_a_table_hits_the_memory_limit",
+  function()
+    fails_fast(
+      with_decide("local t = {} for i = 1, 1e9 do t[i] = i end"),
+      2000,
+      { instruction_limit = 1000000000, memory_limit = 4 << 20 },
+      "memory limit (4194304 bytes)"
+    )
+  end
+)
 
 case("memory_bomb_at_load_fails", function()
   local p, why = load_src('local s = "x" while true do s = s .. s end return {}', { memory_limit = 1 << 20 })
@@ -67,14 +94,24 @@ end)
 
 case("memory_limit_is_per_call", function()
   -- each call may allocate up to the limit again
-  local p = assert(load_src(with_decide('local t = {} for i = 1, 1000 do t[i] = ("x"):rep(1000) .. i end return "valid", "ok"'),
-    { memory_limit = 4 << 20 }))
-  for _ = 1, 5 do eq(p:decide(state()), "valid") end
+  local p = assert(
+    load_src(
+      with_decide('local t = {} for i = 1, 1000 do t[i] = ("x"):rep(1000) .. i end return "valid", "ok"'),
+      { memory_limit = 4 << 20 }
+    )
+  )
+  for _ = 1, 5 do
+    eq(p:decide(state()), "valid")
+  end
 end)
 
 case("rep_through_the_string_metatable_is_capped", function()
-  fails_fast(with_decide('local s = ("x"):rep(1 << 28) return "valid", "x"'), 1000, nil,
-    "string.rep: result larger than")
+  fails_fast(
+    with_decide('local s = ("x"):rep(1 << 28) return "valid", "x"'),
+    1000,
+    nil,
+    "string.rep: result larger than"
+  )
   local target = "y"
   fails_fast(with_decide('local s = state.date:rep(1 << 26) return "valid", "x"'), 1000, nil, "string.rep")
   eq(target:rep(3), "yyy") -- outside the sandbox: the plain library
@@ -87,20 +124,40 @@ case("rep_of_the_empty_string_a_huge_number_of_times_is_refused", function()
 end)
 
 case("pattern_bomb_is_refused_before_it_runs", function()
-  fails_fast(with_decide('local i = state.target:find(".-.-.-.-b") return "valid", "x"'), 1000, nil,
-    "string.find: pattern too costly for a subject of 100000 bytes")
-  fails_fast(with_decide('local i = string.match(state.target, "(.-)(.-)(.-)b") return "valid", "x"'), 1000, nil,
-    "string.match: pattern too costly")
-  fails_fast(with_decide('for x in state.target:gmatch(".-.-b") do end return "valid", "x"'), 1000, nil,
-    "string.gmatch: pattern too costly")
-  fails_fast(with_decide('local s = state.target:gsub("a*a*a*b", "") return "valid", "x"'), 1000, nil,
-    "string.gsub: pattern too costly")
+  fails_fast(
+    with_decide('local i = state.target:find(".-.-.-.-b") return "valid", "x"'),
+    1000,
+    nil,
+    "string.find: pattern too costly for a subject of 100000 bytes"
+  )
+  fails_fast(
+    with_decide('local i = string.match(state.target, "(.-)(.-)(.-)b") return "valid", "x"'),
+    1000,
+    nil,
+    "string.match: pattern too costly"
+  )
+  fails_fast(
+    with_decide('for x in state.target:gmatch(".-.-b") do end return "valid", "x"'),
+    1000,
+    nil,
+    "string.gmatch: pattern too costly"
+  )
+  fails_fast(
+    with_decide('local s = state.target:gsub("a*a*a*b", "") return "valid", "x"'),
+    1000,
+    nil,
+    "string.gsub: pattern too costly"
+  )
 end)
 
 case("plain_find_is_charged_too", function()
   -- memchr + memcmp at every position: n * m
-  fails_fast(with_decide('local i = state.target:find(("a"):rep(50000) .. "b", 1, true) return "valid", "x"'),
-    1000, nil, "pattern too costly")
+  fails_fast(
+    with_decide('local i = state.target:find(("a"):rep(50000) .. "b", 1, true) return "valid", "x"'),
+    1000,
+    nil,
+    "pattern too costly"
+  )
 end)
 
 case("many_cheap_patterns_add_up_to_the_instruction_limit", function()
@@ -125,14 +182,28 @@ case("ordinary_patterns_still_work_in_the_sandbox", function()
 end)
 
 case("table_loops_in_c_are_bounded", function()
-  fails_fast(with_decide('table.move({}, 1, math.maxinteger - 1, 2) return "valid", "x"'), 1000, nil,
-    "table.move: more than")
-  fails_fast(with_decide([[
+  fails_fast(
+    with_decide('table.move({}, 1, math.maxinteger - 1, 2) return "valid", "x"'),
+    1000,
+    nil,
+    "table.move: more than"
+  )
+  fails_fast(
+    with_decide([[
     local t = setmetatable({}, { __len = function() return 1 << 60 end })
-    table.insert(t, 1, "x") return "valid", "x"]]), 1000, nil, "table.insert: list longer than")
-  fails_fast(with_decide([[
+    table.insert(t, 1, "x") return "valid", "x"]]),
+    1000,
+    nil,
+    "table.insert: list longer than"
+  )
+  fails_fast(
+    with_decide([[
     local t = setmetatable({}, { __len = function() return 1 << 60 end })
-    table.remove(t, 1) return "valid", "x"]]), 1000, nil, "table.remove: list longer than")
+    table.remove(t, 1) return "valid", "x"]]),
+    1000,
+    nil,
+    "table.remove: list longer than"
+  )
 end)
 
 case("string_methods_outside_policies_are_the_plain_library", function()

@@ -19,8 +19,7 @@ local function load_src(src, opts)
 end
 
 local function with_decide(body)
-  return 'return { name = "t", select = function() return {} end, decide = function(state) '
-    .. body .. ' end }'
+  return 'return { name = "t", select = function() return {} end, decide = function(state) ' .. body .. " end }"
 end
 
 local function P(id, rir, lat, lon, primary)
@@ -29,10 +28,17 @@ end
 
 local function registry()
   return {
-    P("iad", "ARIN", 39.0, -77.5, true), P("fra", "RIPE", 50.11, 8.68), P("par", "RIPE", 48.86, 2.35),
-    P("sto", "RIPE", 59.33, 18.07), P("sgp", "APNIC", 1.35, 103.82), P("tyo", "APNIC", 35.68, 139.69),
-    P("syd", "APNIC", -33.87, 151.21), P("gru", "LACNIC", -23.55, -46.63), P("jnb", "AFRINIC", -26.2, 28.05),
-    P("sfo", "ARIN", 37.77, -122.42), P("sea", "ARIN", 47.61, -122.33),
+    P("iad", "ARIN", 39.0, -77.5, true),
+    P("fra", "RIPE", 50.11, 8.68),
+    P("par", "RIPE", 48.86, 2.35),
+    P("sto", "RIPE", 59.33, 18.07),
+    P("sgp", "APNIC", 1.35, 103.82),
+    P("tyo", "APNIC", 35.68, 139.69),
+    P("syd", "APNIC", -33.87, 151.21),
+    P("gru", "LACNIC", -23.55, -46.63),
+    P("jnb", "AFRINIC", -26.2, 28.05),
+    P("sfo", "ARIN", 37.77, -122.42),
+    P("sea", "ARIN", 47.61, -122.33),
   }
 end
 
@@ -60,13 +66,15 @@ end
 
 -- Sandbox ---------------------------------------------------------------
 
-case("sandbox_io_open_fails_closed", function()
-  decide_fails_closed(with_decide('io.open("/etc/passwd") return "valid", "x"'), "global 'io'", 'policy "t"')
-end)
+case(
+  "sandbox_io_open_fails_closed",
+  function() decide_fails_closed(with_decide('io.open("/etc/passwd") return "valid", "x"'), "global 'io'", 'policy "t"') end
+)
 
-case("sandbox_os_execute_fails_closed", function()
-  decide_fails_closed(with_decide('os.execute("true") return "valid", "x"'), "global 'os'")
-end)
+case(
+  "sandbox_os_execute_fails_closed",
+  function() decide_fails_closed(with_decide('os.execute("true") return "valid", "x"'), "global 'os'") end
+)
 
 case("sandbox_load_fails_closed", function()
   decide_fails_closed(with_decide('load("return 1")() return "valid", "x"'), "global 'load'")
@@ -84,9 +92,10 @@ case("sandbox_string_dump_fails_closed", function()
   decide_fails_closed(with_decide('local s = ("x").dump(function() end) return "valid", "x"'), "dump")
 end)
 
-case("sandbox_debug_getinfo_fails_closed", function()
-  decide_fails_closed(with_decide('debug.getinfo(1) return "valid", "x"'), "global 'debug'")
-end)
+case(
+  "sandbox_debug_getinfo_fails_closed",
+  function() decide_fails_closed(with_decide('debug.getinfo(1) return "valid", "x"'), "global 'debug'") end
+)
 
 case("sandbox_has_no_collectgarbage_coroutine_or_random", function()
   decide_fails_closed(with_decide('collectgarbage() return "valid", "x"'), "collectgarbage")
@@ -95,45 +104,53 @@ case("sandbox_has_no_collectgarbage_coroutine_or_random", function()
   decide_fails_closed(with_decide('local m = getmetatable("") m.__index = {} return "valid", "x"'), "index a nil")
 end)
 
-case("sandbox_infinite_loop_in_decide_hits_instruction_limit", function()
-  decide_fails_closed(with_decide('while true do end'), "instruction limit")
-end)
+case(
+  "sandbox_infinite_loop_in_decide_hits_instruction_limit",
+  function() decide_fails_closed(with_decide("while true do end"), "instruction limit") end
+)
 
-case("sandbox_instruction_limit_survives_pcall", function()
-  decide_fails_closed(with_decide(
-    'while true do pcall(function() while true do end end) end'), "instruction limit")
-end)
+case(
+  "sandbox_instruction_limit_survives_pcall",
+  function()
+    decide_fails_closed(with_decide("while true do pcall(function() while true do end end) end"), "instruction limit")
+  end
+)
 
 case("sandbox_infinite_loop_at_load_fails", function()
-  local p, why = load_src('while true do end', { instruction_limit = 100000 })
+  local p, why = load_src("while true do end", { instruction_limit = 100000 })
   eq(p, nil)
   contains(why, "instruction limit (100000) exceeded")
 end)
 
 case("sandbox_garbage_from_decide_fails_closed", function()
-  decide_fails_closed(with_decide('return 42'), "malformed verdict")
+  decide_fails_closed(with_decide("return 42"), "malformed verdict")
   decide_fails_closed(with_decide('return "maybe", "x"'), "malformed verdict", '"maybe"')
   decide_fails_closed(with_decide('return "valid", {}'), "reason")
   decide_fails_closed(with_decide('return "valid", "ok", { f = print or tostring }'), "malformed info")
-  decide_fails_closed(with_decide('return'), "malformed verdict")
+  decide_fails_closed(with_decide("return"), "malformed verdict")
 end)
 
 case("sandbox_error_in_decide_fails_closed_with_location", function()
   local why = decide_fails_closed(with_decide('error("boom")'), "boom")
   ok(why:find(":1: boom", 1, true), "reason names the line: " .. why)
   -- An error object whose __tostring never returns is not stringified.
-  decide_fails_closed(with_decide(
-    'error(setmetatable({}, { __tostring = function() while true do end end }))'), "error object of type table")
+  decide_fails_closed(
+    with_decide("error(setmetatable({}, { __tostring = function() while true do end end }))"),
+    "error object of type table"
+  )
 end)
 
-case("sandbox_refuses_gc_metamethods", function()
-  decide_fails_closed(with_decide('setmetatable({}, { __gc = function() end }) return "valid", "x"'), "__gc")
-end)
+case(
+  "sandbox_refuses_gc_metamethods",
+  function() decide_fails_closed(with_decide('setmetatable({}, { __gc = function() end }) return "valid", "x"'), "__gc") end
+)
 
 case("sandbox_metamethods_in_results_never_run_outside_limit", function()
   -- A reason table with __index that loops: rejected without calling it.
-  decide_fails_closed(with_decide(
-    'return "valid", setmetatable({}, { __index = function() while true do end end })'), "reason")
+  decide_fails_closed(
+    with_decide('return "valid", setmetatable({}, { __index = function() while true do end end })'),
+    "reason"
+  )
   local p = assert(load_src([[return { name = "t", decide = function() return "undecided" end,
     select = function(reg, t, n) return setmetatable({}, { __len = function() while true do end end }) end }]]))
   local ids, why = p:select({}, "x", 5, 1, sel.new_rng("seed"))
@@ -168,16 +185,16 @@ case("load_refuses_missing_and_unknown_fields", function()
   p, why = load_src('return { name = "t", select = function() end, decide = function() end, wait_for_al = true }')
   eq(p, nil)
   contains(why, 'unknown field "wait_for_al"')
-  p, why = load_src('return { name = 5, select = function() end, decide = function() end }')
+  p, why = load_src("return { name = 5, select = function() end, decide = function() end }")
   eq(p, nil)
   contains(why, 'field "name" must be a string')
-  p, why = load_src('return 42')
+  p, why = load_src("return 42")
   eq(p, nil)
   contains(why, "must return a table")
 end)
 
 case("load_refuses_syntax_errors_and_bytecode", function()
-  local p, why = load_src('return {')
+  local p, why = load_src("return {")
   eq(p, nil)
   contains(why, "expected")
   p, why = load_src(string.dump(function() return {} end))
@@ -210,8 +227,8 @@ end)
 case("select_malformed_results_fail_closed", function()
   local reg = registry()
   local function try(ret)
-    local p = assert(load_src('return { name = "t", decide = function() end, select = function() return '
-      .. ret .. ' end }'))
+    local p =
+      assert(load_src('return { name = "t", decide = function() end, select = function() return ' .. ret .. " end }"))
     return p:select(reg, "x", 3, 1, sel.new_rng("seed"))
   end
   local ids, why = try('{ "fra", "sgp" }')
@@ -266,8 +283,11 @@ case("br_policy_check_config_refusals", function()
   okv, why = br:check_config(reg, { perspective_count = 5 }, "2026-12-16")
   eq(okv, nil)
   contains(why, '"phl"')
-  okv, why = br:check_config({ P("a", "RIPE", 50.11, 8.68), P("b", "RIPE", 59.33, 18.07) },
-    { perspective_count = 5 }, "2026-12-16")
+  okv, why = br:check_config(
+    { P("a", "RIPE", 50.11, 8.68), P("b", "RIPE", 59.33, 18.07) },
+    { perspective_count = 5 },
+    "2026-12-16"
+  )
   eq(okv, nil)
   contains(why, "too few")
 end)
@@ -284,7 +304,9 @@ case("strict_policy_requires_every_remote", function()
   eq((strict:decide(s)), "invalid")
   -- Two RIRs still needed with full agreement.
   s = good_state(5)
-  for _, r in ipairs(s.remotes) do r.rir = "APNIC" end
+  for _, r in ipairs(s.remotes) do
+    r.rir = "APNIC"
+  end
   eq((strict:decide(s)), "invalid")
 end)
 
@@ -303,7 +325,9 @@ case("primary_first_policy_declares_itself_and_needs_a_primary", function()
   local v, why2 = pf:decide(s)
   eq(v, "invalid")
   contains(why2, "before the primary passed")
-  for _, r in ipairs(s.remotes) do r.done = false end
+  for _, r in ipairs(s.remotes) do
+    r.done = false
+  end
   eq((pf:decide(s)), "undecided")
   eq((pf:decide(good_state(5, { primary = { id = "iad", passed = false, completed = true } }))), "invalid")
 end)

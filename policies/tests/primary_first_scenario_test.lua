@@ -4,9 +4,11 @@ local T = require "mpic.testing"
 local case, eq, ok, contains = T.case, T.eq, T.ok, T.contains
 
 local function run(outcomes, policy)
-  return T.scenario{
-    config = T.config{ defaults = { perspective_count = 5, max_attempts = 1, timeout_ms = 3000 } },
-    policy = policy or "policies/primary_first.lua", date = "2026-12-16", outcomes = outcomes,
+  return T.scenario {
+    config = T.config { defaults = { perspective_count = 5, max_attempts = 1, timeout_ms = 3000 } },
+    policy = policy or "policies/primary_first.lua",
+    date = "2026-12-16",
+    outcomes = outcomes,
   }
 end
 

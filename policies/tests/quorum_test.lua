@@ -13,8 +13,13 @@ local function state(n, failed, opts)
   local remotes = {}
   local pending = opts.pending or 0
   for i = 1, n do
-    local r = { id = "r" .. i, rir = (opts.rirs and opts.rirs[i]) or RIRS[(i - 1) % #RIRS + 1],
-                passed = true, completed = true, done = true }
+    local r = {
+      id = "r" .. i,
+      rir = (opts.rirs and opts.rirs[i]) or RIRS[(i - 1) % #RIRS + 1],
+      passed = true,
+      completed = true,
+      done = true,
+    }
     if i > n - failed then
       r.passed, r.completed = false, opts.completed_failures ~= false
     elseif i > n - failed - pending then
@@ -22,8 +27,13 @@ local function state(n, failed, opts)
     end
     remotes[i] = r
   end
-  return { primary = opts.primary, remotes = remotes, count = n, quorum = opts.quorum,
-           date = opts.date or "2025-10-01" }
+  return {
+    primary = opts.primary,
+    remotes = remotes,
+    count = n,
+    quorum = opts.quorum,
+    date = opts.date or "2025-10-01",
+  }
 end
 
 -- Expected verdicts, written out from the BR 3.2.2.9 table (REFERENCE 1.3):
@@ -48,10 +58,20 @@ case("quorum_table_2_to_8_remotes_with_0_to_3_failures", function()
   end
 end)
 
-case("quorum_required_corroborations_per_size", function()
-  eq({ quorum.required(2), quorum.required(3), quorum.required(4), quorum.required(5),
-       quorum.required(6), quorum.required(7), quorum.required(8) }, { 1, 2, 3, 4, 4, 5, 6 })
-end)
+case(
+  "quorum_required_corroborations_per_size",
+  function()
+    eq({
+      quorum.required(2),
+      quorum.required(3),
+      quorum.required(4),
+      quorum.required(5),
+      quorum.required(6),
+      quorum.required(7),
+      quorum.required(8),
+    }, { 1, 2, 3, 4, 4, 5, 6 })
+  end
+)
 
 case("quorum_errors_count_as_non_corroboration", function()
   -- Timeouts (completed=false) count like failures.
@@ -98,8 +118,7 @@ case("rir_rule_not_applied_to_two_remote_cohorts", function()
 end)
 
 case("primary_failure_is_invalid_immediately", function()
-  local s = state(5, 0, { pending = 5, primary = { id = "p", passed = false, completed = true },
-                          date = "2026-12-16" })
+  local s = state(5, 0, { pending = 5, primary = { id = "p", passed = false, completed = true }, date = "2026-12-16" })
   local v, why, info = quorum.evaluate(s)
   eq(v, "invalid")
   T.contains(why, "primary")
@@ -130,8 +149,7 @@ end)
 
 case("early_decision_invalid_when_rir_diversity_impossible", function()
   -- Passes so far all ARIN; the only other RIR has failed; the one pending is ARIN.
-  local s = state(5, 1, { pending = 1, rirs = { "ARIN", "ARIN", "ARIN", "ARIN", "RIPE" },
-                          date = "2026-12-16" })
+  local s = state(5, 1, { pending = 1, rirs = { "ARIN", "ARIN", "ARIN", "ARIN", "RIPE" }, date = "2026-12-16" })
   local v, why = quorum.evaluate(s)
   eq(v, "invalid")
   T.contains(why, "RIR")
@@ -141,8 +159,7 @@ case("early_decision_undecided_otherwise", function()
   eq((quorum.evaluate(state(5, 1, { pending = 2, date = "2026-12-16" }))), "undecided")
   eq((quorum.evaluate(state(5, 0, { pending = 5, date = "2026-12-16" }))), "undecided")
   -- Quorum met but all in ARIN, a RIPE still pending: undecided, then valid.
-  local s = state(5, 0, { pending = 1, rirs = { "ARIN", "ARIN", "ARIN", "ARIN", "RIPE" },
-                          date = "2026-12-16" })
+  local s = state(5, 0, { pending = 1, rirs = { "ARIN", "ARIN", "ARIN", "ARIN", "RIPE" }, date = "2026-12-16" })
   s.remotes[4].done, s.remotes[4].passed = true, true
   s.remotes[5].done = false
   eq((quorum.evaluate(s)), "undecided")

@@ -10,7 +10,9 @@ local sha256 = util.sha256
 
 local function P(id, rir, lat, lon, extra)
   local e = { id = id, rir = rir, location = { lat = lat, lon = lon }, healthy = true, is_primary = false }
-  for k, v in pairs(extra or {}) do e[k] = v end
+  for k, v in pairs(extra or {}) do
+    e[k] = v
+  end
   return e
 end
 
@@ -18,30 +20,39 @@ end
 local function registry()
   return {
     P("iad", "ARIN", 39.0, -77.5, { is_primary = true }),
-    P("fra", "RIPE", 50.1109, 8.6821), P("par", "RIPE NCC", 48.8566, 2.3522),
-    P("lon", "ripe", 51.5074, -0.1278), P("dub", "RIPE", 53.3498, -6.2603),
-    P("sto", "RIPE", 59.3293, 18.0686), P("sgp", "APNIC", 1.3521, 103.8198),
-    P("tyo", "APNIC", 35.6762, 139.6503), P("syd", "APNIC", -33.8688, 151.2093),
-    P("bom", "APNIC", 19.0760, 72.8777), P("gru", "LACNIC", -23.5505, -46.6333),
-    P("scl", "LACNIC", -33.4489, -70.6693), P("jnb", "AFRINIC", -26.2041, 28.0473),
-    P("sfo", "ARIN", 37.7749, -122.4194), P("sea", "ARIN", 47.6062, -122.3321),
+    P("fra", "RIPE", 50.1109, 8.6821),
+    P("par", "RIPE NCC", 48.8566, 2.3522),
+    P("lon", "ripe", 51.5074, -0.1278),
+    P("dub", "RIPE", 53.3498, -6.2603),
+    P("sto", "RIPE", 59.3293, 18.0686),
+    P("sgp", "APNIC", 1.3521, 103.8198),
+    P("tyo", "APNIC", 35.6762, 139.6503),
+    P("syd", "APNIC", -33.8688, 151.2093),
+    P("bom", "APNIC", 19.0760, 72.8777),
+    P("gru", "LACNIC", -23.5505, -46.6333),
+    P("scl", "LACNIC", -33.4489, -70.6693),
+    P("jnb", "AFRINIC", -26.2041, 28.0473),
+    P("sfo", "ARIN", 37.7749, -122.4194),
+    P("sea", "ARIN", 47.6062, -122.3321),
   }
 end
 
 local function by_id(reg)
   local m = {}
-  for _, e in ipairs(reg) do m[e.id] = e end
+  for _, e in ipairs(reg) do
+    m[e.id] = e
+  end
   return m
 end
 
-local function rng_for(secret, target)
-  return sel.new_rng(sel.seed(secret, target))
-end
+local function rng_for(secret, target) return sel.new_rng(sel.seed(secret, target)) end
 
 local function assert_compliant(ids, reg, k)
   local m = by_id(reg)
   local primary
-  for _, e in ipairs(reg) do if e.is_primary then primary = e end end
+  for _, e in ipairs(reg) do
+    if e.is_primary then primary = e end
+  end
   eq(#ids, k, "cohort size")
   local rirs, seen = {}, {}
   for i, a in ipairs(ids) do
@@ -56,7 +67,9 @@ local function assert_compliant(ids, reg, k)
     end
   end
   local n = 0
-  for _ in pairs(rirs) do n = n + 1 end
+  for _ in pairs(rirs) do
+    n = n + 1
+  end
   ok(n >= 2, "cohort spans >= 2 RIRs")
 end
 
@@ -66,10 +79,14 @@ case("rng_stream_is_sha256_of_seed_and_big_endian_counter", function()
   local b0 = sha256(seed .. "\0\0\0\0")
   local b1 = sha256(seed .. "\0\0\0\1")
   local want = {}
-  for i = 0, 7 do want[#want + 1] = string.unpack(">I4", b0, 1 + 4 * i) + 1 end
+  for i = 0, 7 do
+    want[#want + 1] = string.unpack(">I4", b0, 1 + 4 * i) + 1
+  end
   want[#want + 1] = string.unpack(">I4", b1, 1) + 1
   local got = {}
-  for _ = 1, 9 do got[#got + 1] = rng:int(1 << 32) end
+  for _ = 1, 9 do
+    got[#got + 1] = rng:int(1 << 32)
+  end
   eq(got, want)
 end)
 
@@ -100,7 +117,9 @@ case("rng_int_stays_in_range_and_is_roughly_uniform", function()
     counts[v] = counts[v] + 1
   end
   local chi = 0
-  for i = 1, 6 do chi = chi + (counts[i] - 1000) ^ 2 / 1000 end
+  for i = 1, 6 do
+    chi = chi + (counts[i] - 1000) ^ 2 / 1000
+  end
   ok(chi < 20.5, "chi-square " .. chi .. " (df 5, p=0.001 bound 20.5)")
   eq(rng:int(1), 1)
   T.raises(function() rng:int(0) end, "integer")
@@ -109,7 +128,9 @@ end)
 
 case("rng_same_seed_same_sequence", function()
   local a, b = rng_for("s3cret", "Example.COM"), rng_for("s3cret", "example.com")
-  for _ = 1, 50 do eq(a:int(1000), b:int(1000)) end
+  for _ = 1, 50 do
+    eq(a:int(1000), b:int(1000))
+  end
 end)
 
 case("cohorts_are_compliant_for_many_targets", function()
@@ -127,11 +148,13 @@ end)
 case("cohorts_never_hold_frankfurt_and_paris_together", function()
   local reg = registry()
   for i = 1, 60 do
-    local cohorts = sel.cohorts(select(2, sel.split_registry(reg)), 5, rng_for("k", "t" .. i),
-      { primary_location = reg[1].location })
+    local cohorts =
+      sel.cohorts(select(2, sel.split_registry(reg)), 5, rng_for("k", "t" .. i), { primary_location = reg[1].location })
     for _, co in ipairs(cohorts) do
       local has = {}
-      for _, m in ipairs(co) do has[m.id] = true end
+      for _, m in ipairs(co) do
+        has[m.id] = true
+      end
       ok(not (has.fra and has.par), "fra and par in one cohort")
       ok(not (has.lon and has.dub), "lon and dub in one cohort")
     end
@@ -152,9 +175,14 @@ end)
 case("cohort_phase1_pairs_distinct_rirs_and_dissolves_the_rest", function()
   -- Five ARIN remotes far apart and a single RIPE one: with k = 3 two cohorts
   -- are opened, but only the one seeded with the RIPE member can span 2 RIRs.
-  local reg = { P("nyc", "ARIN", 40.7128, -74.0060), P("lax", "ARIN", 34.0522, -118.2437),
-                P("chi", "ARIN", 41.8781, -87.6298), P("mia", "ARIN", 25.7617, -80.1918),
-                P("sea", "ARIN", 47.6062, -122.3321), P("fra", "RIPE", 50.1109, 8.6821) }
+  local reg = {
+    P("nyc", "ARIN", 40.7128, -74.0060),
+    P("lax", "ARIN", 34.0522, -118.2437),
+    P("chi", "ARIN", 41.8781, -87.6298),
+    P("mia", "ARIN", 25.7617, -80.1918),
+    P("sea", "ARIN", 47.6062, -122.3321),
+    P("fra", "RIPE", 50.1109, 8.6821),
+  }
   local _, remotes = sel.split_registry(reg)
   for i = 1, 20 do
     local cohorts = assert(sel.cohorts(remotes, 3, rng_for("s", "d" .. i)))
@@ -163,7 +191,9 @@ case("cohort_phase1_pairs_distinct_rirs_and_dissolves_the_rest", function()
     local a2 = sel.pick(reg, 3, 2, rng_for("s", "d" .. i))
     eq(a2, a1, "the single cohort is reused on every attempt")
     local has_fra = false
-    for _, id in ipairs(a1) do has_fra = has_fra or id == "fra" end
+    for _, id in ipairs(a1) do
+      has_fra = has_fra or id == "fra"
+    end
     ok(has_fra, "the cohort holds the RIPE member")
   end
 end)
@@ -205,8 +235,12 @@ case("cohort_rotates_across_attempts", function()
     ok(table.concat(c1, ",") ~= table.concat(c2, ","), "attempt 1 and 2 differ")
     eq(c3, c1, "attempt 3 wraps to cohort 1")
     local in1 = {}
-    for _, id in ipairs(c1) do in1[id] = true end
-    for _, id in ipairs(c2) do ok(not in1[id], "cohorts are disjoint") end
+    for _, id in ipairs(c1) do
+      in1[id] = true
+    end
+    for _, id in ipairs(c2) do
+      ok(not in1[id], "cohorts are disjoint")
+    end
   end
 end)
 
@@ -247,16 +281,26 @@ case("check_registry_accepts_a_compliant_registry", function()
 end)
 
 case("check_registry_refuses_too_few_remotes", function()
-  local reg = { P("iad", "ARIN", 39.0, -77.5, { is_primary = true }), P("fra", "RIPE", 50.11, 8.68),
-                P("sgp", "APNIC", 1.35, 103.82), P("gru", "LACNIC", -23.55, -46.63), P("jnb", "AFRINIC", -26.2, 28.05) }
+  local reg = {
+    P("iad", "ARIN", 39.0, -77.5, { is_primary = true }),
+    P("fra", "RIPE", 50.11, 8.68),
+    P("sgp", "APNIC", 1.35, 103.82),
+    P("gru", "LACNIC", -23.55, -46.63),
+    P("jnb", "AFRINIC", -26.2, 28.05),
+  }
   local okv, why = sel.check_registry(reg, 5)
   eq(okv, nil)
   T.contains(why, "too few remote perspectives: 4 configured, 5 needed")
 end)
 
 case("check_registry_refuses_one_rir_only", function()
-  local reg = { P("nyc", "ARIN", 40.71, -74.0), P("lax", "ARIN", 34.05, -118.24), P("chi", "ARIN", 41.88, -87.63),
-                P("mia", "ARIN", 25.76, -80.19), P("sea", "ARIN", 47.61, -122.33) }
+  local reg = {
+    P("nyc", "ARIN", 40.71, -74.0),
+    P("lax", "ARIN", 34.05, -118.24),
+    P("chi", "ARIN", 41.88, -87.63),
+    P("mia", "ARIN", 25.76, -80.19),
+    P("sea", "ARIN", 47.61, -122.33),
+  }
   local okv, why = sel.check_registry(reg, 5)
   eq(okv, nil)
   T.contains(why, "one RIR")
@@ -274,9 +318,14 @@ end)
 case("check_registry_refuses_cohorts_that_cannot_be_spread_500_km", function()
   -- Five remotes within 500 km-ish of each other in Europe and one in New York: the largest
   -- set pairwise 500 km apart has 3 members (nyc, dub and fra or par).
-  local reg = { P("fra", "RIPE", 50.1109, 8.6821), P("par", "RIPE", 48.8566, 2.3522),
-                P("lon", "RIPE", 51.5074, -0.1278), P("dub", "RIPE", 53.3498, -6.2603),
-                P("ams", "RIPE", 52.3676, 4.9041), P("nyc", "ARIN", 40.71, -74.0) }
+  local reg = {
+    P("fra", "RIPE", 50.1109, 8.6821),
+    P("par", "RIPE", 48.8566, 2.3522),
+    P("lon", "RIPE", 51.5074, -0.1278),
+    P("dub", "RIPE", 53.3498, -6.2603),
+    P("ams", "RIPE", 52.3676, 4.9041),
+    P("nyc", "ARIN", 40.71, -74.0),
+  }
   local okv, why = sel.check_registry(reg, 5)
   eq(okv, nil)
   T.contains(why, "pairwise at least 500 km")

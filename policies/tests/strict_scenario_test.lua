@@ -4,9 +4,11 @@ local T = require "mpic.testing"
 local case, eq, contains = T.case, T.eq, T.contains
 
 local function run(outcomes, count)
-  return T.scenario{
-    config = T.config{ defaults = { perspective_count = count or 5, max_attempts = 1, timeout_ms = 3000 } },
-    policy = "policies/strict.lua", date = "2026-12-16", outcomes = outcomes,
+  return T.scenario {
+    config = T.config { defaults = { perspective_count = count or 5, max_attempts = 1, timeout_ms = 3000 } },
+    policy = "policies/strict.lua",
+    date = "2026-12-16",
+    outcomes = outcomes,
   }
 end
 
@@ -36,11 +38,12 @@ end)
 case("strict_requested_quorum_cannot_lower_the_bar", function()
   local r0 = run({ ["*"] = "pass" })
   local first = r0.response.perspectives[1].perspective_code
-  local r = T.scenario{
-    config = T.config{ defaults = { perspective_count = 5, max_attempts = 1 } },
-    policy = "policies/strict.lua", date = "2026-12-16",
+  local r = T.scenario {
+    config = T.config { defaults = { perspective_count = 5, max_attempts = 1 } },
+    policy = "policies/strict.lua",
+    date = "2026-12-16",
     outcomes = { ["*"] = "pass", [first] = "fail" },
-    request = T.request{ orchestration_parameters = { quorum_count = 4 } },
+    request = T.request { orchestration_parameters = { quorum_count = 4 } },
   }
   eq(r.status, 200)
   eq(r.is_valid, false)

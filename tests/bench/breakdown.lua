@@ -27,15 +27,20 @@ local hash = assert(os.getenv("BENCH_HASH"))
 local DATE = "2026-07-01"
 
 local function req()
-  return { check_type = "dcv", domain_or_ip_target = "bench.test",
-           dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = hash } }
+  return {
+    check_type = "dcv",
+    domain_or_ip_target = "bench.test",
+    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = hash },
+  }
 end
 
 local function per_call_us(n, fn)
   fn() -- warm
   collectgarbage()
   local t0 = os_clock()
-  for _ = 1, n do fn() end
+  for _ = 1, n do
+    fn()
+  end
   return (os_clock() - t0) * 1e6 / n
 end
 
@@ -50,7 +55,10 @@ do
   end
   local pol, calls = ctx.policy, 0
   local decide_owned = pol.decide_owned
-  pol.decide_owned = function(...) calls = calls + 1 return decide_owned(...) end
+  pol.decide_owned = function(...)
+    calls = calls + 1
+    return decide_owned(...)
+  end
   out.validate_real_us = per_call_us(N, one)
   pol.decide_owned = nil -- back to the method
   out.decide_calls_per_validation = calls / (N + 1)
@@ -68,10 +76,17 @@ end)
 
 -- request parsing and normalisation
 local remotes = #cfg.perspectives - 1
-out.request_validate_us = per_call_us(N, function()
-  assert(request_mod.validate(req(), { cfg = cfg, registry = ctx.registry, remotes = remotes, date = DATE,
-    now = os.time(), min_remotes = 5 }))
-end)
+out.request_validate_us = per_call_us(
+  N,
+  function()
+    assert(
+      request_mod.validate(
+        req(),
+        { cfg = cfg, registry = ctx.registry, remotes = remotes, date = DATE, now = os.time(), min_remotes = 5 }
+      )
+    )
+  end
+)
 
 -- perspective selection as the orchestrator makes it: a fresh registry list
 -- handed to the sandboxed select without a copy, plus the seed and stream
@@ -84,8 +99,12 @@ out.registry_list_us = per_call_us(N, function() perspectives.list() end)
 -- one decide() as the orchestrator makes it: a fresh state, handed over
 -- without a copy; and, for comparison, decide() on a caller's table (copied)
 local function fresh_state()
-  local state = { primary = { id = "primary", passed = true, completed = true, done = true }, remotes = {},
-                  count = 6, date = DATE }
+  local state = {
+    primary = { id = "primary", passed = true, completed = true, done = true },
+    remotes = {},
+    count = 6,
+    date = DATE,
+  }
   for i, id in ipairs({ "pdx", "fra", "sto", "sgp", "syd", "gru" }) do
     state.remotes[i] = { id = id, rir = perspectives.get(id).rir, passed = true, completed = true, done = i <= 4 }
   end
@@ -106,17 +125,21 @@ local params = { key_authorization_hash = hash }
 local r0 = challenges.run(ch, target, params, fake)
 out.check_lua_passed = r0.passed
 out.check_lua_us = per_call_us(N * 7, function() challenges.run(ch, target, params, fake) end)
-out.base64url_decode_us = per_call_us(N * 7, function()
-  require("mpic.challenge._common").base64url_decode(hash)
-end)
+out.base64url_decode_us = per_call_us(N * 7, function() require("mpic.challenge._common").base64url_decode(hash) end)
 
 -- one DNS query through the binding (7 per validation), sequential
 out.dns_query_us = per_call_us(N, function() assert(real.dns("_acme-challenge.bench.test", "TXT")) end)
 
 -- the audit line: JSON encoding of a real line, and the append (fsync off / on)
 local resp = orchestrator.validate(req(), { date = DATE })
-local line = { ts = os.date("!%Y-%m-%dT%H:%M:%SZ"), target = "bench.test", perspectives = resp.perspectives,
-               attempts = { { perspectives = resp.perspectives } }, quorum = "6/6", policy = ctx.policy.path }
+local line = {
+  ts = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+  target = "bench.test",
+  perspectives = resp.perspectives,
+  attempts = { { perspectives = resp.perspectives } },
+  quorum = "6/6",
+  policy = ctx.policy.path,
+}
 out.json_encode_audit_us = per_call_us(N, function() assert(util.json_encode(line)) end)
 local text = assert(util.json_encode(line))
 local tmp = os.tmpname()
@@ -133,14 +156,18 @@ local wf = assert(util.audit.open(tmp .. ".fsync", true))
 out.audit_fsync_us = per_call_us(200, function() assert(wf:append(text)) end)
 local t64 = {}
 out.audit_fsync_64_us = per_call_us(20, function()
-  for i = 1, 64 do t64[i] = mpic.spawn(wf.append, wf, text) end
+  for i = 1, 64 do
+    t64[i] = mpic.spawn(wf.append, wf, text)
+  end
   mpic.wait_all(t64)
 end) / 64
 os.remove(tmp .. ".nofsync")
 os.remove(tmp .. ".fsync")
 
 -- task spawn + wait (8 tasks per validation: the 7 checks and the validation)
-out.spawn_wait_us = per_call_us(N * 7, function() mpic.wait(mpic.spawn(function() return 1 end)) end)
+out.spawn_wait_us = per_call_us(N * 7, function()
+  mpic.wait(mpic.spawn(function() return 1 end))
+end)
 
 out.n = N
 print(util.json_encode(out))

@@ -17,7 +17,9 @@ local util = require "mpic.core.util"
 local args = { ... }
 local kind, server, duration = args[1], args[2], tonumber(args[3])
 local sweep = {}
-for i = 4, #args do sweep[#sweep + 1] = tonumber(args[i]) end
+for i = 4, #args do
+  sweep[#sweep + 1] = tonumber(args[i])
+end
 if not ((kind == "dns" or kind == "http") and server and duration and #sweep > 0) then
   io.stderr:write("usage: ceiling.lua dns|http SERVER DURATION_MS N...\n")
   return 2
@@ -30,7 +32,9 @@ local make_probe
 if kind == "dns" then
   local dns = require "mpic.core.dns"
   local resolvers = {}
-  for i = 1, 7 do resolvers[i] = dns.resolver({ servers = { server }, timeout_ms = 2000, tries = 2 }) end
+  for i = 1, 7 do
+    resolvers[i] = dns.resolver({ servers = { server }, timeout_ms = 2000, tries = 2 })
+  end
   local next_r = 0
   make_probe = function()
     -- each task keeps the resolver it was given (tasks round-robin over the 7)
@@ -45,9 +49,14 @@ if kind == "dns" then
 else
   local http = require "mpic.core.http"
   local url = "http://www.bench.test/.well-known/acme-challenge/" .. assert(os.getenv("BENCH_TOKEN"), "BENCH_TOKEN")
-  local opts = { connect_ip = host, connect_port = tonumber(port), max_bytes = 128, timeout_ms = 2000,
-                 user_agent = "mpic/0.1 (+multi-perspective validation)",
-                 allow_reserved = true } -- the bench lab is on loopback
+  local opts = {
+    connect_ip = host,
+    connect_port = tonumber(port),
+    max_bytes = 128,
+    timeout_ms = 2000,
+    user_agent = "mpic/0.1 (+multi-perspective validation)",
+    allow_reserved = true,
+  } -- the bench lab is on loopback
   make_probe = function()
     return function()
       local res, k = http.request(url, opts)
@@ -63,7 +72,8 @@ local function run(n)
     local p = make_probe()
     while not stop do
       local good, why = p()
-      if good then ok = ok + 1
+      if good then
+        ok = ok + 1
       else
         failed = failed + 1
         failures[why] = (failures[why] or 0) + 1
@@ -71,7 +81,9 @@ local function run(n)
     end
   end
   local tasks = {}
-  for i = 1, n do tasks[i] = mpic.spawn(worker) end
+  for i = 1, n do
+    tasks[i] = mpic.spawn(worker)
+  end
   mpic.sleep(WARMUP)
   local ok0, failed0, t0, c0 = ok, failed, mpic.now(), os.clock()
   failures = {} -- the kinds of the measured window only
@@ -80,13 +92,22 @@ local function run(n)
   local kinds = failures
   -- the window is over: stop the loops (a probe still waiting is cancelled)
   stop = true
-  for _, t in ipairs(tasks) do mpic.cancel(t) end
+  for _, t in ipairs(tasks) do
+    mpic.cancel(t)
+  end
   mpic.wait_all(tasks, 5000)
   mpic.sleep(200) -- let cancelled sockets close before the next N
   local secs, good = (t1 - t0) / 1000, ok1 - ok0
-  return { n = n, ok = good, failed = failed1 - failed0, ok_per_s = good / secs, window_ms = t1 - t0,
-           cpu_pct = 100 * (c1 - c0) / secs, cpu_us_per_probe = good > 0 and (c1 - c0) * 1e6 / good or nil,
-           failures = next(kinds) and kinds or nil }
+  return {
+    n = n,
+    ok = good,
+    failed = failed1 - failed0,
+    ok_per_s = good / secs,
+    window_ms = t1 - t0,
+    cpu_pct = 100 * (c1 - c0) / secs,
+    cpu_us_per_probe = good > 0 and (c1 - c0) * 1e6 / good or nil,
+    failures = next(kinds) and kinds or nil,
+  }
 end
 
 local rows, best = {}, nil
@@ -95,6 +116,13 @@ for _, n in ipairs(sweep) do
   rows[#rows + 1] = r
   if not best or r.ok_per_s > best.ok_per_s then best = r end
 end
-print(util.json_encode({ probe = kind, server = server, duration_ms = duration, warmup_ms = WARMUP,
-  sweep = rows, best_per_s = best.ok_per_s, best_n = best.n }))
+print(util.json_encode({
+  probe = kind,
+  server = server,
+  duration_ms = duration,
+  warmup_ms = WARMUP,
+  sweep = rows,
+  best_per_s = best.ok_per_s,
+  best_n = best.n,
+}))
 return 0

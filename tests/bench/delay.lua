@@ -35,7 +35,9 @@ if not (config and profile and delays_arg and rate and count) or rate <= 0 or co
 end
 
 local delays = {}
-for id, ms in delays_arg:gmatch("([%w_-]+)=([%d.]+)") do delays[id] = tonumber(ms) end
+for id, ms in delays_arg:gmatch("([%w_-]+)=([%d.]+)") do
+  delays[id] = tonumber(ms)
+end
 
 local cfg, cerr = mpic.load_config(config)
 if not cfg then
@@ -47,8 +49,11 @@ local HASH = assert(os_getenv("BENCH_HASH"), "BENCH_HASH is not set")
 local DATE = "2026-07-01" -- 6 remotes required, quorum 4
 
 local function request()
-  return { check_type = "dcv", domain_or_ip_target = "bench.test",
-           dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = HASH } }
+  return {
+    check_type = "dcv",
+    domain_or_ip_target = "bench.test",
+    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = HASH },
+  }
 end
 
 local function percentile(sorted, p)
@@ -58,14 +63,22 @@ end
 
 local function summary(xs)
   table_sort(xs)
-  return { p50 = percentile(xs, 50), p90 = percentile(xs, 90), p99 = percentile(xs, 99),
-           min = xs[1] or 0, max = xs[#xs] or 0, n = #xs }
+  return {
+    p50 = percentile(xs, 50),
+    p90 = percentile(xs, 90),
+    p99 = percentile(xs, 99),
+    min = xs[1] or 0,
+    max = xs[#xs] or 0,
+    n = #xs,
+  }
 end
 
 -- the k-th smallest of a list of numbers (nil if fewer than k)
 local function kth(list, k)
   local c = {}
-  for i, v in ipairs(list) do c[i] = v end
+  for i, v in ipairs(list) do
+    c[i] = v
+  end
   table_sort(c)
   return c[k]
 end
@@ -84,9 +97,7 @@ end
 local reasons, reasons_kept = {}, 0
 local function note_invalid(resp, status)
   local why = tostring(status)
-  if type(resp) == "table" then
-    why = tostring(resp.error or (resp.mpic_decision and resp.mpic_decision.reason))
-  end
+  if type(resp) == "table" then why = tostring(resp.error or (resp.mpic_decision and resp.mpic_decision.reason)) end
   why = why:sub(1, 200)
   if reasons[why] or reasons_kept < 5 then
     if not reasons[why] then reasons_kept = reasons_kept + 1 end
@@ -98,8 +109,13 @@ end
 -- the remotes and the quorum the policy applies
 local first, first_status = orchestrator.validate(request(), { date = DATE })
 if first_status ~= 200 or not first.is_valid then
-  io.stderr:write("delay.lua: warm-up validation is not valid (status ", tostring(first_status), "): ",
-    tostring(util.json_encode(first)), "\n")
+  io.stderr:write(
+    "delay.lua: warm-up validation is not valid (status ",
+    tostring(first_status),
+    "): ",
+    tostring(util.json_encode(first)),
+    "\n"
+  )
   return 1
 end
 local primary0, remotes0 = entries(first)
@@ -184,24 +200,40 @@ local achieved = count * 1000 / math_max(1, mpic.now() - t0)
 local per_out = {}
 for id, e in pairs(per) do
   table_sort(e.elapsed)
-  per_out[id] = { delay_ms = delays[id], p50 = percentile(e.elapsed, 50), completed = #e.elapsed,
-                  cancelled = e.cancelled }
+  per_out[id] = {
+    delay_ms = delays[id],
+    p50 = percentile(e.elapsed, 50),
+    completed = #e.elapsed,
+    cancelled = e.cancelled,
+  }
 end
 
 -- the raw samples, for the plot
 local dump = os_getenv("BENCH_LATENCY_FILE")
 if dump and #lat > 0 then
   local f = assert(io.open(dump, "w"))
-  for _, v in ipairs(lat) do f:write(string_format("%.3f\n", v)) end
+  for _, v in ipairs(lat) do
+    f:write(string_format("%.3f\n", v))
+  end
   f:close()
 end
 
 local out = {
-  profile = profile, delays = delays, primary = primary_id, quorum = quorum,
-  quorum_delay_ms = quorum_delay, quorum_completed_by = quorum_by,
-  offered_per_s = rate, achieved_start_per_s = achieved, count = count,
-  valid = valid, invalid = invalid, fsync = cfg.audit.fsync,
-  latency_ms = summary(lat), decision_ms = summary(decision), quorum_check_ms = summary(qcheck),
+  profile = profile,
+  delays = delays,
+  primary = primary_id,
+  quorum = quorum,
+  quorum_delay_ms = quorum_delay,
+  quorum_completed_by = quorum_by,
+  offered_per_s = rate,
+  achieved_start_per_s = achieved,
+  count = count,
+  valid = valid,
+  invalid = invalid,
+  fsync = cfg.audit.fsync,
+  latency_ms = summary(lat),
+  decision_ms = summary(decision),
+  quorum_check_ms = summary(qcheck),
   perspective_ms = per_out,
 }
 local L = out.latency_ms

@@ -36,8 +36,11 @@ local function steady(label, server)
       while not stop do
         local res, kind = r:query("victim.test", "TXT")
         if counting then
-          if res and res.rcode == "NOERROR" then count = count + 1
-          else fails[kind or "?"] = (fails[kind or "?"] or 0) + 1 end
+          if res and res.rcode == "NOERROR" then
+            count = count + 1
+          else
+            fails[kind or "?"] = (fails[kind or "?"] or 0) + 1
+          end
         end
       end
     end)
@@ -50,10 +53,16 @@ local function steady(label, server)
   local t1, c1 = mpic.now(), os.clock()
   stop = true
   mpic.wait_all(tasks, 5000)
-  local out = { transport = label, mode = "steady", concurrency = n, queries = count,
-                qps = math.floor(count / ((t1 - t0) / 1000) + 0.5),
-                cpu_us_per_query = count > 0 and math.floor((c1 - c0) * 1e6 / count + 0.5) or nil,
-                connections = r:connections(), failures = fails }
+  local out = {
+    transport = label,
+    mode = "steady",
+    concurrency = n,
+    queries = count,
+    qps = math.floor(count / ((t1 - t0) / 1000) + 0.5),
+    cpu_us_per_query = count > 0 and math.floor((c1 - c0) * 1e6 / count + 0.5) or nil,
+    connections = r:connections(),
+    failures = fails,
+  }
   r:close()
   return out
 end
@@ -64,14 +73,22 @@ local function fresh(label, server)
   for _ = 1, FRESH do
     local r = resolver(server)
     local res, kind = r:query("victim.test", "TXT")
-    if res and res.rcode == "NOERROR" then count = count + 1
-    else fails[kind or "?"] = (fails[kind or "?"] or 0) + 1 end
+    if res and res.rcode == "NOERROR" then
+      count = count + 1
+    else
+      fails[kind or "?"] = (fails[kind or "?"] or 0) + 1
+    end
     r:close()
   end
   local t1, c1 = mpic.now(), os.clock()
-  return { transport = label, mode = "fresh", queries = count,
-           ms_per_query = math.floor((t1 - t0) * 100 / FRESH + 0.5) / 100,
-           cpu_us_per_query = math.floor((c1 - c0) * 1e6 / FRESH + 0.5), failures = fails }
+  return {
+    transport = label,
+    mode = "fresh",
+    queries = count,
+    ms_per_query = math.floor((t1 - t0) * 100 / FRESH + 0.5) / 100,
+    cpu_us_per_query = math.floor((c1 - c0) * 1e6 / FRESH + 0.5),
+    failures = fails,
+  }
 end
 
 for _, t in ipairs({ { "udp", udp }, { "dot", dot }, { "doh", doh } }) do

@@ -29,17 +29,31 @@ local function run(signed)
     t.perspectives, t.network = {}, { allow_reserved_ips = true }
     for i, p in ipairs(T.PERSPECTIVES) do
       local c = {}
-      for k, v in pairs(p) do c[k] = v end
+      for k, v in pairs(p) do
+        c[k] = v
+      end
       c.resolvers = { RESOLVER }
       t.perspectives[i] = c
     end
-    req = T.request({ domain_or_ip_target = "ev.test",
-      dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = HASH } })
+    req = T.request({
+      domain_or_ip_target = "ev.test",
+      dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = HASH },
+    })
   else
     opts.run_check = function()
-      return { passed = true, completed = true, errors = nil, details = { validation_method = "acme-dns-01",
-        records_seen = { HASH }, response_code = "NOERROR",
-        ad_flag = false, resolver = "192.0.2.53:53", found_at = "_acme-challenge.example.com" } }
+      return {
+        passed = true,
+        completed = true,
+        errors = nil,
+        details = {
+          validation_method = "acme-dns-01",
+          records_seen = { HASH },
+          response_code = "NOERROR",
+          ad_flag = false,
+          resolver = "192.0.2.53:53",
+          found_at = "_acme-challenge.example.com",
+        },
+      }
     end
     req = T.request()
   end
@@ -65,11 +79,19 @@ if MODE then
 end
 run(false) -- warm up
 local plains, signeds = {}, {}
-for i = 1, ROUNDS do plains[i], signeds[i] = run(false), run(true) end
+for i = 1, ROUNDS do
+  plains[i], signeds[i] = run(false), run(true)
+end
 table.sort(plains)
 table.sort(signeds)
 local plain, signed = plains[(ROUNDS + 1) // 2], signeds[(ROUNDS + 1) // 2]
-print(string.format("validations: %d x %d rounds (primary + 6 perspectives, all local, %s)", N, ROUNDS,
-  RESOLVER and ("real acme-dns-01 probes through " .. RESOLVER) or "scripted"))
+print(
+  string.format(
+    "validations: %d x %d rounds (primary + 6 perspectives, all local, %s)",
+    N,
+    ROUNDS,
+    RESOLVER and ("real acme-dns-01 probes through " .. RESOLVER) or "scripted"
+  )
+)
 print(string.format("unsigned: %.3f ms CPU per validation (median)", plain))
 print(string.format("signed:   %.3f ms CPU per validation (median, +%.1f%%)", signed, (signed - plain) / plain * 100))

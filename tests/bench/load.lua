@@ -38,14 +38,24 @@ local DATE = "2026-07-01" -- after the phase-in dates: 6 remotes are required an
 
 local function request()
   if method == "dns" then
-    return { check_type = "dcv", domain_or_ip_target = "bench.test",
-             dcv_check_parameters = { validation_method = "acme-dns-01",
-                                      key_authorization_hash = assert(os_getenv("BENCH_HASH")) } }
+    return {
+      check_type = "dcv",
+      domain_or_ip_target = "bench.test",
+      dcv_check_parameters = {
+        validation_method = "acme-dns-01",
+        key_authorization_hash = assert(os_getenv("BENCH_HASH")),
+      },
+    }
   elseif method == "http" then
-    return { check_type = "dcv", domain_or_ip_target = "www.bench.test",
-             dcv_check_parameters = { validation_method = "acme-http-01",
-                                      token = assert(os_getenv("BENCH_TOKEN")),
-                                      key_authorization = assert(os_getenv("BENCH_KA")) } }
+    return {
+      check_type = "dcv",
+      domain_or_ip_target = "www.bench.test",
+      dcv_check_parameters = {
+        validation_method = "acme-http-01",
+        token = assert(os_getenv("BENCH_TOKEN")),
+        key_authorization = assert(os_getenv("BENCH_KA")),
+      },
+    }
   elseif method == "caa" then
     return { check_type = "caa", domain_or_ip_target = "bench.test" }
   end
@@ -86,8 +96,13 @@ end
 do
   local ok, _, resp, status = validate_one()
   if not ok then
-    io.stderr:write("load.lua: warm-up validation is not valid (status ", tostring(status), "): ",
-      tostring(util.json_encode(resp)), "\n")
+    io.stderr:write(
+      "load.lua: warm-up validation is not valid (status ",
+      tostring(status),
+      "): ",
+      tostring(util.json_encode(resp)),
+      "\n"
+    )
     return 1
   end
 end
@@ -114,7 +129,11 @@ local function udp_rcvbuf_errors()
   local names, values
   for line in f:lines() do
     if line:match("^Udp: ") then
-      if names then values = line else names = line end
+      if names then
+        values = line
+      else
+        names = line
+      end
     end
   end
   f:close()
@@ -145,7 +164,11 @@ if mode == "saturate" then
     while mpic.now() < t_end do
       local ok, ns = validate_one()
       local t = mpic.now()
-      if ok then valid = valid + 1 else invalid = invalid + 1 end
+      if ok then
+        valid = valid + 1
+      else
+        invalid = invalid + 1
+      end
       if t >= count_from and t <= t_end then
         counted = counted + 1
         lat[#lat + 1] = ns / 1e6
@@ -153,7 +176,9 @@ if mode == "saturate" then
     end
   end
   local tasks = {}
-  for i = 1, arg_n do tasks[i] = mpic.spawn(worker) end
+  for i = 1, arg_n do
+    tasks[i] = mpic.spawn(worker)
+  end
   mpic.wait_all(tasks, duration + 60000)
   out.validations_per_s = counted * 1000 / duration
   out.duration_ms = duration
@@ -168,7 +193,11 @@ elseif mode == "rate" then
     if wait >= 1 then mpic.sleep(math_floor(wait)) end
     tasks[i] = mpic.spawn(function()
       local ok, ns = validate_one()
-      if ok then valid = valid + 1 else invalid = invalid + 1 end
+      if ok then
+        valid = valid + 1
+      else
+        invalid = invalid + 1
+      end
       lat[#lat + 1] = ns / 1e6
     end)
   end
@@ -182,12 +211,18 @@ elseif mode == "count" then
     while next_i < arg_n do
       next_i = next_i + 1
       local ok, ns = validate_one()
-      if ok then valid = valid + 1 else invalid = invalid + 1 end
+      if ok then
+        valid = valid + 1
+      else
+        invalid = invalid + 1
+      end
       lat[#lat + 1] = ns / 1e6
     end
   end
   local tasks = {}
-  for i = 1, math.min(10, arg_n) do tasks[i] = mpic.spawn(worker) end
+  for i = 1, math.min(10, arg_n) do
+    tasks[i] = mpic.spawn(worker)
+  end
   mpic.wait_all(tasks, 600000)
 else
   io.stderr:write("load.lua: unknown mode ", tostring(mode), "\n")
@@ -197,8 +232,13 @@ end
 table_sort(lat)
 out.valid, out.invalid = valid, invalid
 if invalid > 0 then out.invalid_reasons = invalid_reasons end
-out.latency_ms = { p50 = percentile(lat, 50), p90 = percentile(lat, 90), p99 = percentile(lat, 99),
-                   max = lat[#lat] or 0, n = #lat }
+out.latency_ms = {
+  p50 = percentile(lat, 50),
+  p90 = percentile(lat, 90),
+  p99 = percentile(lat, 99),
+  max = lat[#lat] or 0,
+  n = #lat,
+}
 out.rss_kb, out.hwm_kb = rss_kb()
 local drops1 = udp_rcvbuf_errors()
 if drops0 and drops1 then out.udp_rcvbuf_drops = drops1 - drops0 end
@@ -207,7 +247,9 @@ print(util.json_encode(out))
 local dump = os_getenv("BENCH_LATENCY_FILE")
 if dump and #lat > 0 then
   local f = assert(io.open(dump, "w"))
-  for _, v in ipairs(lat) do f:write(string_format("%.3f\n", v)) end
+  for _, v in ipairs(lat) do
+    f:write(string_format("%.3f\n", v))
+  end
   f:close()
 end
 if invalid > 0 then return 1 end

@@ -42,8 +42,11 @@ local function rss_kb()
 end
 
 local function request()
-  return { check_type = "dcv", domain_or_ip_target = "bench.test",
-           dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = hash } }
+  return {
+    check_type = "dcv",
+    domain_or_ip_target = "bench.test",
+    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = hash },
+  }
 end
 local tasks = {}
 local function start(n)
@@ -59,7 +62,11 @@ local function settle(expect)
   for _ = 1, 200 do
     mpic.sleep(50)
     local live = mpic.stats().live_tasks
-    if live == last then stable = stable + 1 else stable = 0 end
+    if live == last then
+      stable = stable + 1
+    else
+      stable = 0
+    end
     last = live
     if stable >= 4 and live >= expect then break end
   end
@@ -78,38 +85,56 @@ local function measure_part(spawn, per_item)
   collectgarbage()
   local h2 = collectgarbage("count")
   local out = {
-    [part .. "_in_flight"] = N, [part .. "_tasks"] = (l1 - l0) / N,
-    [part .. "_rss_kb"] = (r1 - r0) / N, [part .. "_lua_heap_kb"] = (h1 - h0) / N,
-    [part .. "_c_kb"] = ((r1 - r0) - (h1 - h0)) / N, [part .. "_lua_heap_live_kb"] = (h2 - h0) / N,
+    [part .. "_in_flight"] = N,
+    [part .. "_tasks"] = (l1 - l0) / N,
+    [part .. "_rss_kb"] = (r1 - r0) / N,
+    [part .. "_lua_heap_kb"] = (h1 - h0) / N,
+    [part .. "_c_kb"] = ((r1 - r0) - (h1 - h0)) / N,
+    [part .. "_lua_heap_live_kb"] = (h2 - h0) / N,
   }
-  for _, t in ipairs(tasks) do mpic.cancel(t) end
+  for _, t in ipairs(tasks) do
+    mpic.cancel(t)
+  end
   return out
 end
 
 if part ~= "validations" then
   local spawn, per_item
   if part == "bare" then
-    spawn, per_item = function(n) for _ = 1, n do tasks[#tasks + 1] = mpic.spawn(mpic.sleep, 600000) end end, 1
+    spawn, per_item =
+      function(n)
+        for _ = 1, n do
+          tasks[#tasks + 1] = mpic.spawn(mpic.sleep, 600000)
+        end
+      end, 1
   elseif part == "query" then
     -- the same resolver options as CONFIG's perspectives (timeouts far beyond the run)
     local dns = require "mpic.core.dns"
     local p, d = cfg.perspectives[1], cfg.defaults
     local rs = {}
     for i = 1, 7 do
-      rs[i] = dns.resolver({ servers = p.resolvers, timeout_ms = d.dns_timeout_ms, tries = d.dns_tries,
-                             lifetime_ms = d.dns_lifetime_ms })
+      rs[i] = dns.resolver({
+        servers = p.resolvers,
+        timeout_ms = d.dns_timeout_ms,
+        tries = d.dns_tries,
+        lifetime_ms = d.dns_lifetime_ms,
+      })
     end
-    spawn, per_item = function(n)
-      for _ = 1, n do
-        local r = rs[#tasks % 7 + 1]
-        tasks[#tasks + 1] = mpic.spawn(r.query, r, "_acme-challenge.bench.test", "TXT")
-      end
-    end, 1
+    spawn, per_item =
+      function(n)
+        for _ = 1, n do
+          local r = rs[#tasks % 7 + 1]
+          tasks[#tasks + 1] = mpic.spawn(r.query, r, "_acme-challenge.bench.test", "TXT")
+        end
+      end, 1
   elseif part == "sleeping" then
     local opts = { date = "2026-07-01", run_check = function() mpic.sleep(600000) end }
-    spawn, per_item = function(n)
-      for _ = 1, n do tasks[#tasks + 1] = mpic.spawn(orchestrator.validate, request(), opts) end
-    end, 8
+    spawn, per_item =
+      function(n)
+        for _ = 1, n do
+          tasks[#tasks + 1] = mpic.spawn(orchestrator.validate, request(), opts)
+        end
+      end, 8
   else
     error("memory.lua: unknown PART " .. part)
   end
@@ -145,24 +170,38 @@ for _, t in ipairs(tasks) do
   if st == "done" or st == "error" or st == "cancelled" then done = done + 1 end
 end
 
-for _, t in ipairs(tasks) do mpic.cancel(t) end
+for _, t in ipairs(tasks) do
+  mpic.cancel(t)
+end
 tasks = {}
 settle(0)
 -- for comparison: the Lua heap of one bare task (a coroutine asleep in mpic.sleep)
 collectgarbage()
 local lua3 = collectgarbage("count")
 local sleepers = {}
-for i = 1, N do sleepers[i] = mpic.spawn(mpic.sleep, 600000) end
+for i = 1, N do
+  sleepers[i] = mpic.spawn(mpic.sleep, 600000)
+end
 settle(N)
 collectgarbage()
 local lua4 = collectgarbage("count")
-for _, t in ipairs(sleepers) do mpic.cancel(t) end
+for _, t in ipairs(sleepers) do
+  mpic.cancel(t)
+end
 
 print(util.json_encode({
   bare_task_lua_heap_kb = (lua4 - lua3) / N,
-  in_flight = N, finished_early = done, live_tasks_before = live0, live_tasks_after = live1,
-  settle_ms = spawn_ms, baseline_rss_kb = rss0, rss_kb = rss1, hwm_kb = hwm1,
-  kb_per_validation = (rss1 - rss0) / N, kb_per_validation_after_gc = (rss2 - rss0) / N,
-  lua_heap_kb_per_validation = (lua1 - lua0) / N, lua_heap_kb_per_validation_after_gc = (lua2 - lua0) / N,
+  in_flight = N,
+  finished_early = done,
+  live_tasks_before = live0,
+  live_tasks_after = live1,
+  settle_ms = spawn_ms,
+  baseline_rss_kb = rss0,
+  rss_kb = rss1,
+  hwm_kb = hwm1,
+  kb_per_validation = (rss1 - rss0) / N,
+  kb_per_validation_after_gc = (rss2 - rss0) / N,
+  lua_heap_kb_per_validation = (lua1 - lua0) / N,
+  lua_heap_kb_per_validation_after_gc = (lua2 - lua0) / N,
 }))
 return done == 0 and 0 or 1

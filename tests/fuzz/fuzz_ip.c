@@ -34,8 +34,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fprintf(stderr, "netaddr: accepted \"%s\" but inet_pton disagrees\n", text);
             abort();
         }
-        if (mpic_netaddr_format(&a, canon, sizeof canon) != 0 || mpic_netaddr_parse(canon, &b) != 0 ||
-            b.family != a.family || memcmp(a.bytes, b.bytes, a.family == 4 ? 4 : 16) != 0) {
+        if (mpic_netaddr_format(&a, canon, sizeof canon) != 0 ||
+            mpic_netaddr_parse(canon, &b) != 0 || b.family != a.family ||
+            memcmp(a.bytes, b.bytes, a.family == 4 ? 4 : 16) != 0) {
             fprintf(stderr, "netaddr: \"%s\" does not round-trip\n", text);
             abort();
         }

@@ -28,8 +28,8 @@
 #include <string.h>
 
 #define FUZZ_LUA_COUNTERS (1u << 16)
-__attribute__((used, section("__libfuzzer_extra_counters"))) static uint8_t
-    fuzz_lua_cov[FUZZ_LUA_COUNTERS];
+__attribute__((
+    used, section("__libfuzzer_extra_counters"))) static uint8_t fuzz_lua_cov[FUZZ_LUA_COUNTERS];
 static uint32_t fuzz_prev_loc;
 
 static lua_State *fuzz_L;
@@ -57,7 +57,8 @@ static void fuzz_line_hook(lua_State *L, lua_Debug *ar)
         return;
     /* a chunk's source string lives as long as its prototype: its address
      * names the chunk */
-    uint64_t h = (uint64_t)(uintptr_t)ar->source * 0x9E3779B97F4A7C15ull + (uint64_t)ar->currentline;
+    uint64_t h =
+        (uint64_t)(uintptr_t)ar->source * 0x9E3779B97F4A7C15ull + (uint64_t)ar->currentline;
     uint32_t cur = (uint32_t)(h ^ (h >> 29));
     uint8_t *c = &fuzz_lua_cov[(cur ^ fuzz_prev_loc) % FUZZ_LUA_COUNTERS];
     if (*c != 255)

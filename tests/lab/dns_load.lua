@@ -10,10 +10,14 @@ local server = assert(args[1], "usage: dns_load.lua SERVER [TOTAL] [INFLIGHT]")
 local total = tonumber(args[2]) or 10000
 local inflight = tonumber(args[3]) or 200
 
-local r <close> = dns.resolver{ servers = { server }, timeout_ms = 2000, tries = 2 }
-local names = { { "victim.test", "A" }, { "multi.victim.test", "TXT" },
-                { "c1.victim.test", "TXT" }, { "crit.victim.test", "CAA" },
-                { "nx.victim.test", "AAAA" } }
+local r <close> = dns.resolver { servers = { server }, timeout_ms = 2000, tries = 2 }
+local names = {
+  { "victim.test", "A" },
+  { "multi.victim.test", "TXT" },
+  { "c1.victim.test", "TXT" },
+  { "crit.victim.test", "CAA" },
+  { "nx.victim.test", "AAAA" },
+}
 local counts, next_i = {}, 0
 local t0 = mpic.now()
 
@@ -28,11 +32,22 @@ local function worker()
 end
 
 local tasks = {}
-for i = 1, inflight do tasks[i] = mpic.spawn(worker) end
+for i = 1, inflight do
+  tasks[i] = mpic.spawn(worker)
+end
 mpic.wait_all(tasks)
 local ms = mpic.now() - t0
 local parts = {}
-for k, v in pairs(counts) do parts[#parts + 1] = k .. "=" .. v end
+for k, v in pairs(counts) do
+  parts[#parts + 1] = k .. "=" .. v
+end
 table.sort(parts)
-print(("%d queries, %d in flight, %d ms, %.0f queries/s; %s"):format(
-  total, inflight, ms, total * 1000 / math.max(ms, 1), table.concat(parts, " ")))
+print(
+  ("%d queries, %d in flight, %d ms, %.0f queries/s; %s"):format(
+    total,
+    inflight,
+    ms,
+    total * 1000 / math.max(ms, 1),
+    table.concat(parts, " ")
+  )
+)

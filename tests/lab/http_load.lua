@@ -13,7 +13,9 @@ http.get = http.request
 
 local total = tonumber(arg[1]) or 10000
 local conc = tonumber(arg[2]) or 100
-local url = "http://" .. assert(os.getenv("MPIC_LAB_HTTP")) .. "/.well-known/acme-challenge/"
+local url = "http://"
+  .. assert(os.getenv("MPIC_LAB_HTTP"))
+  .. "/.well-known/acme-challenge/"
   .. assert(os.getenv("MPIC_LAB_TOKEN"))
 
 local ok, failed, kinds = 0, 0, {}
@@ -22,18 +24,36 @@ local done = 0
 while done < total do
   local n = math.min(conc, total - done)
   local tasks = {}
-  for i = 1, n do tasks[i] = mpic.spawn(function() return http.get(url) end) end
+  for i = 1, n do
+    tasks[i] = mpic.spawn(function() return http.get(url) end)
+  end
   mpic.wait_all(tasks)
   for i = 1, n do
     local r, kind = tasks[i]:result()
-    if r and r.status == 200 then ok = ok + 1
-    else failed = failed + 1; kinds[tostring(kind)] = (kinds[tostring(kind)] or 0) + 1 end
+    if r and r.status == 200 then
+      ok = ok + 1
+    else
+      failed = failed + 1
+      kinds[tostring(kind)] = (kinds[tostring(kind)] or 0) + 1
+    end
   end
   done = done + n
 end
 local ms = math.max(1, mpic.now() - t0)
-print(string.format("%d requests, concurrency %d: %d ok, %d failed in %d ms = %.0f req/s; in flight after: %d",
-  total, conc, ok, failed, ms, total * 1000 / ms, http.active()))
-for k, v in pairs(kinds) do print("  " .. k .. ": " .. v) end
+print(
+  string.format(
+    "%d requests, concurrency %d: %d ok, %d failed in %d ms = %.0f req/s; in flight after: %d",
+    total,
+    conc,
+    ok,
+    failed,
+    ms,
+    total * 1000 / ms,
+    http.active()
+  )
+)
+for k, v in pairs(kinds) do
+  print("  " .. k .. ": " .. v)
+end
 if failed > 0 or http.active() ~= 0 then return 1 end
 return 0

@@ -47,8 +47,8 @@ static int lab_setup(void **state)
         return -1;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     l->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (l->fd < 0 || bind(l->fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(l->fd, 16) != 0 ||
-        getsockname(l->fd, (struct sockaddr *)&sa, &len) != 0)
+    if (l->fd < 0 || bind(l->fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        listen(l->fd, 16) != 0 || getsockname(l->fd, (struct sockaddr *)&sa, &len) != 0)
         return -1;
     l->port = ntohs(sa.sin_port);
     *state = l;

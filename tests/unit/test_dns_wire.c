@@ -95,13 +95,13 @@ static void test_build_query_flags(void **state)
     int n = mpic_dns_wire_build_query("Www.Example.", MPIC_DNS_T_TXT, 0xabcd, b, sizeof b);
     assert_int_equal(n, 12 + 13 + 4 + 11);
     assert_int_equal(b[0], 0xab);
-    assert_int_equal(b[2], 0x01);      /* RD only */
-    assert_int_equal(b[3], 0x20);      /* AD set, CD clear */
-    assert_int_equal(b[5], 1);         /* one question */
-    assert_int_equal(b[11], 1);        /* one additional: OPT */
+    assert_int_equal(b[2], 0x01); /* RD only */
+    assert_int_equal(b[3], 0x20); /* AD set, CD clear */
+    assert_int_equal(b[5], 1);    /* one question */
+    assert_int_equal(b[11], 1);   /* one additional: OPT */
     assert_memory_equal(b + 12, "\003Www\007Example\000", 13);
-    assert_int_equal(b[12 + 13 + 1], 16); /* qtype TXT */
-    assert_int_equal(b[12 + 13 + 4 + 2], 41);            /* OPT */
+    assert_int_equal(b[12 + 13 + 1], 16);     /* qtype TXT */
+    assert_int_equal(b[12 + 13 + 4 + 2], 41); /* OPT */
     assert_int_equal((b[12 + 13 + 4 + 3] << 8) | b[12 + 13 + 4 + 4], 4096);
     assert_int_equal(b[12 + 13 + 4 + 6], 0); /* DO=0 (TTL bytes) */
     assert_int_equal(b[12 + 13 + 4 + 7], 0);
@@ -146,7 +146,7 @@ static void test_bitmap_parse(void **state)
     assert_int_equal(mpic_dns_bitmap_parse(too_long, sizeof too_long, t, 8, &n), -1);
     assert_int_equal(mpic_dns_bitmap_parse(padded, sizeof padded, t, 8, &n), -1);
     assert_int_equal(mpic_dns_bitmap_parse(many, sizeof many, t, 8, &n), -1); /* 16 > cap */
-    assert_int_equal(mpic_dns_bitmap_parse(ok, 3, t, 8, &n), -1); /* cut inside a window */
+    assert_int_equal(mpic_dns_bitmap_parse(ok, 3, t, 8, &n), -1);    /* cut inside a window */
     assert_int_equal(mpic_dns_bitmap_parse(ok + 8, 3, t, 8, &n), 0); /* window 1 alone */
     assert_int_equal(n, 1);
     assert_int_equal(t[0], MPIC_DNS_T_CAA);
@@ -229,8 +229,9 @@ static void test_name_normalize(void **state)
     assert_string_equal(out, "Example.COM");
     assert_int_equal(
         mpic_dns_name_normalize("_acme-challenge.x.test", out, sizeof out, err, sizeof err), 0);
-    assert_int_equal(mpic_dns_name_normalize("b\xc3\xbc" "cher.example", out, sizeof out, err,
-                                             sizeof err),
+    assert_int_equal(mpic_dns_name_normalize("b\xc3\xbc"
+                                             "cher.example",
+                                             out, sizeof out, err, sizeof err),
                      0);
     assert_string_equal(out, "xn--bcher-kva.example");
     assert_int_equal(mpic_dns_name_normalize("a..b", out, sizeof out, err, sizeof err), -1);
@@ -482,7 +483,7 @@ static void test_type_and_rcode_names(void **state)
     char b[16];
     assert_int_equal(mpic_dns_qtype_from_name("caa"), MPIC_DNS_T_CAA);
     assert_int_equal(mpic_dns_qtype_from_name("TXT"), MPIC_DNS_T_TXT);
-    assert_int_equal(mpic_dns_qtype_from_name("MX"), 0);  /* not a supported query type */
+    assert_int_equal(mpic_dns_qtype_from_name("MX"), 0); /* not a supported query type */
     assert_int_equal(mpic_dns_qtype_from_name("OPT"), 0);
     assert_string_equal(mpic_dns_rcode_name(3, b, sizeof b), "NXDOMAIN");
     assert_string_equal(mpic_dns_rcode_name(5, b, sizeof b), "REFUSED");

@@ -64,10 +64,14 @@ static void utf8_sanitize_replaces_invalid_sequences(void **state)
 {
     char out[64];
     /* stray continuation, overlong NUL, surrogate, truncated sequence */
-    const char in[] = "a\x80" "b\xc0\x80" "c\xed\xa0\x80" "d\xe2\x82";
+    const char in[] = "a\x80"
+                      "b\xc0\x80"
+                      "c\xed\xa0\x80"
+                      "d\xe2\x82";
     size_t n = mpic_utf8_sanitize(in, sizeof in - 1, out);
     assert_int_equal(n, strlen(out));
-    assert_non_null(strstr(out, "a\xef\xbf\xbd" "b"));
+    assert_non_null(strstr(out, "a\xef\xbf\xbd"
+                                "b"));
     assert_null(strchr(out, '\x80'));
     /* valid multi-byte text is kept */
     n = mpic_utf8_sanitize("caf\xc3\xa9", 5, out);

@@ -70,10 +70,10 @@ static void netaddr_2001_23_only_special_parts(void **state)
     assert_string_equal(reserved("2001:0:1::1"), "[RFC4380]: TEREDO");
     assert_string_equal(reserved("2001:2::9"), "[RFC5180]: Benchmarking");
     assert_string_equal(reserved("2001:100::1"), "[RFC2928]: IETF Protocol Assignments");
-    assert_null(reserved("2001:1::1"));    /* PCP anycast: globally reachable */
-    assert_null(reserved("2001:3::1"));    /* AMT */
-    assert_null(reserved("2001:20::1"));   /* ORCHIDv2 */
-    assert_null(reserved("2001:200::1"));  /* outside the /23 */
+    assert_null(reserved("2001:1::1"));   /* PCP anycast: globally reachable */
+    assert_null(reserved("2001:3::1"));   /* AMT */
+    assert_null(reserved("2001:20::1"));  /* ORCHIDv2 */
+    assert_null(reserved("2001:200::1")); /* outside the /23 */
     assert_string_equal(reserved("2001:1::4"), "[RFC2928]: IETF Protocol Assignments");
 }
 
@@ -139,7 +139,8 @@ static void netaddr_deprecated_v6_forms_refused(void **state)
     /* the mapped form is still judged by its IPv4 address */
     assert_null(reserved("::ffff:8.8.8.8"));
     /* site-local fec0::/10: fec0:: .. feff:... */
-    assert_string_equal(reserved("fec0::1"), "[RFC3879]: Deprecated (Site-Local Unicast, fec0::/10)");
+    assert_string_equal(reserved("fec0::1"),
+                        "[RFC3879]: Deprecated (Site-Local Unicast, fec0::/10)");
     assert_string_equal(reserved("feff:ffff::1"),
                         "[RFC3879]: Deprecated (Site-Local Unicast, fec0::/10)");
     assert_string_equal(reserved("febf::1"), "[RFC4291]: Link-Local Unicast");
@@ -192,9 +193,8 @@ static int vet(const char *host, char *why)
 static void netaddr_vet_name(void **state)
 {
     char why[320], suffix[256];
-    assert_int_equal(mpic_netaddr_vet_name("www.Example.co.uk.", suffix, sizeof suffix, why,
-                                           sizeof why),
-                     0);
+    assert_int_equal(
+        mpic_netaddr_vet_name("www.Example.co.uk.", suffix, sizeof suffix, why, sizeof why), 0);
     assert_string_equal(suffix, "co.uk");
     assert_int_equal(vet("example.com", why), 0); /* RFC 6761 6.5: an ordinary name */
     assert_int_equal(vet("foo.github.io", why), 0);
@@ -205,7 +205,8 @@ static void netaddr_vet_name(void **state)
     assert_int_equal(vet("localhost.", why), -EPERM);
     assert_int_equal(vet("a.b.LOCALHOST", why), -EPERM);
     assert_int_equal(vet("secret.corp.internal", why), -EPERM);
-    assert_string_equal(why, "special-use name: [ICANN 2024]: internal (private-use top-level domain)");
+    assert_string_equal(why,
+                        "special-use name: [ICANN 2024]: internal (private-use top-level domain)");
     assert_int_equal(vet("metadata.google.internal.", why), -EPERM);
     assert_int_equal(vet("printer.local", why), -EPERM);
     assert_non_null(strstr(why, "[RFC6762]"));
@@ -253,8 +254,8 @@ struct lab {
     struct event_base *base;
     struct evhttp *srv;
     struct mpic_http *h;
-    int port;       /* evhttp */
-    int mute_fd;    /* listens, never answers */
+    int port;    /* evhttp */
+    int mute_fd; /* listens, never answers */
     int mute_port;
     int closed_port; /* nothing listens */
 };
@@ -280,10 +281,7 @@ static void h_ok(struct evhttp_request *r, void *arg)
     evbuffer_free(b);
 }
 
-static void h_gone(struct evhttp_request *r, void *arg)
-{
-    evhttp_send_reply(r, 410, "Gone", NULL);
-}
+static void h_gone(struct evhttp_request *r, void *arg) { evhttp_send_reply(r, 410, "Gone", NULL); }
 
 static void h_big(struct evhttp_request *r, void *arg)
 {
@@ -463,8 +461,12 @@ static void http_pinned_address_and_headers_sent(void **state)
     char url[128];
     const char *hdrs[] = {"X-A: b", "Host: evil.example", "Connection: keep-alive"};
     snprintf(url, sizeof url, "http://www.example.com:%d/echo", l->port);
-    struct mpic_http_opts opt = {.allow_reserved = 1, .url = url, .connect_ip = "127.0.0.1",
-                                 .headers = hdrs, .n_headers = 3, .user_agent = "mpic-test/1"};
+    struct mpic_http_opts opt = {.allow_reserved = 1,
+                                 .url = url,
+                                 .connect_ip = "127.0.0.1",
+                                 .headers = hdrs,
+                                 .n_headers = 3,
+                                 .user_agent = "mpic-test/1"};
     const struct mpic_http_result *r = get(l, NULL, &opt, &o);
     assert_int_equal(r->err, MPIC_OK);
     assert_int_equal(r->status, 200);
@@ -543,8 +545,8 @@ static void http_timeout_during_connect(void **state)
         connect(fill[i], (struct sockaddr *)&sa, sizeof sa);
     }
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
-    struct mpic_http_opts opt = {.allow_reserved = 1, .url = url, .connect_timeout_ms = 300,
-                                 .timeout_ms = 2000};
+    struct mpic_http_opts opt = {
+        .allow_reserved = 1, .url = url, .connect_timeout_ms = 300, .timeout_ms = 2000};
     const struct mpic_http_result *r = get(l, NULL, &opt, &o);
     assert_int_equal(r->err, MPIC_E_TIMEOUT);
     assert_non_null(strstr(r->detail, "Timeout during connect (likely firewall problem)"));

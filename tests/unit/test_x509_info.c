@@ -58,9 +58,11 @@ static unsigned char *make_cert(const char *cn, const char *issuer_cn, EVP_PKEY 
     if (cn)
         X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
     else
-        X509_NAME_add_entry_by_txt(subj, "O", MBSTRING_UTF8, (const unsigned char *)"lab", -1, -1, 0);
+        X509_NAME_add_entry_by_txt(subj, "O", MBSTRING_UTF8, (const unsigned char *)"lab", -1, -1,
+                                   0);
     if (issuer_cn)
-        X509_NAME_add_entry_by_txt(iss, "CN", MBSTRING_UTF8, (const unsigned char *)issuer_cn, -1, -1, 0);
+        X509_NAME_add_entry_by_txt(iss, "CN", MBSTRING_UTF8, (const unsigned char *)issuer_cn, -1,
+                                   -1, 0);
     X509_set_subject_name(x, subj);
     X509_set_issuer_name(x, issuer_cn ? iss : subj);
     X509_set_pubkey(x, key_a);
@@ -87,7 +89,8 @@ static unsigned char *make_cert(const char *cn, const char *issuer_cn, EVP_PKEY 
 }
 
 /* SEQUENCE { [2] "a.example" } */
-static const unsigned char SAN_ONE_DNS[] = {0x30, 0x0b, 0x82, 0x09, 'a', '.', 'e', 'x', 'a', 'm', 'p', 'l', 'e'};
+static const unsigned char SAN_ONE_DNS[] = {0x30, 0x0b, 0x82, 0x09, 'a', '.', 'e',
+                                            'x',  'a',  'm',  'p',  'l', 'e'};
 /* SEQUENCE { [7] 127.0.0.1, [2] "b" } */
 static const unsigned char SAN_IP_DNS[] = {0x30, 0x09, 0x87, 0x04, 127, 0, 0, 1, 0x82, 0x01, 'b'};
 /* SEQUENCE { [8] OID 1.2.3 } (registeredID) */
@@ -152,7 +155,8 @@ static void test_san_types_and_no_cn(void **state)
     assert_int_equal(info.n_sans, 1);
     assert_int_equal(info.sans[0].type, MPIC_SAN_OTHER);
     assert_string_equal(mpic_x509_san_type_name(info.sans[0].type), "other");
-    assert_memory_equal(info.sans[0].value, SAN_RID + 2, sizeof SAN_RID - 2); /* whole GeneralName */
+    assert_memory_equal(info.sans[0].value, SAN_RID + 2,
+                        sizeof SAN_RID - 2); /* whole GeneralName */
     mpic_x509_info_free(&info);
     OPENSSL_free(der);
 }
@@ -249,7 +253,8 @@ static void test_san_single_dns_exact_der(void **state)
     static const unsigned char long_form[] = {0x30, 0x81, 0x03, 0x82, 0x01, 'a'};
     static const unsigned char inner_short[] = {0x30, 0x03, 0x82, 0x02, 'a'};
     static const unsigned char empty[] = {0x30, 0x00};
-    static const unsigned char huge[] = {0x30, 0x88, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    static const unsigned char huge[] = {0x30, 0x88, 0xff, 0xff, 0xff,
+                                         0xff, 0xff, 0xff, 0xff, 0xff};
 
     assert_int_equal(mpic_x509_san_is_single_dns(SAN_ONE_DNS, sizeof SAN_ONE_DNS), 1);
     assert_int_equal(mpic_x509_san_is_single_dns(two, sizeof two), 0);
@@ -265,12 +270,9 @@ static void test_san_single_dns_exact_der(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dns_cert_fields),
-        cmocka_unit_test(test_san_types_and_no_cn),
-        cmocka_unit_test(test_duplicates_listed_once),
-        cmocka_unit_test(test_not_self_signed),
-        cmocka_unit_test(test_malformed_san_value),
-        cmocka_unit_test(test_bad_der_rejected),
+        cmocka_unit_test(test_dns_cert_fields),          cmocka_unit_test(test_san_types_and_no_cn),
+        cmocka_unit_test(test_duplicates_listed_once),   cmocka_unit_test(test_not_self_signed),
+        cmocka_unit_test(test_malformed_san_value),      cmocka_unit_test(test_bad_der_rejected),
         cmocka_unit_test(test_san_single_dns_exact_der),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -15,29 +15,38 @@ function M.util()
 end
 
 function M.result(passed, completed, errors, details)
-  return {passed = passed and true or false, completed = completed and true or false,
-          errors = errors, details = details or {}}
+  return {
+    passed = passed and true or false,
+    completed = completed and true or false,
+    errors = errors,
+    details = details or {},
+  }
 end
 
-function M.err(error_type, message)
-  return {{error_type = error_type, error_message = message}}
-end
+function M.err(error_type, message) return { { error_type = error_type, error_message = message } } end
 
 -- "There was an error looking up the DCV record. Error type: X, Error message: Y"
 function M.lookup_error(etype, msg)
-  return M.err("mpic_error:dcv_checker:lookup",
-    sfmt("There was an error looking up the DCV record. Error type: %s, Error message: %s",
-      tostring(etype), tostring(msg)))
+  return M.err(
+    "mpic_error:dcv_checker:lookup",
+    sfmt(
+      "There was an error looking up the DCV record. Error type: %s, Error message: %s",
+      tostring(etype),
+      tostring(msg)
+    )
+  )
 end
 
 function M.param_error(name, value)
-  return M.err("mpic_error:dcv_checker:parameter",
-    sfmt("The provided parameter was invalid: %s, Value provided: %s", tostring(name), tostring(value)))
+  return M.err(
+    "mpic_error:dcv_checker:parameter",
+    sfmt("The provided parameter was invalid: %s, Value provided: %s", tostring(name), tostring(value))
+  )
 end
 
 -- A failed check for a bad parameter (not completed: no evidence was sought).
 function M.bad_param(method, name, value)
-  return M.result(false, false, M.param_error(name, value), {validation_method = method})
+  return M.result(false, false, M.param_error(name, value), { validation_method = method })
 end
 
 local sub = string.sub
@@ -82,7 +91,9 @@ function M.dns_details(method, name, r)
   local seen
   if r.records then
     seen = {}
-    for _, rr in ipairs(r.records) do seen[#seen + 1] = M.record_value(r.type or "", rr) or "" end
+    for _, rr in ipairs(r.records) do
+      seen[#seen + 1] = M.record_value(r.type or "", rr) or ""
+    end
   end
   return {
     validation_method = method,
@@ -95,7 +106,7 @@ function M.dns_details(method, name, r)
   }
 end
 
-local NEGATIVE = {nxdomain = "NXDOMAIN", nodata = "NoAnswer"}
+local NEGATIVE = { nxdomain = "NXDOMAIN", nodata = "NoAnswer" }
 
 -- Query through the probe and map the outcome. Returns
 --   r, nil          when records of the type were found (r.type is set), or
@@ -104,7 +115,7 @@ function M.dns_lookup(method, probe, name, rtype)
   local r, kind, detail, partial = probe.dns(name, rtype)
   if not r then
     if NEGATIVE[kind] then
-      local d = M.dns_details(method, name, partial or {rcode = kind == "nxdomain" and "NXDOMAIN" or "NOERROR"})
+      local d = M.dns_details(method, name, partial or { rcode = kind == "nxdomain" and "NXDOMAIN" or "NOERROR" })
       d.records_seen = {}
       return nil, M.result(false, true, M.lookup_error(NEGATIVE[kind], detail or kind), d)
     end
@@ -180,17 +191,31 @@ end
 -- Whitespace trimming (ASCII and the Unicode White_Space characters in UTF-8)
 
 local WS_TAIL = {
-  "\u{85}", "\u{A0}", "\u{1680}", "\u{2000}", "\u{2001}", "\u{2002}", "\u{2003}", "\u{2004}",
-  "\u{2005}", "\u{2006}", "\u{2007}", "\u{2008}", "\u{2009}", "\u{200A}", "\u{2028}",
-  "\u{2029}", "\u{202F}", "\u{205F}", "\u{3000}",
+  "\u{85}",
+  "\u{A0}",
+  "\u{1680}",
+  "\u{2000}",
+  "\u{2001}",
+  "\u{2002}",
+  "\u{2003}",
+  "\u{2004}",
+  "\u{2005}",
+  "\u{2006}",
+  "\u{2007}",
+  "\u{2008}",
+  "\u{2009}",
+  "\u{200A}",
+  "\u{2028}",
+  "\u{2029}",
+  "\u{202F}",
+  "\u{205F}",
+  "\u{3000}",
 }
 
 -- True when byte b cannot end (or, for trim, start) any of the whitespace
 -- above: a byte that is not ASCII whitespace and not part of a multi-byte
 -- sequence (every non-ASCII whitespace character is one).
-local function plain_edge(b)
-  return b ~= nil and b < 0x80 and b ~= 0x20 and (b < 0x09 or b > 0x0D)
-end
+local function plain_edge(b) return b ~= nil and b < 0x80 and b ~= 0x20 and (b < 0x09 or b > 0x0D) end
 
 function M.trim_right(s)
   if plain_edge(byte(s, -1)) then return s end -- nothing to trim (the usual case)
@@ -198,9 +223,13 @@ function M.trim_right(s)
   while changed do
     changed = false
     local t = s:gsub("[ \t\n\v\f\r]+$", "")
-    if t ~= s then s, changed = t, true end
+    if t ~= s then
+      s, changed = t, true
+    end
     for _, w in ipairs(WS_TAIL) do
-      if #s >= #w and s:sub(-#w) == w then s, changed = s:sub(1, -#w - 1), true end
+      if #s >= #w and s:sub(-#w) == w then
+        s, changed = s:sub(1, -#w - 1), true
+      end
     end
   end
   return s
@@ -212,9 +241,13 @@ function M.trim(s)
   while changed do
     changed = false
     local t = s:gsub("^[ \t\n\v\f\r]+", "")
-    if t ~= s then s, changed = t, true end
+    if t ~= s then
+      s, changed = t, true
+    end
     for _, w in ipairs(WS_TAIL) do
-      if s:sub(1, #w) == w then s, changed = s:sub(#w + 1), true end
+      if s:sub(1, #w) == w then
+        s, changed = s:sub(#w + 1), true
+      end
     end
   end
   return M.trim_right(s)
@@ -224,19 +257,35 @@ end
 -- HTTP
 
 M.REASONS = {
-  [200] = "OK", [201] = "Created", [204] = "No Content", [300] = "Multiple Choices",
-  [301] = "Moved Permanently", [302] = "Found", [303] = "See Other", [304] = "Not Modified",
-  [307] = "Temporary Redirect", [308] = "Permanent Redirect", [400] = "Bad Request",
-  [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found", [405] = "Method Not Allowed",
-  [408] = "Request Timeout", [410] = "Gone", [429] = "Too Many Requests",
-  [500] = "Internal Server Error", [501] = "Not Implemented", [502] = "Bad Gateway",
-  [503] = "Service Unavailable", [504] = "Gateway Timeout",
+  [200] = "OK",
+  [201] = "Created",
+  [204] = "No Content",
+  [300] = "Multiple Choices",
+  [301] = "Moved Permanently",
+  [302] = "Found",
+  [303] = "See Other",
+  [304] = "Not Modified",
+  [307] = "Temporary Redirect",
+  [308] = "Permanent Redirect",
+  [400] = "Bad Request",
+  [401] = "Unauthorized",
+  [403] = "Forbidden",
+  [404] = "Not Found",
+  [405] = "Method Not Allowed",
+  [408] = "Request Timeout",
+  [410] = "Gone",
+  [429] = "Too Many Requests",
+  [500] = "Internal Server Error",
+  [501] = "Not Implemented",
+  [502] = "Bad Gateway",
+  [503] = "Service Unavailable",
+  [504] = "Gateway Timeout",
 }
 
 function M.http_details(method, url, res, history)
-  local d = {validation_method = method, response_history = {}, response_url = url}
+  local d = { validation_method = method, response_history = {}, response_url = url }
   for i, h in ipairs(history or (res and res.history) or {}) do
-    d.response_history[i] = {status_code = h.status_code, url = h.url}
+    d.response_history[i] = { status_code = h.status_code, url = h.url }
   end
   if res then
     d.response_url = res.url or url
@@ -256,21 +305,44 @@ function M.http_fetch(method, probe, url, opts)
     local d = M.http_details(method, url, nil, history)
     if kind == "redirect" or (kind == "reserved_address" and type(history) == "table" and #history > 0) then
       local last = type(history) == "table" and history[#history] or {}
-      return nil, M.result(false, true, M.err("mpic_error:redirect:invalid",
-        sfmt("Invalid redirect. Redirect code: %s, target: %s. %s",
-          tostring(last.status_code or ""), tostring(last.url or ""), tostring(detail or ""))), d)
+      return nil,
+        M.result(
+          false,
+          true,
+          M.err(
+            "mpic_error:redirect:invalid",
+            sfmt(
+              "Invalid redirect. Redirect code: %s, target: %s. %s",
+              tostring(last.status_code or ""),
+              tostring(last.url or ""),
+              tostring(detail or "")
+            )
+          ),
+          d
+        )
     end
     if kind == "too_large" then
-      return nil, M.result(false, true, M.err("mpic_error:http",
-        "Response body too large: " .. tostring(detail or "")), d)
+      return nil,
+        M.result(false, true, M.err("mpic_error:http", "Response body too large: " .. tostring(detail or "")), d)
     end
     return nil, M.result(false, false, M.lookup_error(kind or "connect", detail or "Error getting validation data"), d)
   end
   local d = M.http_details(method, url, res)
   if res.status ~= 200 then
-    return nil, M.result(false, true, M.err("mpic_error:http",
-      sfmt("An HTTP error occurred: Response status %s, Response reason: %s",
-        tostring(res.status), res.reason or M.REASONS[res.status] or "")), d)
+    return nil,
+      M.result(
+        false,
+        true,
+        M.err(
+          "mpic_error:http",
+          sfmt(
+            "An HTTP error occurred: Response status %s, Response reason: %s",
+            tostring(res.status),
+            res.reason or M.REASONS[res.status] or ""
+          )
+        ),
+        d
+      )
   end
   return res, d
 end

@@ -10,15 +10,19 @@ local M = {}
 
 local function base(spec)
   return {
-    name = spec.name, check_type = "dcv", br_section = spec.br_section,
-    identifiers = {dns = true, ip = false}, wildcard = "strip",
-    sunset = spec.sunset, caa_method_label = spec.caa_method_label,
+    name = spec.name,
+    check_type = "dcv",
+    br_section = spec.br_section,
+    identifiers = { dns = true, ip = false },
+    wildcard = "strip",
+    sunset = spec.sunset,
+    caa_method_label = spec.caa_method_label,
   }
 end
 
 function M.txt(spec)
   local ch = base(spec)
-  ch.params = {challenge_value = {type = "string", required = true}}
+  ch.params = { challenge_value = { type = "string", required = true } }
   function ch.check(target, params, probe)
     local want = params.challenge_value
     if type(want) ~= "string" or want == "" then return C.bad_param(ch.name, "challenge_value", want) end
@@ -39,8 +43,8 @@ end
 function M.caa(spec)
   local ch = base(spec)
   ch.params = {
-    challenge_value = {type = "string", required = true},
-    dns_name_prefix = {type = "string"},
+    challenge_value = { type = "string", required = true },
+    dns_name_prefix = { type = "string" },
   }
   function ch.check(target, params, probe)
     local want = params.challenge_value
@@ -53,7 +57,7 @@ function M.caa(spec)
       local completed = kind == "nxdomain"
       return C.result(false, completed, C.lookup_error(kind, detail), d)
     end
-    local d = C.dns_details(ch.name, found.found_at or start, found.response or {rcode = "NXDOMAIN"})
+    local d = C.dns_details(ch.name, found.found_at or start, found.response or { rcode = "NXDOMAIN" })
     d.records_seen = {}
     d.resolver, d.ad_flag = found.resolver, found.ad == true -- every answer the climb judged
     if #found.records == 0 then

@@ -7,17 +7,15 @@ return {
   name = "acme-dns-01",
   check_type = "dcv",
   br_section = "3.2.2.4.7",
-  identifiers = {dns = true, ip = false},
+  identifiers = { dns = true, ip = false },
   wildcard = "strip",
   caa_method_label = "dns-01",
   params = {
-    key_authorization_hash = {type = "string", required = true},
+    key_authorization_hash = { type = "string", required = true },
   },
   check = function(target, params, probe)
     local want = C.hash_b64url(params.key_authorization_hash)
-    if not want then
-      return C.bad_param("acme-dns-01", "key_authorization_hash", params.key_authorization_hash)
-    end
+    if not want then return C.bad_param("acme-dns-01", "key_authorization_hash", params.key_authorization_hash) end
     return dnsmatch.exact_txt("acme-dns-01", probe, "_acme-challenge." .. target.value, want)
   end,
 }

@@ -11,15 +11,15 @@ local M = {
   name = "caa",
   check_type = "caa",
   br_section = "4.2.2.1",
-  identifiers = {dns = true, ip = true},
+  identifiers = { dns = true, ip = true },
   wildcard = "strip",
   params = {
-    certificate_type = {type = "string", enum = {"tls-server", "s-mime"}},
-    caa_domains = {type = "list"},
-    allow_lookup_failure = {type = "boolean"},
-    account_uri = {type = "string_or_list"},
-    account_id = {type = "string"},
-    validation_method = {type = "string"},
+    certificate_type = { type = "string", enum = { "tls-server", "s-mime" } },
+    caa_domains = { type = "list" },
+    allow_lookup_failure = { type = "boolean" },
+    account_uri = { type = "string_or_list" },
+    account_id = { type = "string" },
+    validation_method = { type = "string" },
   },
 }
 
@@ -34,7 +34,9 @@ function H.account_uris(params, config)
   if type(a) == "string" then
     out[1] = a
   elseif type(a) == "table" then
-    for _, u in ipairs(a) do if type(u) == "string" then out[#out + 1] = u end end
+    for _, u in ipairs(a) do
+      if type(u) == "string" then out[#out + 1] = u end
+    end
   end
   if type(params.account_id) == "string" and params.account_id ~= "" then
     for _, p in ipairs((config or {}).account_uri_prefixes or {}) do
@@ -44,16 +46,23 @@ function H.account_uris(params, config)
   return out
 end
 
-local RETRYABLE = {timeout = true, servfail = true, refused = true}
+local RETRYABLE = { timeout = true, servfail = true, refused = true }
 
 function M.check(target, params, probe)
   params = params or {}
   local cfg = probe.config or {}
-  local d = {caa_record_present = false, found_at = nil, records_seen = nil}
+  local d = { caa_record_present = false, found_at = nil, records_seen = nil }
   local ctype = params.certificate_type or "tls-server"
   if ctype ~= "tls-server" and ctype ~= "s-mime" then
-    return C.result(false, false, C.err("mpic_error:caa_checker:parameter",
-      "The provided parameter was invalid: certificate_type, Value provided: " .. tostring(ctype)), d)
+    return C.result(
+      false,
+      false,
+      C.err(
+        "mpic_error:caa_checker:parameter",
+        "The provided parameter was invalid: certificate_type, Value provided: " .. tostring(ctype)
+      ),
+      d
+    )
   end
   if target.kind == "ip" then
     d.reason = "CAA does not apply to IP addresses"
@@ -64,8 +73,11 @@ function M.check(target, params, probe)
   -- evidence: the resolver(s) that answered and the AD bit (every judged answer's)
   local function lookup()
     local f, k, dt, at, partial = caa.find_relevant(probe.dns, target.value)
-    if f then d.resolver, d.ad_flag = f.resolver, f.ad == true
-    else d.resolver, d.ad_flag = C.resolver_of(partial), type(partial) == "table" and partial.ad == true end
+    if f then
+      d.resolver, d.ad_flag = f.resolver, f.ad == true
+    else
+      d.resolver, d.ad_flag = C.resolver_of(partial), type(partial) == "table" and partial.ad == true
+    end
     return f, k, dt, at
   end
   local found, kind, detail = lookup()
@@ -75,7 +87,9 @@ function M.check(target, params, probe)
     found, kind, detail, at = lookup()
     if not found and RETRYABLE[kind] then
       local proof, why = false, "this perspective cannot prove a zone Insecure"
-      if type(probe.dnssec_insecure) == "function" then proof, why = probe.dnssec_insecure(at) end
+      if type(probe.dnssec_insecure) == "function" then
+        proof, why = probe.dnssec_insecure(at)
+      end
       d.insecure_proof = tostring(why)
       if proof == true then
         d.reason = sfmt("lookup failure at %s accepted: zone proven DNSSEC-Insecure: %s", tostring(at), tostring(why))
@@ -86,8 +100,12 @@ function M.check(target, params, probe)
     end
   end
   if not found then
-    return C.result(false, false,
-      lookup_error(sfmt("While processing CAA for %s: %s", target.value, tostring(detail or kind))), d)
+    return C.result(
+      false,
+      false,
+      lookup_error(sfmt("While processing CAA for %s: %s", target.value, tostring(detail or kind))),
+      d
+    )
   end
   if #found.records == 0 then
     d.reason = "no CAA records found"
@@ -104,9 +122,7 @@ function M.check(target, params, probe)
     method = caa.method_labels(params.validation_method),
     legacy_critical = cfg.caa_legacy_critical == true,
   })
-  if not ok then
-    return C.result(false, false, C.err("mpic_error:caa_checker:parameter", tostring(permitted)), d)
-  end
+  if not ok then return C.result(false, false, C.err("mpic_error:caa_checker:parameter", tostring(permitted)), d) end
   d.reason = why
   return C.result(permitted, true, nil, d)
 end

@@ -9,12 +9,12 @@ local M = {
   name = "dns-account-01",
   check_type = "dcv",
   br_section = "3.2.2.4.21",
-  identifiers = {dns = true, ip = false},
+  identifiers = { dns = true, ip = false },
   wildcard = "strip",
   caa_method_label = "dns-account-01",
   params = {
-    account_uri = {type = "string", required = true},
-    key_authorization_hash = {type = "string", required = true},
+    account_uri = { type = "string", required = true },
+    key_authorization_hash = { type = "string", required = true },
   },
 }
 

@@ -4,21 +4,21 @@
 local C = require "mpic.challenge._common"
 local ipairs, type = ipairs, type
 
-local TYPES = {TXT = true, CNAME = true, CAA = true}
+local TYPES = { TXT = true, CNAME = true, CAA = true }
 
 local M = {
   name = "dns-change",
   check_type = "dcv",
   br_section = "3.2.2.4.7",
-  identifiers = {dns = true, ip = false},
+  identifiers = { dns = true, ip = false },
   wildcard = "strip",
   caa_method_label = "ca-tbr-7",
   params = {
-    challenge_value = {type = "string", required = true},
-    dns_record_type = {type = "string", required = true, enum = {"TXT", "CNAME", "CAA"}},
-    dns_name_prefix = {type = "string"},
-    require_exact_match = {type = "boolean"},
-    require_exact_case = {type = "boolean"},
+    challenge_value = { type = "string", required = true },
+    dns_record_type = { type = "string", required = true, enum = { "TXT", "CNAME", "CAA" } },
+    dns_name_prefix = { type = "string" },
+    require_exact_match = { type = "boolean" },
+    require_exact_case = { type = "boolean" },
   },
 }
 
@@ -36,9 +36,7 @@ function M.check(target, params, probe)
   if not case then want = want:lower() end
   for _, v in ipairs(d.records_seen) do
     local have = case and v or v:lower()
-    if (exact and have == want) or (not exact and have:find(want, 1, true)) then
-      return C.result(true, true, nil, d)
-    end
+    if (exact and have == want) or (not exact and have:find(want, 1, true)) then return C.result(true, true, nil, d) end
   end
   d.reason = C.incorrect_text(rtype, d.records_seen, name)
   return C.result(false, true, nil, d)

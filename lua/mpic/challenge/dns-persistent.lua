@@ -18,12 +18,12 @@ local M = {
   check_type = "dcv",
   br_section = "3.2.2.4.22",
   br_section_ip = "3.2.2.5.8",
-  identifiers = {dns = true, ip = true},
+  identifiers = { dns = true, ip = true },
   wildcard = "strip",
   caa_method_label = "dns-persist-01",
   params = {
-    issuer_domain_names = {type = "list", required = true},
-    expected_account_uri = {type = "string", required = true},
+    issuer_domain_names = { type = "list", required = true },
+    expected_account_uri = { type = "string", required = true },
   },
 }
 
@@ -77,8 +77,11 @@ function M.check(target, params, probe)
   if not r then return done end
   local d = C.dns_details(M.name, name, r)
   local cfg = probe.config or {}
-  local opts = {now = cfg.now, wildcard = target.wildcard,
-                require_wildcard_policy = cfg.persist_require_wildcard_policy}
+  local opts = {
+    now = cfg.now,
+    wildcard = target.wildcard,
+    require_wildcard_policy = cfg.persist_require_wildcard_policy,
+  }
   local reasons = {}
   for _, v in ipairs(d.records_seen) do
     local ok, why = H.evaluate(v, issuers, account, opts)

@@ -8,21 +8,21 @@ local M = {
   name = "ip-address",
   check_type = "dcv",
   br_section = "3.2.2.4.8",
-  identifiers = {dns = true, ip = false},
+  identifiers = { dns = true, ip = false },
   wildcard = "strip",
   sunset = "2026-03-15",
   caa_method_label = "ca-tbr-8",
   params = {
-    challenge_value = {type = "string", required = true},
-    dns_record_type = {type = "string", required = true, enum = {"A", "AAAA"}},
+    challenge_value = { type = "string", required = true },
+    dns_record_type = { type = "string", required = true, enum = { "A", "AAAA" } },
   },
 }
 
 function M.check(target, params, probe)
   local rtype = params.dns_record_type
   if rtype ~= "A" and rtype ~= "AAAA" then return C.bad_param(M.name, "dns_record_type", rtype) end
-  local want = type(params.challenge_value) == "string" and
-    (rtype == "A" and T.parse_ipv4(params.challenge_value) or T.parse_ipv6(params.challenge_value))
+  local want = type(params.challenge_value) == "string"
+    and (rtype == "A" and T.parse_ipv4(params.challenge_value) or T.parse_ipv6(params.challenge_value))
   local r, done = C.dns_lookup(M.name, probe, target.value, rtype)
   if not r then return done end
   local d = C.dns_details(M.name, target.value, r)

@@ -9,11 +9,11 @@ local M = {
   name = "reverse-address-lookup",
   check_type = "dcv",
   br_section = "3.2.2.5.3",
-  identifiers = {dns = true, ip = true},
+  identifiers = { dns = true, ip = true },
   wildcard = "reject",
   sunset = "2027-03-15",
   params = {
-    challenge_value = {type = "string", required = true},
+    challenge_value = { type = "string", required = true },
   },
 }
 

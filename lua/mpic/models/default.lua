@@ -63,13 +63,9 @@ local function attacks(perspectives)
       local here = { lat = lat, lon = lon }
       local sees = {}
       for _, p in ipairs(perspectives) do
-        if geo.distance_km(here, p.location) <= RADIUS_KM then
-          sees[#sees + 1] = p.id
-        end
+        if geo.distance_km(here, p.location) <= RADIUS_KM then sees[#sees + 1] = p.id end
       end
-      if #sees > 0 then
-        out[#out + 1] = { kind = "regional", sees = sees }
-      end
+      if #sees > 0 then out[#out + 1] = { kind = "regional", sees = sees } end
     end
   end
   local by_rir, rirs = {}, {}
@@ -103,8 +99,12 @@ end
 
 return {
   name = "default",
-  description = "regional (" .. RADIUS_KM .. " km), RIR-wide, provider-wide and k-random hijacks; " ..
-    "independent (p = " .. P_DOWN .. ") and whole-provider outages",
+  description = "regional ("
+    .. RADIUS_KM
+    .. " km), RIR-wide, provider-wide and k-random hijacks; "
+    .. "independent (p = "
+    .. P_DOWN
+    .. ") and whole-provider outages",
   attacks = attacks,
   outages = outages,
 }

@@ -31,7 +31,9 @@ end
 
 local function lines_of(text)
   local out = {}
-  for l in text:gmatch("([^\n]*)\n") do out[#out + 1] = l end
+  for l in text:gmatch("([^\n]*)\n") do
+    out[#out + 1] = l
+  end
   return out
 end
 
@@ -42,8 +44,10 @@ local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 -- run `mpic audit ARGS...`: exit status, output (stdout and stderr)
 local function audit(...)
   local parts = { q(MPIC), "audit" }
-  for _, a in ipairs({ ... }) do parts[#parts + 1] = q(a) end
-  local p = assert(io.popen(table.concat(parts, " ") .. " 2>&1; echo \"__status=$?\""))
+  for _, a in ipairs({ ... }) do
+    parts[#parts + 1] = q(a)
+  end
+  local p = assert(io.popen(table.concat(parts, " ") .. ' 2>&1; echo "__status=$?"'))
   local out = p:read("a")
   p:close()
   local status = tonumber(out:match("__status=(%d+)%s*$"))
@@ -74,15 +78,29 @@ end
 local want = { ["ev-1"] = true, ["ev-2"] = true, ["ev-3"] = false, ["ev-4"] = true, ["ev-5"] = true }
 for trace, valid in pairs(want) do
   local a = util.json_decode(read(WORK .. "/answer-" .. trace .. ".json"))
-  check(type(a) == "table" and a.is_valid == valid, "%s: is_valid %s, got %s", trace, tostring(valid),
-    read(WORK .. "/answer-" .. trace .. ".json"):sub(1, 600))
+  check(
+    type(a) == "table" and a.is_valid == valid,
+    "%s: is_valid %s, got %s",
+    trace,
+    tostring(valid),
+    read(WORK .. "/answer-" .. trace .. ".json"):sub(1, 600)
+  )
   local j = perspective_of(a.perspectives, "jnb")
   check(j and j.check_response.check_passed == false, "%s: jnb did not pass", trace)
   local errs = j.check_response.errors
-  check(type(errs) == "table" and errs[1] and errs[1].error_type == SIG_ERROR,
-    "%s: jnb's error type is %s: %s", trace, SIG_ERROR, util.json_encode(errs))
-  check(has(errs[1].error_message, "unknown key"), "%s: jnb's error says the key is unknown: %s", trace,
-    tostring(errs[1].error_message))
+  check(
+    type(errs) == "table" and errs[1] and errs[1].error_type == SIG_ERROR,
+    "%s: jnb's error type is %s: %s",
+    trace,
+    SIG_ERROR,
+    util.json_encode(errs)
+  )
+  check(
+    has(errs[1].error_message, "unknown key"),
+    "%s: jnb's error says the key is unknown: %s",
+    trace,
+    tostring(errs[1].error_message)
+  )
 end
 print("ok   answers: verdicts as expected; jnb (unknown key) failed with " .. SIG_ERROR .. " and was outvoted")
 
@@ -91,32 +109,52 @@ local text = read(LOG)
 local lines = lines_of(text)
 check(#lines == 6, "5 validation lines and the shutdown checkpoint, got %d lines", #lines)
 local docs = {}
-for i, l in ipairs(lines) do docs[i] = util.json_decode(l) end
+for i, l in ipairs(lines) do
+  docs[i] = util.json_decode(l)
+end
 for i = 1, 5 do
   local d = docs[i]
   check(d.seq == i and d.checkpoint == nil and d.trace_identifier == "ev-" .. i, "line %d is validation ev-%d", i, i)
   local att = d.attempts[1]
   -- the primary is local: its statement is covered by the line's local_signature
-  check(att.primary.perspective_code == "loc" and type(att.primary.evidence) == "table"
-    and att.primary.signature == nil, "line %d: the local primary carries its statement", i)
-  check(type(d.local_signature) == "table" and d.local_signature.alg == "ed25519",
-    "line %d: one local_signature for the local results", i)
+  check(
+    att.primary.perspective_code == "loc" and type(att.primary.evidence) == "table" and att.primary.signature == nil,
+    "line %d: the local primary carries its statement",
+    i
+  )
+  check(
+    type(d.local_signature) == "table" and d.local_signature.alg == "ed25519",
+    "line %d: one local_signature for the local results",
+    i
+  )
   for _, e in ipairs(att.perspectives) do
     if e.perspective_code == "jnb" then
-      check(e.check_passed == false and e.signature == nil and e.errors[1].error_type == SIG_ERROR,
-        "line %d: jnb recorded as failed with the signature error, unsigned", i)
+      check(
+        e.check_passed == false and e.signature == nil and e.errors[1].error_type == SIG_ERROR,
+        "line %d: jnb recorded as failed with the signature error, unsigned",
+        i
+      )
     elseif not e.cancelled then
-      check(type(e.signature) == "table" and type(e.evidence) == "table",
-        "line %d: %s's answer carries its own signature and evidence", i, e.perspective_code)
+      check(
+        type(e.signature) == "table" and type(e.evidence) == "table",
+        "line %d: %s's answer carries its own signature and evidence",
+        i,
+        e.perspective_code
+      )
     end
   end
 end
 local cp = docs[6].checkpoint
 local coord = assert(sign.public(read(WORK .. "/keys/coordinator.pub")))
-check(type(cp) == "table" and cp.lines == 5 and cp.head == docs[6].prev and cp.key_id == coord:id(),
-  "the last line is the shutdown checkpoint over the 5 lines, signed by the coordinator's key: %s", lines[6])
-check(coord:verify(sign.canonical(cp), util.base64_decode(docs[6].signature)),
-  "the shutdown checkpoint's signature verifies with the coordinator's public key alone")
+check(
+  type(cp) == "table" and cp.lines == 5 and cp.head == docs[6].prev and cp.key_id == coord:id(),
+  "the last line is the shutdown checkpoint over the 5 lines, signed by the coordinator's key: %s",
+  lines[6]
+)
+check(
+  coord:verify(sign.canonical(cp), util.base64_decode(docs[6].signature)),
+  "the shutdown checkpoint's signature verifies with the coordinator's public key alone"
+)
 print("ok   the log: 5 chained validation lines and the shutdown checkpoint")
 
 local status, out = audit("verify", LOG, "--config", CONF)
@@ -203,14 +241,22 @@ do
   local path = WORK .. "/tampered-verdict.jsonl"
   write(path, joined(t))
   status, out = audit("verify", path, "--config", CONF)
-  check(status == 1 and has(out, "FAIL " .. path .. ":6: the checkpoint's signature does not verify"),
-    "the re-chained log fails at its checkpoint: %s", out)
+  check(
+    status == 1 and has(out, "FAIL " .. path .. ":6: the checkpoint's signature does not verify"),
+    "the re-chained log fails at its checkpoint: %s",
+    out
+  )
   status, out = audit("replay", path, "--config", CONF)
-  check(status == 1 and has(out, "DISAGREE " .. path .. ":3: attempt 1 recorded valid, the evidence gives invalid"),
-    "replay names the edited verdict: %s", out)
+  check(
+    status == 1 and has(out, "DISAGREE " .. path .. ":3: attempt 1 recorded valid, the evidence gives invalid"),
+    "replay names the edited verdict: %s",
+    out
+  )
   check(has(out, "replay: 4 verdicts agree, 1 disagree"), "replay agrees with the 4 other verdicts: %s", out)
-  print("ok   edited verdict, chain re-computed: verify fails at the checkpoint, replay: " ..
-    (out:match("DISAGREE [^\n]*") or ""):sub(#path + 10))
+  print(
+    "ok   edited verdict, chain re-computed: verify fails at the checkpoint, replay: "
+      .. (out:match("DISAGREE [^\n]*") or ""):sub(#path + 10)
+  )
 end
 
 print(string.format("evidence lab: %d checks passed", passed))

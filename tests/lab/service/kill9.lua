@@ -32,12 +32,23 @@ local function worker(w)
     i = i + 1
     local trace = ("k%d-%d"):format(w, i)
     sent = sent + 1
-    local r = http.request(url, { method = "POST", ca = C .. "ca.pem", verify_tls = true, timeout_ms = 10000,
+    local r = http.request(url, {
+      method = "POST",
+      ca = C .. "ca.pem",
+      verify_tls = true,
+      timeout_ms = 10000,
       headers = { ["Content-Type"] = "application/json", ["X-Api-Key"] = token },
-      body = assert(util.json_encode({ check_type = "dcv", domain_or_ip_target = "svc.test", trace_identifier = trace,
+      body = assert(util.json_encode({
+        check_type = "dcv",
+        domain_or_ip_target = "svc.test",
+        trace_identifier = trace,
         orchestration_parameters = { perspective_count = 6 },
-        dcv_check_parameters = { validation_method = "acme-dns-01",
-                                 key_authorization_hash = "ZTRx1Ckl1-tM05o5zaizTTA0yUy5AGereMgSNWC6Ll8" } })) })
+        dcv_check_parameters = {
+          validation_method = "acme-dns-01",
+          key_authorization_hash = "ZTRx1Ckl1-tM05o5zaizTTA0yUy5AGereMgSNWC6Ll8",
+        },
+      })),
+    })
     local doc = r and r.status == 200 and util.json_decode(r.body)
     if type(doc) == "table" and type(doc.is_valid) == "boolean" then
       received[trace] = doc.is_valid
@@ -49,7 +60,9 @@ local function worker(w)
 end
 
 local tasks = {}
-for w = 1, 64 do tasks[w] = mpic.spawn(worker, w) end
+for w = 1, 64 do
+  tasks[w] = mpic.spawn(worker, w)
+end
 mpic.sleep(3000)
 local nworkers = tonumber(os.getenv("MPIC_SVC_WORKERS") or "1") or 1
 local victims = cpid
@@ -65,26 +78,49 @@ stop = true
 mpic.wait_all(tasks, 15000)
 
 local n_received = 0
-for _ in pairs(received) do n_received = n_received + 1 end
+for _ in pairs(received) do
+  n_received = n_received + 1
+end
 local audited, lines, torn, empty = {}, 0, 0, 0
 for k = 0, nworkers - 1 do
   local n = 0
   for line in io.lines(work .. "/coordinator-audit.jsonl" .. (k > 0 and (".w" .. k) or "")) do
     lines, n = lines + 1, n + 1
     local doc = util.json_decode(line)
-    if type(doc) ~= "table" then torn = torn + 1
-    elseif type(doc.trace_identifier) == "string" then audited[doc.trace_identifier] = doc.is_valid end
+    if type(doc) ~= "table" then
+      torn = torn + 1
+    elseif type(doc.trace_identifier) == "string" then
+      audited[doc.trace_identifier] = doc.is_valid
+    end
   end
   if n == 0 then empty = empty + 1 end
 end
 local missing, differ = 0, 0
 for trace, v in pairs(received) do
-  if audited[trace] == nil then missing = missing + 1 elseif audited[trace] ~= v then differ = differ + 1 end
+  if audited[trace] == nil then
+    missing = missing + 1
+  elseif audited[trace] ~= v then
+    differ = differ + 1
+  end
 end
-print(string.format("kill -9 after 3 s of load: %d requests sent, %d verdicts received, %d cut off by the kill",
-  sent, n_received, lost))
-print(string.format("audit log (%d file(s)): %d lines, %d unparseable; received verdicts missing from it %d, differing %d",
-  nworkers, lines, torn, missing, differ))
+print(
+  string.format(
+    "kill -9 after 3 s of load: %d requests sent, %d verdicts received, %d cut off by the kill",
+    sent,
+    n_received,
+    lost
+  )
+)
+print(
+  string.format(
+    "audit log (%d file(s)): %d lines, %d unparseable; received verdicts missing from it %d, differing %d",
+    nworkers,
+    lines,
+    torn,
+    missing,
+    differ
+  )
+)
 local ok = n_received > 0 and torn == 0 and missing == 0 and differ == 0 and empty == 0
 print(ok and "ok   kill9_every_received_verdict_is_audited_no_torn_line" or "FAIL kill9")
 return ok and 0 or 1

@@ -31,10 +31,16 @@ local function rss_kb(pid)
 end
 
 local function request(trace)
-  return assert(util.json_encode({ check_type = "dcv", domain_or_ip_target = "svc.test", trace_identifier = trace,
+  return assert(util.json_encode({
+    check_type = "dcv",
+    domain_or_ip_target = "svc.test",
+    trace_identifier = trace,
     orchestration_parameters = { perspective_count = 6 },
-    dcv_check_parameters = { validation_method = "acme-dns-01",
-                             key_authorization_hash = "ZTRx1Ckl1-tM05o5zaizTTA0yUy5AGereMgSNWC6Ll8" } }))
+    dcv_check_parameters = {
+      validation_method = "acme-dns-01",
+      key_authorization_hash = "ZTRx1Ckl1-tM05o5zaizTTA0yUy5AGereMgSNWC6Ll8",
+    },
+  }))
 end
 
 local answers = {} -- trace -> {status, is_valid}
@@ -51,13 +57,22 @@ local function wave(tag)
     while next_i < total do
       next_i = next_i + 1
       local trace = tag .. "-" .. next_i
-      local r, kind, detail = http.request(url, { method = "POST", body = request(trace), ca = C .. "ca.pem",
-        verify_tls = true, timeout_ms = 120000, connect_timeout_ms = 30000,
-        headers = { ["Content-Type"] = "application/json", ["X-Api-Key"] = token } })
+      local r, kind, detail = http.request(url, {
+        method = "POST",
+        body = request(trace),
+        ca = C .. "ca.pem",
+        verify_tls = true,
+        timeout_ms = 120000,
+        connect_timeout_ms = 30000,
+        headers = { ["Content-Type"] = "application/json", ["X-Api-Key"] = token },
+      })
       if r then
         local doc = util.json_decode(r.body)
-        answers[trace] = { status = r.status, is_valid = type(doc) == "table" and doc.is_valid,
-          error = type(doc) == "table" and doc.error or nil }
+        answers[trace] = {
+          status = r.status,
+          is_valid = type(doc) == "table" and doc.is_valid,
+          error = type(doc) == "table" and doc.error or nil,
+        }
       else
         answers[trace] = { status = 0, error = tostring(kind) .. ": " .. tostring(detail) }
       end
@@ -65,7 +80,9 @@ local function wave(tag)
   end
   local t0 = mpic.now()
   local tasks = {}
-  for i = 1, conc do tasks[i] = mpic.spawn(worker) end
+  for i = 1, conc do
+    tasks[i] = mpic.spawn(worker)
+  end
   mpic.wait_all(tasks)
   done = true
   mpic.wait(sampler)
@@ -83,17 +100,23 @@ local after2 = rss_kb(cpid)
 -- every answer
 local counts, failures = { ok = 0, other = 0, none = 0 }, {}
 for trace, a in pairs(answers) do
-  if a.status == 200 then counts.ok = counts.ok + 1
-  elseif a.status == 0 then counts.none = counts.none + 1; failures[#failures + 1] = trace .. " " .. a.error
-  else counts.other = counts.other + 1; failures[#failures + 1] = trace .. " HTTP " .. a.status
-    .. (a.error and (": " .. tostring(a.error)) or "") end
+  if a.status == 200 then
+    counts.ok = counts.ok + 1
+  elseif a.status == 0 then
+    counts.none = counts.none + 1
+    failures[#failures + 1] = trace .. " " .. a.error
+  else
+    counts.other = counts.other + 1
+    failures[#failures + 1] = trace .. " HTTP " .. a.status .. (a.error and (": " .. tostring(a.error)) or "")
+  end
 end
 -- every audit line
 local audited, lines, torn = {}, 0, 0
 for line in io.lines(work .. "/coordinator-audit.jsonl") do
   lines = lines + 1
   local doc = util.json_decode(line)
-  if type(doc) ~= "table" then torn = torn + 1
+  if type(doc) ~= "table" then
+    torn = torn + 1
   elseif type(doc.trace_identifier) == "string" then
     local t = doc.trace_identifier
     audited[t] = audited[t] and "dup" or doc.is_valid
@@ -103,26 +126,56 @@ local missing, mismatch, dup = 0, 0, 0
 for trace, a in pairs(answers) do
   if a.status == 200 then
     local v = audited[trace]
-    if v == nil then missing = missing + 1
-    elseif v == "dup" then dup = dup + 1
-    elseif v ~= a.is_valid then mismatch = mismatch + 1 end
+    if v == nil then
+      missing = missing + 1
+    elseif v == "dup" then
+      dup = dup + 1
+    elseif v ~= a.is_valid then
+      mismatch = mismatch + 1
+    end
   end
 end
-print(string.format("wave 1: %d validations, %d in flight, %.1f s (%.0f/s); wave 2: %.1f s (%.0f/s)",
-  total, conc, secs1, total / secs1, secs2, total / secs2))
+print(
+  string.format(
+    "wave 1: %d validations, %d in flight, %.1f s (%.0f/s); wave 2: %.1f s (%.0f/s)",
+    total,
+    conc,
+    secs1,
+    total / secs1,
+    secs2,
+    total / secs2
+  )
+)
 print(string.format("answers: %d HTTP 200, %d other status, %d without answer", counts.ok, counts.other, counts.none))
-for i = 1, math.min(5, #failures) do print("  " .. failures[i]) end
-print(string.format("audit: %d lines, %d unparseable; answered verdicts missing %d, duplicated %d, differing %d",
-  lines, torn, missing, dup, mismatch))
-print(string.format("coordinator RSS: %d MB before, peak %d MB, %d MB after wave 1, peak %d MB, %d MB after wave 2",
-  base // 1024, peak1 // 1024, after1 // 1024, peak2 // 1024, after2 // 1024))
+for i = 1, math.min(5, #failures) do
+  print("  " .. failures[i])
+end
+print(
+  string.format(
+    "audit: %d lines, %d unparseable; answered verdicts missing %d, duplicated %d, differing %d",
+    lines,
+    torn,
+    missing,
+    dup,
+    mismatch
+  )
+)
+print(
+  string.format(
+    "coordinator RSS: %d MB before, peak %d MB, %d MB after wave 1, peak %d MB, %d MB after wave 2",
+    base // 1024,
+    peak1 // 1024,
+    after1 // 1024,
+    peak2 // 1024,
+    after2 // 1024
+  )
+)
 -- AddressSanitizer keeps freed memory in quarantine, so RSS says nothing
 -- about leaks there (its leak checker does): the memory check applies to
 -- normal builds only
 local asan = os.getenv("ASAN_OPTIONS") ~= nil
 local steady = after2 <= after1 * 1.10 + 16 * 1024
 if asan then print("memory check not applied under AddressSanitizer (quarantine holds freed memory)") end
-local ok = counts.ok == 2 * total and torn == 0 and missing == 0 and dup == 0 and mismatch == 0
-  and (steady or asan)
+local ok = counts.ok == 2 * total and torn == 0 and missing == 0 and dup == 0 and mismatch == 0 and (steady or asan)
 print(ok and "ok   load_every_request_answered_and_audited_memory_steady" or "FAIL load")
 return ok and 0 or 1

@@ -23,7 +23,7 @@ local EXE = self_exe()
 -- stdout, stderr and the exit status of a command (bounded by timeout)
 local function run(cmd)
   local err = os.tmpname()
-  local p = assert(io.popen("timeout 30 " .. cmd .. " 2>" .. err .. "; echo \"exit=$?\""))
+  local p = assert(io.popen("timeout 30 " .. cmd .. " 2>" .. err .. '; echo "exit=$?"'))
   local out = p:read("a")
   p:close()
   local f = assert(io.open(err))
@@ -65,8 +65,20 @@ perspectives:
 ]] .. (extra or ""))
 end
 
-local COMMANDS = { "validate", "serve", "agent", "run", "check-config", "test", "repl", "explain", "simulate", "demo", "audit",
-                   "help" }
+local COMMANDS = {
+  "validate",
+  "serve",
+  "agent",
+  "run",
+  "check-config",
+  "test",
+  "repl",
+  "explain",
+  "simulate",
+  "demo",
+  "audit",
+  "help",
+}
 
 case("every_subcommand_answers_help_with_its_usage", function()
   for _, c in ipairs(COMMANDS) do
@@ -95,7 +107,7 @@ case("mpic_help_lists_commands_and_one_usage", function()
   local _, err
   _, err, code = run(EXE .. " help nosuch")
   eq(code, 2)
-  contains(err, "unknown command \"nosuch\"")
+  contains(err, 'unknown command "nosuch"')
   contains(err, "check-config")
   _, err, code = run(EXE .. " nosuch")
   eq(code, 2)
@@ -106,11 +118,14 @@ end)
 case("run_takes_config_and_leaves_later_options_to_the_script", function()
   local dir = tmpdir()
   local cfg = config_file(dir)
-  local script = write(dir .. "/s.lua", [[
+  local script = write(
+    dir .. "/s.lua",
+    [[
 local mpic = require "mpic"
 print("config", mpic.config and mpic.config.file or "none", "args", table.concat({ ... }, " "))
 return 0
-]])
+]]
+  )
   local out, err, code = run(EXE .. " run --config " .. cfg .. " " .. script .. " --help x")
   eq(code, 0, err)
   contains(out, "config\t" .. cfg .. "\targs\t--help x")
@@ -126,10 +141,13 @@ end)
 case("test_takes_config", function()
   local dir = tmpdir()
   local cfg = config_file(dir)
-  write(dir .. "/cfg_test.lua", [[
+  write(
+    dir .. "/cfg_test.lua",
+    [[
 local T = require "mpic.testing"
 T.case("config_is_loaded", function() T.eq(#require("mpic").perspectives(), 5) end)
-]])
+]]
+  )
   local out, err, code = run(EXE .. " test --config " .. cfg .. " " .. dir)
   eq(code, 0, out .. err)
   contains(out, "1 passed, 0 failed")
@@ -140,24 +158,29 @@ case("check_config_refuses_resolvers_that_are_not_addresses", function()
   local config = require "mpic.config"
   local function refused(r)
     local base = "issuer: {caa_domains: [ca.example]}\nperspectives:\n"
-      .. "  - {id: a, rir: ARIN, location: {lat: 1, lon: 1}, resolvers: [\"" .. r .. "\"]}\n"
+      .. '  - {id: a, rir: ARIN, location: {lat: 1, lon: 1}, resolvers: ["'
+      .. r
+      .. '"]}\n'
     local cfg, err = config.parse(base, "t.yaml")
     return cfg == nil and err or nil
   end
-  contains(refused("not-an-ip"), "t.yaml: perspectives[0].resolvers[0]: \"not-an-ip\" is not an IP address")
-  contains(refused("127.0.0.1:99999"), "port \"99999\" is not a port number (1-65535)")
-  contains(refused("127.0.0.1:0"), "port \"0\"")
+  contains(refused("not-an-ip"), 't.yaml: perspectives[0].resolvers[0]: "not-an-ip" is not an IP address')
+  contains(refused("127.0.0.1:99999"), 'port "99999" is not a port number (1-65535)')
+  contains(refused("127.0.0.1:0"), 'port "0"')
   contains(refused("dns.example:53"), "not an IP address")
   contains(refused("[192.0.2.1]:53"), "brackets are for IPv6")
   for _, good in ipairs({ "192.0.2.53", "192.0.2.53:5353", "2001:db8::53", "[2001:db8::53]:53" }) do
     eq(refused(good), nil, good)
   end
   local dir = tmpdir()
-  local cfg = write(dir .. "/bad.yaml", "issuer: {caa_domains: [ca.example]}\nperspectives:\n"
-    .. "  - {id: a, rir: ARIN, location: {lat: 1, lon: 1}, resolvers: [\"127.0.0.1:99999\"]}\n")
+  local cfg = write(
+    dir .. "/bad.yaml",
+    "issuer: {caa_domains: [ca.example]}\nperspectives:\n"
+      .. '  - {id: a, rir: ARIN, location: {lat: 1, lon: 1}, resolvers: ["127.0.0.1:99999"]}\n'
+  )
   local _, err, code = run(EXE .. " check-config --config " .. cfg)
   eq(code, 2)
-  contains(err, "port \"99999\"")
+  contains(err, 'port "99999"')
   os.execute("rm -rf " .. dir)
 end)
 
@@ -168,32 +191,43 @@ case("a_missing_or_unknown_method_lists_the_methods", function()
   eq(code, 2)
   contains(err, "--check dcv needs --method M (one of: acme-dns-01, acme-http-01")
   os.execute("rm -rf " .. dir)
-  local r = T.scenario{ config = T.config{}, outcomes = { ["*"] = "pass" },
-    request = T.request{ dcv_check_parameters = { key_authorization_hash = ("A"):rep(43) } } }
+  local r = T.scenario {
+    config = T.config {},
+    outcomes = { ["*"] = "pass" },
+    request = T.request { dcv_check_parameters = { key_authorization_hash = ("A"):rep(43) } },
+  }
   eq(r.status, 400)
   contains(r.issues[1].message, "validation_method is missing (one of: acme-dns-01")
-  r = T.scenario{ config = T.config{}, outcomes = { ["*"] = "pass" },
-    request = T.request{ dcv_check_parameters = { validation_method = "dns-1" } } }
+  r = T.scenario {
+    config = T.config {},
+    outcomes = { ["*"] = "pass" },
+    request = T.request { dcv_check_parameters = { validation_method = "dns-1" } },
+  }
   contains(r.issues[1].message, "unknown validation_method dns-1 (one of: acme-dns-01")
 end)
 
 case("unknown_perspective_and_bad_rtype_are_plain_messages", function()
   local prev = perspectives.config()
-  perspectives.configure(T.config{})
+  perspectives.configure(T.config {})
   local okq, err = pcall(mpic.dns.query, "example.com", "TXT", { perspective = "nope" })
   local okt, terr = pcall(mpic.dns.query, "example.com", "BOGUS")
   if prev then perspectives.configure(prev) end
   eq(okq, false)
-  contains(err, "unknown perspective \"nope\" (perspectives: primary, pdx, fra")
+  contains(err, 'unknown perspective "nope" (perspectives: primary, pdx, fra')
   eq(okt, false)
-  contains(terr, "unsupported rtype \"BOGUS\" (one of: A, AAAA")
+  contains(terr, 'unsupported rtype "BOGUS" (one of: A, AAAA')
   -- in the REPL: the message, no traceback into mpic's files
   local dir = tmpdir()
   local cfg = config_file(dir)
-  local out, rerr = run("printf '%s\\n' 'mpic.dns.query(\"example.com\", \"BOGUS\")' "
-    .. "'mpic.dns.query(\"example.com\", \"TXT\", {perspective = \"nope\"})' | " .. EXE .. " repl --config " .. cfg)
+  local out, rerr = run(
+    "printf '%s\\n' 'mpic.dns.query(\"example.com\", \"BOGUS\")' "
+      .. '\'mpic.dns.query("example.com", "TXT", {perspective = "nope"})\' | '
+      .. EXE
+      .. " repl --config "
+      .. cfg
+  )
   local all = out .. rerr
-  contains(all, "unsupported rtype \"BOGUS\"")
+  contains(all, 'unsupported rtype "BOGUS"')
   contains(all, "(perspectives: primary, pdx, fra, sgp, gru)")
   ok(not all:find("stack traceback", 1, true), "no traceback: " .. all)
   os.execute("rm -rf " .. dir)
@@ -201,12 +235,19 @@ end)
 
 case("verdict_line_names_the_check_once", function()
   local report = require "mpic.report"
-  local r = T.scenario{ config = T.config{ defaults = { perspective_count = 5, max_attempts = 1 } }, date = "2026-12-16",
-    outcomes = { ["*"] = "pass" }, request = { check_type = "caa", domain_or_ip_target = "example.com" } }
+  local r = T.scenario {
+    config = T.config { defaults = { perspective_count = 5, max_attempts = 1 } },
+    date = "2026-12-16",
+    outcomes = { ["*"] = "pass" },
+    request = { check_type = "caa", domain_or_ip_target = "example.com" },
+  }
   local text = report.table(r.response, {})
   contains(text, "VALID: caa for example.com --")
-  r = T.scenario{ config = T.config{ defaults = { perspective_count = 5, max_attempts = 1 } }, date = "2026-12-16",
-    outcomes = { ["*"] = "pass" } }
+  r = T.scenario {
+    config = T.config { defaults = { perspective_count = 5, max_attempts = 1 } },
+    date = "2026-12-16",
+    outcomes = { ["*"] = "pass" },
+  }
   contains(report.table(r.response, {}), "VALID: dcv acme-dns-01 for example.com --")
 end)
 
@@ -214,8 +255,10 @@ case("validations_started_here_get_a_trace_identifier", function()
   local req = { check_type = "caa", domain_or_ip_target = "example.com" }
   local with = orchestrator.with_trace(req)
   eq(req.trace_identifier, nil)
-  ok(with.trace_identifier:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"),
-    "a version 4 UUID: " .. with.trace_identifier)
+  ok(
+    with.trace_identifier:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"),
+    "a version 4 UUID: " .. with.trace_identifier
+  )
   ok(orchestrator.with_trace(req).trace_identifier ~= with.trace_identifier, "fresh each time")
   eq(orchestrator.with_trace({ trace_identifier = "mine" }).trace_identifier, "mine")
   eq(orchestrator.with_trace({ trace_identifier = mpic.json.null }).trace_identifier, mpic.json.null)
@@ -226,12 +269,15 @@ case("validations_started_here_get_a_trace_identifier", function()
   local prev, prevg = perspectives.config(), mpic.config
   assert(mpic.load_config(cfgpath))
   orchestrator.reset()
-  local resp, status = mpic.validate{ check_type = "caa", domain_or_ip_target = "example.com" }
+  local resp, status = mpic.validate { check_type = "caa", domain_or_ip_target = "example.com" }
   if prev then perspectives.configure(prev) end
   mpic.config = prevg
   orchestrator.reset()
   eq(status, 200, resp.error)
-  ok(type(resp.trace_identifier) == "string" and #resp.trace_identifier == 36, "trace: " .. tostring(resp.trace_identifier))
+  ok(
+    type(resp.trace_identifier) == "string" and #resp.trace_identifier == 36,
+    "trace: " .. tostring(resp.trace_identifier)
+  )
   local out, err, code = run(EXE .. " explain " .. dir .. "/audit.jsonl --trace " .. resp.trace_identifier)
   eq(code, 0, err)
   contains(out, "(trace " .. resp.trace_identifier .. ")")
@@ -241,10 +287,17 @@ end)
 case("explain_for_a_response_shows_the_shadow_verdicts", function()
   local report = require "mpic.report"
   local audit = os.tmpname()
-  local cfg = T.config{ defaults = { perspective_count = 5, max_attempts = 1 }, audit = { path = audit, fsync = false },
-    shadow_policies = { "policies/strict.lua" } }
-  local r = T.scenario{ config = cfg, date = "2026-12-16", outcomes = { ["*"] = "pass", sgp = "fail" },
-    request = T.request{ trace_identifier = "shadowed" } }
+  local cfg = T.config {
+    defaults = { perspective_count = 5, max_attempts = 1 },
+    audit = { path = audit, fsync = false },
+    shadow_policies = { "policies/strict.lua" },
+  }
+  local r = T.scenario {
+    config = cfg,
+    date = "2026-12-16",
+    outcomes = { ["*"] = "pass", sgp = "fail" },
+    request = T.request { trace_identifier = "shadowed" },
+  }
   local prev = perspectives.config()
   perspectives.configure(cfg)
   local text = report.explain(r.response)
@@ -261,7 +314,7 @@ case("explain_without_input_does_not_wait_on_a_terminal", function()
   if p then p:close() end
   if not has then return end -- util-linux script gives the command a terminal
   local dir = tmpdir()
-  local out = run("sh -c 'cd " .. dir .. " && script -qec \"" .. EXE .. " explain\" /dev/null' < /dev/null")
+  local out = run("sh -c 'cd " .. dir .. ' && script -qec "' .. EXE .. " explain\" /dev/null' < /dev/null")
   contains(out, "standard input is a terminal")
   contains(out, "usage: mpic explain")
   os.execute("rm -rf " .. dir)
@@ -277,11 +330,16 @@ case("repl_help_documents_every_public_function", function()
   contains(repl.help_text(print), "no help for function")
   -- every function reachable from `mpic` has its entry
   local documented = {}
-  for _, d in ipairs(repl.DOCS) do documented[d[1]] = true end
+  for _, d in ipairs(repl.DOCS) do
+    documented[d[1]] = true
+  end
   local function walk(t, prefix, depth)
     for k, v in pairs(t) do
-      if type(v) == "function" then ok(documented[prefix .. k], "help documents " .. prefix .. k)
-      elseif type(v) == "table" and depth < 2 and k ~= "config" then walk(v, prefix .. k .. ".", depth + 1) end
+      if type(v) == "function" then
+        ok(documented[prefix .. k], "help documents " .. prefix .. k)
+      elseif type(v) == "table" and depth < 2 and k ~= "config" then
+        walk(v, prefix .. k .. ".", depth + 1)
+      end
     end
   end
   walk(mpic, "mpic.", 0)

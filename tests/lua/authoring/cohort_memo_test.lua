@@ -5,26 +5,33 @@ local T = require "mpic.testing"
 local util = require "mpic.core.util"
 local case, eq, ok = T.case, T.eq, T.ok
 
-local function fresh_select()
-  return assert(loadfile(assert(package.searchpath("mpic.select", package.path))))()
-end
+local function fresh_select() return assert(loadfile(assert(package.searchpath("mpic.select", package.path))))() end
 
 local function P(id, rir, lat, lon, extra)
   local e = { id = id, rir = rir, location = { lat = lat, lon = lon }, healthy = true, is_primary = false }
-  for k, v in pairs(extra or {}) do e[k] = v end
+  for k, v in pairs(extra or {}) do
+    e[k] = v
+  end
   return e
 end
 
 local function registry(unhealthy)
   local reg = {
     P("iad", "ARIN", 39.0, -77.5, { is_primary = true }),
-    P("fra", "RIPE", 50.1109, 8.6821), P("par", "RIPE NCC", 48.8566, 2.3522),
-    P("lon", "ripe", 51.5074, -0.1278), P("sto", "RIPE", 59.3293, 18.0686),
-    P("sgp", "APNIC", 1.3521, 103.8198), P("tyo", "APNIC", 35.6762, 139.6503),
-    P("syd", "APNIC", -33.8688, 151.2093), P("gru", "LACNIC", -23.5505, -46.6333),
-    P("jnb", "AFRINIC", -26.2041, 28.0473), P("sfo", "ARIN", 37.7749, -122.4194),
+    P("fra", "RIPE", 50.1109, 8.6821),
+    P("par", "RIPE NCC", 48.8566, 2.3522),
+    P("lon", "ripe", 51.5074, -0.1278),
+    P("sto", "RIPE", 59.3293, 18.0686),
+    P("sgp", "APNIC", 1.3521, 103.8198),
+    P("tyo", "APNIC", 35.6762, 139.6503),
+    P("syd", "APNIC", -33.8688, 151.2093),
+    P("gru", "LACNIC", -23.5505, -46.6333),
+    P("jnb", "AFRINIC", -26.2041, 28.0473),
+    P("sfo", "ARIN", 37.7749, -122.4194),
   }
-  for _, e in ipairs(reg) do if unhealthy and unhealthy[e.id] then e.healthy = false end end
+  for _, e in ipairs(reg) do
+    if unhealthy and unhealthy[e.id] then e.healthy = false end
+  end
   return reg
 end
 
@@ -58,14 +65,19 @@ case("a_remembered_cohort_reads_health_now", function()
   -- one of its members is now unhealthy: the same pool, another cohort
   local b = pick(sel, "health.example", 4, 1, registry({ [a.ids[1]] = true }))
   ok(b.ids and b.idx ~= a.idx, "another cohort")
-  for _, id in ipairs(b.ids) do ok(id ~= a.ids[1], "the unhealthy member is not picked") end
+  for _, id in ipairs(b.ids) do
+    ok(id ~= a.ids[1], "the unhealthy member is not picked")
+  end
   eq(b, pick(fresh_select(), "health.example", 4, 1, registry({ [a.ids[1]] = true })))
 end)
 
 case("a_remembered_failure_is_the_same_failure", function()
   local sel = fresh_select()
-  local reg = { P("iad", "ARIN", 39.0, -77.5, { is_primary = true }), P("fra", "RIPE", 50.1, 8.7),
-                P("par", "RIPE", 48.9, 2.4) }
+  local reg = {
+    P("iad", "ARIN", 39.0, -77.5, { is_primary = true }),
+    P("fra", "RIPE", 50.1, 8.7),
+    P("par", "RIPE", 48.9, 2.4),
+  }
   local r1 = { sel.pick(reg, 2, 1, sel.new_rng("x")) }
   local r2 = { sel.pick(reg, 2, 1, sel.new_rng("x")) }
   eq(r1[1], nil)
@@ -76,7 +88,9 @@ end)
 case("the_memo_is_bounded", function()
   local sel = fresh_select()
   sel.COHORT_MEMO_MAX = 8
-  for i = 1, 100 do pick(sel, "b" .. i .. ".example", 3, 1) end
+  for i = 1, 100 do
+    pick(sel, "b" .. i .. ".example", 3, 1)
+  end
   ok(sel.cohort_memo_size() <= 8, "at most 8 entries, got " .. sel.cohort_memo_size())
 end)
 

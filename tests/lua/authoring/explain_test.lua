@@ -21,8 +21,13 @@ case("quorum_evaluate_names_its_rule", function()
   local function remotes(list)
     local out = {}
     for i, x in ipairs(list) do
-      out[i] = { id = "r" .. i, rir = x[1], passed = x[2] == "pass", completed = x[2] ~= "error",
-                 done = x[2] ~= "pending" }
+      out[i] = {
+        id = "r" .. i,
+        rir = x[1],
+        passed = x[2] == "pass",
+        completed = x[2] ~= "error",
+        done = x[2] ~= "pending",
+      }
     end
     return out
   end
@@ -30,14 +35,53 @@ case("quorum_evaluate_names_its_rule", function()
   local cases = {
     { { remotes = remotes(five), date = "2026-12-16" }, "valid", "quorum-met" },
     { { remotes = remotes(five), date = "2026-12-16", primary = { id = "p", passed = false } }, "invalid", "primary" },
-    { { remotes = remotes({ { "ARIN", "fail" }, { "RIPE", "fail" }, { "APNIC", "pass" }, { "ARIN", "pass" },
-        { "RIPE", "pass" } }), date = "2026-12-16" }, "invalid", "quorum" },
-    { { remotes = remotes({ { "ARIN", "pass" }, { "ARIN", "pass" }, { "ARIN", "pass" }, { "ARIN", "pass" },
-        { "ARIN", "fail" } }), date = "2026-12-16" }, "invalid", "rir-diversity" },
-    { { remotes = remotes({ { "ARIN", "pass" }, { "RIPE", "pending" }, { "APNIC", "pass" }, { "ARIN", "pass" },
-        { "RIPE", "pending" } }), date = "2026-12-16" }, "undecided", "waiting" },
-    { { remotes = remotes({ { "ARIN", "pass" }, { "RIPE", "pass" } }), date = "2026-12-16" }, "invalid",
-      "perspective-count" },
+    {
+      {
+        remotes = remotes({
+          { "ARIN", "fail" },
+          { "RIPE", "fail" },
+          { "APNIC", "pass" },
+          { "ARIN", "pass" },
+          { "RIPE", "pass" },
+        }),
+        date = "2026-12-16",
+      },
+      "invalid",
+      "quorum",
+    },
+    {
+      {
+        remotes = remotes({
+          { "ARIN", "pass" },
+          { "ARIN", "pass" },
+          { "ARIN", "pass" },
+          { "ARIN", "pass" },
+          { "ARIN", "fail" },
+        }),
+        date = "2026-12-16",
+      },
+      "invalid",
+      "rir-diversity",
+    },
+    {
+      {
+        remotes = remotes({
+          { "ARIN", "pass" },
+          { "RIPE", "pending" },
+          { "APNIC", "pass" },
+          { "ARIN", "pass" },
+          { "RIPE", "pending" },
+        }),
+        date = "2026-12-16",
+      },
+      "undecided",
+      "waiting",
+    },
+    {
+      { remotes = remotes({ { "ARIN", "pass" }, { "RIPE", "pass" } }), date = "2026-12-16" },
+      "invalid",
+      "perspective-count",
+    },
     { { remotes = remotes(five), date = "2026-12-16", quorum = 2 }, "invalid", "requested-quorum" },
     { { remotes = {}, date = "2026-12-16" }, "invalid", "no-perspectives" },
     { { remotes = "x" }, "invalid", "malformed-state" },
@@ -50,17 +94,25 @@ case("quorum_evaluate_names_its_rule", function()
   end
 end)
 
-
 local function scenario(outcomes, attempts)
-  return T.scenario{ config = T.config{ defaults = { perspective_count = 5, max_attempts = attempts or 1 } },
-    date = "2026-12-16", outcomes = outcomes, shadow = { "policies/strict.lua" },
-    request = T.request{ trace_identifier = "trace-" .. tostring(attempts) .. tostring(outcomes.primary) } }
+  return T.scenario {
+    config = T.config { defaults = { perspective_count = 5, max_attempts = attempts or 1 } },
+    date = "2026-12-16",
+    outcomes = outcomes,
+    shadow = { "policies/strict.lua" },
+    request = T.request { trace_identifier = "trace-" .. tostring(attempts) .. tostring(outcomes.primary) },
+  }
 end
 
 case("explain_audit_line_per_attempt", function()
   local attempt = 0
-  local r = scenario({ primary = function() attempt = attempt + 1 return "pass" end,
-                       ["*"] = function() return attempt == 1 and { error = "servfail" } or "pass" end }, 2)
+  local r = scenario({
+    primary = function()
+      attempt = attempt + 1
+      return "pass"
+    end,
+    ["*"] = function() return attempt == 1 and { error = "servfail" } or "pass" end,
+  }, 2)
   eq(r.is_valid, true)
   local text = explain.audit_line(r.audit)
   contains(text, "attempt 1 of 2: NOT VALID")
@@ -85,7 +137,10 @@ case("explain_response_matches_the_final_attempt", function()
   local text = explain.response(r.response)
   contains(text, "VALID dcv acme-dns-01 for example.com")
   contains(text, "decided by: quorum-met")
-  eq(explain.response({ error = "request-validation-failed" }), "not a validation response: request-validation-failed\n")
+  eq(
+    explain.response({ error = "request-validation-failed" }),
+    "not a validation response: request-validation-failed\n"
+  )
 end)
 
 case("pick_takes_the_last_line_or_the_trace", function()
@@ -112,7 +167,7 @@ local function self_exe()
 end
 
 local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1; echo \"exit=$?\""))
+  local p = assert(io.popen(cmd .. ' 2>&1; echo "exit=$?"'))
   local out = p:read("a")
   p:close()
   return out
@@ -121,11 +176,20 @@ end
 case("explain_command_reads_the_file_the_trace_and_stdin", function()
   local audit = os.tmpname()
   os.remove(audit)
-  local cfg = T.config{ defaults = { perspective_count = 5, max_attempts = 1 }, audit = { path = audit, fsync = false } }
-  T.scenario{ config = cfg, date = "2026-12-16", outcomes = { ["*"] = "pass" },
-    request = T.request{ trace_identifier = "first" } }
-  T.scenario{ config = cfg, date = "2026-12-16", outcomes = { ["*"] = "pass", primary = "fail" },
-    request = T.request{ trace_identifier = "second" } }
+  local cfg =
+    T.config { defaults = { perspective_count = 5, max_attempts = 1 }, audit = { path = audit, fsync = false } }
+  T.scenario {
+    config = cfg,
+    date = "2026-12-16",
+    outcomes = { ["*"] = "pass" },
+    request = T.request { trace_identifier = "first" },
+  }
+  T.scenario {
+    config = cfg,
+    date = "2026-12-16",
+    outcomes = { ["*"] = "pass", primary = "fail" },
+    request = T.request { trace_identifier = "second" },
+  }
   local exe = self_exe()
   local last = sh(exe .. " explain " .. audit)
   contains(last, "NOT VALID dcv acme-dns-01 for example.com (trace second)")
@@ -137,7 +201,7 @@ case("explain_command_reads_the_file_the_trace_and_stdin", function()
   local stdin = sh(exe .. " explain - < " .. audit)
   contains(stdin, "(trace second)")
   local missing = sh(exe .. " explain " .. audit .. " --trace nope")
-  contains(missing, "no audit line with trace_identifier \"nope\"")
+  contains(missing, 'no audit line with trace_identifier "nope"')
   contains(missing, "exit=2")
   os.remove(audit)
 end)
@@ -149,7 +213,9 @@ case("explain_reads_the_rule_not_the_reason", function()
   eq(r.response.mpic_decision.rule, "primary")
   -- reword every reason: the explanation still names the rule
   r.audit.reason = "something else entirely"
-  for _, a in ipairs(r.audit.attempts) do a.reason = "reworded" end
+  for _, a in ipairs(r.audit.attempts) do
+    a.reason = "reworded"
+  end
   contains(explain.audit_line(r.audit), "decided by: primary -- the primary perspective failed")
   r.response.mpic_decision.reason = "reworded"
   contains(explain.response(r.response), "decided by: primary")
@@ -159,10 +225,18 @@ end)
 case("deadline_rule_recorded_when_unfinished_checks_decide", function()
   -- two remotes still running at the validation deadline: counted as
   -- failures they make the quorum unreachable; the rule is the deadline
-  local r = T.scenario{ config = T.config{ defaults = { perspective_count = 5, max_attempts = 1, timeout_ms = 300 } },
+  local r = T.scenario {
+    config = T.config { defaults = { perspective_count = 5, max_attempts = 1, timeout_ms = 300 } },
     date = "2026-12-16",
-    outcomes = { primary = "pass", ["*"] = "pass", pdx = { timeout_ms = 2000 }, fra = { timeout_ms = 2000 },
-                 sto = { timeout_ms = 2000 }, sgp = { timeout_ms = 2000 } } }
+    outcomes = {
+      primary = "pass",
+      ["*"] = "pass",
+      pdx = { timeout_ms = 2000 },
+      fra = { timeout_ms = 2000 },
+      sto = { timeout_ms = 2000 },
+      sgp = { timeout_ms = 2000 },
+    },
+  }
   eq(r.is_valid, false)
   eq(r.audit.rule, "deadline")
   eq(r.audit.attempts[1].rule, "deadline")

@@ -50,7 +50,7 @@ end
 
 case("floor_refuses_valid_when_every_perspective_failed", function()
   local pol = write(ALWAYS_VALID)
-  local r = T.scenario{ config = cfg(), policy = pol, date = "2026-12-16", outcomes = { ["*"] = "fail" } }
+  local r = T.scenario { config = cfg(), policy = pol, date = "2026-12-16", outcomes = { ["*"] = "fail" } }
   os.remove(pol)
   eq(r.status, 200)
   eq(r.is_valid, false, r.reason)
@@ -65,8 +65,12 @@ end)
 case("floor_refuses_a_valid_below_the_remote_quorum", function()
   local pol = write(ALWAYS_VALID)
   -- primary passes, 3 of 5 remotes fail: the BR table needs 4 of 5
-  local r = T.scenario{ config = cfg(), policy = pol, date = "2026-12-16",
-    outcomes = { primary = "pass", ["*"] = "fail", pdx = "pass", fra = "pass", sgp = "pass" } }
+  local r = T.scenario {
+    config = cfg(),
+    policy = pol,
+    date = "2026-12-16",
+    outcomes = { primary = "pass", ["*"] = "fail", pdx = "pass", fra = "pass", sgp = "pass" },
+  }
   os.remove(pol)
   eq(r.is_valid, false, r.reason)
   contains(r.reason, "policy floor:")
@@ -76,8 +80,12 @@ case("floor_waits_when_the_policy_says_valid_too_early", function()
   local pol = write(ONE_IS_ENOUGH)
   -- every check passes, the later ones 50 ms later: the policy says valid
   -- on the first, the floor waits for the BR quorum, then it is valid
-  local r = T.scenario{ config = cfg(), policy = pol, date = "2026-12-16",
-    outcomes = { primary = "pass", pdx = "pass", ["*"] = { pass = true, delay_ms = 50 } } }
+  local r = T.scenario {
+    config = cfg(),
+    policy = pol,
+    date = "2026-12-16",
+    outcomes = { primary = "pass", pdx = "pass", ["*"] = { pass = true, delay_ms = 50 } },
+  }
   os.remove(pol)
   eq(r.is_valid, true, r.reason)
   eq(r.reason, "one remote passed")
@@ -85,29 +93,37 @@ case("floor_waits_when_the_policy_says_valid_too_early", function()
 end)
 
 case("floor_holds_when_the_policy_is_stricter", function()
-  local r = T.scenario{ config = cfg(), policy = "policies/strict.lua", date = "2026-12-16",
-    outcomes = { ["*"] = "pass", sgp = "fail" } }
+  local r = T.scenario {
+    config = cfg(),
+    policy = "policies/strict.lua",
+    date = "2026-12-16",
+    outcomes = { ["*"] = "pass", sgp = "fail" },
+  }
   eq(r.is_valid, false)
   contains(r.reason, "quorum cannot be met")
 end)
 
 case("lab_setting_lowers_the_floor_explicitly", function()
   local pol = write(ALWAYS_VALID)
-  local r = T.scenario{ config = cfg{ lab = { policy_floor = false } }, policy = pol, date = "2026-12-16",
-    outcomes = { ["*"] = "fail" } }
+  local r = T.scenario {
+    config = cfg { lab = { policy_floor = false } },
+    policy = pol,
+    date = "2026-12-16",
+    outcomes = { ["*"] = "fail" },
+  }
   os.remove(pol)
   eq(r.is_valid, true, r.reason)
   eq(r.reason, "looks fine to me")
 end)
 
 case("lab_setting_is_checked_by_the_schema", function()
-  T.raises(function() cfg{ lab = { policy_floor = "no" } } end, "lab.policy_floor: expected boolean")
-  T.raises(function() cfg{ lab = { floor = false } } end, "lab.floor: unknown key")
+  T.raises(function() cfg { lab = { policy_floor = "no" } } end, "lab.policy_floor: expected boolean")
+  T.raises(function() cfg { lab = { floor = false } } end, "lab.floor: unknown key")
 end)
 
 case("shadow_verdicts_stand_on_the_floor_too", function()
   local pol = write(ALWAYS_VALID)
-  local r = T.scenario{ config = cfg(), shadow = { pol }, date = "2026-12-16", outcomes = { ["*"] = "fail" } }
+  local r = T.scenario { config = cfg(), shadow = { pol }, date = "2026-12-16", outcomes = { ["*"] = "fail" } }
   os.remove(pol)
   eq(r.is_valid, false)
   eq(#r.shadow, 1)
@@ -130,17 +146,17 @@ end
 
 case("check_config_refuses_a_policy_valid_on_all_fail", function()
   local pol = write(ALWAYS_VALID)
-  local okc, why = check(cfg{ policy = pol })
+  local okc, why = check(cfg { policy = pol })
   eq(okc, nil)
-  contains(why, "answers \"valid\" when the primary and all 5 remotes failed")
+  contains(why, 'answers "valid" when the primary and all 5 remotes failed')
   -- a lab that lowered the floor is warned, not refused
-  local okl, text = check(cfg{ policy = pol, lab = { policy_floor = false } })
+  local okl, text = check(cfg { policy = pol, lab = { policy_floor = false } })
   os.remove(pol)
   eq(okl, true, text)
   contains(text, "lab.policy_floor is false")
   -- the shipped policies pass
   for _, p in ipairs({ "policies/br.lua", "policies/strict.lua", "policies/three_rir.lua" }) do
-    local okp, ptext = check(cfg{ policy = p })
+    local okp, ptext = check(cfg { policy = p })
     eq(okp, true, ptext)
   end
 end)
@@ -155,17 +171,17 @@ return {
   decide = function() return "invalid", "never" end,
 }
 ]])
-  local okc, why = check(cfg{ shadow_policies = { refusing } })
+  local okc, why = check(cfg { shadow_policies = { refusing } })
   os.remove(refusing)
   eq(okc, nil)
   contains(why, "shadow policy " .. refusing .. " refuses this configuration")
   contains(why, "needs a perspective in Antarctica")
   local valid = write(ALWAYS_VALID)
-  okc, why = check(cfg{ shadow_policies = { valid } })
+  okc, why = check(cfg { shadow_policies = { valid } })
   os.remove(valid)
   eq(okc, nil)
-  contains(why, "shadow policy " .. valid .. " answers \"valid\"")
-  local good, text = check(cfg{ shadow_policies = { "policies/strict.lua" } })
+  contains(why, "shadow policy " .. valid .. ' answers "valid"')
+  local good, text = check(cfg { shadow_policies = { "policies/strict.lua" } })
   eq(good, true, text)
   contains(text, "shadow policy strict")
 end)
@@ -173,8 +189,11 @@ end)
 case("a_shadow_that_does_not_load_is_reported_and_skipped", function()
   local broken = write("return {")
   local audit = os.tmpname()
-  local r = T.scenario{ config = cfg{ audit = { path = audit, fsync = false },
-    shadow_policies = { broken, "policies/strict.lua" } }, date = "2026-12-16", outcomes = { ["*"] = "pass" } }
+  local r = T.scenario {
+    config = cfg { audit = { path = audit, fsync = false }, shadow_policies = { broken, "policies/strict.lua" } },
+    date = "2026-12-16",
+    outcomes = { ["*"] = "pass" },
+  }
   eq(r.status, 200, r.reason)
   eq(r.is_valid, true)
   -- the one that loads still judges; the broken one is named in the audit line
@@ -184,7 +203,7 @@ case("a_shadow_that_does_not_load_is_reported_and_skipped", function()
   eq(r.audit.shadow_errors[1].policy, broken)
   contains(r.audit.shadow_errors[1].error, broken)
   contains(require("mpic.explain").audit_line(r.audit), "not loaded")
-  local okc, why = check(cfg{ shadow_policies = { broken } })
+  local okc, why = check(cfg { shadow_policies = { broken } })
   os.remove(broken)
   os.remove(audit)
   eq(okc, nil)

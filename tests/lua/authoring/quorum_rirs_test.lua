@@ -15,21 +15,28 @@ end
 
 case("passed_rirs_sorted_and_possible_counted", function()
   local _
-  local v, why, info = quorum.evaluate(state({ "RIPE", "arin", "ripe ncc", "LACNIC", "APNIC", "AFRINIC" },
-    { true, true, true, true, true, false }))
+  local v, why, info = quorum.evaluate(
+    state({ "RIPE", "arin", "ripe ncc", "LACNIC", "APNIC", "AFRINIC" }, { true, true, true, true, true, false })
+  )
   eq(v, "valid")
   eq(info.passed_rirs, { "APNIC", "ARIN", "LACNIC", "RIPE" })
   eq(info.possible_rirs, 4)
   eq(why, "quorum met: 5/6 corroborated (4 required) in 4 RIRs (APNIC, ARIN, LACNIC, RIPE)")
   -- pending remotes count as possible, failed ones do not
-  v, _, info = quorum.evaluate(state({ "RIPE", "RIPE", "RIPE", "RIPE", "ARIN", "APNIC" },
-    { true, true, true, true, false, false }, { true, true, true, true, true, false }))
+  v, _, info = quorum.evaluate(
+    state(
+      { "RIPE", "RIPE", "RIPE", "RIPE", "ARIN", "APNIC" },
+      { true, true, true, true, false, false },
+      { true, true, true, true, true, false }
+    )
+  )
   eq(v, "undecided")
   eq(info.passed_rirs, { "RIPE" })
   eq(info.possible_rirs, 2)
   -- one RIR only among those that can still corroborate
-  v, _, info = quorum.evaluate(state({ "RIPE", "RIPE", "RIPE", "RIPE", "ARIN", "APNIC" },
-    { true, true, true, true, false, false }))
+  v, _, info = quorum.evaluate(
+    state({ "RIPE", "RIPE", "RIPE", "RIPE", "ARIN", "APNIC" }, { true, true, true, true, false, false })
+  )
   eq(v, "invalid")
   eq(info.rule, "rir-diversity")
   eq(info.possible_rirs, 1)
@@ -38,13 +45,19 @@ end)
 case("an_added_rir_name_counts_too", function()
   quorum.RIRS.ZZNIC = true
   local ok, err = pcall(function()
-    local v, _, info = quorum.evaluate(state({ "ZZNIC", "RIPE", "RIPE", "RIPE", "RIPE", "RIPE" },
-      { true, true, true, true, true, false }))
+    local v, _, info = quorum.evaluate(
+      state({ "ZZNIC", "RIPE", "RIPE", "RIPE", "RIPE", "RIPE" }, { true, true, true, true, true, false })
+    )
     eq(v, "valid")
     eq(info.passed_rirs, { "RIPE", "ZZNIC" })
     eq(info.possible_rirs, 2)
-    v, _, info = quorum.evaluate(state({ "ZZNIC", "RIPE", "RIPE", "RIPE", "RIPE", "AFRINIC" },
-      { false, true, true, true, true, false }, { false, true, true, true, true, true }))
+    v, _, info = quorum.evaluate(
+      state(
+        { "ZZNIC", "RIPE", "RIPE", "RIPE", "RIPE", "AFRINIC" },
+        { false, true, true, true, true, false },
+        { false, true, true, true, true, true }
+      )
+    )
     eq(info.passed_rirs, { "RIPE" })
     eq(info.possible_rirs, 2)
     eq(v, "undecided")

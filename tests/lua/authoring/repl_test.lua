@@ -11,7 +11,10 @@ local case, eq, contains = T.case, T.eq, T.contains
 local function complete(line)
   local start = 1
   for i = #line, 1, -1 do
-    if (" \t\n\"'`@$><=;|&{("):find(line:sub(i, i), 1, true) then start = i + 1 break end
+    if (" \t\n\"'`@$><=;|&{("):find(line:sub(i, i), 1, true) then
+      start = i + 1
+      break
+    end
   end
   return repl.complete(line, start)
 end
@@ -32,7 +35,9 @@ case("complete_lists_every_field_of_a_table", function()
   eq(all, { "mpic.tls.alpn(" })
   local top = complete("mpic.")
   local found = {}
-  for _, c in ipairs(top) do found[c] = true end
+  for _, c in ipairs(top) do
+    found[c] = true
+  end
   eq(found["mpic.dns."], true)
   eq(found["mpic.validate("], true)
   eq(found["mpic.perspectives("], true)
@@ -40,7 +45,7 @@ end)
 
 case("complete_perspective_ids_inside_strings", function()
   local prev = perspectives.config()
-  perspectives.configure(T.config{})
+  perspectives.configure(T.config {})
   local got = complete('mpic.dns.query("x", "TXT", {perspective = "s')
   local any = complete("{perspective='")
   if prev then perspectives.configure(prev) end
@@ -57,10 +62,13 @@ case("complete_repl_commands", function()
 end)
 
 case("render_shows_a_response_as_the_validate_table", function()
-  local r = T.scenario{ config = T.config{ defaults = { perspective_count = 5, max_attempts = 1 } },
-    date = "2026-12-16", outcomes = { ["*"] = "pass" } }
+  local r = T.scenario {
+    config = T.config { defaults = { perspective_count = 5, max_attempts = 1 } },
+    date = "2026-12-16",
+    outcomes = { ["*"] = "pass" },
+  }
   local prev = perspectives.config()
-  perspectives.configure(T.config{})
+  perspectives.configure(T.config {})
   local text = pretty.render(r.response)
   if prev then perspectives.configure(prev) end
   contains(text, "perspective")

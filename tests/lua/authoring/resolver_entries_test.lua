@@ -7,16 +7,23 @@ local case, eq, contains = T.case, T.eq, T.contains
 
 local function parse(r, extra)
   local text = "issuer: {caa_domains: [ca.example]}\nperspectives:\n"
-    .. "  - {id: a, rir: ARIN, location: {lat: 1, lon: 1}, resolvers: [\"" .. r .. "\"]"
-    .. (extra or "") .. "}\n"
+    .. '  - {id: a, rir: ARIN, location: {lat: 1, lon: 1}, resolvers: ["'
+    .. r
+    .. '"]'
+    .. (extra or "")
+    .. "}\n"
   return config.parse(text, "/etc/mpic/t.yaml")
 end
 
 case("config_accepts_dot_and_doh_resolvers", function()
   for _, good in ipairs({
-    "tls://192.0.2.53", "tls://192.0.2.53:853#resolver.example", "tls://[2001:db8::53]:853#r.example",
-    "tls://192.0.2.53#r.example", "https://resolver.example/dns-query",
-    "https://resolver.example:8443/dns-query#192.0.2.53", "https://192.0.2.53/dns-query",
+    "tls://192.0.2.53",
+    "tls://192.0.2.53:853#resolver.example",
+    "tls://[2001:db8::53]:853#r.example",
+    "tls://192.0.2.53#r.example",
+    "https://resolver.example/dns-query",
+    "https://resolver.example:8443/dns-query#192.0.2.53",
+    "https://192.0.2.53/dns-query",
     "https://[2001:db8::53]/q#2001:db8::53",
   }) do
     local cfg, err = parse(good)

@@ -27,7 +27,9 @@ end
 
 local function read_lines(path)
   local out = {}
-  for l in io.lines(path) do out[#out + 1] = assert(util.json_decode(l)) end
+  for l in io.lines(path) do
+    out[#out + 1] = assert(util.json_decode(l))
+  end
   return out
 end
 
@@ -36,7 +38,7 @@ local function setup()
   write(pol, THREE_RIRS)
   local audit = os.tmpname()
   os.remove(audit)
-  local cfg = T.config{
+  local cfg = T.config {
     defaults = { perspective_count = 5, max_attempts = 1 },
     audit = { path = audit, fsync = true },
     shadow_policies = { "policies/strict.lua", pol },
@@ -57,7 +59,7 @@ case("shadow_verdicts_go_to_the_audit_log_not_the_answer", function()
   local cfg, audit, pol = setup()
   -- sgp (the only APNIC remote) fails: br says valid (4/5 in ARIN and RIPE),
   -- strict says invalid (5 required), three_rirs says invalid (2 RIRs)
-  local r = T.scenario{ config = cfg, date = "2026-12-16", outcomes = { ["*"] = "pass", sgp = "fail" } }
+  local r = T.scenario { config = cfg, date = "2026-12-16", outcomes = { ["*"] = "pass", sgp = "fail" } }
   local lines = read_lines(audit)
   os.remove(audit)
   os.remove(pol)
@@ -73,7 +75,10 @@ case("shadow_verdicts_go_to_the_audit_log_not_the_answer", function()
   eq(line.shadow[2].policy, pol)
   eq(line.shadow[2].verdict, "invalid")
   contains(line.shadow[2].reason, "RIR")
-  ok(type(line.shadow[2].policy_sha256) == "string" and #line.shadow[2].policy_sha256 == 64, "shadow policy hash logged")
+  ok(
+    type(line.shadow[2].policy_sha256) == "string" and #line.shadow[2].policy_sha256 == 64,
+    "shadow policy hash logged"
+  )
   local text = explain.audit_line(line)
   contains(text, "(DISAGREES with live)")
   contains(text, "rir-diversity")
@@ -81,8 +86,8 @@ end)
 
 case("shadow_agrees_when_every_remote_passes", function()
   local cfg, audit, pol = setup()
-  T.scenario{ config = cfg, date = "2026-12-16", outcomes = { ["*"] = "pass" } }
-  local r2 = T.scenario{ config = cfg, date = "2026-12-16", outcomes = { ["*"] = "pass", fra = "fail" } }
+  T.scenario { config = cfg, date = "2026-12-16", outcomes = { ["*"] = "pass" } }
+  local r2 = T.scenario { config = cfg, date = "2026-12-16", outcomes = { ["*"] = "pass", fra = "fail" } }
   local lines = read_lines(audit)
   os.remove(audit)
   os.remove(pol)
@@ -112,12 +117,16 @@ end)
 case("shadow_verdicts_reach_the_metrics_through_validate", function()
   local metrics = require "mpic.metrics"
   metrics.reset()
-  local r = T.scenario{ config = T.config{ defaults = { perspective_count = 5, max_attempts = 1 } },
-    date = "2026-12-16", outcomes = { ["*"] = "pass" }, shadow = { "policies/strict.lua" } }
+  local r = T.scenario {
+    config = T.config { defaults = { perspective_count = 5, max_attempts = 1 } },
+    date = "2026-12-16",
+    outcomes = { ["*"] = "pass" },
+    shadow = { "policies/strict.lua" },
+  }
   eq(r.is_valid, true)
   -- the service hands validate's third value to the metrics (serve.lua)
   eq(r.extra.shadow, r.shadow)
-  metrics.validation(r.response, r.status, T.request{}, r.extra.shadow)
+  metrics.validation(r.response, r.status, T.request {}, r.extra.shadow)
   contains(metrics.render(), 'mpic_shadow_verdicts_total{policy="' .. r.shadow[1].policy .. '",verdict="valid"} 1')
   contains(metrics.render(), 'mpic_shadow_disagreements_total{policy="' .. r.shadow[1].policy .. '"} 0')
   metrics.reset()

@@ -37,8 +37,10 @@ case("caa_climb_asks_every_label_at_once", function()
 end)
 
 case("caa_climb_stops_at_the_closest_set_and_cancels_the_rest", function()
-  local dns, log = slow_dns({ ["b.example"] = ISSUE, example = { fail = "servfail" } },
-    { ["a.b.example"] = 10, ["b.example"] = 20, example = 500 })
+  local dns, log = slow_dns(
+    { ["b.example"] = ISSUE, example = { fail = "servfail" } },
+    { ["a.b.example"] = 10, ["b.example"] = 20, example = 500 }
+  )
   local t0 = mpic.now()
   local found = assert(caa.find_relevant(dns, "a.b.example"))
   eq(found.found_at, "b.example")
@@ -51,10 +53,11 @@ end)
 
 case("caa_climb_error_below_the_relevant_set_fails_closed", function()
   -- the parent answers first with a set; the target's own lookup fails later
-  local dns = slow_dns({ ["a.example"] = { fail = "timeout" }, example = ISSUE },
-    { ["a.example"] = 80, example = 1 })
+  local dns = slow_dns({ ["a.example"] = { fail = "timeout" }, example = ISSUE }, { ["a.example"] = 80, example = 1 })
   local found, kind, _, at = caa.find_relevant(dns, "a.example")
-  eq(found, nil); eq(kind, "timeout"); eq(at, "a.example")
+  eq(found, nil)
+  eq(kind, "timeout")
+  eq(at, "a.example")
 end)
 
 case("caa_climb_probe_that_raises_is_a_lookup_error", function()
@@ -62,5 +65,6 @@ case("caa_climb_probe_that_raises_is_a_lookup_error", function()
     if name == "example" then error("probe bug") end
     return nil, "nodata"
   end, "a.example")
-  eq(found, nil); eq(kind, "task_error")
+  eq(found, nil)
+  eq(kind, "task_error")
 end)

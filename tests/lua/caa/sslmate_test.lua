@@ -12,42 +12,50 @@ local B = ".basic.caatestsuite.com"
 local S = "caatestsuite.com"
 local function rr(flags, tag, v) return F.caa(flags, tag, v) end
 local big = {}
-for i = 1, 1001 do big[i] = rr(0, "issue", S) end
+for i = 1, 1001 do
+  big[i] = rr(0, "issue", S)
+end
 
 local zone = {
-  ["empty" .. B] = {CAA = {rr(0, "issue", ";")}},
-  ["deny" .. B] = {CAA = {rr(0, "issue", S)}},
-  ["uppercase-deny" .. B] = {CAA = {rr(0, "ISSUE", S)}},
-  ["mixedcase-deny" .. B] = {CAA = {rr(0, "IsSuE", S)}},
-  ["big" .. B] = {CAA = big},
-  ["critical1" .. B] = {CAA = {rr(128, "caatestsuitedummyproperty", "test"), rr(0, "issue", S)}},
-  ["critical2" .. B] = {CAA = {rr(130, "caatestsuitedummyproperty", "test"), rr(0, "issue", S)}},
-  ["deny-wild" .. B] = {CAA = {rr(0, "issue", "example.net"), rr(0, "issuewild", S)}},
-  ["cname-deny" .. B] = {cname = "deny" .. B .. "."},
-  ["cname-cname-deny" .. B] = {cname = "cname-deny" .. B .. "."},
-  ["permit" .. B] = {CAA = {rr(0, "issue", S), rr(0, "issue", "example.com")}},
-  ["deny.permit" .. B] = {CAA = {rr(0, "issue", S)}},
-  ["xss" .. B] = {CAA = {rr(0, "issue", "<script>alert(1)</script>")}},
-  ["blackhole.caatestsuite-dnssec.com"] = {fail = {"timeout", "query timed out"}},
-  ["servfail.caatestsuite-dnssec.com"] = {fail = {"servfail", "SERVFAIL"}},
-  ["refused.caatestsuite-dnssec.com"] = {fail = {"refused", "REFUSED"}},
-  ["expired.caatestsuite-dnssec.com"] = {fail = {"dnssec_bogus", "DNSSEC: Bogus"}},
-  ["missing.caatestsuite-dnssec.com"] = {fail = {"dnssec_bogus", "DNSSEC: Bogus"}},
+  ["empty" .. B] = { CAA = { rr(0, "issue", ";") } },
+  ["deny" .. B] = { CAA = { rr(0, "issue", S) } },
+  ["uppercase-deny" .. B] = { CAA = { rr(0, "ISSUE", S) } },
+  ["mixedcase-deny" .. B] = { CAA = { rr(0, "IsSuE", S) } },
+  ["big" .. B] = { CAA = big },
+  ["critical1" .. B] = { CAA = { rr(128, "caatestsuitedummyproperty", "test"), rr(0, "issue", S) } },
+  ["critical2" .. B] = { CAA = { rr(130, "caatestsuitedummyproperty", "test"), rr(0, "issue", S) } },
+  ["deny-wild" .. B] = { CAA = { rr(0, "issue", "example.net"), rr(0, "issuewild", S) } },
+  ["cname-deny" .. B] = { cname = "deny" .. B .. "." },
+  ["cname-cname-deny" .. B] = { cname = "cname-deny" .. B .. "." },
+  ["permit" .. B] = { CAA = { rr(0, "issue", S), rr(0, "issue", "example.com") } },
+  ["deny.permit" .. B] = { CAA = { rr(0, "issue", S) } },
+  ["xss" .. B] = { CAA = { rr(0, "issue", "<script>alert(1)</script>") } },
+  ["blackhole.caatestsuite-dnssec.com"] = { fail = { "timeout", "query timed out" } },
+  ["servfail.caatestsuite-dnssec.com"] = { fail = { "servfail", "SERVFAIL" } },
+  ["refused.caatestsuite-dnssec.com"] = { fail = { "refused", "REFUSED" } },
+  ["expired.caatestsuite-dnssec.com"] = { fail = { "dnssec_bogus", "DNSSEC: Bogus" } },
+  ["missing.caatestsuite-dnssec.com"] = { fail = { "dnssec_bogus", "DNSSEC: Bogus" } },
   -- S/MIME, under integration-testing.open-mpic.org
-  ["smime-standard.integration-testing.open-mpic.org"] = {CAA = {rr(129, "issuemail", "example-ca.example.com")}},
-  ["contact-phone-caa.integration-testing.open-mpic.org"] = {CAA = {rr(0, "contactphone", "+1 555 0100")}},
-  ["smime-with-issue.integration-testing.open-mpic.org"] = {CAA = {
-    rr(0, "issue", "example-ca1.example.com"), rr(0, "issuemail", "example-ca2.example.com")}},
+  ["smime-standard.integration-testing.open-mpic.org"] = { CAA = { rr(129, "issuemail", "example-ca.example.com") } },
+  ["contact-phone-caa.integration-testing.open-mpic.org"] = { CAA = { rr(0, "contactphone", "+1 555 0100") } },
+  ["smime-with-issue.integration-testing.open-mpic.org"] = {
+    CAA = {
+      rr(0, "issue", "example-ca1.example.com"),
+      rr(0, "issuemail", "example-ca2.example.com"),
+    },
+  },
 }
 
-local A = {"example.com"}
-local BB = {"caatestsuite.com", "example.com"}
+local A = { "example.com" }
+local BB = { "caatestsuite.com", "example.com" }
 
 local function run(name, domains, extra)
-  local probe = F.probe{zone = zone, missing = "nodata", config = {caa_domains = domains}}
-  local t = assert(target.normalise(name, {allow_reserved = true}))
-  local p = {validation_method = "acme-http-01"}
-  for k, v in pairs(extra or {}) do p[k] = v end
+  local probe = F.probe { zone = zone, missing = "nodata", config = { caa_domains = domains } }
+  local t = assert(target.normalise(name, { allow_reserved = true }))
+  local p = { validation_method = "acme-http-01" }
+  for k, v in pairs(extra or {}) do
+    p[k] = v
+  end
   return checker.check(t, p, probe)
 end
 
@@ -81,8 +89,9 @@ row("dnssec_refused_denies", "refused.caatestsuite-dnssec.com", false, false)
 row("dnssec_expired_denies", "expired.caatestsuite-dnssec.com", false, false)
 row("dnssec_missing_denies", "missing.caatestsuite-dnssec.com", false, false)
 case("caa_sslmate_dnssec_servfail_denies_even_with_allow_lookup_failure", function()
-  local r = run("servfail.caatestsuite-dnssec.com", BB, {allow_lookup_failure = true})
-  eq(r.passed, false); eq(r.completed, false)
+  local r = run("servfail.caatestsuite-dnssec.com", BB, { allow_lookup_failure = true })
+  eq(r.passed, false)
+  eq(r.completed, false)
 end)
 case("caa_sslmate_cname_found_at_is_queried_name", function()
   local r = run("cname-deny" .. B, BB)
@@ -92,7 +101,7 @@ end)
 -- S/MIME
 local function smime(name, domain, want)
   return function()
-    local r = run(name .. ".integration-testing.open-mpic.org", {domain}, {certificate_type = "s-mime"})
+    local r = run(name .. ".integration-testing.open-mpic.org", { domain }, { certificate_type = "s-mime" })
     eq(r.passed, want)
   end
 end

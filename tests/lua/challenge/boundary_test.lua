@@ -19,77 +19,94 @@ end
 local function load_one(name, body)
   local dir = tempdir()
   local f = assert(io.open(dir .. "/" .. name .. ".lua", "w"))
-  f:write(string.format([[
+  f:write(string.format(
+    [[
 return {
   name = %q, check_type = "dcv", br_section = "3.2.2.4.7",
   identifiers = {dns = true, ip = false}, wildcard = "reject", params = {},
   check = function(target, params, probe)
 %s
   end,
-}]], name, body))
+}]],
+    name,
+    body
+  ))
   f:close()
-  local reg = challenges.load({dir})
+  local reg = challenges.load({ dir })
   os.execute("rm -rf '" .. dir .. "'")
   eq(reg.errors, {})
   return reg.by_name[name]
 end
 
-local TGT = {value = "example.com", kind = "dns"}
+local TGT = { value = "example.com", kind = "dns" }
 
 case("copy_data_refuses_what_it_refused_and_keeps_the_array_metatable", function()
-  local arr = setmetatable({1, 2, 3}, util.array_mt)
-  local src = {a = arr, n = util.null, s = "x", t = {u = true}, other = setmetatable({}, {__index = error})}
+  local arr = setmetatable({ 1, 2, 3 }, util.array_mt)
+  local src = { a = arr, n = util.null, s = "x", t = { u = true }, other = setmetatable({}, { __index = error }) }
   local c = challenges.copy_data(src, "v")
   ok(c ~= src and c.a ~= arr and c.t ~= src.t, "a copy")
   eq(getmetatable(c.a), util.array_mt)
   eq(getmetatable(c.other), nil)
   ok(rawequal(c.n, util.null), "null kept")
   eq(c.t.u, true)
-  eq({c.a[1], c.a[2], c.a[3]}, {1, 2, 3})
+  eq({ c.a[1], c.a[2], c.a[3] }, { 1, 2, 3 })
   local function err(v, what)
     local good, e = pcall(challenges.copy_data, v, what or "v")
     eq(good, false)
     return e
   end
-  eq(err({f = print}), "v holds a function")
+  eq(err({ f = print }), "v holds a function")
   eq(err(print), "v holds a function")
-  eq(err({[{}] = 1}), "v has a table key")
+  eq(err({ [{}] = 1 }), "v has a table key")
   local deep = {}
   local t = deep
-  for _ = 1, challenges.MAX_COPY_DEPTH do t.x = {} t = t.x end
+  for _ = 1, challenges.MAX_COPY_DEPTH do
+    t.x = {}
+    t = t.x
+  end
   eq(err(deep), "v is nested too deeply")
   local big = {}
-  for i = 1, challenges.MAX_COPY_ITEMS + 1 do big[i] = i end
+  for i = 1, challenges.MAX_COPY_ITEMS + 1 do
+    big[i] = i
+  end
   eq(err(big), "v is too large")
 end)
 
 case("policy_copies_name_the_path_to_the_problem", function()
-  eq({policy.plain_copy({remotes = {{id = "a"}, {id = print}}}, "state")},
-     {nil, "state.remotes.2.id holds a function"})
-  eq({policy.plain_copy({a = {[true] = {[{}] = 1}}}, "state")}, {nil, "state.a.true has a table key"})
+  eq(
+    { policy.plain_copy({ remotes = { { id = "a" }, { id = print } } }, "state") },
+    { nil, "state.remotes.2.id holds a function" }
+  )
+  eq({ policy.plain_copy({ a = { [true] = { [{}] = 1 } } }, "state") }, { nil, "state.a.true has a table key" })
   local deep = {}
   local t = deep
-  for i = 1, policy.MAX_COPY_DEPTH do t[i] = {} t = t[i] end
+  for i = 1, policy.MAX_COPY_DEPTH do
+    t[i] = {}
+    t = t[i]
+  end
   local _, why = policy.plain_copy(deep, "info")
   contains(why, "is nested too deeply")
   contains(why, "info.1.2.3")
-  eq(policy.plain_copy(setmetatable({x = 1}, {__index = error}), "s"), {x = 1})
+  eq(policy.plain_copy(setmetatable({ x = 1 }, { __index = error }), "s"), { x = 1 })
   eq(getmetatable(policy.plain_copy(setmetatable({}, util.array_mt), "s")), nil)
   eq(policy.plain_copy("x", "s"), "x")
-  eq({policy.plain_copy(print, "s")}, {nil, "s holds a function"})
+  eq({ policy.plain_copy(print, "s") }, { nil, "s holds a function" })
 end)
 
 case("copies_inside_a_check_are_bounded", function()
   -- one table of 100,000 entries handed to a probe again and again: each
   -- copy is C work, charged to the check (bytes and entries), so it stops
-  local ch = load_one("x-copyloop", [[
+  local ch = load_one(
+    "x-copyloop",
+    [[
     local t = {}
     for i = 1, 100000 do t[i] = i end
     for _ = 1, 1000000 do probe.echo(t) end
-    return {passed = true, completed = true}]])
+    return {passed = true, completed = true}]]
+  )
   local calls = 0
   local t0 = os.clock()
-  local r = challenges.run(ch, TGT, {}, {echo = function() calls = calls + 1 end})
+  local r = challenges.run(ch, TGT, {}, { echo = function() calls = calls + 1 end })
   eq(r.passed, false)
   contains(r.errors[1].error_message, "check stopped")
   ok(calls < 100, calls .. " calls")
@@ -98,41 +115,51 @@ end)
 
 case("copy_charges_its_entries_to_the_running_box", function()
   local t = {}
-  for i = 1, 100000 do t[i] = i end
-  local box = sandbox.new{instructions = 1000000, memory = 1 << 30}
+  for i = 1, 100000 do
+    t[i] = i
+  end
+  local box = sandbox.new { instructions = 1000000, memory = 1 << 30 }
   local copies = 0
-  local r = {sandbox.call(box, function()
-    for _ = 1, 20 do
-      sandbox.copy(t, "t", 200000, 4)
-      copies = copies + 1
-    end
-  end)}
+  local r = {
+    sandbox.call(box, function()
+      for _ = 1, 20 do
+        sandbox.copy(t, "t", 200000, 4)
+        copies = copies + 1
+      end
+    end),
+  }
   eq(r[1], nil)
   eq(r[2], "instructions")
   ok(copies < 10, copies .. " copies")
   -- outside any bounded call nothing is charged
-  local okc, c = sandbox.copy({1, 2, 3}, "v", 10, 4)
+  local okc, c = sandbox.copy({ 1, 2, 3 }, "v", 10, 4)
   eq(okc, true)
-  eq(c, {1, 2, 3})
+  eq(c, { 1, 2, 3 })
 end)
 
 case("each_check_gets_a_fresh_probe_view", function()
   -- a check that replaces a probe function or changes the probe's data
   -- changes nothing for the next check, of the same file or another
-  local bad = load_one("x-poison", [[
+  local bad = load_one(
+    "x-poison",
+    [[
     probe.lookup = function() return "forged" end
     table.insert(probe.config.caa_domains, "evil.example")
     probe.id = "forged"
-    return {passed = true, completed = true}]])
-  local good = load_one("x-read", [[
+    return {passed = true, completed = true}]]
+  )
+  local good = load_one(
+    "x-read",
+    [[
     return {passed = probe.lookup() == "real" and #probe.config.caa_domains == 1 and probe.id == "p1",
-            completed = true}]])
-  local probe = {id = "p1", config = {caa_domains = {"ca.example"}}, lookup = function() return "real" end}
+            completed = true}]]
+  )
+  local probe = { id = "p1", config = { caa_domains = { "ca.example" } }, lookup = function() return "real" end }
   eq(challenges.run(bad, TGT, {}, probe).passed, true)
   eq(challenges.run(good, TGT, {}, probe).passed, true)
   eq(challenges.run(bad, TGT, {}, probe).passed, true)
   eq(challenges.run(good, TGT, {}, probe).passed, true)
-  eq(probe.config.caa_domains, {"ca.example"})
+  eq(probe.config.caa_domains, { "ca.example" })
   -- a probe whose function is replaced is seen with the new function
   probe.lookup = function() return "other" end
   eq(challenges.run(good, TGT, {}, probe).passed, false)
@@ -141,14 +168,17 @@ end)
 case("fresh_probe_results_reach_the_check_without_a_copy", function()
   -- a function marked as returning fresh tables hands them over whole;
   -- any other function's results are copies
-  local ch = load_one("x-mutate", [[
+  local ch = load_one(
+    "x-mutate",
+    [[
     local r = probe.fresh()
     r.seen = true
     local c = probe.other()
     c.seen = true
-    return {passed = true, completed = true}]])
-  local fresh_t, other_t = {records = {}}, {records = {}}
-  local probe = {fresh = function() return fresh_t end, other = function() return other_t end}
+    return {passed = true, completed = true}]]
+  )
+  local fresh_t, other_t = { records = {} }, { records = {} }
+  local probe = { fresh = function() return fresh_t end, other = function() return other_t end }
   challenges.FRESH_RESULTS[probe.fresh] = true
   eq(challenges.run(ch, TGT, {}, probe).passed, true)
   eq(fresh_t.seen, true)
@@ -156,22 +186,26 @@ case("fresh_probe_results_reach_the_check_without_a_copy", function()
   -- a local perspective's DNS probe is marked (the binding builds each answer)
   local perspectives = require "mpic.perspectives"
   local p = perspectives.probe_of({
-    issuer = {caa_domains = {"ca.example"}}, defaults = {dns_timeout_ms = 100, dns_tries = 1},
-    network = {allow_reserved_ips = true, http_port = 80, tls_port = 443},
-    perspectives = {{id = "p1", rir = "ARIN", resolvers = {"127.0.0.1:53"}}},
+    issuer = { caa_domains = { "ca.example" } },
+    defaults = { dns_timeout_ms = 100, dns_tries = 1 },
+    network = { allow_reserved_ips = true, http_port = 80, tls_port = 443 },
+    perspectives = { { id = "p1", rir = "ARIN", resolvers = { "127.0.0.1:53" } } },
   }, "p1")
   eq(challenges.FRESH_RESULTS[p.dns], true)
   eq(challenges.FRESH_RESULTS[p.resolve], nil)
 end)
 
 case("the_probe_view_copies_data_and_leaves_out_what_cannot_be_copied", function()
-  local ch = load_one("x-view", [[
+  local ch = load_one(
+    "x-view",
+    [[
     local c = probe.config
     return {passed = probe.n == 7 and probe.bad == nil and c.list[2] == "b" and c ~= nil
-      and type(probe.f) == "function" and probe.f() == "ok", completed = true}]])
-  local probe = {n = 7, bad = {print}, config = {list = {"a", "b"}}, f = function() return "ok" end}
+      and type(probe.f) == "function" and probe.f() == "ok", completed = true}]]
+  )
+  local probe = { n = 7, bad = { print }, config = { list = { "a", "b" } }, f = function() return "ok" end }
   eq(challenges.run(ch, TGT, {}, probe).passed, true)
-  local v = sandbox.view(probe, setmetatable({}, {__mode = "k"}), function(_, fn) return fn end, 100, 4)
+  local v = sandbox.view(probe, setmetatable({}, { __mode = "k" }), function(_, fn) return fn end, 100, 4)
   eq(v.n, 7)
   eq(v.bad, nil)
   ok(v.config ~= probe.config and v.config.list ~= probe.config.list, "data copied")
@@ -181,21 +215,27 @@ case("the_probe_view_copies_data_and_leaves_out_what_cannot_be_copied", function
 end)
 
 case("probe_results_of_any_count_come_back_copied", function()
-  local ch = load_one("x-results", [[
+  local ch = load_one(
+    "x-results",
+    [[
     local n0 = select("#", probe.none())
     local a, b, c, d, e = probe.five(nil, "x")
     e.seen = true
     local one = probe.one({k = 1}, 2, 3)
     return {passed = n0 == 0 and a == 1 and b == nil and c == "x" and d == true and e.v == 5 and one.k == 1,
-            completed = true}]])
-  local tail = {v = 5}
+            completed = true}]]
+  )
+  local tail = { v = 5 }
   local got
   local probe = {
     none = function() end,
     five = function(x, y) return 1, x, y, true, tail end,
-    one = function(t, ...) got = {t, ...} return t end,
+    one = function(t, ...)
+      got = { t, ... }
+      return t
+    end,
   }
   eq(challenges.run(ch, TGT, {}, probe).passed, true)
   eq(tail.seen, nil)
-  eq(got, {{k = 1}, 2, 3})
+  eq(got, { { k = 1 }, 2, 3 })
 end)

@@ -46,7 +46,9 @@ case("doc_example_loads_and_its_unit_test_passes", function()
   local p = assert(io.popen(self_exe() .. " test " .. dir .. " 2>&1"))
   local out = p:read("a")
   p:close()
-  for name in pairs(files) do os.remove(dir .. "/" .. name) end
+  for name in pairs(files) do
+    os.remove(dir .. "/" .. name)
+  end
   os.remove(dir)
   eq(reg.errors, {})
   ok(reg.by_name["x-token-01"], "loaded by the registry")

@@ -9,12 +9,17 @@ local case, eq, contains = T.case, T.eq, T.contains
 local REG = challenges.load()
 
 local function flags(method, params)
-  return { check = method == "caa" and "caa" or "dcv", method = method ~= "caa" and method or nil,
-           target = "example.com", param = params }
+  return {
+    check = method == "caa" and "caa" or "dcv",
+    method = method ~= "caa" and method or nil,
+    target = "example.com",
+    param = params,
+  }
 end
 
 case("param_all_digit_string_stays_a_string", function()
-  local req = assert(validate_cmd.request_from_flags(flags("acme-http-01", { "token=12345", "key_authorization=007" }), REG))
+  local req =
+    assert(validate_cmd.request_from_flags(flags("acme-http-01", { "token=12345", "key_authorization=007" }), REG))
   eq(req.dcv_check_parameters.token, "12345")
   eq(req.dcv_check_parameters.key_authorization, "007")
   eq(challenges.validate_params(REG.by_name["acme-http-01"], req.dcv_check_parameters), {})
@@ -27,8 +32,8 @@ case("param_unknown_name_refused_with_the_known_ones", function()
 end)
 
 case("param_lists_and_booleans_by_schema", function()
-  local req = assert(validate_cmd.request_from_flags(flags("dns-persistent",
-    { 'issuer_domain_names=["ca.example"]' }), REG))
+  local req =
+    assert(validate_cmd.request_from_flags(flags("dns-persistent", { 'issuer_domain_names=["ca.example"]' }), REG))
   eq(req.dcv_check_parameters.issuer_domain_names, { "ca.example" })
   local _, err = validate_cmd.request_from_flags(flags("dns-persistent", { "issuer_domain_names=ca.example" }), REG)
   contains(err, "--param issuer_domain_names must be JSON (an array)")

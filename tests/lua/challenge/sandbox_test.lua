@@ -23,7 +23,8 @@ end
 local function rmdir(d) os.execute("rm -rf '" .. d .. "'") end
 
 local function decl(name, check, extra)
-  return string.format([[
+  return string.format(
+    [[
 return {
   name = %q, check_type = %q, br_section = "3.2.2.4.99",
   identifiers = {dns = true}, wildcard = "strip", params = {},
@@ -32,22 +33,29 @@ return {
     %s
   end,
 }
-]], name, (extra and extra.caa) and "caa" or "dcv", extra and extra.fields or "", check)
+]],
+    name,
+    (extra and extra.caa) and "caa" or "dcv",
+    extra and extra.fields or "",
+    check
+  )
 end
 
 -- Load the given {file = source} into a temp dir; returns the registry.
 local function load(files)
   local dir = tempdir()
-  for f, src in pairs(files) do write(dir .. "/" .. f, src) end
-  local reg = challenges.load({dir})
+  for f, src in pairs(files) do
+    write(dir .. "/" .. f, src)
+  end
+  local reg = challenges.load({ dir })
   rmdir(dir)
   return reg
 end
 
-local TGT = {value = "example.com", kind = "dns"}
+local TGT = { value = "example.com", kind = "dns" }
 
 local function run(src, probe, extra)
-  local reg = load({["x.lua"] = decl("x-test", src, extra)})
+  local reg = load({ ["x.lua"] = decl("x-test", src, extra) })
   eq(reg.errors, {})
   local t0 = mpic.now()
   local r = challenges.run(reg.by_name["x-test"], TGT, {}, probe or {})
@@ -65,7 +73,7 @@ case("runaway_check_stops_at_the_instruction_limit", function()
   local r, ms = run("while true do pcall(function() while true do end end) end")
   script_error(r, "instruction limit (" .. challenges.CHECK_INSTRUCTION_LIMIT .. ") exceeded")
   ok(ms < 2000, "took " .. ms .. " ms")
-  r = run("while true do end", nil, {caa = true})
+  r = run("while true do end", nil, { caa = true })
   script_error(r, "instruction limit", "mpic_error:caa_checker:")
 end)
 
@@ -87,28 +95,29 @@ case("io_os_load_and_debug_are_not_in_a_challenge_file", function()
   script_error(run("return string.dump(function() end)"), "dump")
   script_error(run("return ('x').dump(function() end)"), "dump")
   -- the helpers' util is the hashing/encoding part only
-  script_error(run("return require('mpic.challenge._common').util().append_line('/tmp/x', 'y')"),
-    "append_line")
+  script_error(run("return require('mpic.challenge._common').util().append_line('/tmp/x', 'y')"), "append_line")
 end)
 
 case("io_at_load_time_is_refused", function()
   local path = os.tmpname()
   os.remove(path)
-  local reg = load({["bad.lua"] = string.format("io.open(%q, 'w'):write('x')\nreturn {}", path)})
+  local reg = load({ ["bad.lua"] = string.format("io.open(%q, 'w'):write('x')\nreturn {}", path) })
   eq(#reg.errors, 1)
   contains(reg.errors[1].message, "global 'io'")
   eq(io.open(path), nil)
 end)
 
 case("runaway_main_chunk_is_a_load_error", function()
-  local reg = load({["loop.lua"] = "while true do end"})
+  local reg = load({ ["loop.lua"] = "while true do end" })
   eq(#reg.errors, 1)
   contains(reg.errors[1].message, "instruction limit")
 end)
 
 case("memory_bomb_fails_that_check_only", function()
-  local reg = load({["bomb.lua"] = decl("x-bomb", "local s = 'x' while true do s = s .. s end"),
-                    ["good.lua"] = decl("x-good", "return {passed = true, completed = true}")})
+  local reg = load({
+    ["bomb.lua"] = decl("x-bomb", "local s = 'x' while true do s = s .. s end"),
+    ["good.lua"] = decl("x-good", "return {passed = true, completed = true}"),
+  })
   local t0 = mpic.now()
   local r = challenges.run(reg.by_name["x-bomb"], TGT, {}, {})
   ok(mpic.now() - t0 < 2000, "bounded")
@@ -130,8 +139,18 @@ end)
 local function sleepy_probe(log)
   return {
     id = "p1",
-    wait = function(ms) mpic.sleep(ms) log[#log + 1] = ms return {slept = ms} end,
-    work = function() local n = 0 for i = 1, 20000000 do n = n + i end return n end,
+    wait = function(ms)
+      mpic.sleep(ms)
+      log[#log + 1] = ms
+      return { slept = ms }
+    end,
+    work = function()
+      local n = 0
+      for i = 1, 20000000 do
+        n = n + i
+      end
+      return n
+    end,
     peek = function(t) return t.missing end,
   }
 end
@@ -139,30 +158,38 @@ end
 case("probes_yield_and_the_limits_follow_the_check", function()
   local log = {}
   -- probe time and the probe's own work are not charged to the check
-  local r = run([[
+  local r = run(
+    [[
     local a = probe.wait(30)
     local b = probe.wait(30)
     probe.work()
-    return {passed = a.slept + b.slept == 60 and probe.id == "p1", completed = true}]], sleepy_probe(log))
+    return {passed = a.slept + b.slept == 60 and probe.id == "p1", completed = true}]],
+    sleepy_probe(log)
+  )
   eq(r.passed, true)
-  eq(log, {30, 30})
+  eq(log, { 30, 30 })
   -- the instruction limit still holds after yields
   r = run("probe.wait(10) while true do end", sleepy_probe({}))
   script_error(r, "instruction limit")
   -- and a probe error caught by the check does not leave the limits paused
-  r = run([[
+  r = run(
+    [[
     pcall(probe.wait, "not a number")
-    local s = "x" while true do s = s .. s end]], sleepy_probe({}))
+    local s = "x" while true do s = s .. s end]],
+    sleepy_probe({})
+  )
   script_error(r, "memory limit")
 end)
 
 case("memory_of_other_tasks_is_not_charged_to_a_waiting_check", function()
   local saved = challenges.CHECK_MEMORY_LIMIT
   challenges.CHECK_MEMORY_LIMIT = 4 << 20
-  local reg = load({["w.lua"] = decl("x-wait", "probe.wait(100) return {passed = true, completed = true}")})
+  local reg = load({ ["w.lua"] = decl("x-wait", "probe.wait(100) return {passed = true, completed = true}") })
   local other = mpic.spawn(function()
     local keep = {}
-    for i = 1, 16 do keep[i] = ("z"):rep(1 << 20) .. i end -- 16 MiB while the check waits
+    for i = 1, 16 do
+      keep[i] = ("z"):rep(1 << 20) .. i
+    end -- 16 MiB while the check waits
     return #keep
   end)
   local r = challenges.run(reg.by_name["x-wait"], TGT, {}, sleepy_probe({}))
@@ -173,9 +200,12 @@ end)
 
 case("no_function_of_the_file_runs_outside_its_limits", function()
   -- a metatable handed to a probe is dropped on the way in
-  local r = run([[
+  local r = run(
+    [[
     local v = probe.peek(setmetatable({}, {__index = function() while true do end end}))
-    return {passed = v == nil, completed = true}]], sleepy_probe({}))
+    return {passed = v == nil, completed = true}]],
+    sleepy_probe({})
+  )
   eq(r.passed, true)
   -- a result whose metatable would run code is read raw
   r = run([[return setmetatable({passed = true, completed = true},
@@ -188,8 +218,13 @@ case("no_function_of_the_file_runs_outside_its_limits", function()
 end)
 
 case("validate_params_is_bounded_too", function()
-  local reg = load({["v.lua"] = decl("x-params", "return {passed = true, completed = true}",
-    {fields = "validate_params = function() while true do end end,"})})
+  local reg = load({
+    ["v.lua"] = decl(
+      "x-params",
+      "return {passed = true, completed = true}",
+      { fields = "validate_params = function() while true do end end," }
+    ),
+  })
   local issues = challenges.validate_params(reg.by_name["x-params"], {})
   eq(#issues, 1)
   eq(issues[1].issue_type, "invalid-parameters")
@@ -213,19 +248,41 @@ case("validate_with_a_looping_challenge_file_ends_quickly_not_completed", functi
   local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")
   local root = here .. "/../../.."
   local persp = { { id = "p", rir = "ARIN", location = { lat = 39.0, lon = -77.5 } } }
-  for i, r in ipairs({ { "RIPE", 50.1, 8.7 }, { "APNIC", 1.35, 103.8 }, { "LACNIC", -23.5, -46.6 },
-                       { "AFRINIC", -26.2, 28.0 }, { "ARIN", 47.6, -122.3 } }) do
+  for i, r in ipairs({
+    { "RIPE", 50.1, 8.7 },
+    { "APNIC", 1.35, 103.8 },
+    { "LACNIC", -23.5, -46.6 },
+    { "AFRINIC", -26.2, 28.0 },
+    { "ARIN", 47.6, -122.3 },
+  }) do
     persp[#persp + 1] = { id = "r" .. i, rir = r[1], location = { lat = r[2], lon = r[3] } }
   end
-  for _, p in ipairs(persp) do p.resolvers = { "127.0.0.1:9" } end -- never queried: the check only loops
-  write(dir .. "/cfg.json", mpic.json.encode({
-    issuer = { caa_domains = { "ca.example" } }, policy = root .. "/policies/br.lua",
-    selection_secret = "0123456789abcdef0123456789abcdef", challenge_dirs = { dir },
-    defaults = { perspective_count = 4, max_attempts = 1, timeout_ms = 20000 },
-    network = { allow_reserved_ips = true }, primary = "p", perspectives = persp }))
+  for _, p in ipairs(persp) do
+    p.resolvers = { "127.0.0.1:9" }
+  end -- never queried: the check only loops
+  write(
+    dir .. "/cfg.json",
+    mpic.json.encode({
+      issuer = { caa_domains = { "ca.example" } },
+      policy = root .. "/policies/br.lua",
+      selection_secret = "0123456789abcdef0123456789abcdef",
+      challenge_dirs = { dir },
+      defaults = { perspective_count = 4, max_attempts = 1, timeout_ms = 20000 },
+      network = { allow_reserved_ips = true },
+      primary = "p",
+      perspectives = persp,
+    })
+  )
   local t0 = mpic.now()
-  local p = assert(io.popen(self_exe() .. " validate --config " .. dir .. "/cfg.json --check dcv"
-    .. " --method x-loop-01 --target example.com --json 2>&1; echo \"exit=$?\""))
+  local p = assert(
+    io.popen(
+      self_exe()
+        .. " validate --config "
+        .. dir
+        .. "/cfg.json --check dcv"
+        .. ' --method x-loop-01 --target example.com --json 2>&1; echo "exit=$?"'
+    )
+  )
   local out = p:read("a")
   p:close()
   local ms = mpic.now() - t0

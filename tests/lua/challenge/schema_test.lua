@@ -18,14 +18,16 @@ local function write(path, text)
   f:close()
 end
 local function cleanup(dir)
-  for _, n in ipairs(util.listdir(dir) or {}) do os.remove(dir .. "/" .. n) end
+  for _, n in ipairs(util.listdir(dir) or {}) do
+    os.remove(dir .. "/" .. n)
+  end
   os.remove(dir)
 end
 
 local function load_one(text)
   local dir = tempdir()
   write(dir .. "/m.lua", text)
-  local reg = challenges.load({dir})
+  local reg = challenges.load({ dir })
   cleanup(dir)
   return reg, dir .. "/m.lua"
 end
@@ -48,9 +50,11 @@ case("schema_reports_every_problem_at_once_with_lines", function()
   eq(#reg.errors, 1)
   local e = reg.errors[1]
   local fields = {}
-  for _, p in ipairs(e.problems) do fields[#fields + 1] = p.field end
+  for _, p in ipairs(e.problems) do
+    fields[#fields + 1] = p.field
+  end
   table.sort(fields)
-  eq(fields, {"br_section", "check", "chek", "identifiers", "params.n.type", "params.token.requried"})
+  eq(fields, { "br_section", "check", "chek", "identifiers", "params.n.type", "params.token.requried" })
   local msg = challenges.format_errors(reg)
   -- br_section = 3.2 is a wrong type, not a missing field
   contains(msg, path .. ":4: field 'br_section': expected a BR section as a string")
@@ -83,7 +87,9 @@ case("schema_builtin_declarations_are_clean", function()
   eq(reg.errors, {})
   for _, ch in ipairs(reg.list) do
     local decl = {}
-    for k, v in pairs(ch) do if k ~= "path" then decl[k] = v end end -- path: set by the loader
+    for k, v in pairs(ch) do
+      if k ~= "path" then decl[k] = v end
+    end -- path: set by the loader
     eq(challenges.declaration_problems(decl), {}, ch.name)
   end
 end)
@@ -91,10 +97,10 @@ end)
 case("schema_br_section_ip_used_for_ip_targets", function()
   local reg = challenges.load()
   local http = reg.by_name["acme-http-01"]
-  eq(challenges.br_section_for(http, {kind = "ip", value = "192.0.2.1"}), "3.2.2.5.6")
-  eq(challenges.br_section_for(http, {kind = "dns", value = "example.com"}), "3.2.2.4.19")
+  eq(challenges.br_section_for(http, { kind = "ip", value = "192.0.2.1" }), "3.2.2.5.6")
+  eq(challenges.br_section_for(http, { kind = "dns", value = "example.com" }), "3.2.2.4.19")
   -- no br_section_ip: the one section serves both
-  eq(challenges.br_section_for(reg.by_name["caa"], {kind = "ip", value = "192.0.2.1"}), "4.2.2.1")
+  eq(challenges.br_section_for(reg.by_name["caa"], { kind = "ip", value = "192.0.2.1" }), "4.2.2.1")
 end)
 
 case("schema_helpers_run_sandboxed", function()

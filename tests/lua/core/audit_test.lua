@@ -17,7 +17,9 @@ local function read_lines(path)
   local data = f:read("a")
   f:close()
   local lines = {}
-  for l in data:gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
+  for l in data:gmatch("([^\n]*)\n") do
+    lines[#lines + 1] = l
+  end
   return lines, data
 end
 
@@ -51,7 +53,9 @@ case("audit_concurrent_appends_each_line_once_and_whole", function()
     seen[v.i] = true
     eq(#v.pad, v.i % 97)
   end
-  for i = 1, N do ok(seen[i], "line " .. i .. " present") end
+  for i = 1, N do
+    ok(seen[i], "line " .. i .. " present")
+  end
   os.remove(path)
 end)
 
@@ -65,7 +69,9 @@ case("audit_same_path_same_writer_and_order_kept", function()
   end
   local lines = read_lines(path)
   eq(#lines, 20)
-  for i = 1, 20 do eq(V(lines[i]), "line " .. i) end
+  for i = 1, 20 do
+    eq(V(lines[i]), "line " .. i)
+  end
   os.remove(path)
 end)
 
@@ -117,9 +123,13 @@ case("audit_fsync_once_asked_stays_on_for_the_path", function()
   assert(a:append(J("1")))
   local b = assert(audit.open(path, true))
   local tasks = {}
-  for i = 2, 40 do tasks[#tasks + 1] = mpic.spawn(function() return (i % 2 == 0 and a or b):append(J(tostring(i))) end) end
+  for i = 2, 40 do
+    tasks[#tasks + 1] = mpic.spawn(function() return (i % 2 == 0 and a or b):append(J(tostring(i))) end)
+  end
   mpic.wait_all(tasks, 10000)
-  for _, t in ipairs(tasks) do eq(t:result(), true) end
+  for _, t in ipairs(tasks) do
+    eq(t:result(), true)
+  end
   local lines = read_lines(path)
   eq(#lines, 40)
   eq(V(lines[1]), "1")
@@ -140,11 +150,17 @@ case("audit_cancelled_appends_are_safe", function()
   local path = tmpfile()
   local w = assert(audit.open(path, true))
   local tasks = {}
-  for i = 1, 50 do tasks[i] = mpic.spawn(function() return w:append(J("c" .. i)) end) end
+  for i = 1, 50 do
+    tasks[i] = mpic.spawn(function() return w:append(J("c" .. i)) end)
+  end
   mpic.sleep(0) -- let them queue
-  for i = 1, 50, 2 do mpic.cancel(tasks[i]) end
+  for i = 1, 50, 2 do
+    mpic.cancel(tasks[i])
+  end
   mpic.wait_all(tasks, 10000)
-  for i = 2, 50, 2 do eq(tasks[i]:result(), true) end
+  for i = 2, 50, 2 do
+    eq(tasks[i]:result(), true)
+  end
   assert(w:append(J("after")))
   local lines = read_lines(path)
   eq(V(lines[#lines]), "after")

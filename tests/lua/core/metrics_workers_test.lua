@@ -33,8 +33,11 @@ end
 local VALID = 'mpic_validations_total{check_type="dcv",method="acme-dns-01",verdict="valid"}'
 
 local function one_validation()
-  metrics.validation({ is_valid = true, mpic_decision = { method = "acme-dns-01" },
-    perspectives = { { perspective_code = "pdx", elapsed_ms = 20 } } }, 200, { check_type = "dcv" })
+  metrics.validation({
+    is_valid = true,
+    mpic_decision = { method = "acme-dns-01" },
+    perspectives = { { perspective_code = "pdx", elapsed_ms = 20 } },
+  }, 200, { check_type = "dcv" })
 end
 
 case("metrics_workers_one_scrape_sums_the_others", function()
@@ -42,7 +45,9 @@ case("metrics_workers_one_scrape_sums_the_others", function()
   metrics.reset()
   -- worker 1's snapshot, as its flush writes it
   metrics.share(dir, "w1", true)
-  for _ = 1, 3 do one_validation() end
+  for _ = 1, 3 do
+    one_validation()
+  end
   metrics.inflight(5)
   metrics.agent_health("pdx", false, 10)
   metrics.flush()
@@ -50,7 +55,8 @@ case("metrics_workers_one_scrape_sums_the_others", function()
   -- worker 0: two of its own
   metrics.reset()
   metrics.share(dir, "w0", true)
-  one_validation(); one_validation()
+  one_validation()
+  one_validation()
   metrics.inflight(2)
   metrics.agent_health("pdx", true, 10)
   local text = metrics.render()
@@ -69,7 +75,9 @@ case("metrics_workers_restarted_worker_takes_up_its_counts", function()
   local dir = tmpdir()
   metrics.reset()
   metrics.share(dir, "w0", true)
-  for _ = 1, 4 do one_validation() end
+  for _ = 1, 4 do
+    one_validation()
+  end
   metrics.inflight(3)
   metrics.flush()
   metrics.share(nil)
@@ -86,8 +94,10 @@ end)
 
 case("metrics_workers_garbled_snapshot_is_ignored", function()
   local dir = tmpdir()
-  write(dir .. "/w1.metrics", '{"mpic_validations_total":{"x":{"v":"many"}},"mpic_perspective_check_duration_seconds"'
-    .. ':{"y":{"c":3}}}')
+  write(
+    dir .. "/w1.metrics",
+    '{"mpic_validations_total":{"x":{"v":"many"}},"mpic_perspective_check_duration_seconds"' .. ':{"y":{"c":3}}}'
+  )
   write(dir .. "/w2.metrics", "not json")
   metrics.reset()
   metrics.share(dir, "w0", true)

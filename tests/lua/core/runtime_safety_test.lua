@@ -28,7 +28,10 @@ end)
 case("probe_in_gsub_callback_raises_and_wait_still_works", function()
   local okk, err = pcall(string.gsub, "ab", ".", function() mpic.sleep(1) end)
   eq(okk, false)
-  local t = mpic.spawn(function() mpic.sleep(30); return 7 end)
+  local t = mpic.spawn(function()
+    mpic.sleep(30)
+    return 7
+  end)
   local got = mpic.wait_first({ t }, 1, 2000)
   eq(#got, 1)
   eq(t:result(), 7)
@@ -59,8 +62,7 @@ case("error_object_tostring_text_is_the_task_error", function()
 end)
 
 case("http_url_with_nul_byte_raises", function()
-  raises(function() http.get("http://127.0.0.1:1/\0.example", { timeout_ms = 500 }) end,
-    "URL contains a NUL byte")
+  raises(function() http.get("http://127.0.0.1:1/\0.example", { timeout_ms = 500 }) end, "URL contains a NUL byte")
 end)
 
 -- socket fds of this process: fd -> true when close-on-exec is set
@@ -89,9 +91,9 @@ case("http_probe_connection_is_close_on_exec", function()
   http.get("http://127.0.0.1:1/", { timeout_ms = 500, allow_reserved = true })
   local before = socket_fds()
   local srv = assert(server.listen { address = "127.0.0.1", port = 0 })
-  local probe = mpic.spawn(function()
-    return http.get("http://127.0.0.1:" .. srv:port() .. "/", { timeout_ms = 3000, allow_reserved = true })
-  end)
+  local probe = mpic.spawn(
+    function() return http.get("http://127.0.0.1:" .. srv:port() .. "/", { timeout_ms = 3000, allow_reserved = true }) end
+  )
   mpic.sleep(150) -- connected; the server never answers
   local during = socket_fds()
   local new = 0

@@ -5,15 +5,25 @@ local case, eq, ok = T.case, T.eq, T.ok
 case("task_spawned_tasks_run_in_spawn_order", function()
   local order = {}
   local ts = {}
-  for i = 1, 5 do ts[i] = mpic.spawn(function() order[#order + 1] = i end) end
+  for i = 1, 5 do
+    ts[i] = mpic.spawn(function() order[#order + 1] = i end)
+  end
   mpic.wait_all(ts)
   eq(order, { 1, 2, 3, 4, 5 })
 end)
 
 case("task_yield_lets_other_ready_tasks_run", function()
   local log = {}
-  local a = mpic.spawn(function() log[#log + 1] = "a1"; coroutine.yield(); log[#log + 1] = "a2" end)
-  local b = mpic.spawn(function() log[#log + 1] = "b1"; coroutine.yield(); log[#log + 1] = "b2" end)
+  local a = mpic.spawn(function()
+    log[#log + 1] = "a1"
+    coroutine.yield()
+    log[#log + 1] = "a2"
+  end)
+  local b = mpic.spawn(function()
+    log[#log + 1] = "b1"
+    coroutine.yield()
+    log[#log + 1] = "b2"
+  end)
   mpic.wait_all({ a, b })
   eq(log, { "a1", "b1", "a2", "b2" })
 end)
@@ -22,7 +32,10 @@ case("task_sleepers_wake_in_deadline_order", function()
   local order = {}
   local ts = {}
   for i, ms in ipairs({ 30, 10, 20 }) do
-    ts[i] = mpic.spawn(function() mpic.sleep(ms); order[#order + 1] = ms end)
+    ts[i] = mpic.spawn(function()
+      mpic.sleep(ms)
+      order[#order + 1] = ms
+    end)
   end
   mpic.wait_all(ts)
   eq(order, { 10, 20, 30 })
@@ -36,7 +49,10 @@ case("task_wait_returns_all_results", function()
 end)
 
 case("task_error_is_reported_to_waiter_with_traceback", function()
-  local t = mpic.spawn(function() local x = nil; return x.field end)
+  local t = mpic.spawn(function()
+    local x = nil
+    return x.field
+  end)
   local r, kind, msg = mpic.wait(t)
   eq(r, nil)
   eq(kind, "task_error")
@@ -46,7 +62,10 @@ case("task_error_is_reported_to_waiter_with_traceback", function()
 end)
 
 case("task_wait_timeout_leaves_task_running", function()
-  local t = mpic.spawn(function() mpic.sleep(50); return "late" end)
+  local t = mpic.spawn(function()
+    mpic.sleep(50)
+    return "late"
+  end)
   local r, kind = mpic.wait(t, 5)
   eq({ r, kind }, { nil, "timeout" })
   eq(t:status(), "waiting")
@@ -56,7 +75,10 @@ end)
 case("task_with_timeout_cancels_on_deadline", function()
   local finished = false
   local t0 = mpic.now()
-  local r, kind = mpic.with_timeout(20, function() mpic.sleep(5000); finished = true end)
+  local r, kind = mpic.with_timeout(20, function()
+    mpic.sleep(5000)
+    finished = true
+  end)
   eq({ r, kind }, { nil, "timeout" })
   ok(mpic.now() - t0 < 1000, "deadline respected")
   mpic.sleep(10)
@@ -91,8 +113,8 @@ case("task_cancel_of_running_task_takes_effect_at_next_yield", function()
   local reached = false
   local t
   t = mpic.spawn(function()
-    mpic.cancel(t)          -- cancels itself
-    mpic.sleep(1)           -- the next yield ends it
+    mpic.cancel(t) -- cancels itself
+    mpic.sleep(1) -- the next yield ends it
     reached = true
   end)
   local r, kind = mpic.wait(t)
@@ -103,13 +125,18 @@ end)
 case("task_wait_first_returns_in_completion_order", function()
   local ts = {}
   for i, ms in ipairs({ 40, 5, 20, 60 }) do
-    ts[i] = mpic.spawn(function() mpic.sleep(ms); return i end)
+    ts[i] = mpic.spawn(function()
+      mpic.sleep(ms)
+      return i
+    end)
   end
   local done = mpic.wait_first(ts, 2)
   eq(#done, 2)
   eq({ done[1]:result() }, { 2 })
   eq({ done[2]:result() }, { 3 })
-  for _, t in ipairs(ts) do mpic.cancel(t) end
+  for _, t in ipairs(ts) do
+    mpic.cancel(t)
+  end
 end)
 
 case("task_wait_first_counts_already_finished_tasks", function()
@@ -123,7 +150,10 @@ case("task_wait_first_counts_already_finished_tasks", function()
 end)
 
 case("task_wait_first_timeout_returns_partial_list", function()
-  local a = mpic.spawn(function() mpic.sleep(1) return 1 end)
+  local a = mpic.spawn(function()
+    mpic.sleep(1)
+    return 1
+  end)
   local b = mpic.spawn(function() mpic.sleep(100000) end)
   local done, why = mpic.wait_first({ a, b }, 2, 30)
   eq(#done, 1)
@@ -146,20 +176,31 @@ end)
 case("task_cancelled_sleepers_release_their_timers", function()
   local before = mpic.stats().live_tasks
   local ts = {}
-  for i = 1, 2000 do ts[i] = mpic.spawn(function() mpic.sleep(100000) end) end
+  for i = 1, 2000 do
+    ts[i] = mpic.spawn(function() mpic.sleep(100000) end)
+  end
   mpic.sleep(1)
   eq(mpic.stats().live_tasks, before + 2000)
-  for _, t in ipairs(ts) do mpic.cancel(t) end
+  for _, t in ipairs(ts) do
+    mpic.cancel(t)
+  end
   eq(mpic.stats().live_tasks, before)
 end)
 
 case("task_ten_thousand_concurrent_sleepers_finish_together", function()
   local ts = {}
   local t0 = mpic.now()
-  for i = 1, 10000 do ts[i] = mpic.spawn(function() mpic.sleep(10) return i end) end
+  for i = 1, 10000 do
+    ts[i] = mpic.spawn(function()
+      mpic.sleep(10)
+      return i
+    end)
+  end
   mpic.wait_all(ts)
   local sum = 0
-  for _, t in ipairs(ts) do sum = sum + t:result() end
+  for _, t in ipairs(ts) do
+    sum = sum + t:result()
+  end
   eq(sum, 10000 * 10001 // 2)
   ok(mpic.now() - t0 < 5000, "bounded")
 end)
@@ -172,6 +213,6 @@ case("task_to_be_closed_variable_closed_on_cancel", function()
   end)
   mpic.sleep(1)
   mpic.cancel(t)
-  mpic.sleep(1)  -- coroutines are reset outside any task, before the next turn
+  mpic.sleep(1) -- coroutines are reset outside any task, before the next turn
   eq(closed, true)
 end)

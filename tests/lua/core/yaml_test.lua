@@ -17,10 +17,18 @@ j: hello world
 k: 1e3
 l: .inf
 ]]))
-  eq(v.a, 1); eq(math.type(v.a), "integer")
-  eq(v.b, -2.5); eq(v.c, true); eq(v.d, false)
-  eq(v.e, nil); eq(v.f, nil)
-  eq(v.g, "1"); eq(v.h, "3.0"); eq(v.i, 31); eq(v.j, "hello world"); eq(v.k, 1000.0)
+  eq(v.a, 1)
+  eq(math.type(v.a), "integer")
+  eq(v.b, -2.5)
+  eq(v.c, true)
+  eq(v.d, false)
+  eq(v.e, nil)
+  eq(v.f, nil)
+  eq(v.g, "1")
+  eq(v.h, "3.0")
+  eq(v.i, 31)
+  eq(v.j, "hello world")
+  eq(v.k, 1000.0)
   eq(v.l, math.huge)
 end)
 
@@ -38,8 +46,20 @@ end)
 case("yaml_alias_bomb_costs_nothing", function()
   local lines = { "a0: &a0 [x, x, x, x, x, x, x, x, x, x]" }
   for i = 1, 20 do
-    lines[#lines + 1] = ("a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]")
-      :format(i, i, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1)
+    lines[#lines + 1] = ("a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]"):format(
+      i,
+      i,
+      i - 1,
+      i - 1,
+      i - 1,
+      i - 1,
+      i - 1,
+      i - 1,
+      i - 1,
+      i - 1,
+      i - 1,
+      i - 1
+    )
   end
   local t0 = require("mpic").now()
   local v = assert(yaml.load(table.concat(lines, "\n")))
@@ -60,13 +80,12 @@ case("yaml_multiple_documents_rejected", function()
   T.contains(err, "line 2")
 end)
 
-case("yaml_single_document_with_markers_accepted", function()
-  eq(yaml.load("---\na: 1\n...\n"), { a = 1 })
-end)
+case("yaml_single_document_with_markers_accepted", function() eq(yaml.load("---\na: 1\n...\n"), { a = 1 }) end)
 
 case("yaml_empty_stream_is_nil", function()
   local v, err = yaml.load("")
-  eq(v, nil); eq(err, nil)
+  eq(v, nil)
+  eq(err, nil)
 end)
 
 case("yaml_duplicate_key_rejected_with_position", function()
@@ -100,6 +119,4 @@ case("yaml_deep_nesting_rejected", function()
   T.contains(err, "nesting too deep")
 end)
 
-case("yaml_quoted_strings_keep_bytes", function()
-  eq(yaml.load('a: "tab\\tnul\\0end"\n'), { a = "tab\tnul\0end" })
-end)
+case("yaml_quoted_strings_keep_bytes", function() eq(yaml.load('a: "tab\\tnul\\0end"\n'), { a = "tab\tnul\0end" }) end)

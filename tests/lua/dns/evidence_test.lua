@@ -19,7 +19,7 @@ end
 
 -- Run a check through a probe whose DNS is a resolver of the lab server var.
 local function check(method, var, tname, params)
-  local res <close> = dns.resolver{ servers = { server(var) }, timeout_ms = 300, tries = 1, lifetime_ms = 1000 }
+  local res <close> = dns.resolver { servers = { server(var) }, timeout_ms = 300, tries = 1, lifetime_ms = 1000 }
   local probe = { dns = function(n, t) return res:query(n, t) end, config = { caa_domains = { "ca.example" } } }
   local t = assert(target.normalise(tname, { allow_reserved = true }))
   return challenges.run(REG.by_name[method], t, params, probe)
@@ -50,16 +50,16 @@ end)
 
 case("evidence_ad_flag_from_the_wire", function()
   -- the scripted server sets AD=1 on its answer for ad.<anything>
-  local r = check("ip-address", "MPIC_LAB_DNS_FAKE", "ad.example",
-    { challenge_value = "192.0.2.53", dns_record_type = "A" })
+  local r =
+    check("ip-address", "MPIC_LAB_DNS_FAKE", "ad.example", { challenge_value = "192.0.2.53", dns_record_type = "A" })
   eq(r.passed, true)
   eq(r.details.ad_flag, true)
   eq(r.details.resolver, server("MPIC_LAB_DNS_FAKE"))
 end)
 
 case("evidence_servfail_names_its_resolver", function()
-  local r = check("dns-change", "MPIC_LAB_DNS_FAKE", "servfail.example",
-    { challenge_value = "x", dns_record_type = "TXT" })
+  local r =
+    check("dns-change", "MPIC_LAB_DNS_FAKE", "servfail.example", { challenge_value = "x", dns_record_type = "TXT" })
   eq(r.passed, false)
   eq(r.details.resolver, server("MPIC_LAB_DNS_FAKE"))
 end)

@@ -15,7 +15,9 @@ end
 
 local function resolver(var, extra)
   local cfg = { servers = { server(var) }, timeout_ms = 1000, tries = 1 }
-  for k, v in pairs(extra or {}) do cfg[k] = v end
+  for k, v in pairs(extra or {}) do
+    cfg[k] = v
+  end
   return dns.resolver(cfg)
 end
 
@@ -34,8 +36,11 @@ case("dns_servfail", function()
   local res, kind, detail, partial = r:query("servfail.fake.test", "CAA")
   eq(res, nil)
   eq(kind, "servfail")
-  eq(detail, "DNS problem: SERVFAIL looking up CAA for servfail.fake.test. - the domain's " ..
-             "nameservers may be malfunctioning")
+  eq(
+    detail,
+    "DNS problem: SERVFAIL looking up CAA for servfail.fake.test. - the domain's "
+      .. "nameservers may be malfunctioning"
+  )
   eq(partial.rcode, "SERVFAIL")
   eq(partial.ede, nil)
 end)
@@ -103,8 +108,7 @@ case("dns_timeout_against_blackhole", function()
 end)
 
 case("dns_lifetime_bounds_the_query", function()
-  local r <close> = resolver("MPIC_LAB_DNS_BLACKHOLE",
-    { timeout_ms = 1000, tries = 5, lifetime_ms = 300 })
+  local r <close> = resolver("MPIC_LAB_DNS_BLACKHOLE", { timeout_ms = 1000, tries = 5, lifetime_ms = 300 })
   local t0 = mpic.now()
   local _, kind = r:query("victim.test", "A")
   local took = mpic.now() - t0
@@ -122,9 +126,14 @@ case("dns_port_unreachable_is_a_dns_error", function()
 end)
 
 case("dns_second_server_used_after_timeout", function()
-  local r <close> = dns.resolver{ servers = { server("MPIC_LAB_DNS_BLACKHOLE"),
-                                              server("MPIC_LAB_DNS_GOOD") },
-                                  timeout_ms = 200, tries = 2 }
+  local r <close> = dns.resolver {
+    servers = {
+      server("MPIC_LAB_DNS_BLACKHOLE"),
+      server("MPIC_LAB_DNS_GOOD"),
+    },
+    timeout_ms = 200,
+    tries = 2,
+  }
   local res = assert(r:query("victim.test", "A"))
   eq(res.records[1].address, "192.0.2.10")
   eq(res.server, server("MPIC_LAB_DNS_GOOD")) -- the one that answered
@@ -132,9 +141,14 @@ end)
 
 case("dns_refused_is_not_retried_on_next_server", function()
   -- NOCHECKRESP: a REFUSED answer reaches us instead of moving on
-  local r <close> = dns.resolver{ servers = { server("MPIC_LAB_DNS_REFUSED"),
-                                              server("MPIC_LAB_DNS_GOOD") },
-                                  timeout_ms = 500, tries = 1 }
+  local r <close> = dns.resolver {
+    servers = {
+      server("MPIC_LAB_DNS_REFUSED"),
+      server("MPIC_LAB_DNS_GOOD"),
+    },
+    timeout_ms = 500,
+    tries = 1,
+  }
   local _, kind = r:query("victim.test", "A")
   eq(kind, "refused")
 end)
@@ -144,16 +158,18 @@ end)
 -- to a live one, and then reuses both sockets, names the right one each time.
 case("dns_answering_server_after_failover", function()
   local dead, good = server("MPIC_LAB_DNS_BLACKHOLE"), server("MPIC_LAB_DNS_REFUSED")
-  local r <close> = dns.resolver{ servers = { dead, good }, timeout_ms = 200, tries = 2 }
+  local r <close> = dns.resolver { servers = { dead, good }, timeout_ms = 200, tries = 2 }
   local tasks = {}
-  for i = 1, 6 do tasks[i] = mpic.spawn(r.query, r, "n" .. i .. ".victim.test", "TXT") end
+  for i = 1, 6 do
+    tasks[i] = mpic.spawn(r.query, r, "n" .. i .. ".victim.test", "TXT")
+  end
   for i = 1, 6 do
     local res, kind, _, partial = mpic.wait(tasks[i])
     eq(res, nil)
     eq(kind, "refused")
     eq(partial.server, good)
   end
-  local g <close> = dns.resolver{ servers = { server("MPIC_LAB_DNS_GOOD"), good }, timeout_ms = 1000, tries = 1 }
+  local g <close> = dns.resolver { servers = { server("MPIC_LAB_DNS_GOOD"), good }, timeout_ms = 1000, tries = 1 }
   local res = g:query("victim.test", "SOA")
   ok(res, "the first server answers")
   eq(res.server, server("MPIC_LAB_DNS_GOOD"))

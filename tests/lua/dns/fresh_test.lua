@@ -6,9 +6,7 @@ local dns = require "mpic.core.dns"
 local case, eq, ok = T.case, T.eq, T.ok
 
 local function plain(v, seen)
-  if type(v) ~= "table" then
-    return type(v) == "string" or type(v) == "number" or type(v) == "boolean"
-  end
+  if type(v) ~= "table" then return type(v) == "string" or type(v) == "number" or type(v) == "boolean" end
   if getmetatable(v) ~= nil then return false end
   for k, x in pairs(v) do
     seen[#seen + 1] = x
@@ -28,8 +26,12 @@ case("answers_are_fresh_plain_tables", function()
   ok(plain(b, tb), "plain answer")
   ok(a ~= b, "a new table per answer")
   local in_a = {}
-  for _, x in ipairs(ta) do if type(x) == "table" then in_a[x] = true end end
-  for _, x in ipairs(tb) do ok(type(x) ~= "table" or not in_a[x], "no table shared between answers") end
+  for _, x in ipairs(ta) do
+    if type(x) == "table" then in_a[x] = true end
+  end
+  for _, x in ipairs(tb) do
+    ok(type(x) ~= "table" or not in_a[x], "no table shared between answers")
+  end
   -- and a negative answer too
   local nx = assert(r:query("nx.victim.test", "A"))
   eq(nx.rcode, "NXDOMAIN")

@@ -15,8 +15,17 @@ case("dns_valid_name_converts_u_labels", function()
 end)
 
 case("dns_valid_name_rejects_bad_names", function()
-  local bad = { "", ".", "a..b", "a b.test", "x\0y.test", "ex@mple.test", "\xff\xfe.test",
-                string.rep("a", 64) .. ".test", string.rep("a.", 127) .. "aa" }
+  local bad = {
+    "",
+    ".",
+    "a..b",
+    "a b.test",
+    "x\0y.test",
+    "ex@mple.test",
+    "\xff\xfe.test",
+    string.rep("a", 64) .. ".test",
+    string.rep("a.", 127) .. "aa",
+  }
   for _, name in ipairs(bad) do
     local v, err = dns.valid_name(name)
     eq(v, nil, "accepted " .. T.repr(name))
@@ -34,28 +43,26 @@ case("dns_valid_name_accepts_limits", function()
 end)
 
 case("dns_resolver_bad_config_raises", function()
-  raises(function() dns.resolver{} end, "servers")
-  raises(function() dns.resolver{ servers = {} } end, "servers")
-  raises(function() dns.resolver{ servers = { 53 } } end, "servers%[1%]")
-  raises(function() dns.resolver{ servers = { "127.0.0.1:53" }, timeout_ms = 0 } end, "timeout_ms")
-  raises(function() dns.resolver{ servers = { "127.0.0.1:53" }, tries = "x" } end, "tries")
-  raises(function() dns.resolver{ servers = { "127.0.0.1:53" }, bogus = 1 } end, "unknown option")
-  raises(function() dns.resolver{ servers = { "not an address" } } end, "server")
-  raises(function() dns.resolver{ servers = { "127.0.0.1:53" }, source_ipv4 = "::1" } end,
-    "source_ipv4")
-  raises(function() dns.resolver{ servers = { "127.0.0.1:53" }, source_ipv6 = "1.2.3.4" } end,
-    "source_ipv6")
+  raises(function() dns.resolver {} end, "servers")
+  raises(function() dns.resolver { servers = {} } end, "servers")
+  raises(function() dns.resolver { servers = { 53 } } end, "servers%[1%]")
+  raises(function() dns.resolver { servers = { "127.0.0.1:53" }, timeout_ms = 0 } end, "timeout_ms")
+  raises(function() dns.resolver { servers = { "127.0.0.1:53" }, tries = "x" } end, "tries")
+  raises(function() dns.resolver { servers = { "127.0.0.1:53" }, bogus = 1 } end, "unknown option")
+  raises(function() dns.resolver { servers = { "not an address" } } end, "server")
+  raises(function() dns.resolver { servers = { "127.0.0.1:53" }, source_ipv4 = "::1" } end, "source_ipv4")
+  raises(function() dns.resolver { servers = { "127.0.0.1:53" }, source_ipv6 = "1.2.3.4" } end, "source_ipv6")
 end)
 
 case("dns_query_unsupported_type_raises", function()
-  local r <close> = dns.resolver{ servers = { "127.0.0.1:9" } }
+  local r <close> = dns.resolver { servers = { "127.0.0.1:9" } }
   raises(function() r:query("victim.test", "MX") end, "unsupported query type")
   raises(function() r:query("victim.test", "ANY") end, "unsupported query type")
   raises(function() r:query(nil, "A") end)
 end)
 
 case("dns_query_invalid_name_is_invalid_target", function()
-  local r <close> = dns.resolver{ servers = { "127.0.0.1:9" } }
+  local r <close> = dns.resolver { servers = { "127.0.0.1:9" } }
   local res, kind, detail = r:query("a..b.test", "A")
   eq(res, nil)
   eq(kind, "invalid_target")
@@ -66,7 +73,7 @@ case("dns_query_invalid_name_is_invalid_target", function()
 end)
 
 case("dns_query_on_closed_resolver_raises", function()
-  local r = dns.resolver{ servers = { "127.0.0.1:9" } }
+  local r = dns.resolver { servers = { "127.0.0.1:9" } }
   eq(r:servers(), "127.0.0.1:9")
   r:close()
   r:close() -- idempotent

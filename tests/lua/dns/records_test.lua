@@ -13,7 +13,9 @@ end
 
 local function good(extra)
   local cfg = { servers = { server("MPIC_LAB_DNS_GOOD") }, timeout_ms = 1000, tries = 2 }
-  for k, v in pairs(extra or {}) do cfg[k] = v end
+  for k, v in pairs(extra or {}) do
+    cfg[k] = v
+  end
   return dns.resolver(cfg)
 end
 
@@ -33,21 +35,22 @@ case("dns_a_record", function()
   eq(res.tc, false)
   eq(res.server, server("MPIC_LAB_DNS_GOOD"))
   ok(res.elapsed_ms >= 0 and res.elapsed_ms < 1000)
-  eq(res.records, { { name = "victim.test.", type = "A", class = "IN", ttl = 300,
-                      address = "192.0.2.10" } })
+  eq(res.records, {
+    { name = "victim.test.", type = "A", class = "IN", ttl = 300, address = "192.0.2.10" },
+  })
   eq(res.cname_chain, {})
   eq(res.ede, nil)
 end)
 
-case("dns_aaaa_record", function()
-  eq(q("victim.test.", "AAAA").records[1].address, "2001:db8::10")
-end)
+case("dns_aaaa_record", function() eq(q("victim.test.", "AAAA").records[1].address, "2001:db8::10") end)
 
 case("dns_txt_strings_kept_and_joined", function()
   local res = q("multi.victim.test", "TXT")
   eq(#res.records, 2)
   local byvalue = {}
-  for _, rr in ipairs(res.records) do byvalue[rr.value] = rr.strings end
+  for _, rr in ipairs(res.records) do
+    byvalue[rr.value] = rr.strings
+  end
   eq(byvalue["part one, part two"], { "part one, ", "part two" })
   eq(byvalue["second record"], { "second record" })
 end)
@@ -59,16 +62,18 @@ case("dns_txt_nul_bytes_preserved", function()
   eq(#rr.value, 4)
 end)
 
-case("dns_txt_utf8_bytes_preserved", function()
-  eq(q("utf8.victim.test", "TXT").records[1].value, "caf\xc3\xa9")
-end)
+case("dns_txt_utf8_bytes_preserved", function() eq(q("utf8.victim.test", "TXT").records[1].value, "caf\xc3\xa9") end)
 
 case("dns_caa_flags_tag_value", function()
   local res = q("crit.victim.test", "CAA")
   eq(#res.records, 2)
   local crit, issue
   for _, rr in ipairs(res.records) do
-    if rr.tag == "futuretag" then crit = rr else issue = rr end
+    if rr.tag == "futuretag" then
+      crit = rr
+    else
+      issue = rr
+    end
   end
   eq(crit.flags, 128)
   eq(crit.critical, true)
@@ -83,8 +88,10 @@ case("dns_ptr_ns_soa", function()
   eq(q("ptr.victim.test", "PTR").records[1].target, "target.victim.test.")
   eq(q("victim.test", "NS").records[1].target, "ns.victim.test.")
   local soa = q("victim.test", "SOA").records[1]
-  eq({ soa.mname, soa.rname, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum },
-     { "ns.victim.test.", "hostmaster.victim.test.", 2024010101, 3600, 600, 86400, 300 })
+  eq(
+    { soa.mname, soa.rname, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum },
+    { "ns.victim.test.", "hostmaster.victim.test.", 2024010101, 3600, 600, 86400, 300 }
+  )
 end)
 
 case("dns_cname_query_returns_the_cname", function()
@@ -107,8 +114,12 @@ end)
 
 case("dns_cname_chain_of_four_followed", function()
   local res = q("c1.victim.test", "TXT")
-  eq(res.cname_chain, { "c2.victim.test.", "c3.victim.test.", "c4.victim.test.",
-                        "target.victim.test." })
+  eq(res.cname_chain, {
+    "c2.victim.test.",
+    "c3.victim.test.",
+    "c4.victim.test.",
+    "target.victim.test.",
+  })
   eq(#res.records, 1)
   eq(res.records[1].name, "target.victim.test.")
   eq(res.records[1].value, "end of chain")
@@ -131,8 +142,12 @@ case("dns_truncated_udp_answer_retried_over_tcp", function()
   eq(res.tc, false)
   eq(#res.records, 20)
   local seen = {}
-  for _, rr in ipairs(res.records) do seen[rr.value:sub(1, 2)] = #rr.value end
-  for i = 0, 19 do eq(seen[("%02d"):format(i)], 203) end
+  for _, rr in ipairs(res.records) do
+    seen[rr.value:sub(1, 2)] = #rr.value
+  end
+  for i = 0, 19 do
+    eq(seen[("%02d"):format(i)], 203)
+  end
 end)
 
 case("dns_tcp_only_resolver", function()
@@ -154,7 +169,7 @@ case("dns_source_address_binding", function()
 end)
 
 case("dns_ad_flag_reported", function()
-  local r <close> = dns.resolver{ servers = { server("MPIC_LAB_DNS_FAKE") }, timeout_ms = 1000 }
+  local r <close> = dns.resolver { servers = { server("MPIC_LAB_DNS_FAKE") }, timeout_ms = 1000 }
   local res = assert(r:query("ad.fake.test", "A"))
   eq(res.ad, true)
   eq(res.records[1].address, "192.0.2.53")

@@ -20,8 +20,12 @@ local function timed(r, name)
 end
 
 case("dns_retry_timer_of_a_later_query_is_not_delayed", function()
-  local r <close> = dns.resolver{ servers = { server("MPIC_LAB_DNS_BLACKHOLE") }, timeout_ms = 200,
-                                  tries = 3, lifetime_ms = 5000 }
+  local r <close> = dns.resolver {
+    servers = { server("MPIC_LAB_DNS_BLACKHOLE") },
+    timeout_ms = 200,
+    tries = 3,
+    lifetime_ms = 5000,
+  }
   -- a: tries end at 200 ms, then its second try waits longer (c-ares
   -- doubles the per-try timeout); b starts at 300 ms, during that wait, and
   -- its first try ends at 500 ms, before a's second try does

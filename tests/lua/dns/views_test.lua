@@ -13,8 +13,8 @@ local function server(var)
 end
 
 case("dns_good_and_evil_views_differ", function()
-  local good <close> = dns.resolver{ servers = { server("MPIC_LAB_DNS_GOOD") } }
-  local evil <close> = dns.resolver{ servers = { server("MPIC_LAB_DNS_EVIL") } }
+  local good <close> = dns.resolver { servers = { server("MPIC_LAB_DNS_GOOD") } }
+  local evil <close> = dns.resolver { servers = { server("MPIC_LAB_DNS_EVIL") } }
   local g = assert(good:query("_acme-challenge.victim.test", "TXT"))
   local e = assert(evil:query("_acme-challenge.victim.test", "TXT"))
   eq(g.records[1].value, "7FwkJPsKf-TH54wu4eiIFA3nhzYaevsL7953ihy-tpo")
@@ -33,8 +33,8 @@ case("dns_good_and_evil_views_differ", function()
 end)
 
 case("dns_concurrent_queries_on_two_resolvers", function()
-  local good <close> = dns.resolver{ servers = { server("MPIC_LAB_DNS_GOOD") } }
-  local evil <close> = dns.resolver{ servers = { server("MPIC_LAB_DNS_EVIL") } }
+  local good <close> = dns.resolver { servers = { server("MPIC_LAB_DNS_GOOD") } }
+  local evil <close> = dns.resolver { servers = { server("MPIC_LAB_DNS_EVIL") } }
   local tasks = {}
   for i = 1, 50 do
     local r = (i % 2 == 0) and good or evil

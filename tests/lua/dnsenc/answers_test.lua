@@ -14,9 +14,16 @@ local function env(var)
 end
 
 local function resolver(server, extra)
-  local cfg = { servers = { env(server) }, timeout_ms = 2000, tries = 2, lifetime_ms = 8000,
-                ca_file = env("MPIC_LAB_ENC_CA") }
-  for k, v in pairs(extra or {}) do cfg[k] = v end
+  local cfg = {
+    servers = { env(server) },
+    timeout_ms = 2000,
+    tries = 2,
+    lifetime_ms = 8000,
+    ca_file = env("MPIC_LAB_ENC_CA"),
+  }
+  for k, v in pairs(extra or {}) do
+    cfg[k] = v
+  end
   return dns.resolver(cfg)
 end
 
@@ -43,10 +50,17 @@ local transports = {
 }
 
 local questions = {
-  { "victim.test", "A" }, { "victim.test", "TXT" }, { "victim.test", "CAA" },
-  { "crit.victim.test", "CAA" }, { "_acme-challenge.victim.test", "TXT" },
-  { "multi.victim.test", "TXT" }, { "c1.victim.test", "A" }, { "victim.test", "AAAA" },
-  { "nope.victim.test", "A" }, { "nope.victim.test", "CAA" }, { "victim.test", "PTR" },
+  { "victim.test", "A" },
+  { "victim.test", "TXT" },
+  { "victim.test", "CAA" },
+  { "crit.victim.test", "CAA" },
+  { "_acme-challenge.victim.test", "TXT" },
+  { "multi.victim.test", "TXT" },
+  { "c1.victim.test", "A" },
+  { "victim.test", "AAAA" },
+  { "nope.victim.test", "A" },
+  { "nope.victim.test", "CAA" },
+  { "victim.test", "PTR" },
 }
 
 for _, tr in ipairs(transports) do
@@ -63,7 +77,9 @@ for _, tr in ipairs(transports) do
     eq(res.records[1].value, "v=legit")
     local cres = assert(r:query("victim.test", "CAA"))
     local issue
-    for _, rr in ipairs(cres.records) do if rr.tag == "issue" then issue = rr.value end end
+    for _, rr in ipairs(cres.records) do
+      if rr.tag == "issue" then issue = rr.value end
+    end
     eq(issue, "ca.example")
     local nx, kind = r:query("nope.victim.test", "A")
     eq(nx and nx.rcode, "NXDOMAIN", kind)
@@ -84,7 +100,9 @@ case("dnsenc_refused_like_udp", function()
   -- every name outside the lab zones is REFUSED by the lab unbound
   local want = outcome(udp, "example.com", "A")
   eq(want.kind, "refused")
-  for _, tr in ipairs(transports) do eq(outcome(tr[2], "example.com", "A"), want, tr[1]) end
+  for _, tr in ipairs(transports) do
+    eq(outcome(tr[2], "example.com", "A"), want, tr[1])
+  end
 end)
 
 case("dnsenc_upper_case_question_matches", function()
@@ -96,6 +114,8 @@ case("dnsenc_upper_case_question_matches", function()
 end)
 
 case("dnsenc_answers_close", function()
-  for _, tr in ipairs(transports) do tr[2]:close() end
+  for _, tr in ipairs(transports) do
+    tr[2]:close()
+  end
   udp:close()
 end)

@@ -17,9 +17,13 @@ end
 
 local function resolver(servers, extra)
   local list = {}
-  for i, s in ipairs(servers) do list[i] = env(s) end
+  for i, s in ipairs(servers) do
+    list[i] = env(s)
+  end
   local cfg = { servers = list, timeout_ms = 2000, tries = 1, ca_file = env("MPIC_LAB_ENC_CA") }
-  for k, v in pairs(extra or {}) do cfg[k] = v end
+  for k, v in pairs(extra or {}) do
+    cfg[k] = v
+  end
   return dns.resolver(cfg)
 end
 
@@ -32,7 +36,9 @@ local function burst(r, n)
     tasks[i] = mpic.spawn(function() return r:query(name, rtype) end)
   end
   local out = {}
-  for i = 1, n do out[i] = { mpic.wait(tasks[i], 10000) } end
+  for i = 1, n do
+    out[i] = { mpic.wait(tasks[i], 10000) }
+  end
   return out
 end
 
@@ -46,14 +52,18 @@ case("dnsenc_dot_pipelines_on_one_connection", function()
   end
   eq(r:connections(), 1, "200 concurrent queries rode one TLS connection")
   -- answers are matched by ID, not by order: every one got its own type
-  for i, o in ipairs(out) do eq(o[1].type, ({ "A", "TXT", "CAA", "AAAA" })[i % 4 + 1]) end
+  for i, o in ipairs(out) do
+    eq(o[1].type, ({ "A", "TXT", "CAA", "AAAA" })[i % 4 + 1])
+  end
 end)
 
 case("dnsenc_doh_multiplexes_on_one_connection", function()
   local r <close> = resolver({ "MPIC_LAB_ENC_DOH" })
   assert(r:query("victim.test", "A")) -- the connection (HTTP/2) is up
   local out = burst(r, 100)
-  for i, o in ipairs(out) do ok(o[1], "query " .. i .. ": " .. tostring(o[2]) .. " " .. tostring(o[3])) end
+  for i, o in ipairs(out) do
+    ok(o[1], "query " .. i .. ": " .. tostring(o[2]) .. " " .. tostring(o[3]))
+  end
   eq(r:connections(), 1, "100 concurrent requests as streams of one HTTP/2 connection")
 end)
 
@@ -74,21 +84,29 @@ case("dnsenc_untrusted_certificate_fails_closed", function()
     eq(res, nil, s)
     eq(kind, "tls", s)
     ok(detail:find("DNS problem", 1, true), detail)
-    ok(detail:find("certificate", 1, true) and (detail:find("verify", 1, true) or detail:find("issuer", 1, true)),
-       s .. ": " .. detail)
+    ok(
+      detail:find("certificate", 1, true) and (detail:find("verify", 1, true) or detail:find("issuer", 1, true)),
+      s .. ": " .. detail
+    )
     ok(detail:find(env(s), 1, true), "names the resolver: " .. detail)
   end
 end)
 
 case("dnsenc_wrong_name_fails_closed", function()
-  local dot <close> = dns.resolver{ servers = { "tls://127.0.50.2:16654#other.test" }, tries = 1,
-                                    ca_file = env("MPIC_LAB_ENC_CA") }
+  local dot <close> = dns.resolver {
+    servers = { "tls://127.0.50.2:16654#other.test" },
+    tries = 1,
+    ca_file = env("MPIC_LAB_ENC_CA"),
+  }
   local res, kind, detail = dot:query("victim.test", "A")
   eq(res, nil)
   eq(kind, "tls")
   ok(detail:find("certificate does not verify", 1, true) and detail:find("mismatch", 1, true), detail)
-  local doh <close> = dns.resolver{ servers = { "https://other.test:16643/dns-query#127.0.50.2" },
-                                    tries = 1, ca_file = env("MPIC_LAB_ENC_CA") }
+  local doh <close> = dns.resolver {
+    servers = { "https://other.test:16643/dns-query#127.0.50.2" },
+    tries = 1,
+    ca_file = env("MPIC_LAB_ENC_CA"),
+  }
   res, kind, detail = doh:query("victim.test", "A")
   eq(res, nil)
   eq(kind, "tls")
@@ -96,7 +114,7 @@ case("dnsenc_wrong_name_fails_closed", function()
 end)
 
 case("dnsenc_system_store_does_not_trust_the_lab", function()
-  local r <close> = dns.resolver{ servers = { env("MPIC_LAB_ENC_DOT") }, tries = 1 }
+  local r <close> = dns.resolver { servers = { env("MPIC_LAB_ENC_DOT") }, tries = 1 }
   local res, kind = r:query("victim.test", "A")
   eq(res, nil)
   eq(kind, "tls")
@@ -134,8 +152,10 @@ end)
 
 case("dnsenc_failover_along_a_mixed_list", function()
   -- a resolver that never answers, then DoH, then UDP: the DoH answer wins
-  local r <close> = resolver({ "MPIC_LAB_ENC_DOT_SILENT", "MPIC_LAB_ENC_DOH", "MPIC_LAB_ENC_UDP" },
-                             { timeout_ms = 300, tries = 1 })
+  local r <close> = resolver(
+    { "MPIC_LAB_ENC_DOT_SILENT", "MPIC_LAB_ENC_DOH", "MPIC_LAB_ENC_UDP" },
+    { timeout_ms = 300, tries = 1 }
+  )
   local res, kind, detail = r:query("victim.test", "A")
   ok(res, tostring(kind) .. " " .. tostring(detail))
   eq(res.server, env("MPIC_LAB_ENC_DOH"))
@@ -152,7 +172,10 @@ case("dnsenc_cancel_pending_queries", function()
   for _, s in ipairs({ "MPIC_LAB_ENC_DOT_SILENT", "MPIC_LAB_ENC_DOH_SILENT" }) do
     local r = resolver({ s }, { timeout_ms = 400 })
     local reached = false
-    local t = mpic.spawn(function() r:query("victim.test", "A"); reached = true end)
+    local t = mpic.spawn(function()
+      r:query("victim.test", "A")
+      reached = true
+    end)
     mpic.sleep(50)
     mpic.cancel(t)
     eq(t:status(), "cancelled")
@@ -161,9 +184,13 @@ case("dnsenc_cancel_pending_queries", function()
     -- closing with queries in flight: each ends "cancelled"
     local tasks = {}
     r = resolver({ s }, { timeout_ms = 5000 })
-    for i = 1, 10 do tasks[i] = mpic.spawn(function() return r:query("victim.test", "TXT") end) end
+    for i = 1, 10 do
+      tasks[i] = mpic.spawn(function() return r:query("victim.test", "TXT") end)
+    end
     mpic.sleep(50)
-    for i = 1, 5 do mpic.cancel(tasks[i]) end
+    for i = 1, 5 do
+      mpic.cancel(tasks[i])
+    end
     r:close()
     for i = 6, 10 do
       local res, kind, detail = mpic.wait(tasks[i], 1000)

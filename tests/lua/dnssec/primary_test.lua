@@ -16,7 +16,7 @@ local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 -- CMD bounded by timeout(1): output (stdout and stderr), exit code
 local function sh(cmd)
-  local p = assert(io.popen("timeout 30 " .. cmd .. " 2>&1; echo \"exit=$?\""))
+  local p = assert(io.popen("timeout 30 " .. cmd .. ' 2>&1; echo "exit=$?"'))
   local out = p:read("a")
   p:close()
   local body, code = out:match("^(.*)exit=(%d+)%s*$")
@@ -45,7 +45,10 @@ local function example(name, edit)
   local n
   text, n = text:gsub("127%.0%.0%.1:53", env("MPIC_LAB_DNS_N3"))
   ok(n >= 7, "resolvers replaced")
-  text = text:gsub("audit: {path: audit.jsonl}", "audit: {path: " .. env("MPIC_LAB_WORK") .. "/" .. name .. ".jsonl, fsync: false}")
+  text = text:gsub(
+    "audit: {path: audit.jsonl}",
+    "audit: {path: " .. env("MPIC_LAB_WORK") .. "/" .. name .. ".jsonl, fsync: false}"
+  )
   if edit then text = edit(text) end
   return write(env("MPIC_LAB_WORK") .. "/" .. name .. ".yaml", text)
 end
@@ -59,24 +62,27 @@ local function audit_lines(name)
   return out
 end
 
-local function without_proof(text)
-  return (text:gsub("\nprimary_dnssec: [^\n]*", ""))
-end
+local function without_proof(text) return (text:gsub("\nprimary_dnssec: [^\n]*", "")) end
 
 case("dnssec_example_configuration_passes_check_config_through_a_validating_resolver", function()
   local out, code = sh(q(env("MPIC_LAB_MPIC")) .. " check-config --config " .. q(example("example")))
   eq(code, 0, out)
-  contains(out, "the primary's resolver validates DNSSEC: dnssec-ok.ca.example A authenticated, "
-    .. "dnssec-bogus.ca.example A refused")
+  contains(
+    out,
+    "the primary's resolver validates DNSSEC: dnssec-ok.ca.example A authenticated, "
+      .. "dnssec-bogus.ca.example A refused"
+  )
   eq(#audit_lines("example"), 0) -- check-config is a dry run: no audit lines
 end)
 
 case("dnssec_production_without_primary_dnssec_is_refused_with_how_to_configure_it", function()
   local path = example("noproof", without_proof)
   local bin = q(env("MPIC_LAB_MPIC"))
-  for _, cmd in ipairs({ " check-config --config " .. q(path),
-                         " serve --listen 127.0.47.3:0 --config " .. q(path),
-                         " validate --check caa --target example.com --config " .. q(path) }) do
+  for _, cmd in ipairs({
+    " check-config --config " .. q(path),
+    " serve --listen 127.0.47.3:0 --config " .. q(path),
+    " validate --check caa --target example.com --config " .. q(path),
+  }) do
     local out, code = sh(bin .. cmd)
     eq(code, 2, cmd .. ": " .. out)
     contains(out, "DNSSEC validation at the primary perspective is mandatory")
@@ -88,9 +94,10 @@ end)
 
 case("dnssec_lab_switch_is_stated_and_validate_audits_its_proof", function()
   -- the lab switch: no proof required, and check-config says why
-  local lab = example("lab", function(t)
-    return without_proof(t):gsub("allow_reserved_ips: false", "allow_reserved_ips: true")
-  end)
+  local lab = example(
+    "lab",
+    function(t) return without_proof(t):gsub("allow_reserved_ips: false", "allow_reserved_ips: true") end
+  )
   local out, code = sh(q(env("MPIC_LAB_MPIC")) .. " check-config --config " .. q(lab))
   eq(code, 0, out)
   contains(out, "warning: lab switch network.allow_reserved_ips is on: DNSSEC proof at the primary not required")
@@ -99,16 +106,28 @@ case("dnssec_lab_switch_is_stated_and_validate_audits_its_proof", function()
   out = sh(q(env("MPIC_LAB_MPIC")) .. " validate --json --check caa --target example.com --config " .. q(path))
   local lines = audit_lines("validate")
   eq(#lines, 1, out)
-  eq(lines[1].phase, "start"); eq(lines[1].passed, true); eq(lines[1].primary, "primary")
-  eq(lines[1].signed_name, "dnssec-ok.ca.example"); eq(lines[1].resolvers, { env("MPIC_LAB_DNS_N3") })
+  eq(lines[1].phase, "start")
+  eq(lines[1].passed, true)
+  eq(lines[1].primary, "primary")
+  eq(lines[1].signed_name, "dnssec-ok.ca.example")
+  eq(lines[1].resolvers, { env("MPIC_LAB_DNS_N3") })
   contains(lines[1].reason, "validates DNSSEC")
 end)
 
 -- A background `mpic serve`: pid, log path.
 local function serve(path, port, name)
   local log = env("MPIC_LAB_WORK") .. "/" .. name .. ".log"
-  local p = assert(io.popen(string.format("%s serve --config %s --listen 127.0.47.3:%d --health-interval 1 "
-    .. "</dev/null >%s 2>&1 & echo $!", q(env("MPIC_LAB_MPIC")), q(path), port, q(log))))
+  local p = assert(
+    io.popen(
+      string.format(
+        "%s serve --config %s --listen 127.0.47.3:%d --health-interval 1 " .. "</dev/null >%s 2>&1 & echo $!",
+        q(env("MPIC_LAB_MPIC")),
+        q(path),
+        port,
+        q(log)
+      )
+    )
+  )
   local pid = tonumber(p:read("l"))
   p:close()
   return assert(pid), log
@@ -124,8 +143,12 @@ local function stop(pid)
 end
 
 local function curl(port, path, body)
-  local cmd = string.format("curl -s -m 5 -o - -w '\\n%%{http_code}' %s http://127.0.47.3:%d%s",
-    body and ("-H 'Content-Type: application/json' --data " .. q(body)) or "", port, path)
+  local cmd = string.format(
+    "curl -s -m 5 -o - -w '\\n%%{http_code}' %s http://127.0.47.3:%d%s",
+    body and ("-H 'Content-Type: application/json' --data " .. q(body)) or "",
+    port,
+    path
+  )
   local p = assert(io.popen(cmd))
   local out = p:read("a")
   p:close()
@@ -156,29 +179,43 @@ case("dnssec_serve_repeats_the_proof_audits_it_and_answers_503_while_it_fails", 
     ok(within(10000, function() return curl(port, "/healthz") == 200 end), "healthy: " .. read(log))
     contains(read(log), "the primary's resolver validates DNSSEC")
     -- the start proof, then periodic ones, each an audit line
-    ok(within(6000, function()
-      local l = audit_lines("serve")
-      return #l >= 3 and l[#l].phase == "periodic"
-    end), "periodic proofs in the audit log")
+    ok(
+      within(6000, function()
+        local l = audit_lines("serve")
+        return #l >= 3 and l[#l].phase == "periodic"
+      end),
+      "periodic proofs in the audit log"
+    )
     local lines = audit_lines("serve")
-    eq(lines[1].phase, "start"); eq(lines[1].passed, true)
-    for _, l in ipairs(lines) do eq(l.passed, true) end
+    eq(lines[1].phase, "start")
+    eq(lines[1].passed, true)
+    for _, l in ipairs(lines) do
+      eq(l.passed, true)
+    end
     -- the resolver stops validating: the next proof fails, the primary is out, 503
     swap("plain")
     -- (while the resolver restarts, every canary fails for a moment: wait for the proof's reason)
     local code, body
-    ok(within(10000, function()
-      code, body = curl(port, "/healthz")
-      return code == 503 and body:find('"reason":"primary: DNSSEC proof failed', 1, true) ~= nil
-    end), "unavailable: " .. tostring(body) .. read(log))
+    ok(
+      within(10000, function()
+        code, body = curl(port, "/healthz")
+        return code == 503 and body:find('"reason":"primary: DNSSEC proof failed', 1, true) ~= nil
+      end),
+      "unavailable: " .. tostring(body) .. read(log)
+    )
     local req = mpic.json.encode({ check_type = "caa", domain_or_ip_target = "example.com" })
     code, body = curl(port, "/mpic", req)
     eq(code, 503, body)
     contains(body, "primary")
-    contains(read(log), "primary primary: DNSSEC proof failed, new validations get 503 until one passes: "
-      .. "the primary's resolver answered the signed name dnssec-ok.ca.example A without AD=1")
+    contains(
+      read(log),
+      "primary primary: DNSSEC proof failed, new validations get 503 until one passes: "
+        .. "the primary's resolver answered the signed name dnssec-ok.ca.example A without AD=1"
+    )
     local failed = nil
-    for _, l in ipairs(audit_lines("serve")) do if not l.passed then failed = l end end
+    for _, l in ipairs(audit_lines("serve")) do
+      if not l.passed then failed = l end
+    end
     ok(failed, "a failed proof in the audit log")
     eq(failed.phase, "periodic")
     contains(failed.reason, "without AD=1")

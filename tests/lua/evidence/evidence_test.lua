@@ -32,19 +32,23 @@ end
 
 local function lines_of(path)
   local out = {}
-  for l in read(path):gmatch("([^\n]*)\n") do out[#out + 1] = l end
+  for l in read(path):gmatch("([^\n]*)\n") do
+    out[#out + 1] = l
+  end
   return out
 end
 
-local function write_lines(path, lines)
-  write(path, table.concat(lines, "\n") .. (#lines > 0 and "\n" or ""))
-end
+local function write_lines(path, lines) write(path, table.concat(lines, "\n") .. (#lines > 0 and "\n" or "")) end
 
 -- Run `mpic audit SUB args...`; returns status, output.
 local function audit(...)
   local out = {}
   local saved = audit_cmd.write
-  audit_cmd.write = function(...) for _, s in ipairs({ ... }) do out[#out + 1] = s end end
+  audit_cmd.write = function(...)
+    for _, s in ipairs({ ... }) do
+      out[#out + 1] = s
+    end
+  end
   local okc, status = pcall(audit_cmd.main, { "audit", ... })
   audit_cmd.write = saved
   if not okc then error(status, 0) end
@@ -65,7 +69,10 @@ case("canonical_strings_numbers_and_limits", function()
   eq(sign.canonical({ s = 'q"b\\s\n\1\127é/' }), '{"s":"q\\"b\\\\s\\u000a\\u0001\127é/"}')
   -- invalid UTF-8: each byte U+FFFD, as util.json_encode does
   eq(sign.canonical("a\255b"), '"a\239\191\189b"')
-  eq(sign.canonical(sign.canonical(util.json_decode(util.json_encode({ "a\255" })))), sign.canonical(sign.canonical({ "a\255" })))
+  eq(
+    sign.canonical(sign.canonical(util.json_decode(util.json_encode({ "a\255" })))),
+    sign.canonical(sign.canonical({ "a\255" }))
+  )
   eq(sign.canonical(5.0), "5")
   eq(sign.canonical(-12), "-12")
   local r, why = sign.canonical({ x = 1.5 })
@@ -75,7 +82,10 @@ case("canonical_strings_numbers_and_limits", function()
   eq(sign.canonical(util.json_decode('{"b":[],"B":{},"a":1}')), '{"B":{},"a":1,"b":[]}')
   local deep = {}
   local cur = deep
-  for _ = 1, 40 do cur.n = {} cur = cur.n end
+  for _ = 1, 40 do
+    cur.n = {}
+    cur = cur.n
+  end
   r, why = sign.canonical(deep)
   eq(r, nil)
   contains(why, "deeper than 32")
@@ -90,13 +100,27 @@ case("sign_and_verify_statement", function()
   key.id = key.key:id()
   local keys = assert(evidence.load_public({ pub }))
   ok(keys[key.id], "key id is the SHA-256 of the public key")
-  local req = evidence.request_of("dcv", util.json_decode(
-    '{"domain_or_ip_target":"example.com","dcv_check_parameters":{"validation_method":"acme-http-01",' ..
-    '"key_authorization":"tok.abc"},"trace_identifier":null}'))
-  local details = { response_history = {}, response_url = "http://example.com/x", response_status_code = 200,
-                    resolved_ip = "192.0.2.1", response_page = util.base64("body"), irrelevant = "x" }
-  local st = evidence.statement(req, { id = "fra", rir = "RIPE" },
-    { passed = true, completed = true, details = details }, 1700000000000000000)
+  local req = evidence.request_of(
+    "dcv",
+    util.json_decode(
+      '{"domain_or_ip_target":"example.com","dcv_check_parameters":{"validation_method":"acme-http-01",'
+        .. '"key_authorization":"tok.abc"},"trace_identifier":null}'
+    )
+  )
+  local details = {
+    response_history = {},
+    response_url = "http://example.com/x",
+    response_status_code = 200,
+    resolved_ip = "192.0.2.1",
+    response_page = util.base64("body"),
+    irrelevant = "x",
+  }
+  local st = evidence.statement(
+    req,
+    { id = "fra", rir = "RIPE" },
+    { passed = true, completed = true, details = details },
+    1700000000000000000
+  )
   eq(st.observed.body_sha256, util.hex(util.sha256("body")))
   eq(st.observed.irrelevant, nil)
   eq(st.request.method, "acme-http-01")
@@ -123,16 +147,29 @@ local function agent_setup()
   local key = { key = assert(sign.private(priv)) }
   key.id = key.key:id()
   local p = { id = "fra", rir = "RIPE", agent = { url = "https://a.example", public_keys = { dir .. "/agent.pub" } } }
-  local sent = util.json_decode('{"domain_or_ip_target":"example.com","caa_check_parameters":null,"trace_identifier":"t1"}')
+  local sent =
+    util.json_decode('{"domain_or_ip_target":"example.com","caa_check_parameters":null,"trace_identifier":"t1"}')
   return p, key, sent
 end
 
 local function answer(p, key, sent, edit)
-  local doc = { check_type = "caa", check_passed = true, check_completed = true, timestamp_ns = util.time_ns(),
-                errors = util.null, details = { records_seen = { "0 issue \"ca.example\"" }, resolver = "192.0.2.53:53" },
-                perspective_code = p.id, rir = p.rir, trace_identifier = "t1" }
-  local st = evidence.statement(evidence.request_of("caa", sent), p,
-    { passed = true, completed = true, details = doc.details }, doc.timestamp_ns)
+  local doc = {
+    check_type = "caa",
+    check_passed = true,
+    check_completed = true,
+    timestamp_ns = util.time_ns(),
+    errors = util.null,
+    details = { records_seen = { '0 issue "ca.example"' }, resolver = "192.0.2.53:53" },
+    perspective_code = p.id,
+    rir = p.rir,
+    trace_identifier = "t1",
+  }
+  local st = evidence.statement(
+    evidence.request_of("caa", sent),
+    p,
+    { passed = true, completed = true, details = doc.details },
+    doc.timestamp_ns
+  )
   doc.signature = evidence.sign(key, st)
   if edit then edit(doc) end
   return { status = 200, body = util.json_encode(doc) }
@@ -152,12 +189,19 @@ case("agent_answer_signature_holds_or_fails_with_its_own_error_type", function()
   end
   fails(answer(p, key, sent, function(d) d.signature = nil end), "no signature")
   fails(answer(p, key, sent, function(d) d.details.resolver = "203.0.113.1:53" end), "does not verify")
-  fails(answer(p, key, sent, function(d) d.check_passed = true d.details.records_seen = {} end), "does not verify")
+  fails(
+    answer(p, key, sent, function(d)
+      d.check_passed = true
+      d.details.records_seen = {}
+    end),
+    "does not verify"
+  )
   local other = { key = assert(sign.private((sign.generate()))) }
   other.id = other.key:id()
   fails(answer(p, other, sent), "unknown key")
   -- an answer signed for another request does not pass for this one
-  local sent2 = util.json_decode('{"domain_or_ip_target":"other.example","caa_check_parameters":null,"trace_identifier":"t1"}')
+  local sent2 =
+    util.json_decode('{"domain_or_ip_target":"other.example","caa_check_parameters":null,"trace_identifier":"t1"}')
   fails(answer(p, key, sent2), "does not verify")
   fails(answer(p, key, sent, function(d) d.timestamp_ns = d.timestamp_ns - 3600 * 1000000000 end), "away from")
   -- a malformed signature object breaks the answer schema
@@ -165,8 +209,15 @@ case("agent_answer_signature_holds_or_fails_with_its_own_error_type", function()
   eq(x.errors[1].error_type, "mpic_error:coordinator:remote_check")
   -- without a configured key, a signature is neither needed nor checked
   p.agent.public_keys = nil
-  eq(agent_client.parse({ id = "fra", rir = "RIPE", agent = { url = "x" } }, "caa",
-    answer(p, key, sent, function(d) d.signature = nil end), sent).passed, true)
+  eq(
+    agent_client.parse(
+      { id = "fra", rir = "RIPE", agent = { url = "x" } },
+      "caa",
+      answer(p, key, sent, function(d) d.signature = nil end),
+      sent
+    ).passed,
+    true
+  )
 end)
 
 -- the chained, checkpointed log and verify/replay ----------------------------
@@ -175,14 +226,24 @@ local function signed_log(n)
   local dir = tmpdir()
   local priv = sign.generate()
   write(dir .. "/coord.key", priv)
-  local cfgt = { defaults = { perspective_count = 5, max_attempts = 1, timeout_ms = 3000 },
-                 audit = { path = dir .. "/audit.jsonl", fsync = false, signing_key = dir .. "/coord.key",
-                           checkpoint_interval_s = 3600 } }
+  local cfgt = {
+    defaults = { perspective_count = 5, max_attempts = 1, timeout_ms = 3000 },
+    audit = {
+      path = dir .. "/audit.jsonl",
+      fsync = false,
+      signing_key = dir .. "/coord.key",
+      checkpoint_interval_s = 3600,
+    },
+  }
   local cfg = T.config(cfgt)
   for i = 1, n do
-    local r = T.scenario{ config = cfg, policy = "policies/br.lua", date = DATE,
+    local r = T.scenario {
+      config = cfg,
+      policy = "policies/br.lua",
+      date = DATE,
       outcomes = { ["*"] = i % 3 == 0 and "fail" or "pass" },
-      request = T.request({ trace_identifier = "t" .. i }) }
+      request = T.request({ trace_identifier = "t" .. i }),
+    }
     eq(r.status, 200)
   end
   require("mpic.orchestrator").close_audit()
@@ -279,7 +340,9 @@ case("local_results_signed_once_per_validation", function()
   local sts = {}
   for _, a in ipairs(doc.attempts) do
     sts[#sts + 1] = a.primary.evidence
-    for _, e in ipairs(a.perspectives) do sts[#sts + 1] = e.evidence end
+    for _, e in ipairs(a.perspectives) do
+      sts[#sts + 1] = e.evidence
+    end
   end
   eq(#sts, 6)
   -- the signed bytes: the canonical JSON of {statements, v}, verifiable alone
@@ -301,8 +364,11 @@ case("local_results_signed_once_per_validation", function()
     contains(out, why, name)
   end
   -- one local result's evidence edited
-  expect("batch_edit", function(d) d.attempts[1].perspectives[2].evidence.observed.resolver = "203.0.113.9:53" end,
-    "local results (local_signature): the signature does not verify")
+  expect(
+    "batch_edit",
+    function(d) d.attempts[1].perspectives[2].evidence.observed.resolver = "203.0.113.9:53" end,
+    "local results (local_signature): the signature does not verify"
+  )
   -- two local results swapped
   expect("batch_swap", function(d)
     local ps = d.attempts[1].perspectives
@@ -317,8 +383,11 @@ case("local_results_signed_once_per_validation", function()
     d.local_signature = evidence.sign_batch(other, sts)
   end, "unknown key")
   -- a result whose verdict disagrees with its (signed) evidence
-  expect("batch_passed", function(d) d.attempts[1].perspectives[1].check_passed = false end,
-    "the line records check_passed=false")
+  expect(
+    "batch_passed",
+    function(d) d.attempts[1].perspectives[1].check_passed = false end,
+    "the line records check_passed=false"
+  )
 end)
 
 -- An attacker edits a verdict and re-computes the chain, without the
@@ -333,7 +402,7 @@ case("edited_verdict_with_recomputed_chain", function()
   -- rebuild the line keeping prev/seq first, then re-chain everything after it
   local prev = doc.prev
   doc.prev, doc.seq = nil, nil
-  local body = util.json_encode(doc):gsub('^{', '')
+  local body = util.json_encode(doc):gsub("^{", "")
   lines[3] = string.format('{"prev":"%s","seq":3,%s', prev, body)
   for i = 4, #lines do
     local h = util.hex(util.sha256(lines[i - 1]))
@@ -356,15 +425,17 @@ case("blocking_appends_keep_the_chain", function()
   local dir = tmpdir()
   local path = dir .. "/b.jsonl"
   local w = assert(util.audit.open(path, true))
-  assert(w:append_blocking('{"n":1}'))          -- written by the caller itself, synced
-  assert(w:append('{"n":2}'))                   -- starts the writer's thread
-  assert(w:append_blocking('{"n":3}'))          -- through its queue
+  assert(w:append_blocking('{"n":1}')) -- written by the caller itself, synced
+  assert(w:append('{"n":2}')) -- starts the writer's thread
+  assert(w:append_blocking('{"n":3}')) -- through its queue
   local key = assert(sign.private((sign.generate())))
   w:set_key(key)
   assert(w:checkpoint_blocking())
   local ls = lines_of(path)
   eq(#ls, 4)
-  for i = 1, 4 do eq(util.json_decode(ls[i]).seq, i) end
+  for i = 1, 4 do
+    eq(util.json_decode(ls[i]).seq, i)
+  end
   eq(util.json_decode(ls[4]).checkpoint.lines, 3)
   write(dir .. "/k.pub", key:public():pem())
   local status, out = audit("verify", path, "--key", dir .. "/k.pub")
@@ -379,18 +450,27 @@ case("proof_records_are_chained_and_checkpointed", function()
   local priv = sign.generate()
   write(dir .. "/coord.key", priv)
   write(dir .. "/coord.pub", assert(sign.private(priv)):public():pem())
-  local cfg = T.config({ defaults = { perspective_count = 5, max_attempts = 1, timeout_ms = 3000 },
-    audit = { path = dir .. "/audit.jsonl", fsync = true, signing_key = dir .. "/coord.key",
-              public_keys = { dir .. "/coord.pub" }, checkpoint_interval_s = 3600 } })
+  local cfg = T.config({
+    defaults = { perspective_count = 5, max_attempts = 1, timeout_ms = 3000 },
+    audit = {
+      path = dir .. "/audit.jsonl",
+      fsync = true,
+      signing_key = dir .. "/coord.key",
+      public_keys = { dir .. "/coord.pub" },
+      checkpoint_interval_s = 3600,
+    },
+  })
   local dnssec_check = require "mpic.dnssec_check"
   assert(dnssec_check.audit(cfg, "start", true, "the proof holds", 3))
-  eq(T.scenario{ config = cfg, policy = "policies/br.lua", date = DATE, outcomes = { ["*"] = "pass" } }.status, 200)
+  eq(T.scenario { config = cfg, policy = "policies/br.lua", date = DATE, outcomes = { ["*"] = "pass" } }.status, 200)
   assert(dnssec_check.audit(cfg, "periodic", false, "SERVFAIL expected", 4))
   assert(require("mpic.audit_log").close())
   local ls = lines_of(dir .. "/audit.jsonl")
   eq(#ls, 4)
   local docs = {}
-  for i, l in ipairs(ls) do docs[i] = util.json_decode(l) end
+  for i, l in ipairs(ls) do
+    docs[i] = util.json_decode(l)
+  end
   eq(docs[1].event, "primary_dnssec_proof")
   eq(docs[1].seq, 1)
   eq(docs[3].event, "primary_dnssec_proof")
@@ -404,7 +484,7 @@ case("proof_records_are_chained_and_checkpointed", function()
   -- a checkpoint after every line (interval 0): a proof record is one of them,
   -- so a log whose last line is a proof record still ends with a checkpoint
   cfg.audit.path, cfg.audit.checkpoint_interval_s = dir .. "/every.jsonl", 0
-  eq(T.scenario{ config = cfg, policy = "policies/br.lua", date = DATE, outcomes = { ["*"] = "pass" } }.status, 200)
+  eq(T.scenario { config = cfg, policy = "policies/br.lua", date = DATE, outcomes = { ["*"] = "pass" } }.status, 200)
   assert(dnssec_check.audit(cfg, "periodic", true, "the proof holds", 2))
   assert(require("mpic.audit_log").close())
   ls = lines_of(dir .. "/every.jsonl")

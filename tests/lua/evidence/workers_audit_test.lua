@@ -18,7 +18,11 @@ end
 local function audit(...)
   local out = {}
   local saved = audit_cmd.write
-  audit_cmd.write = function(...) for _, s in ipairs({ ... }) do out[#out + 1] = s end end
+  audit_cmd.write = function(...)
+    for _, s in ipairs({ ... }) do
+      out[#out + 1] = s
+    end
+  end
   local okc, status = pcall(audit_cmd.main, { "audit", ... })
   audit_cmd.write = saved
   if not okc then error(status, 0) end

@@ -19,9 +19,14 @@ local function http01(config, name)
   require("mpic.orchestrator").reset()
   local t0 = mpic.now()
   local resp, status = require("mpic.orchestrator").validate({
-    check_type = "dcv", domain_or_ip_target = name,
-    dcv_check_parameters = { validation_method = "acme-http-01", token = "tok",
-                             key_authorization = "tok.thumbprint" } }, { date = "2026-12-16" })
+    check_type = "dcv",
+    domain_or_ip_target = name,
+    dcv_check_parameters = {
+      validation_method = "acme-http-01",
+      token = "tok",
+      key_authorization = "tok.thumbprint",
+    },
+  }, { date = "2026-12-16" })
   eq(status, 200, T.repr(resp))
   return resp, mpic.now() - t0
 end
@@ -51,8 +56,17 @@ case("faults_endless_headers_are_cut_off_not_buffered", function()
   ok(kind == "too_large" or kind == "protocol", tostring(kind) .. ": " .. tostring(detail))
 end)
 
-for _, name in ipairs({ "loopback", "private", "metadata", "v6loop", "v6mapped", "v6nat64", "v6compat",
-                         "v6sitelocal", "mixed" }) do
+for _, name in ipairs({
+  "loopback",
+  "private",
+  "metadata",
+  "v6loop",
+  "v6mapped",
+  "v6nat64",
+  "v6compat",
+  "v6sitelocal",
+  "mixed",
+}) do
   case("faults_ssrf_" .. name .. "_address_refused", function()
     local resp = http01(STRICT, name .. ".faults.example.com")
     eq(resp.is_valid, false)
@@ -60,7 +74,9 @@ for _, name in ipairs({ "loopback", "private", "metadata", "v6loop", "v6mapped",
     -- been cancelled once the remotes' refusals decided (slow sanitizer builds)
     local texts = { primary_error(resp) }
     for _, p in ipairs(resp.perspectives) do
-      for _, e in ipairs(p.check_response.errors or {}) do texts[#texts + 1] = tostring(e.error_message) end
+      for _, e in ipairs(p.check_response.errors or {}) do
+        texts[#texts + 1] = tostring(e.error_message)
+      end
     end
     T.contains(table.concat(texts, " | "), "no valid A records")
     local r, kind, detail = mpic.http.fetch("http://" .. name .. ".faults.example.com/", { perspective = "sgp" })
@@ -74,11 +90,18 @@ case("faults_strict_refuses_a_test_name_before_any_query", function()
   assert(mpic.load_config(STRICT))
   require("mpic.orchestrator").reset()
   local resp, status = require("mpic.orchestrator").validate({
-    check_type = "dcv", domain_or_ip_target = "loopback.faults.test",
-    dcv_check_parameters = { validation_method = "acme-http-01", token = "tok",
-                             key_authorization = "tok.thumbprint" } }, { date = "2026-12-16" })
+    check_type = "dcv",
+    domain_or_ip_target = "loopback.faults.test",
+    dcv_check_parameters = {
+      validation_method = "acme-http-01",
+      token = "tok",
+      key_authorization = "tok.thumbprint",
+    },
+  }, { date = "2026-12-16" })
   eq(status, 400, T.repr(resp))
   T.contains(T.repr(resp), "special-use name: [RFC6761]: test")
   local r, kind, detail = mpic.http.fetch("http://loopback.faults.test/", { perspective = "sgp" })
-  eq(r, nil); eq(kind, "invalid_target"); T.contains(detail, "special-use name")
+  eq(r, nil)
+  eq(kind, "invalid_target")
+  T.contains(detail, "special-use name")
 end)

@@ -14,7 +14,8 @@ local LAB = { allow_reserved = true }
 
 local function refused(text, want)
   local t, kind, msg = target.normalise(text, PROD)
-  eq(t, nil, text); eq(kind, "invalid-target", text)
+  eq(t, nil, text)
+  eq(kind, "invalid-target", text)
   contains(msg, want, text)
 end
 
@@ -53,7 +54,8 @@ case("public_names_accepted_and_trailing_dot_normalised", function()
   t = assert(target.normalise("www.example.co.uk", PROD))
   eq(t.value, "www.example.co.uk")
   t = assert(target.normalise("*.foo.github.io", PROD))
-  eq(t.value, "foo.github.io"); eq(t.wildcard, true)
+  eq(t.value, "foo.github.io")
+  eq(t.wildcard, true)
   t = assert(target.normalise("bücher.example.de", PROD))
   eq(t.value, "xn--bcher-kva.example.de")
 end)
@@ -64,23 +66,37 @@ case("lab_switch_keeps_test_names", function()
   eq(assert(target.normalise("www.cut.example", LAB)).value, "www.cut.example")
   -- structure rules still hold in labs
   local t, _, msg = target.normalise("localhost", LAB)
-  eq(t, nil); contains(msg, "at least two labels")
+  eq(t, nil)
+  contains(msg, "at least two labels")
 end)
 
 case("target_fails_closed_without_the_name_check", function()
   local t, kind, msg = target.normalise("example.com", { vet_name = function() return nil, "no" end })
-  eq(t, nil); eq(kind, "invalid-target"); contains(msg, "name may not be validated: no")
+  eq(t, nil)
+  eq(kind, "invalid-target")
+  contains(msg, "name may not be validated: no")
 end)
 
 case("request_for_a_private_name_is_a_400_before_any_query", function()
   local request = require "mpic.request"
   local testing = require "mpic.testing"
   local cfg = testing.config({ network = { allow_reserved_ips = false } })
-  local req = { check_type = "dcv", domain_or_ip_target = "secret.corp.internal",
-                dcv_check_parameters = { validation_method = "acme-dns-01",
-                                         key_authorization_hash = ("A"):rep(43) } }
-  local out, issues = request.validate(req, { cfg = cfg, registry = require("mpic.challenges").load(),
-                                               remotes = 6, date = "2026-12-16", now = 0, min_remotes = 2 })
+  local req = {
+    check_type = "dcv",
+    domain_or_ip_target = "secret.corp.internal",
+    dcv_check_parameters = {
+      validation_method = "acme-dns-01",
+      key_authorization_hash = ("A"):rep(43),
+    },
+  }
+  local out, issues = request.validate(req, {
+    cfg = cfg,
+    registry = require("mpic.challenges").load(),
+    remotes = 6,
+    date = "2026-12-16",
+    now = 0,
+    min_remotes = 2,
+  })
   eq(out, nil)
   ok(issues and issues[1], "issues")
   eq(issues[1].issue_type, "invalid-target")
@@ -112,25 +128,35 @@ end
 local TLD = "Invalid host in redirect target, must end in IANA registered TLD"
 
 case("redirect_to_a_name_ending_in_a_dot_refused", function()
-  for _, loc in ipairs { "http://localhost./", "http://LOCALHOST./x", "http://metadata.google.internal./",
-                         "http://x.home.arpa./" } do
+  for _, loc in ipairs {
+    "http://localhost./",
+    "http://LOCALHOST./x",
+    "http://metadata.google.internal./",
+    "http://x.home.arpa./",
+  } do
     local r, kind, detail, resolved = redirect(loc, false)
-    eq(r, nil, loc); eq(kind, "redirect", loc)
+    eq(r, nil, loc)
+    eq(kind, "redirect", loc)
     contains(detail, "Invalid host in redirect target: special-use name: ", loc)
     eq(#resolved, 1, loc) -- only the first host was looked up
   end
   for _, loc in ipairs { "http://127.0.0.1%2e/", "http://127.0.0.1./", "http://corp.lan./" } do
     local r, kind, detail, resolved = redirect(loc, false)
-    eq(r, nil, loc); eq(kind, "redirect", loc); eq(detail, TLD, loc); eq(#resolved, 1, loc)
+    eq(r, nil, loc)
+    eq(kind, "redirect", loc)
+    eq(detail, TLD, loc)
+    eq(#resolved, 1, loc)
   end
   local r, kind, detail = redirect("http://co.uk./", false)
-  eq(r, nil); eq(kind, "redirect")
+  eq(r, nil)
+  eq(kind, "redirect")
   eq(detail, "Invalid host in redirect target: a public suffix itself, not a name below one: co.uk")
 end)
 
 case("redirect_to_a_public_name_with_a_dot_followed", function()
   local r, _, _, resolved = redirect("http://www.example.com./", false)
-  ok(r, "followed"); eq(r.status, 200)
+  ok(r, "followed")
+  eq(r.status, 200)
   eq(resolved[2], "www.example.com.")
 end)
 
@@ -141,21 +167,33 @@ end)
 
 case("fetch_of_a_private_name_refused_before_resolving", function()
   local resolved = 0
-  local env = { resolve = function() resolved = resolved + 1; return { "93.184.216.34" } end,
-                get = function() return { status = 200, reason = "", headers = {}, body = "" } end }
+  local env = {
+    resolve = function()
+      resolved = resolved + 1
+      return { "93.184.216.34" }
+    end,
+    get = function() return { status = 200, reason = "", headers = {}, body = "" } end,
+  }
   local r, kind, detail = fetch.fetch("http://secret.corp.internal/x", {}, env)
-  eq(r, nil); eq(kind, "invalid_target")
-  eq(detail, "Invalid host secret.corp.internal: special-use name: "
-    .. "[ICANN 2024]: internal (private-use top-level domain)")
+  eq(r, nil)
+  eq(kind, "invalid_target")
+  eq(
+    detail,
+    "Invalid host secret.corp.internal: special-use name: " .. "[ICANN 2024]: internal (private-use top-level domain)"
+  )
   eq(resolved, 0)
 end)
 
 case("vet_name_binding", function()
   eq(http.vet_name("www.example.co.uk."), "co.uk")
   local s, why, kind = http.vet_name("printer.local")
-  eq(s, nil); eq(kind, "special_use"); contains(why, "[RFC6762]")
+  eq(s, nil)
+  eq(kind, "special_use")
+  contains(why, "[RFC6762]")
   s, why, kind = http.vet_name("evil.com\0.local")
-  eq(s, nil); eq(kind, "malformed"); eq(why, "NUL byte in name")
+  eq(s, nil)
+  eq(kind, "malformed")
+  eq(why, "NUL byte in name")
   eq(select(3, http.vet_name("co.uk")), "bare_suffix")
   eq(select(3, http.vet_name("a.cpu")), "no_suffix")
   eq(select(3, http.vet_name("a..com")), "malformed")

@@ -15,16 +15,19 @@ local function validate(hash)
   assert(mpic.load_config(config))
   require("mpic.orchestrator").reset()
   local resp, status = require("mpic.orchestrator").validate({
-    check_type = "dcv", domain_or_ip_target = "shop.test",
-    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = hash } },
-    { date = "2026-12-16" })
+    check_type = "dcv",
+    domain_or_ip_target = "shop.test",
+    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = hash },
+  }, { date = "2026-12-16" })
   eq(status, 200)
   return resp
 end
 
 local function by_id(resp)
   local out = {}
-  for _, p in ipairs(resp.perspectives) do out[p.perspective_code] = p.check_response end
+  for _, p in ipairs(resp.perspectives) do
+    out[p.perspective_code] = p.check_response
+  end
   return out
 end
 

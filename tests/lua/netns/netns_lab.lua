@@ -20,8 +20,13 @@ end
 
 -- pc0 (the primary, ARIN) first, then one site per remote
 M.SITES = {
-  { "ARIN", 39.04, -77.49 }, { "ARIN", 45.52, -122.68 }, { "RIPE", 50.11, 8.68 }, { "RIPE", 59.33, 18.07 },
-  { "APNIC", 1.35, 103.82 }, { "LACNIC", -23.55, -46.63 }, { "AFRINIC", -26.20, 28.05 },
+  { "ARIN", 39.04, -77.49 },
+  { "ARIN", 45.52, -122.68 },
+  { "RIPE", 50.11, 8.68 },
+  { "RIPE", 59.33, 18.07 },
+  { "APNIC", 1.35, 103.82 },
+  { "LACNIC", -23.55, -46.63 },
+  { "AFRINIC", -26.20, 28.05 },
 }
 
 function M.sh(cmd)
@@ -45,7 +50,9 @@ function M.load(name, secret, wait_all, perspective_lines)
     "primary: pc0",
     "perspectives:",
   }
-  for _, l in ipairs(perspective_lines) do lines[#lines + 1] = l end
+  for _, l in ipairs(perspective_lines) do
+    lines[#lines + 1] = l
+  end
   local path = dir .. "/" .. name .. ".yaml"
   local f = assert(io_open(path, "w"))
   f:write(table.concat(lines, "\n"), "\n")
@@ -56,9 +63,15 @@ function M.load(name, secret, wait_all, perspective_lines)
 end
 
 function M.http01()
-  return { check_type = "dcv", domain_or_ip_target = "www.nsl.test",
-           dcv_check_parameters = { validation_method = "acme-http-01", token = M.env("MPIC_NETNS_OWNER_TOKEN"),
-                                    key_authorization = M.env("MPIC_NETNS_OWNER_KA") } }
+  return {
+    check_type = "dcv",
+    domain_or_ip_target = "www.nsl.test",
+    dcv_check_parameters = {
+      validation_method = "acme-http-01",
+      token = M.env("MPIC_NETNS_OWNER_TOKEN"),
+      key_authorization = M.env("MPIC_NETNS_OWNER_KA"),
+    },
+  }
 end
 
 --- A validation that must be answered (HTTP 200); returns the response.

@@ -17,17 +17,22 @@ local env, sh, validate, http01 = L.env, L.sh, L.validate, L.http01
 -- Route the victim's address for perspective i through the attacker (true)
 -- or directly (false). Also resets any netem on the link.
 local function route(i, hijacked)
-  sh(string_format("ip route replace %s %s dev pc%d table 10%d", VICTIM,
-    hijacked and ("via " .. ATTACKER) or "", i, i))
+  sh(string_format("ip route replace %s %s dev pc%d table 10%d", VICTIM, hijacked and ("via " .. ATTACKER) or "", i, i))
 end
 
 local function netem(i, spec)
-  if spec then sh(string_format("tc qdisc replace dev pc%d root netem %s", i, spec))
-  else os_execute(string_format("tc qdisc del dev pc%d root 2>/dev/null", i)) end
+  if spec then
+    sh(string_format("tc qdisc replace dev pc%d root netem %s", i, spec))
+  else
+    os_execute(string_format("tc qdisc del dev pc%d root 2>/dev/null", i))
+  end
 end
 
 local function reset()
-  for i = 0, 6 do route(i, false); netem(i, nil) end
+  for i = 0, 6 do
+    route(i, false)
+    netem(i, nil)
+  end
 end
 
 -- pc0 is the primary; pc1..pc6 the remotes, each sending from its own address
@@ -36,29 +41,43 @@ local function load(wait_all)
   for i = 0, 6 do
     local s = L.SITES[i + 1]
     lines[#lines + 1] = string_format(
-      "  - {id: pc%d, rir: %s, location: {lat: %s, lon: %s}, resolvers: [\"%s\"], source_ipv4: 203.0.113.2%d}",
-      i, s[1], s[2], s[3], env("MPIC_NETNS_DNS"), i)
+      '  - {id: pc%d, rir: %s, location: {lat: %s, lon: %s}, resolvers: ["%s"], source_ipv4: 203.0.113.2%d}',
+      i,
+      s[1],
+      s[2],
+      s[3],
+      env("MPIC_NETNS_DNS"),
+      i
+    )
   end
   L.load("netns", "netns-lab", wait_all, lines)
 end
 
 local function by_code(resp)
   local out = {}
-  for _, p in ipairs(resp.perspectives) do out[p.perspective_code] = p end
+  for _, p in ipairs(resp.perspectives) do
+    out[p.perspective_code] = p
+  end
   return out
 end
 
 local function reason(resp) return tostring(resp.mpic_decision and resp.mpic_decision.reason) end
 
 case("netns_no_hijack_all_corroborate", function()
-  reset(); load(true)
+  reset()
+  load(true)
   local resp = validate(http01())
   eq(resp.is_valid, true, reason(resp))
-  for _, p in ipairs(resp.perspectives) do eq(p.check_response.check_passed, true, p.perspective_code) end
+  for _, p in ipairs(resp.perspectives) do
+    eq(p.check_response.check_passed, true, p.perspective_code)
+  end
 end)
 
 case("netns_two_routing_hijacks_of_six_are_outvoted", function()
-  reset(); route(2, true); route(4, true); load(true)
+  reset()
+  route(2, true)
+  route(4, true)
+  load(true)
   local resp = validate(http01())
   eq(resp.is_valid, true, reason(resp))
   local by = by_code(resp)
@@ -73,7 +92,11 @@ case("netns_two_routing_hijacks_of_six_are_outvoted", function()
 end)
 
 case("netns_three_routing_hijacks_of_six_not_valid", function()
-  reset(); route(1, true); route(3, true); route(5, true); load(false)
+  reset()
+  route(1, true)
+  route(3, true)
+  route(5, true)
+  load(false)
   local resp = validate(http01())
   eq(resp.is_valid, false)
   contains(reason(resp), "quorum cannot be met")
@@ -81,7 +104,9 @@ case("netns_three_routing_hijacks_of_six_not_valid", function()
 end)
 
 case("netns_hijacked_primary_fails_the_attempt", function()
-  reset(); route(0, true); load(false)
+  reset()
+  route(0, true)
+  load(false)
   local resp = validate(http01())
   eq(resp.is_valid, false)
   eq(resp.primary_perspective.check_response.check_passed, false)
@@ -97,13 +122,16 @@ local function netem_available()
 end
 
 if not netem_available() then
-  io_write("SKIPPED: netns_netem_delay_changes_time_not_verdict, netns_netem_loss_with_hijacks_keeps_the_verdict"
-    .. " (tc netem is not available: kernel module sch_netem)\n")
+  io_write(
+    "SKIPPED: netns_netem_delay_changes_time_not_verdict, netns_netem_loss_with_hijacks_keeps_the_verdict"
+      .. " (tc netem is not available: kernel module sch_netem)\n"
+  )
   return
 end
 
 case("netns_netem_delay_changes_time_not_verdict", function()
-  reset(); load(true)
+  reset()
+  load(true)
   local before = validate(http01())
   local fast = by_code(before).pc3.elapsed_ms
   netem(3, "delay 300ms")
@@ -120,10 +148,15 @@ case("netns_netem_delay_changes_time_not_verdict", function()
 end, { timeout_ms = 30000 })
 
 case("netns_netem_loss_with_hijacks_keeps_the_verdict", function()
-  reset(); route(2, true); netem(5, "loss 20%"); netem(6, "delay 100ms 50ms"); load(true)
+  reset()
+  route(2, true)
+  netem(5, "loss 20%")
+  netem(6, "delay 100ms 50ms")
+  load(true)
   local resp = validate(http01())
   eq(resp.is_valid, true, reason(resp))
-  route(4, true); load(false)
+  route(4, true)
+  load(false)
   local resp2 = validate(http01())
   eq(resp2.is_valid, false, reason(resp2))
   reset()

@@ -15,25 +15,56 @@ local here = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")) or "."
 
 -- name of requests/<name>.json, expected is_valid
 local EXPECT = {
-  { "dns-01", true }, { "dns-01-multi", true }, { "dns-01-cname", true }, { "dns-01-cname-multi", true },
-  { "dns-01-leading-whitespace", false }, { "dns-01-trailing-whitespace", false }, { "dns-01-nxdomain", false },
-  { "dns-change-txt", true }, { "dns-change-cname", true }, { "dns-change-caa", true },
-  { "dns-email-txt", true }, { "dns-email-txt-cname", true }, { "dns-email-txt-whitespace", false },
-  { "dns-email-txt-null-char", false }, { "dns-email-txt-junk", false },
-  { "dns-phone-txt", true }, { "dns-phone-txt-wrong", false }, { "dns-phone-cname-txt", true },
+  { "dns-01", true },
+  { "dns-01-multi", true },
+  { "dns-01-cname", true },
+  { "dns-01-cname-multi", true },
+  { "dns-01-leading-whitespace", false },
+  { "dns-01-trailing-whitespace", false },
+  { "dns-01-nxdomain", false },
+  { "dns-change-txt", true },
+  { "dns-change-cname", true },
+  { "dns-change-caa", true },
+  { "dns-email-txt", true },
+  { "dns-email-txt-cname", true },
+  { "dns-email-txt-whitespace", false },
+  { "dns-email-txt-null-char", false },
+  { "dns-email-txt-junk", false },
+  { "dns-phone-txt", true },
+  { "dns-phone-txt-wrong", false },
+  { "dns-phone-cname-txt", true },
   { "dns-phone-txt-whitespace", false },
-  { "contact-email-caa", true }, { "contact-email-caa-critical", true }, { "contact-email-caa-sub", true },
-  { "contact-email-caa-nxsub", true }, { "contact-email-caa-cname", true }, { "contact-email-caa-multi", true },
-  { "contact-email-caa-wrong", false }, { "contact-email-caa-whitespace", false }, { "contact-email-caa-null", false },
+  { "contact-email-caa", true },
+  { "contact-email-caa-critical", true },
+  { "contact-email-caa-sub", true },
+  { "contact-email-caa-nxsub", true },
+  { "contact-email-caa-cname", true },
+  { "contact-email-caa-multi", true },
+  { "contact-email-caa-wrong", false },
+  { "contact-email-caa-whitespace", false },
+  { "contact-email-caa-null", false },
   { "contact-email-no-record-set", false },
-  { "contact-phone-caa", true }, { "contact-phone-caa-multi", true }, { "contact-phone-caa-critical", true },
-  { "contact-phone-caa-wrong", false }, { "contact-phone-caa-whitespace", false },
-  { "http-01", true }, { "http-01-redirect", true }, { "http-01-wrong-key-authorization", false },
-  { "http-01-not-found", false }, { "http-01-bad-port-redirect", false },
-  { "website-change", true }, { "website-change-redirect", true }, { "website-change-bad-port-redirect", false },
-  { "website-change-long-redirect", true }, { "website-change-wrong-value", false },
-  { "caa-no-records", true }, { "caa-smime-standard", true }, { "caa-smime-standard-other-ca", false },
-  { "caa-smime-no-issuemail", true }, { "caa-smime-with-issue", true }, { "caa-smime-with-issue-issue-only", false },
+  { "contact-phone-caa", true },
+  { "contact-phone-caa-multi", true },
+  { "contact-phone-caa-critical", true },
+  { "contact-phone-caa-wrong", false },
+  { "contact-phone-caa-whitespace", false },
+  { "http-01", true },
+  { "http-01-redirect", true },
+  { "http-01-wrong-key-authorization", false },
+  { "http-01-not-found", false },
+  { "http-01-bad-port-redirect", false },
+  { "website-change", true },
+  { "website-change-redirect", true },
+  { "website-change-bad-port-redirect", false },
+  { "website-change-long-redirect", true },
+  { "website-change-wrong-value", false },
+  { "caa-no-records", true },
+  { "caa-smime-standard", true },
+  { "caa-smime-standard-other-ca", false },
+  { "caa-smime-no-issuemail", true },
+  { "caa-smime-with-issue", true },
+  { "caa-smime-with-issue-issue-only", false },
 }
 
 local loaded = false
@@ -76,15 +107,20 @@ for _, e in ipairs(EXPECT) do
   local name, valid = e[1], e[2]
   case("openmpic_" .. name .. (valid and "_is_valid" or "_is_not_valid"), function()
     local resp = replay(name)
-    eq(resp.is_valid, valid, name .. " (" .. tostring(resp.mpic_decision and resp.mpic_decision.reason) .. "; "
-      .. first_problem(resp) .. ")")
+    eq(
+      resp.is_valid,
+      valid,
+      name .. " (" .. tostring(resp.mpic_decision and resp.mpic_decision.reason) .. "; " .. first_problem(resp) .. ")"
+    )
     eq(resp.actual_orchestration_parameters.perspective_count, 6)
   end)
 end
 
 case("openmpic_every_request_file_has_an_expectation", function()
   local known = {}
-  for _, e in ipairs(EXPECT) do known[e[1]] = true end
+  for _, e in ipairs(EXPECT) do
+    known[e[1]] = true
+  end
   local p = assert(io.popen('ls "' .. here .. '/requests"'))
   local n = 0
   for line in p:lines() do

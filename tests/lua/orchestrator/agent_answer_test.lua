@@ -12,12 +12,27 @@ local P = { id = "fra", rir = require("mpic.config").rir("RIPE"), agent = { url 
 local AL = client.ANSWER_LIMITS
 
 local function answer(extra)
-  local doc = { check_type = "dcv", check_passed = true, check_completed = true, timestamp_ns = 1,
-                errors = util.null, perspective_code = "fra", rir = "RIPE", trace_identifier = util.null,
-                details = { validation_method = "acme-http-01", response_url = "http://a.example/x",
-                            response_history = { { status_code = 302, url = "http://b.example/y" } },
-                            response_status_code = 200, response_page = "b2s=", resolved_ip = "192.0.2.1" } }
-  for k, v in pairs(extra or {}) do doc[k] = v end
+  local doc = {
+    check_type = "dcv",
+    check_passed = true,
+    check_completed = true,
+    timestamp_ns = 1,
+    errors = util.null,
+    perspective_code = "fra",
+    rir = "RIPE",
+    trace_identifier = util.null,
+    details = {
+      validation_method = "acme-http-01",
+      response_url = "http://a.example/x",
+      response_history = { { status_code = 302, url = "http://b.example/y" } },
+      response_status_code = 200,
+      response_page = "b2s=",
+      resolved_ip = "192.0.2.1",
+    },
+  }
+  for k, v in pairs(extra or {}) do
+    doc[k] = v
+  end
   return doc
 end
 
@@ -42,7 +57,9 @@ end
 local function deep_details_body(n)
   local inner = ('{"a":'):rep(n - 1) .. "1" .. ("}"):rep(n - 1)
   return '{"check_type":"dcv","check_passed":true,"check_completed":true,"perspective_code":"fra",'
-    .. '"rir":"RIPE","errors":null,"details":' .. inner .. "}"
+    .. '"rir":"RIPE","errors":null,"details":'
+    .. inner
+    .. "}"
 end
 
 case("a_good_answer_passes_whole", function()
@@ -51,7 +68,8 @@ case("a_good_answer_passes_whole", function()
   eq(r.completed, true)
   eq(r.errors, {})
   eq(r.details.response_history[1].status_code, 302)
-  r = parse(answer({ check_passed = false, errors = { { error_type = "mpic_error:http", error_message = "404" } } }), 500)
+  r =
+    parse(answer({ check_passed = false, errors = { { error_type = "mpic_error:http", error_message = "404" } } }), 500)
   eq(r.passed, false)
   eq(r.completed, true)
   eq(r.errors, { { error_type = "mpic_error:http", error_message = "404" } })
@@ -69,24 +87,45 @@ case("details_nested_62_levels_fail_that_check_only", function()
 end)
 
 case("unknown_error_types_are_refused", function()
-  refused(parse(answer({ check_passed = false, errors = { { error_type = "mpic_error:made_up:42", error_message = "x" } } })),
-    "unknown error_type mpic_error:made_up:42")
-  refused(parse(answer({ check_passed = false, errors = { { error_type = ("z"):rep(100000) } } })), "unknown error_type")
+  refused(
+    parse(answer({ check_passed = false, errors = { { error_type = "mpic_error:made_up:42", error_message = "x" } } })),
+    "unknown error_type mpic_error:made_up:42"
+  )
+  refused(
+    parse(answer({ check_passed = false, errors = { { error_type = ("z"):rep(100000) } } })),
+    "unknown error_type"
+  )
   -- an agent does not speak for the coordinator
-  refused(parse(answer({ check_passed = false,
-    errors = { { error_type = "mpic_error:coordinator:remote_check", error_message = "x" } } })), "unknown error_type")
+  refused(
+    parse(answer({
+      check_passed = false,
+      errors = { { error_type = "mpic_error:coordinator:remote_check", error_message = "x" } },
+    })),
+    "unknown error_type"
+  )
 end)
 
 case("sizes_of_errors_and_details_are_bounded", function()
   local many = {}
-  for i = 1, AL.errors + 1 do many[i] = { error_type = "mpic_error:http", error_message = "e" .. i } end
+  for i = 1, AL.errors + 1 do
+    many[i] = { error_type = "mpic_error:http", error_message = "e" .. i }
+  end
   refused(parse(answer({ check_passed = false, errors = many })), "errors has more than " .. AL.errors .. " entries")
-  refused(parse(answer({ check_passed = false,
-    errors = { { error_type = "mpic_error:http", error_message = ("m"):rep(AL.error_message + 1) } } })),
-    "an error_message is " .. (AL.error_message + 1) .. " bytes long")
+  refused(
+    parse(answer({
+      check_passed = false,
+      errors = { { error_type = "mpic_error:http", error_message = ("m"):rep(AL.error_message + 1) } },
+    })),
+    "an error_message is " .. (AL.error_message + 1) .. " bytes long"
+  )
   local seen = {}
-  for i = 1, AL.details.nodes do seen[i] = "r" end
-  refused(parse(answer({ details = { records_seen = seen } })), "details has more than " .. AL.details.nodes .. " values")
+  for i = 1, AL.details.nodes do
+    seen[i] = "r"
+  end
+  refused(
+    parse(answer({ details = { records_seen = seen } })),
+    "details has more than " .. AL.details.nodes .. " values"
+  )
   refused(parse(answer({ details = { reason = ("r"):rep(AL.details.string + 1) } })), "details holds a string of")
   refused(parse(answer({ details = { [("k"):rep(AL.details.key + 1)] = 1 } })), "details has a key of")
 end)
@@ -109,9 +148,17 @@ end)
 case("metrics_error_type_labels_are_a_closed_set", function()
   metrics.reset()
   for i = 1, 2000 do
-    metrics.validation({ is_valid = false, perspectives = { { perspective_code = "fra", check_response = {
-      errors = { { error_type = "mpic_error:lie:" .. i }, { error_type = "mpic_error:http" } } } } } },
-      200, { check_type = "dcv" })
+    metrics.validation({
+      is_valid = false,
+      perspectives = {
+        {
+          perspective_code = "fra",
+          check_response = {
+            errors = { { error_type = "mpic_error:lie:" .. i }, { error_type = "mpic_error:http" } },
+          },
+        },
+      },
+    }, 200, { check_type = "dcv" })
   end
   local n, other, http = 0, nil, nil
   for line in metrics.render():gmatch("[^\n]+") do
@@ -130,19 +177,26 @@ end)
 -- the orchestrator: an unencodable response (a local check's details here)
 local function deep_table(n)
   local t = { leaf = 1 }
-  for _ = 2, n do t = { a = t } end
+  for _ = 2, n do
+    t = { a = t }
+  end
   return t
 end
 
 case("unencodable_response_is_a_500_and_the_audit_line_says_so", function()
-  local cfg = T.config{ defaults = { perspective_count = 5, max_attempts = 1 } }
-  local r = T.scenario{ config = cfg, date = "2026-12-16",
-    outcomes = { ["*"] = "pass", fra = { passed = true, completed = true, details = deep_table(62) } } }
+  local cfg = T.config { defaults = { perspective_count = 5, max_attempts = 1 } }
+  local r = T.scenario {
+    config = cfg,
+    date = "2026-12-16",
+    outcomes = { ["*"] = "pass", fra = { passed = true, completed = true, details = deep_table(62) } },
+  }
   eq(r.status, 500, util.json_encode(r.issues or {}))
   contains(r.response.error, "response encoding failed")
   ok(util.json_encode(r.response), "the 500 body encodes")
   local last
-  for line in io.lines(cfg.audit.path) do last = line end
+  for line in io.lines(cfg.audit.path) do
+    last = line
+  end
   local a = assert(util.json_decode(last), "an audit line")
   eq(a.is_valid, false)
   contains(a.error, "response encoding failed")
@@ -153,10 +207,12 @@ case("validate_json_exits_non_zero_when_the_response_cannot_be_encoded", functio
   os.remove(dir)
   assert(os.execute("mkdir -p " .. dir))
   local f = assert(io.open(dir .. "/c.yaml", "w"))
-  f:write("issuer: {caa_domains: [ca.example]}\npolicy: " .. package.loaded["mpic.paths"].root .. "/policies/br.lua\n",
+  f:write(
+    "issuer: {caa_domains: [ca.example]}\npolicy: " .. package.loaded["mpic.paths"].root .. "/policies/br.lua\n",
     "audit: {path: " .. dir .. "/audit.jsonl, fsync: false}\nperspectives:\n",
-    "  - {id: a, rir: ARIN, location: {lat: 45.52, lon: -122.68}, resolvers: [\"127.0.0.1:9\"]}\n",
-    "  - {id: b, rir: RIPE, location: {lat: 50.11, lon: 8.68}, resolvers: [\"127.0.0.1:9\"]}\n")
+    '  - {id: a, rir: ARIN, location: {lat: 45.52, lon: -122.68}, resolvers: ["127.0.0.1:9"]}\n',
+    '  - {id: b, rir: RIPE, location: {lat: 50.11, lon: 8.68}, resolvers: ["127.0.0.1:9"]}\n'
+  )
   f:close()
   local orchestrator = require "mpic.orchestrator"
   local real, real_print, called, printed = orchestrator.validate, print, false, {}
@@ -165,9 +221,20 @@ case("validate_json_exits_non_zero_when_the_response_cannot_be_encoded", functio
     return { is_valid = true, perspectives = { deep_table(70) } }, 200
   end
   print = function(...) printed[#printed + 1] = table.concat({ tostring(...) }, "\t") end -- luacheck: ignore
-  local okc, code = pcall(require("mpic.validate_cmd").main,
-    { "validate", "--config", dir .. "/c.yaml", "--check", "dcv", "--method", "acme-dns-01", "--target", "example.com",
-      "--param", "key_authorization_hash=" .. ("A"):rep(43), "--json" })
+  local okc, code = pcall(require("mpic.validate_cmd").main, {
+    "validate",
+    "--config",
+    dir .. "/c.yaml",
+    "--check",
+    "dcv",
+    "--method",
+    "acme-dns-01",
+    "--target",
+    "example.com",
+    "--param",
+    "key_authorization_hash=" .. ("A"):rep(43),
+    "--json",
+  })
   orchestrator.validate, print = real, real_print -- luacheck: ignore
   os.execute("rm -rf " .. dir)
   ok(okc, tostring(code))

@@ -9,17 +9,20 @@ local DATE = "2026-12-16"
 
 -- Every perspective passes with the details that details_of(id) gives.
 local function run(details_of)
-  local r = T.scenario{
-    config = T.config{ defaults = { perspective_count = 5, max_attempts = 1, timeout_ms = 3000 } },
-    policy = "policies/br.lua", date = DATE,
-    outcomes = { ["*"] = function(pid)
-      return { passed = true, completed = true, details = details_of(pid) }
-    end },
+  local r = T.scenario {
+    config = T.config { defaults = { perspective_count = 5, max_attempts = 1, timeout_ms = 3000 } },
+    policy = "policies/br.lua",
+    date = DATE,
+    outcomes = {
+      ["*"] = function(pid) return { passed = true, completed = true, details = details_of(pid) } end,
+    },
   }
   eq(r.status, 200)
   -- the remotes' entries, and the primary's entry of the attempt
   local by_id = {}
-  for _, p in ipairs(r.audit.perspectives) do by_id[p.perspective_code] = p end
+  for _, p in ipairs(r.audit.perspectives) do
+    by_id[p.perspective_code] = p
+  end
   local primary = r.audit.attempts[1].primary
   eq(primary.perspective_code, "primary")
   by_id.primary = primary
@@ -27,10 +30,16 @@ local function run(details_of)
 end
 
 case("audit_entry_names_resolver_and_ad_flag", function()
-  local _, by_id = run(function(pid)
-    return { validation_method = "acme-dns-01", records_seen = {}, ad_flag = pid == "primary",
-             resolver = pid == "primary" and "127.0.0.1:53" or ("192.0.2.53:53 " .. pid) }
-  end)
+  local _, by_id = run(
+    function(pid)
+      return {
+        validation_method = "acme-dns-01",
+        records_seen = {},
+        ad_flag = pid == "primary",
+        resolver = pid == "primary" and "127.0.0.1:53" or ("192.0.2.53:53 " .. pid),
+      }
+    end
+  )
   eq(by_id.primary.resolver, "127.0.0.1:53")
   eq(by_id.primary.ad_flag, true)
   local n = 0
@@ -45,9 +54,9 @@ case("audit_entry_names_resolver_and_ad_flag", function()
 end)
 
 case("audit_entry_without_dns_evidence_has_none", function()
-  local r, by_id = run(function()
-    return { validation_method = "acme-http-01", response_url = "http://example.com/" }
-  end)
+  local r, by_id = run(
+    function() return { validation_method = "acme-http-01", response_url = "http://example.com/" } end
+  )
   eq(by_id.primary.resolver, nil)
   eq(by_id.primary.ad_flag, nil)
   eq(r.audit.attempts[1].perspectives[1].resolver, nil)

@@ -36,15 +36,20 @@ local function pass() return { passed = true, completed = true, details = {} } e
 
 local function last_line(path)
   local last
-  for line in io.lines(path) do last = line end
+  for line in io.lines(path) do
+    last = line
+  end
   return mpic.json.decode(last)
 end
 
 case("br_section_ip_for_ip_targets_in_audit_and_response", function()
   local audit = setup()
   local function http01(target)
-    return { check_type = "dcv", domain_or_ip_target = target,
-             dcv_check_parameters = { validation_method = "acme-http-01", token = "tok", key_authorization = "ka" } }
+    return {
+      check_type = "dcv",
+      domain_or_ip_target = target,
+      dcv_check_parameters = { validation_method = "acme-http-01", token = "tok", key_authorization = "ka" },
+    }
   end
   local resp, status = orchestrator.validate(http01("192.0.2.1"), { date = "2026-12-16", run_check = pass })
   eq(status, 200)

@@ -39,25 +39,40 @@ end
 local function scripted(outcomes, log)
   return function(_, _, pid)
     local o = outcomes[pid] or outcomes["*"] or "pass"
-    if type(o) == "table" then mpic.sleep(o.sleep); o = o["then"] end
+    if type(o) == "table" then
+      mpic.sleep(o.sleep)
+      o = o["then"]
+    end
     if log then log[#log + 1] = pid end
     if o == "pass" then return { passed = true, completed = true, details = {} } end
     if o == "fail" then return { passed = false, completed = true, details = { reason = "wrong value" } } end
-    return { passed = false, completed = false, details = {},
-             errors = { { error_type = "mpic_error:dcv_checker:lookup", error_message = "scripted error" } } }
+    return {
+      passed = false,
+      completed = false,
+      details = {},
+      errors = { { error_type = "mpic_error:dcv_checker:lookup", error_message = "scripted error" } },
+    }
   end
 end
 
 local function dcv(extra)
-  local r = { check_type = "dcv", domain_or_ip_target = "example.com", trace_identifier = "t-1",
-              dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = HASH } }
-  for k, v in pairs(extra or {}) do r[k] = v end
+  local r = {
+    check_type = "dcv",
+    domain_or_ip_target = "example.com",
+    trace_identifier = "t-1",
+    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = HASH },
+  }
+  for k, v in pairs(extra or {}) do
+    r[k] = v
+  end
   return r
 end
 
 local function read_lines(path)
   local out = {}
-  for line in io.lines(path) do out[#out + 1] = mpic.json.decode(line) end
+  for line in io.lines(path) do
+    out[#out + 1] = mpic.json.decode(line)
+  end
   return out
 end
 
@@ -95,7 +110,14 @@ case("orchestrator_cohort_is_deterministic_per_target", function()
   setup()
   local a = orchestrator.validate(dcv(), { date = DATE, run_check = scripted({}) })
   local b = orchestrator.validate(dcv(), { date = DATE, run_check = scripted({}) })
-  local function ids(r) local t = {} for i, p in ipairs(r.perspectives) do t[i] = p.perspective_code end table.sort(t) return t end
+  local function ids(r)
+    local t = {}
+    for i, p in ipairs(r.perspectives) do
+      t[i] = p.perspective_code
+    end
+    table.sort(t)
+    return t
+  end
   eq(ids(a), ids(b))
 end)
 
@@ -103,16 +125,24 @@ case("orchestrator_one_failure_of_five_is_valid_two_are_not", function()
   setup()
   local resp = orchestrator.validate(dcv(), { date = DATE, run_check = scripted({}) })
   local chosen = {}
-  for i, p in ipairs(resp.perspectives) do chosen[i] = p.perspective_code end
-  local r1 = orchestrator.validate(dcv({ orchestration_parameters = { max_attempts = 1 } }),
-    { date = DATE, run_check = scripted({ [chosen[1]] = "fail" }) })
+  for i, p in ipairs(resp.perspectives) do
+    chosen[i] = p.perspective_code
+  end
+  local r1 = orchestrator.validate(
+    dcv({ orchestration_parameters = { max_attempts = 1 } }),
+    { date = DATE, run_check = scripted({ [chosen[1]] = "fail" }) }
+  )
   eq(r1.is_valid, true)
-  local r2 = orchestrator.validate(dcv({ orchestration_parameters = { max_attempts = 1 } }),
-    { date = DATE, run_check = scripted({ [chosen[1]] = "fail", [chosen[2]] = "error" }) })
+  local r2 = orchestrator.validate(
+    dcv({ orchestration_parameters = { max_attempts = 1 } }),
+    { date = DATE, run_check = scripted({ [chosen[1]] = "fail", [chosen[2]] = "error" }) }
+  )
   eq(r2.is_valid, false)
   eq(r2.mpic_completed, true) -- 1 not completed <= n - quorum = 1: the domain genuinely failed
-  local r3 = orchestrator.validate(dcv({ orchestration_parameters = { max_attempts = 1 } }),
-    { date = DATE, run_check = scripted({ [chosen[1]] = "error", [chosen[2]] = "error" }) })
+  local r3 = orchestrator.validate(
+    dcv({ orchestration_parameters = { max_attempts = 1 } }),
+    { date = DATE, run_check = scripted({ [chosen[1]] = "error", [chosen[2]] = "error" }) }
+  )
   eq(r3.is_valid, false)
   eq(r3.mpic_completed, false) -- errors, not answers, decided it
 end)
@@ -130,8 +160,10 @@ case("orchestrator_decides_early_and_cancels_the_slow_perspective", function()
   local resp0 = orchestrator.validate(dcv(), { date = DATE, run_check = scripted({}) })
   local slow = resp0.perspectives[1].perspective_code
   local t0 = mpic.now()
-  local resp = orchestrator.validate(dcv(), { date = DATE,
-    run_check = scripted({ [slow] = { sleep = 100000, ["then"] = "pass" } }) })
+  local resp = orchestrator.validate(
+    dcv(),
+    { date = DATE, run_check = scripted({ [slow] = { sleep = 100000, ["then"] = "pass" } }) }
+  )
   ok(mpic.now() - t0 < 1000, "a perspective that never answers does not delay a decided verdict")
   eq(resp.is_valid, true)
   for _, p in ipairs(resp.perspectives) do
@@ -147,9 +179,7 @@ case("orchestrator_failed_attempt_goes_to_previous_results", function()
   local n = 0
   local run = function(_, _, pid)
     if pid == "primary" then n = n + 1 end
-    if n == 1 and pid ~= "primary" then
-      return { passed = false, completed = true, details = {} }
-    end
+    if n == 1 and pid ~= "primary" then return { passed = false, completed = true, details = {} } end
     return { passed = true, completed = true, details = {} }
   end
   local resp = orchestrator.validate(dcv(), { date = DATE, run_check = run })
@@ -157,7 +187,9 @@ case("orchestrator_failed_attempt_goes_to_previous_results", function()
   eq(resp.actual_orchestration_parameters.attempt_count, 2)
   eq(#resp.previous_attempt_results, 1)
   eq(#resp.previous_attempt_results[1], 5)
-  for _, p in ipairs(resp.previous_attempt_results[1]) do eq(p.check_response.check_passed, false) end
+  for _, p in ipairs(resp.previous_attempt_results[1]) do
+    eq(p.check_response.check_passed, false)
+  end
 end)
 
 case("orchestrator_rejects_bad_requests_with_issue_list", function()
@@ -166,21 +198,40 @@ case("orchestrator_rejects_bad_requests_with_issue_list", function()
     { dcv({ orchestration_parameters = { perspective_count = 3 } }), "invalid-perspective-count" },
     { dcv({ orchestration_parameters = { perspective_count = 5, quorum_count = 2 } }), "invalid-quorum-count" },
     { dcv({ domain_or_ip_target = "bad..name" }), "invalid-target" },
-    { { check_type = "dcv", domain_or_ip_target = "example.com",
-        dcv_check_parameters = { validation_method = "nope" } }, "invalid-validation-method" },
-    { { check_type = "dcv", domain_or_ip_target = "example.com",
-        dcv_check_parameters = { validation_method = "ip-address", challenge_value = "1.2.3.4", dns_record_type = "A" } },
-      "validation-method-retired" },
+    {
+      {
+        check_type = "dcv",
+        domain_or_ip_target = "example.com",
+        dcv_check_parameters = { validation_method = "nope" },
+      },
+      "invalid-validation-method",
+    },
+    {
+      {
+        check_type = "dcv",
+        domain_or_ip_target = "example.com",
+        dcv_check_parameters = { validation_method = "ip-address", challenge_value = "1.2.3.4", dns_record_type = "A" },
+      },
+      "validation-method-retired",
+    },
     { { check_type = "dns", domain_or_ip_target = "example.com" }, "invalid-check-type" },
-    { { check_type = "dcv", domain_or_ip_target = "1.2.3.4",
-        dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = HASH } }, "invalid-target" },
+    {
+      {
+        check_type = "dcv",
+        domain_or_ip_target = "1.2.3.4",
+        dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = HASH },
+      },
+      "invalid-target",
+    },
   }
   for _, c in ipairs(cases) do
     local resp, status = orchestrator.validate(c[1], { date = DATE, run_check = scripted({}) })
     eq(status, 400, c[2])
     eq(resp.error, "request-validation-failed")
     local found = false
-    for _, i in ipairs(resp.validation_issues) do if i.issue_type == c[2] then found = true end end
+    for _, i in ipairs(resp.validation_issues) do
+      if i.issue_type == c[2] then found = true end
+    end
     ok(found, "expected issue " .. c[2] .. " in " .. T.repr(resp.validation_issues))
   end
 end)
@@ -214,9 +265,11 @@ case("orchestrator_shadow_policy_verdict_recorded_not_answered", function()
   local audit = setup("shadow_policies: [" .. package.loaded["mpic.paths"].root .. "/policies/strict.lua]\n")
   local resp0 = orchestrator.validate(dcv(), { date = DATE, run_check = scripted({}) })
   local one = resp0.perspectives[1].perspective_code
-  local resp = orchestrator.validate(dcv({ orchestration_parameters = { max_attempts = 1 } }),
-    { date = DATE, run_check = scripted({ [one] = "fail" }) })
-  eq(resp.is_valid, true)          -- br.lua tolerates one failure
+  local resp = orchestrator.validate(
+    dcv({ orchestration_parameters = { max_attempts = 1 } }),
+    { date = DATE, run_check = scripted({ [one] = "fail" }) }
+  )
+  eq(resp.is_valid, true) -- br.lua tolerates one failure
   ok(resp.shadow == nil, "shadow verdicts never reach the answer")
   local lines = read_lines(audit)
   local last = lines[#lines]
@@ -235,14 +288,20 @@ end)
 
 case("orchestrator_script_crash_fails_closed", function()
   setup()
-  local resp = orchestrator.validate(dcv({ orchestration_parameters = { max_attempts = 1 } }),
-    { date = DATE, run_check = function() error("checker exploded") end })
+  local resp = orchestrator.validate(
+    dcv({ orchestration_parameters = { max_attempts = 1 } }),
+    { date = DATE, run_check = function() error("checker exploded") end }
+  )
   eq(resp.is_valid, false)
-  for _, p in ipairs(resp.perspectives) do eq(p.check_response.check_passed, false) end
+  for _, p in ipairs(resp.perspectives) do
+    eq(p.check_response.check_passed, false)
+  end
 end)
 
 local function health_of(id)
-  for _, p in ipairs(perspectives.list()) do if p.id == id then return p.health, p.healthy end end
+  for _, p in ipairs(perspectives.list()) do
+    if p.id == id then return p.health, p.healthy end
+  end
 end
 
 case("perspective_health_moves_only_on_canary_probes", function()
@@ -262,12 +321,14 @@ case("failed_checks_never_move_health", function()
   -- target whose DNS fails would make them: health must not notice
   setup()
   for _ = 1, 4 do
-    local resp, status = orchestrator.validate(dcv({ orchestration_parameters = { max_attempts = 1 } }),
-      { date = DATE })
+    local resp, status =
+      orchestrator.validate(dcv({ orchestration_parameters = { max_attempts = 1 } }), { date = DATE })
     eq(status, 200)
     eq(resp.is_valid, false)
   end
-  for _, p in ipairs(perspectives.list()) do eq(p.health, "unknown", p.id) end
+  for _, p in ipairs(perspectives.list()) do
+    eq(p.health, "unknown", p.id)
+  end
   local resp, status = orchestrator.validate(dcv(), { date = DATE, run_check = scripted({}) })
   eq(status, 200)
   eq(resp.is_valid, true)
@@ -292,7 +353,9 @@ case("perspective_health_changes_are_reported_once_with_their_reason", function(
     -- a registry that is no longer current (a probe across a reload) reports nothing
     local old = perspectives.snapshot()
     setup()
-    for _ = 1, 3 do perspectives.observe("fra", false, 5, "old", old) end
+    for _ = 1, 3 do
+      perspectives.observe("fra", false, 5, "old", old)
+    end
     eq(#seen, 2)
   end)
   perspectives.on_health_change = nil
@@ -301,7 +364,9 @@ end)
 
 case("unhealthy_primary_is_503_with_the_reason", function()
   setup()
-  for _ = 1, 2 do perspectives.observe("primary", false, 5, "canary SERVFAIL") end
+  for _ = 1, 2 do
+    perspectives.observe("primary", false, 5, "canary SERVFAIL")
+  end
   local resp, status = orchestrator.validate(dcv(), { date = DATE, run_check = scripted({}) })
   eq(status, 503)
   eq(resp.unavailable_perspectives[1].perspective_code, "primary")
@@ -319,19 +384,31 @@ case("no_healthy_cohort_is_503_listing_the_unhealthy", function()
   local resp, status = orchestrator.validate(dcv(), { date = DATE, run_check = scripted({}) })
   eq(status, 200)
   local used = {}
-  for _, p in ipairs(resp.perspectives) do used[p.perspective_code] = true end
+  for _, p in ipairs(resp.perspectives) do
+    used[p.perspective_code] = true
+  end
   local spare, member
   for _, p in ipairs(perspectives.list()) do
     if not p.is_primary then
-      if used[p.id] then member = member or p.id else spare = p.id end
+      if used[p.id] then
+        member = member or p.id
+      else
+        spare = p.id
+      end
     end
   end
-  for _ = 1, 2 do perspectives.observe(spare, false, 5, "canary timeout") end
+  for _ = 1, 2 do
+    perspectives.observe(spare, false, 5, "canary timeout")
+  end
   resp, status = orchestrator.validate(dcv(), { date = DATE, run_check = scripted({}) })
   eq(status, 200, resp.error)
   eq(resp.is_valid, true)
-  for _, p in ipairs(resp.perspectives) do ok(p.perspective_code ~= spare, "the unhealthy one is skipped") end
-  for _ = 1, 2 do perspectives.observe(member, false, 5, "canary timeout") end
+  for _, p in ipairs(resp.perspectives) do
+    ok(p.perspective_code ~= spare, "the unhealthy one is skipped")
+  end
+  for _ = 1, 2 do
+    perspectives.observe(member, false, 5, "canary timeout")
+  end
   resp, status = orchestrator.validate(dcv(), { date = DATE, run_check = scripted({}) })
   eq(status, 503)
   eq(#resp.unavailable_perspectives, 2)
@@ -389,10 +466,13 @@ end)
 
 case("orchestrator_validation_in_flight_survives_a_reload", function()
   setup()
-  local t = mpic.spawn(orchestrator.validate, dcv(), { date = DATE,
-    run_check = scripted({ ["*"] = { sleep = 50, ["then"] = "pass" } }) })
+  local t = mpic.spawn(
+    orchestrator.validate,
+    dcv(),
+    { date = DATE, run_check = scripted({ ["*"] = { sleep = 50, ["then"] = "pass" } }) }
+  )
   mpic.sleep(10)
-  setup()  -- a reload: new configuration, new registry
+  setup() -- a reload: new configuration, new registry
   local resp, status = mpic.wait(t)
   eq(status, 200)
   eq(resp.is_valid, true)

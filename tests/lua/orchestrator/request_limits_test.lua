@@ -11,42 +11,54 @@ local DATE = "2026-12-16"
 local HASH = ("A"):rep(43)
 local L = request.LIMITS
 
-local function cfg() return T.config{ defaults = { perspective_count = 5, max_attempts = 1 } } end
+local function cfg() return T.config { defaults = { perspective_count = 5, max_attempts = 1 } } end
 
 local function run(req, outcomes)
-  return T.scenario{ config = cfg(), date = DATE, request = req, outcomes = outcomes or { ["*"] = "pass" } }
+  return T.scenario { config = cfg(), date = DATE, request = req, outcomes = outcomes or { ["*"] = "pass" } }
 end
 
 local function dcv(params, extra)
   local p = { validation_method = "acme-dns-01", key_authorization_hash = HASH }
-  for k, v in pairs(params or {}) do p[k] = v end
+  for k, v in pairs(params or {}) do
+    p[k] = v
+  end
   local r = { check_type = "dcv", domain_or_ip_target = "example.com", dcv_check_parameters = p }
-  for k, v in pairs(extra or {}) do r[k] = v end
+  for k, v in pairs(extra or {}) do
+    r[k] = v
+  end
   return r
 end
 
 local function caa(params, extra)
   local r = { check_type = "caa", domain_or_ip_target = "example.com", caa_check_parameters = params }
-  for k, v in pairs(extra or {}) do r[k] = v end
+  for k, v in pairs(extra or {}) do
+    r[k] = v
+  end
   return r
 end
 
 local function messages(r)
   local out = {}
-  for i, is in ipairs(r.issues or {}) do out[i] = is.message end
+  for i, is in ipairs(r.issues or {}) do
+    out[i] = is.message
+  end
   return table.concat(out, " | ")
 end
 
 local function biggest_message(r)
   local n = 0
-  for _, is in ipairs(r.issues or {}) do if #is.message > n then n = #is.message end end
+  for _, is in ipairs(r.issues or {}) do
+    if #is.message > n then n = #is.message end
+  end
   return n
 end
 
 -- a JSON array of n empty objects, as it decodes
 local function empties(n)
   local t = setmetatable({}, util.array_mt)
-  for i = 1, n do t[i] = {} end
+  for i = 1, n do
+    t[i] = {}
+  end
   return t
 end
 
@@ -82,14 +94,18 @@ end)
 
 case("too_many_parameter_keys_is_a_400_without_listing_them_all", function()
   local p = {}
-  for i = 1, 5000 do p["k" .. i] = i end
+  for i = 1, 5000 do
+    p["k" .. i] = i
+  end
   local r = run(caa(p))
   eq(r.status, 400)
   eq(#r.issues, 1)
   contains(r.issues[1].message, "caa_check_parameters has more than " .. L.param_keys .. " keys")
   -- at the limit it is the schema that speaks, one issue per name up to LIMITS.named
   p = {}
-  for i = 1, L.param_keys do p[("x"):rep(200) .. i] = i end
+  for i = 1, L.param_keys do
+    p[("x"):rep(200) .. i] = i
+  end
   r = run(caa(p))
   eq(r.status, 400)
   eq(#r.issues, L.named + 1, messages(r))
@@ -98,32 +114,55 @@ case("too_many_parameter_keys_is_a_400_without_listing_them_all", function()
 end)
 
 case("parameter_value_depth_is_bounded", function()
-  local r = run({ check_type = "dcv", domain_or_ip_target = "example.com",
-    dcv_check_parameters = { validation_method = "acme-http-01", token = "tok", key_authorization = "tok.x",
-                             http_headers = { ["X-A"] = { { { "deep" } } } } } })
+  local r = run({
+    check_type = "dcv",
+    domain_or_ip_target = "example.com",
+    dcv_check_parameters = {
+      validation_method = "acme-http-01",
+      token = "tok",
+      key_authorization = "tok.x",
+      http_headers = { ["X-A"] = { { { "deep" } } } },
+    },
+  })
   eq(r.status, 400)
   contains(messages(r), "parameter http_headers nests deeper than " .. L.param.depth .. " levels")
   -- a flat header table is fine as far as limits go
-  r = run({ check_type = "dcv", domain_or_ip_target = "example.com",
-    dcv_check_parameters = { validation_method = "acme-http-01", token = "tok", key_authorization = "tok.x",
-                             http_headers = { ["X-A"] = "b" } } })
+  r = run({
+    check_type = "dcv",
+    domain_or_ip_target = "example.com",
+    dcv_check_parameters = {
+      validation_method = "acme-http-01",
+      token = "tok",
+      key_authorization = "tok.x",
+      http_headers = { ["X-A"] = "b" },
+    },
+  })
   eq(r.status, 200, messages(r))
 end)
 
 case("parameter_value_count_string_length_and_total_are_bounded", function()
   local many = {}
-  for i = 1, L.param.nodes do many[i] = "ca" .. i .. ".example" end
+  for i = 1, L.param.nodes do
+    many[i] = "ca" .. i .. ".example"
+  end
   local r = run(caa({ caa_domains = many }))
   eq(r.status, 400)
   contains(messages(r), "parameter caa_domains has more than " .. L.param.nodes .. " values")
 
   r = run(dcv({ key_authorization_hash = ("A"):rep(L.param.string + 1) }))
   eq(r.status, 400)
-  contains(messages(r), "parameter key_authorization_hash holds a string of " .. (L.param.string + 1)
-    .. " bytes, more than " .. L.param.string)
+  contains(
+    messages(r),
+    "parameter key_authorization_hash holds a string of "
+      .. (L.param.string + 1)
+      .. " bytes, more than "
+      .. L.param.string
+  )
 
   local long = {}
-  for i = 1, 5 do long[i] = ("d"):rep(L.param.string - 10) .. i end
+  for i = 1, 5 do
+    long[i] = ("d"):rep(L.param.string - 10) .. i
+  end
   r = run(caa({ caa_domains = long }))
   eq(r.status, 400)
   contains(messages(r), "the parameters hold more than " .. L.params_total .. " bytes of text")
@@ -155,14 +194,18 @@ end)
 
 case("many_unknown_top_level_fields_give_a_bounded_issue_list", function()
   local req = dcv()
-  for i = 1, 3000 do req[("f"):rep(300) .. i] = {} end
+  for i = 1, 3000 do
+    req[("f"):rep(300) .. i] = {}
+  end
   local r = run(req)
   eq(r.status, 400)
   eq(#r.issues, L.named + 1)
   contains(r.issues[#r.issues].message, "and " .. (3000 - L.named) .. " more unknown names")
   ok(biggest_message(r) < 200)
   local orch = {}
-  for i = 1, L.param_keys + 1 do orch["o" .. i] = 1 end
+  for i = 1, L.param_keys + 1 do
+    orch["o" .. i] = 1
+  end
   r = run(dcv(nil, { orchestration_parameters = orch }))
   eq(r.status, 400)
   contains(messages(r), "orchestration_parameters has more than " .. L.param_keys .. " keys")
@@ -193,7 +236,8 @@ case("caa_validation_method_reaches_the_checker_as_its_label", function()
 end)
 
 case("caa_method_label_follows_the_declarations_of_the_registry", function()
-  local reg = { by_name = { ["my-method"] = { name = "my-method", check_type = "dcv", caa_method_label = "ca-tbr-99" } } }
+  local reg =
+    { by_name = { ["my-method"] = { name = "my-method", check_type = "dcv", caa_method_label = "ca-tbr-99" } } }
   eq(require("mpic.caa").method_label("my-method", reg), "ca-tbr-99")
   eq(require("mpic.caa").method_label("acme-dns-01", reg), "acme-dns-01", "only the given registry speaks")
   eq(require("mpic.caa").method_label("acme-dns-01"), "dns-01", "default: the built-in challenge types")

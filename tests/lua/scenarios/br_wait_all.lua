@@ -14,9 +14,7 @@ return {
     if not min then return nil, why end
     return cohorts.check_registry(registry, defaults and defaults.perspective_count, { min_count = min, date = date })
   end,
-  select = function(registry, _, count, attempt, rng)
-    return cohorts.pick(registry, count, attempt, rng)
-  end,
+  select = function(registry, _, count, attempt, rng) return cohorts.pick(registry, count, attempt, rng) end,
   decide = function(state) return quorum.evaluate(state) end,
   wait_for_all = true,
   min_perspectives = function(date) return quorum.min_remotes(date) end,

@@ -18,8 +18,15 @@ local function validate_cli(config, request_text, extra)
   local f = assert(io_open(req, "w"))
   f:write(request_text)
   f:close()
-  local cmd = string.format("%s validate --config %s --request %s --json --date %s %s 2>%s/cli.err; echo \"exit=$?\"",
-    q(L.env("MPIC_LAB_MPIC")), q(config), q(req), L.DATE, extra or "", dir)
+  local cmd = string.format(
+    '%s validate --config %s --request %s --json --date %s %s 2>%s/cli.err; echo "exit=$?"',
+    q(L.env("MPIC_LAB_MPIC")),
+    q(config),
+    q(req),
+    L.DATE,
+    extra or "",
+    dir
+  )
   local p = assert(io_popen(cmd))
   local out = p:read("a")
   p:close()
@@ -28,7 +35,7 @@ local function validate_cli(config, request_text, extra)
 end
 
 case("cli_validate_json_valid_exits_0", function()
-  local config = L.write_config{ primary = "legit", remotes = SIX }
+  local config = L.write_config { primary = "legit", remotes = SIX }
   local body, code = validate_cli(config, mpic.json.encode(L.dns01("owner")))
   eq(code, 0, body)
   local resp = mpic.json.decode(body)
@@ -38,15 +45,17 @@ case("cli_validate_json_valid_exits_0", function()
 end)
 
 case("cli_validate_json_hijacked_majority_exits_1", function()
-  local config = L.write_config{ primary = "legit",
-    remotes = { pdx = "evil", fra = "evil", sto = "legit", sgp = "evil", gru = "legit", jnb = "legit" } }
+  local config = L.write_config {
+    primary = "legit",
+    remotes = { pdx = "evil", fra = "evil", sto = "legit", sgp = "evil", gru = "legit", jnb = "legit" },
+  }
   local body, code = validate_cli(config, mpic.json.encode(L.http01("owner")))
   eq(code, 1, body)
   eq(mpic.json.decode(body).is_valid, false)
 end)
 
 case("cli_validate_bad_request_exits_2", function()
-  local config = L.write_config{ primary = "legit", remotes = SIX }
+  local config = L.write_config { primary = "legit", remotes = SIX }
   local body, code = validate_cli(config, '{"check_type": "dcv", "domain_or_ip_target": "www.scen.test"}')
   eq(code, 2, body)
   local resp = mpic.json.decode(body)
@@ -56,8 +65,10 @@ end)
 -- RFC 8657: the request's caa_check_parameters.validation_method reaches the
 -- CAA checker (as its label) and decides a record with validationmethods
 case("cli_validate_caa_validationmethods_follows_the_request_method", function()
-  local config = L.write_config{ primary = "legit",
-    remotes = { pdx = "legit", fra = "legit", sto = "legit", sgp = "legit", gru = "legit", jnb = "legit" } }
+  local config = L.write_config {
+    primary = "legit",
+    remotes = { pdx = "legit", fra = "legit", sto = "legit", sgp = "legit", gru = "legit", jnb = "legit" },
+  }
   local req = L.caa("caa-methods.scen.test")
   for _, m in ipairs({ "acme-dns-01", "dns-01" }) do
     req.caa_check_parameters = { validation_method = m }

@@ -15,17 +15,22 @@ local HASH = L.b64url_sha256("dnssec-lab-token.dnssec-lab-thumbprint")
 
 local function all(view)
   local r = {}
-  for _, id in ipairs(FIVE) do r[id] = view end
+  for _, id in ipairs(FIVE) do
+    r[id] = view
+  end
   return r
 end
 
 local function dns01(name)
-  return { check_type = "dcv", domain_or_ip_target = name,
-           dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = HASH } }
+  return {
+    check_type = "dcv",
+    domain_or_ip_target = name,
+    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = HASH },
+  }
 end
 
 case("dnssec_signed_name_has_ad_through_validating_resolver", function()
-  L.load{ primary = "validating", remotes = all("validating") }
+  L.load { primary = "validating", remotes = all("validating") }
   local r, kind, detail = mpic.dns.query("good.sec.test", "TXT", { perspective = "primary" })
   ok(r, "query failed: " .. tostring(kind) .. " " .. tostring(detail))
   eq(r.rcode, "NOERROR")
@@ -35,15 +40,14 @@ end)
 
 case("dnssec_authoritative_answer_is_not_authenticated", function()
   -- control: the same lab, asked without a validating resolver, has AD=0
-  L.load{ primary = "legit", remotes = all("legit"),
-          resolvers = { legit = L.env("MPIC_LAB_DNS_SIGNER") } }
+  L.load { primary = "legit", remotes = all("legit"), resolvers = { legit = L.env("MPIC_LAB_DNS_SIGNER") } }
   local r, kind = mpic.dns.query("good.sec.test", "TXT", { perspective = "primary" })
   ok(r, tostring(kind))
   eq(r.ad, false)
 end)
 
 case("dnssec_bogus_name_is_dnssec_bogus_with_ede", function()
-  L.load{ primary = "validating", remotes = all("validating") }
+  L.load { primary = "validating", remotes = all("validating") }
   local r, kind, detail = mpic.dns.query("bogus.sec.test", "TXT", { perspective = "primary" })
   eq(r, nil)
   ok(kind == "dnssec_bogus" or kind == "servfail", "kind " .. tostring(kind))
@@ -53,20 +57,20 @@ end)
 
 case("dnssec_bogus_is_servable_without_validation", function()
   -- control: the bogus data itself is there; only validation refuses it
-  L.load{ primary = "legit", remotes = all("legit"), resolvers = { legit = L.env("MPIC_LAB_DNS_SIGNER") } }
+  L.load { primary = "legit", remotes = all("legit"), resolvers = { legit = L.env("MPIC_LAB_DNS_SIGNER") } }
   local r, kind = mpic.dns.query("bogus.sec.test", "TXT", { perspective = "primary" })
   ok(r, tostring(kind))
   eq(r.records[1].value, "looks-fine-but-bogus")
 end)
 
 case("dnssec_caa_on_signed_name_is_valid", function()
-  L.load{ primary = "validating", remotes = all("validating") }
+  L.load { primary = "validating", remotes = all("validating") }
   local resp = L.validate(L.caa("good.sec.test"))
   eq(resp.is_valid, true, tostring(resp.mpic_decision.reason))
 end)
 
 case("dnssec_caa_on_bogus_name_fails_closed", function()
-  L.load{ primary = "validating", remotes = all("validating"), wait_all = true }
+  L.load { primary = "validating", remotes = all("validating"), wait_all = true }
   local resp = L.validate(L.caa("bogus.sec.test"))
   eq(resp.is_valid, false)
   local pr = resp.primary_perspective.check_response
@@ -78,7 +82,7 @@ end)
 
 case("dnssec_caa_bogus_with_allow_lookup_failure_still_fails_closed", function()
   -- the zone is not provably Insecure, so the lookup-failure carve-out never applies
-  L.load{ primary = "validating", remotes = all("validating"), wait_all = true }
+  L.load { primary = "validating", remotes = all("validating"), wait_all = true }
   local req = L.caa("bogus.sec.test")
   req.caa_check_parameters = { allow_lookup_failure = true }
   local resp = L.validate(req)
@@ -95,7 +99,7 @@ local function caa_allowing_failure(name)
 end
 
 case("dnssec_caa_lookup_failure_under_an_insecure_delegation_is_permitted_with_the_flag", function()
-  L.load{ primary = "validating", remotes = all("validating"), wait_all = true }
+  L.load { primary = "validating", remotes = all("validating"), wait_all = true }
   local resp = L.validate(caa_allowing_failure("insecure.sec.test"))
   eq(resp.is_valid, true, tostring(resp.mpic_decision and resp.mpic_decision.reason))
   for _, p in ipairs(resp.perspectives) do
@@ -108,7 +112,7 @@ case("dnssec_caa_lookup_failure_under_an_insecure_delegation_is_permitted_with_t
 end)
 
 case("dnssec_caa_lookup_failure_under_an_insecure_delegation_fails_without_the_flag", function()
-  L.load{ primary = "validating", remotes = all("validating"), wait_all = true }
+  L.load { primary = "validating", remotes = all("validating"), wait_all = true }
   local resp = L.validate(L.caa("insecure.sec.test"))
   eq(resp.is_valid, false)
   local pr = resp.primary_perspective.check_response
@@ -119,7 +123,7 @@ case("dnssec_caa_lookup_failure_under_an_insecure_delegation_fails_without_the_f
 end)
 
 case("dnssec_caa_lookup_failure_under_a_signed_delegation_is_refused_with_the_flag", function()
-  L.load{ primary = "validating", remotes = all("validating"), wait_all = true }
+  L.load { primary = "validating", remotes = all("validating"), wait_all = true }
   local resp = L.validate(caa_allowing_failure("lame.sec.test"))
   eq(resp.is_valid, false)
   local pr = resp.primary_perspective.check_response
@@ -130,14 +134,16 @@ case("dnssec_caa_lookup_failure_under_a_signed_delegation_is_refused_with_the_fl
 end)
 
 case("dnssec_insecure_proof_through_the_validating_resolver", function()
-  L.load{ primary = "validating", remotes = all("validating") }
+  L.load { primary = "validating", remotes = all("validating") }
   local probe = require("mpic.perspectives").probe("primary")
   local proven, why = probe.dnssec_insecure("insecure.sec.test")
   eq(proven, true, why)
   proven, why = probe.dnssec_insecure("lame.sec.test")
-  eq(proven, false); contains(why, "signed delegation")
+  eq(proven, false)
+  contains(why, "signed delegation")
   proven, why = probe.dnssec_insecure("bogus.sec.test")
-  eq(proven, false); contains(why, "signed delegation")
+  eq(proven, false)
+  contains(why, "signed delegation")
   -- good.sec.test is no delegation; above it the climb finds no proof
   proven = probe.dnssec_insecure("good.sec.test")
   eq(proven, false)
@@ -145,7 +151,7 @@ end)
 
 case("dnssec_insecure_proof_never_succeeds_through_a_non_validating_resolver", function()
   -- knot itself serves the same signed NSEC, but without validation there is no AD=1
-  L.load{ primary = "legit", remotes = all("legit"), resolvers = { legit = L.env("MPIC_LAB_DNS_SIGNER") } }
+  L.load { primary = "legit", remotes = all("legit"), resolvers = { legit = L.env("MPIC_LAB_DNS_SIGNER") } }
   local probe = require("mpic.perspectives").probe("primary")
   local r = assert(probe.dns("insecure.sec.test", "DS"))
   eq(r.ad, false)
@@ -158,14 +164,14 @@ case("dnssec_insecure_proof_never_succeeds_through_a_non_validating_resolver", f
 end)
 
 case("dnssec_dns01_signed_reports_ad_flag", function()
-  L.load{ primary = "validating", remotes = all("validating") }
+  L.load { primary = "validating", remotes = all("validating") }
   local resp = L.validate(dns01("good.sec.test"))
   eq(resp.is_valid, true, tostring(resp.mpic_decision.reason))
   eq(resp.primary_perspective.check_response.details.ad_flag, true)
 end)
 
 case("dnssec_dns01_bogus_fails_closed", function()
-  L.load{ primary = "validating", remotes = all("validating"), wait_all = true }
+  L.load { primary = "validating", remotes = all("validating"), wait_all = true }
   local resp = L.validate(dns01("bogus.sec.test"))
   eq(resp.is_valid, false)
   for _, p in ipairs(resp.perspectives) do
@@ -181,14 +187,14 @@ local dnssec_check = require "mpic.dnssec_check"
 local SPEC = { signed_name = "good.sec.test", bogus_name = "bogus.sec.test", type = "TXT" }
 
 case("dnssec_start_check_passes_through_a_validating_resolver", function()
-  L.load{ primary = "validating", remotes = all("validating") }
+  L.load { primary = "validating", remotes = all("validating") }
   local good, summary = dnssec_check.run(SPEC, require("mpic.perspectives").probe("primary"))
   ok(good, summary)
   contains(summary, "validates DNSSEC")
 end)
 
 case("dnssec_start_check_refuses_a_resolver_that_does_not_validate", function()
-  L.load{ primary = "legit", remotes = all("legit"), resolvers = { legit = L.env("MPIC_LAB_DNS_SIGNER") } }
+  L.load { primary = "legit", remotes = all("legit"), resolvers = { legit = L.env("MPIC_LAB_DNS_SIGNER") } }
   local good, why = dnssec_check.run(SPEC, require("mpic.perspectives").probe("primary"))
   eq(good, nil)
   contains(why, "without AD=1")
@@ -198,7 +204,7 @@ local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 -- Runs CMD (bounded by timeout(1)); returns output and exit code.
 local function sh(cmd)
-  local p = assert(io.popen("timeout 20 " .. cmd .. " 2>&1; echo \"exit=$?\""))
+  local p = assert(io.popen("timeout 20 " .. cmd .. ' 2>&1; echo "exit=$?"'))
   local out = p:read("a")
   p:close()
   local body, code = out:match("^(.*)exit=(%d+)%s*$")
@@ -215,8 +221,11 @@ end
 
 case("dnssec_check_config_and_serve_refuse_a_primary_that_does_not_validate", function()
   local bin = L.env("MPIC_LAB_MPIC")
-  local path = config_with_check{ primary = "legit", remotes = all("legit"),
-                                  resolvers = { legit = L.env("MPIC_LAB_DNS_SIGNER") } }
+  local path = config_with_check {
+    primary = "legit",
+    remotes = all("legit"),
+    resolvers = { legit = L.env("MPIC_LAB_DNS_SIGNER") },
+  }
   local out, code = sh(q(bin) .. " check-config --config " .. q(path))
   eq(code, 2, out)
   contains(out, "without AD=1")
@@ -229,9 +238,12 @@ case("dnssec_check_config_and_serve_refuse_a_primary_that_does_not_validate", fu
 end)
 
 case("dnssec_check_config_reports_a_validating_primary", function()
-  local path = config_with_check{ primary = "validating", remotes = all("validating") }
+  local path = config_with_check { primary = "validating", remotes = all("validating") }
   local out, code = sh(q(L.env("MPIC_LAB_MPIC")) .. " check-config --config " .. q(path))
   eq(code, 0, out)
-  contains(out, "the primary's resolver validates DNSSEC: good.sec.test TXT authenticated, "
-    .. "bogus.sec.test TXT refused (dnssec_bogus)")
+  contains(
+    out,
+    "the primary's resolver validates DNSSEC: good.sec.test TXT authenticated, "
+      .. "bogus.sec.test TXT refused (dnssec_bogus)"
+  )
 end)

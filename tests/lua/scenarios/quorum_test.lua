@@ -11,19 +11,19 @@ local L = require "scenario_lab"
 local case, eq, ok, contains = T.case, T.eq, T.ok, T.contains
 local pairs, ipairs, tostring, string_format = pairs, ipairs, tostring, string.format
 
-local SIX = { "pdx", "fra", "sto", "sgp", "gru", "jnb" }      -- ARIN RIPE RIPE APNIC LACNIC AFRINIC
-local FIVE = { "pdx", "fra", "sgp", "gru", "jnb" }            -- ARIN RIPE APNIC LACNIC AFRINIC
-local ONE_RIR = { "pdx", "ord", "dfw", "mia", "fra" }         -- four ARIN and one RIPE
+local SIX = { "pdx", "fra", "sto", "sgp", "gru", "jnb" } -- ARIN RIPE RIPE APNIC LACNIC AFRINIC
+local FIVE = { "pdx", "fra", "sgp", "gru", "jnb" } -- ARIN RIPE APNIC LACNIC AFRINIC
+local ONE_RIR = { "pdx", "ord", "dfw", "mia", "fra" } -- four ARIN and one RIPE
 
 local function views(set, special)
   local v = {}
-  for _, id in ipairs(set) do v[id] = (special and special[id]) or "legit" end
+  for _, id in ipairs(set) do
+    v[id] = (special and special[id]) or "legit"
+  end
   return v
 end
 
-local function cancelled(cr)
-  return L.errors_text(cr):find("cancelled after outcome decided", 1, true) ~= nil
-end
+local function cancelled(cr) return L.errors_text(cr):find("cancelled after outcome decided", 1, true) ~= nil end
 
 -- Every perspective behaved as its view implies. owner=true: the owner's
 -- request (legit views corroborate, hijacked ones must not); owner=false:
@@ -35,13 +35,23 @@ local function check_views(resp, remotes, primary_view, owner)
     local good = (view == "legit") == owner
     if view ~= "legit" and view ~= "evil" then good = false end
     if good then
-      ok(cr.check_passed or cancelled(cr), string_format("%s (%s view) should corroborate: %s %s", code, view,
-        L.errors_text(cr), tostring(cr.details and cr.details.reason)))
+      ok(
+        cr.check_passed or cancelled(cr),
+        string_format(
+          "%s (%s view) should corroborate: %s %s",
+          code,
+          view,
+          L.errors_text(cr),
+          tostring(cr.details and cr.details.reason)
+        )
+      )
     else
       eq(cr.check_passed, false, code .. " (" .. view .. " view) must not corroborate")
     end
   end
-  for code, view in pairs(remotes) do one(code, view, by[code]) end
+  for code, view in pairs(remotes) do
+    one(code, view, by[code])
+  end
   if primary_view then one("primary", primary_view, resp.primary_perspective.check_response) end
 end
 
@@ -98,8 +108,8 @@ for _, m in ipairs(METHODS) do
   end)
 
   case(m.name .. "_servfail_fails_closed_and_quorum_decides", function()
-    local resp = run(m.owner, { primary = "legit", wait_all = true,
-                                remotes = views(SIX, { sto = "broken", fra = "evil" }) })
+    local resp =
+      run(m.owner, { primary = "legit", wait_all = true, remotes = views(SIX, { sto = "broken", fra = "evil" }) })
     eq(resp.is_valid, true, why(resp))
     local sto = L.by_code(resp).sto
     eq(sto.check_completed, false)
@@ -109,8 +119,8 @@ for _, m in ipairs(METHODS) do
   end)
 
   case(m.name .. "_timeout_fails_closed_and_quorum_decides", function()
-    local resp = run(m.owner, { primary = "legit", wait_all = true,
-                                remotes = views(SIX, { sgp = "blackhole", fra = "broken" }) })
+    local resp =
+      run(m.owner, { primary = "legit", wait_all = true, remotes = views(SIX, { sgp = "blackhole", fra = "broken" }) })
     eq(resp.is_valid, true, why(resp))
     local sgp = L.by_code(resp).sgp
     eq(sgp.check_completed, false)
@@ -126,8 +136,8 @@ for _, m in ipairs(METHODS) do
 
   if m.evil then
     case(m.name .. "_attacker_seen_by_primary_and_minority_never_valid", function()
-      local resp = run(m.evil, { primary = "evil", owner = false,
-                                 remotes = views(SIX, { fra = "evil", sgp = "evil" }) })
+      local resp =
+        run(m.evil, { primary = "evil", owner = false, remotes = views(SIX, { fra = "evil", sgp = "evil" }) })
       eq(resp.is_valid, false)
       -- the hijacked primary was fooled, as a single-perspective CA would be,
       -- unless the remotes made the verdict certain before it answered (it is
@@ -140,8 +150,8 @@ for _, m in ipairs(METHODS) do
     end)
 
     case(m.name .. "_attacker_seen_by_remote_minority_never_valid", function()
-      local resp = run(m.evil, { primary = "legit", owner = false,
-                                 remotes = views(SIX, { fra = "evil", sgp = "evil" }) })
+      local resp =
+        run(m.evil, { primary = "legit", owner = false, remotes = views(SIX, { fra = "evil", sgp = "evil" }) })
       eq(resp.is_valid, false)
       eq(resp.primary_perspective.check_response.check_passed, false)
     end)
@@ -157,7 +167,9 @@ end)
 
 case("dns01_no_primary_attacker_majority_is_valid_for_attacker", function()
   -- the limit of MPIC: an attacker who hijacks a quorum of perspectives wins
-  local resp = run(L.dns01("evil"), { owner = false,
-    remotes = views(SIX, { pdx = "evil", fra = "evil", sgp = "evil", gru = "evil" }) })
+  local resp = run(
+    L.dns01("evil"),
+    { owner = false, remotes = views(SIX, { pdx = "evil", fra = "evil", sgp = "evil", gru = "evil" }) }
+  )
   eq(resp.is_valid, true, why(resp))
 end)

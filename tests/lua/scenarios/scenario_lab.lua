@@ -13,7 +13,8 @@ local mpic = require "mpic"
 local orchestrator = require "mpic.orchestrator"
 
 local M = {}
-local os_getenv, io_open, error, pairs, ipairs, tostring, type = os.getenv, io.open, error, pairs, ipairs, tostring, type
+local os_getenv, io_open, error, pairs, ipairs, tostring, type =
+  os.getenv, io.open, error, pairs, ipairs, tostring, type
 local debug_getinfo, assert, package = debug.getinfo, assert, package
 local string_format, table_concat, table_sort = string.format, table.concat, table.sort
 
@@ -44,8 +45,13 @@ M.SITES = {
   jnb = { rir = "AFRINIC", lat = -26.20, lon = 28.05 },
 }
 
-local VIEW_ENV = { legit = "MPIC_LAB_DNS_LEGIT", evil = "MPIC_LAB_DNS_EVIL", broken = "MPIC_LAB_DNS_BROKEN",
-                   blackhole = "MPIC_LAB_DNS_BLACKHOLE", validating = "MPIC_LAB_DNS_VALIDATING" }
+local VIEW_ENV = {
+  legit = "MPIC_LAB_DNS_LEGIT",
+  evil = "MPIC_LAB_DNS_EVIL",
+  broken = "MPIC_LAB_DNS_BROKEN",
+  blackhole = "MPIC_LAB_DNS_BLACKHOLE",
+  validating = "MPIC_LAB_DNS_VALIDATING",
+}
 
 function M.resolver(view)
   local var = VIEW_ENV[view]
@@ -74,16 +80,25 @@ spec.network: extra network keys (YAML flow text), e.g. "http_port: 15580"
 Returns the path of the file. ]]
 function M.config_text(spec)
   local ids = {}
-  for id in pairs(spec.remotes) do ids[#ids + 1] = id end
+  for id in pairs(spec.remotes) do
+    ids[#ids + 1] = id
+  end
   table_sort(ids)
   local lines = {
-    "issuer: {caa_domains: [ca.example], account_uri_prefixes: [\"https://ca.example/acme/acct/\"]}",
+    'issuer: {caa_domains: [ca.example], account_uri_prefixes: ["https://ca.example/acme/acct/"]}',
     "policy: " .. (spec.wait_all and (here() .. "/br_wait_all.lua") or (root() .. "/policies/br.lua")),
     "selection_secret: scenario-lab",
-    string_format("defaults: {perspective_count: %d, max_attempts: 1, timeout_ms: %d, dns_timeout_ms: %d, dns_tries: 2}",
-      spec.count or #ids, spec.timeout_ms or 5000, spec.dns_timeout_ms or 400),
-    string_format("network: {allow_reserved_ips: true, http_port: %s, tls_port: %s}",
-      spec.http_port or env("MPIC_LAB_HTTP_PORT"), spec.tls_port or env("MPIC_LAB_TLS_PORT")),
+    string_format(
+      "defaults: {perspective_count: %d, max_attempts: 1, timeout_ms: %d, dns_timeout_ms: %d, dns_tries: 2}",
+      spec.count or #ids,
+      spec.timeout_ms or 5000,
+      spec.dns_timeout_ms or 400
+    ),
+    string_format(
+      "network: {allow_reserved_ips: true, http_port: %s, tls_port: %s}",
+      spec.http_port or env("MPIC_LAB_HTTP_PORT"),
+      spec.tls_port or env("MPIC_LAB_TLS_PORT")
+    ),
     string_format("audit: {path: %s/audit.jsonl, fsync: false}", env("MPIC_LAB_DIR")),
   }
   if spec.primary then lines[#lines + 1] = "primary: primary" end
@@ -92,11 +107,19 @@ function M.config_text(spec)
     local s = M.SITES[id]
     if not s then error("unknown site " .. tostring(id), 3) end
     local resolver = spec.resolvers and spec.resolvers[view] or M.resolver(view)
-    lines[#lines + 1] = string_format("  - {id: %s, rir: %s, location: {lat: %s, lon: %s}, resolvers: [\"%s\"]}",
-      id, s.rir, s.lat, s.lon, resolver)
+    lines[#lines + 1] = string_format(
+      '  - {id: %s, rir: %s, location: {lat: %s, lon: %s}, resolvers: ["%s"]}',
+      id,
+      s.rir,
+      s.lat,
+      s.lon,
+      resolver
+    )
   end
   if spec.primary then add("primary", spec.primary) end
-  for _, id in ipairs(ids) do add(id, spec.remotes[id]) end
+  for _, id in ipairs(ids) do
+    add(id, spec.remotes[id])
+  end
   return table_concat(lines, "\n") .. "\n"
 end
 
@@ -129,14 +152,18 @@ end
 --- perspective_code -> check_response of the final attempt.
 function M.by_code(resp)
   local out = {}
-  for _, p in ipairs(resp.perspectives) do out[p.perspective_code] = p.check_response end
+  for _, p in ipairs(resp.perspectives) do
+    out[p.perspective_code] = p.check_response
+  end
   return out
 end
 
 --- Number of remotes whose check passed.
 function M.passes(resp)
   local n = 0
-  for _, p in ipairs(resp.perspectives) do if p.check_response.check_passed then n = n + 1 end end
+  for _, p in ipairs(resp.perspectives) do
+    if p.check_response.check_passed then n = n + 1 end
+  end
   return n
 end
 
@@ -144,7 +171,9 @@ end
 function M.errors_text(cr)
   local out = {}
   if type(cr.errors) == "table" then
-    for _, e in ipairs(cr.errors) do out[#out + 1] = tostring(e.error_type) .. ": " .. tostring(e.error_message) end
+    for _, e in ipairs(cr.errors) do
+      out[#out + 1] = tostring(e.error_type) .. ": " .. tostring(e.error_message)
+    end
   end
   return table_concat(out, " | ")
 end
@@ -155,30 +184,51 @@ M.b64url_sha256 = b64url_sha256
 
 function M.dns01(who)
   local ka = who == "evil" and env("MPIC_LAB_EVIL_KA") or env("MPIC_LAB_OWNER_KA")
-  return { check_type = "dcv", domain_or_ip_target = "www.scen.test", trace_identifier = "scenario-dns01-" .. who,
-           dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = b64url_sha256(ka) } }
+  return {
+    check_type = "dcv",
+    domain_or_ip_target = "www.scen.test",
+    trace_identifier = "scenario-dns01-" .. who,
+    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = b64url_sha256(ka) },
+  }
 end
 
 function M.http01(who)
-  local token = who == "evil" and env("MPIC_LAB_EVIL_TOKEN") or who == "redirect" and env("MPIC_LAB_REDIR_TOKEN")
+  local token = who == "evil" and env("MPIC_LAB_EVIL_TOKEN")
+    or who == "redirect" and env("MPIC_LAB_REDIR_TOKEN")
     or env("MPIC_LAB_OWNER_TOKEN")
-  local ka = who == "evil" and env("MPIC_LAB_EVIL_KA") or who == "redirect" and env("MPIC_LAB_REDIR_KA")
+  local ka = who == "evil" and env("MPIC_LAB_EVIL_KA")
+    or who == "redirect" and env("MPIC_LAB_REDIR_KA")
     or env("MPIC_LAB_OWNER_KA")
-  return { check_type = "dcv", domain_or_ip_target = "www.scen.test", trace_identifier = "scenario-http01-" .. who,
-           dcv_check_parameters = { validation_method = "acme-http-01", token = token, key_authorization = ka } }
+  return {
+    check_type = "dcv",
+    domain_or_ip_target = "www.scen.test",
+    trace_identifier = "scenario-http01-" .. who,
+    dcv_check_parameters = { validation_method = "acme-http-01", token = token, key_authorization = ka },
+  }
 end
 
 function M.website(who)
   local value = who == "evil" and env("MPIC_LAB_EVIL_WEB_VALUE") or env("MPIC_LAB_OWNER_WEB_VALUE")
-  return { check_type = "dcv", domain_or_ip_target = "www.scen.test", trace_identifier = "scenario-web-" .. who,
-           dcv_check_parameters = { validation_method = "website-change", challenge_value = value,
-                                    http_token_path = "mpic.txt" } }
+  return {
+    check_type = "dcv",
+    domain_or_ip_target = "www.scen.test",
+    trace_identifier = "scenario-web-" .. who,
+    dcv_check_parameters = {
+      validation_method = "website-change",
+      challenge_value = value,
+      http_token_path = "mpic.txt",
+    },
+  }
 end
 
 function M.tlsalpn(who)
   local ka = who == "evil" and env("MPIC_LAB_EVIL_KA") or env("MPIC_LAB_OWNER_KA")
-  return { check_type = "dcv", domain_or_ip_target = "tls.scen.test", trace_identifier = "scenario-alpn-" .. who,
-           dcv_check_parameters = { validation_method = "acme-tls-alpn-01", key_authorization_hash = b64url_sha256(ka) } }
+  return {
+    check_type = "dcv",
+    domain_or_ip_target = "tls.scen.test",
+    trace_identifier = "scenario-alpn-" .. who,
+    dcv_check_parameters = { validation_method = "acme-tls-alpn-01", key_authorization_hash = b64url_sha256(ka) },
+  }
 end
 
 function M.caa(name)

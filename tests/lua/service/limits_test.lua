@@ -29,28 +29,45 @@ end
 local function coord(body, expect)
   -- expect: send "Expect: 100-continue", so that a body the server refuses on
   -- its headers (413) is not still being sent when the connection closes
-  local res, kind, detail = post(COORD .. "/mpic", body, { ca = C .. "ca.pem", verify_tls = true, timeout_ms = 15000,
-    headers = { ["Content-Type"] = "application/json", Authorization = "Bearer " .. TOKEN,
-                Expect = expect and "100-continue" or nil } })
+  local res, kind, detail = post(COORD .. "/mpic", body, {
+    ca = C .. "ca.pem",
+    verify_tls = true,
+    timeout_ms = 15000,
+    headers = {
+      ["Content-Type"] = "application/json",
+      Authorization = "Bearer " .. TOKEN,
+      Expect = expect and "100-continue" or nil,
+    },
+  })
   assert(res, tostring(kind) .. ": " .. tostring(detail))
   return res, util.json_decode(res.body)
 end
 
 local function mtls()
-  return { ca = C .. "ca.pem", cert = C .. "coordinator.pem", key = C .. "coordinator.key", verify_tls = true,
-           timeout_ms = 8000 }
+  return {
+    ca = C .. "ca.pem",
+    cert = C .. "coordinator.pem",
+    key = C .. "coordinator.key",
+    verify_tls = true,
+    timeout_ms = 8000,
+  }
 end
 
 local function issues_text(d)
   local out = {}
-  for i, is in ipairs(d.validation_issues or {}) do out[i] = is.message end
+  for i, is in ipairs(d.validation_issues or {}) do
+    out[i] = is.message
+  end
   return table.concat(out, " | ")
 end
 
 local function caa_request(method)
-  return { check_type = "caa", domain_or_ip_target = "methods.svc.test",
-           orchestration_parameters = { perspective_count = 6 },
-           caa_check_parameters = method and { validation_method = method } or nil }
+  return {
+    check_type = "caa",
+    domain_or_ip_target = "methods.svc.test",
+    orchestration_parameters = { perspective_count = 6 },
+    caa_check_parameters = method and { validation_method = method } or nil,
+  }
 end
 
 case("coordinator_caa_validation_method_decides_validationmethods", function()
@@ -75,21 +92,36 @@ case("coordinator_caa_validation_method_decides_validationmethods", function()
 end)
 
 case("agent_caa_validation_method_reaches_its_checker", function()
-  local r = assert(post(PDX .. "/caa", { domain_or_ip_target = "methods.svc.test",
-    caa_check_parameters = { validation_method = "acme-dns-01" } }, mtls()))
+  local r = assert(
+    post(
+      PDX .. "/caa",
+      { domain_or_ip_target = "methods.svc.test", caa_check_parameters = { validation_method = "acme-dns-01" } },
+      mtls()
+    )
+  )
   eq(r.status, 200, r.body)
   eq(util.json_decode(r.body).check_passed, true)
-  r = assert(post(PDX .. "/caa", { domain_or_ip_target = "methods.svc.test",
-    caa_check_parameters = { validation_method = "acme-http-01" } }, mtls()))
+  r = assert(
+    post(
+      PDX .. "/caa",
+      { domain_or_ip_target = "methods.svc.test", caa_check_parameters = { validation_method = "acme-http-01" } },
+      mtls()
+    )
+  )
   eq(util.json_decode(r.body).check_passed, false)
 end)
 
 case("coordinator_refuses_unknown_parameters_and_long_strings", function()
   local junk = {}
-  for i = 1, 20000 do junk[i] = "{}" end
+  for i = 1, 20000 do
+    junk[i] = "{}"
+  end
   local body = '{"check_type":"dcv","domain_or_ip_target":"svc.test","dcv_check_parameters":'
-    .. '{"validation_method":"acme-dns-01","key_authorization_hash":"' .. GOOD_HASH .. '","junk":['
-    .. table.concat(junk, ",") .. "]}}"
+    .. '{"validation_method":"acme-dns-01","key_authorization_hash":"'
+    .. GOOD_HASH
+    .. '","junk":['
+    .. table.concat(junk, ",")
+    .. "]}}"
   local res, d = coord(body)
   eq(res.status, 400, res.body)
   contains(issues_text(d), "unknown parameter junk for acme-dns-01")
@@ -101,14 +133,22 @@ case("coordinator_refuses_unknown_parameters_and_long_strings", function()
     return size
   end
   local before = audit_size()
-  res, d = coord({ check_type = "dcv", domain_or_ip_target = "svc.test", trace_identifier = ("x"):rep(200 * 1024),
-    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = GOOD_HASH } })
+  res, d = coord({
+    check_type = "dcv",
+    domain_or_ip_target = "svc.test",
+    trace_identifier = ("x"):rep(200 * 1024),
+    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = GOOD_HASH },
+  })
   eq(res.status, 400)
   contains(issues_text(d), "trace_identifier is 204800 bytes long")
   ok(#res.body < 1000, "the 400 does not echo the trace identifier")
   -- a body beyond the coordinator's cap (256 KiB) is refused before it is decoded
-  res = coord({ check_type = "dcv", domain_or_ip_target = "svc.test", trace_identifier = ("x"):rep(900 * 1024),
-    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = GOOD_HASH } }, true)
+  res = coord({
+    check_type = "dcv",
+    domain_or_ip_target = "svc.test",
+    trace_identifier = ("x"):rep(900 * 1024),
+    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = GOOD_HASH },
+  }, true)
   eq(res.status, 413)
   -- nothing of either reached the audit log
   local grown = audit_size() - before
@@ -116,8 +156,10 @@ case("coordinator_refuses_unknown_parameters_and_long_strings", function()
 end)
 
 case("agent_refuses_unknown_parameters", function()
-  local r = assert(post(PDX .. "/dcv", { domain_or_ip_target = "svc.test",
-    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = GOOD_HASH, junk = {} } }, mtls()))
+  local r = assert(post(PDX .. "/dcv", {
+    domain_or_ip_target = "svc.test",
+    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = GOOD_HASH, junk = {} },
+  }, mtls()))
   eq(r.status, 400)
   contains(r.body, "unknown parameter junk for acme-dns-01")
 end)
@@ -135,13 +177,18 @@ local function liar_answer(req)
     return string.format(head, "true") .. '"errors":null,"details":' .. ('{"a":'):rep(61) .. "1" .. ("}"):rep(61) .. "}"
   end
   local errors = {}
-  for i = 1, 50 do errors[i] = { error_type = "mpic_error:lie:" .. math.random(1, 1 << 40) .. ":" .. i } end
+  for i = 1, 50 do
+    errors[i] = { error_type = "mpic_error:lie:" .. math.random(1, 1 << 40) .. ":" .. i }
+  end
   return string.format(head, "false") .. '"details":{},"errors":' .. util.json_encode(errors) .. "}"
 end
 
 local function with_liar(fn)
-  local srv = assert(server.listen({ address = LIAR_ADDR, port = LIAR_PORT,
-    tls = { cert = C .. "agent-liar.pem", key = C .. "agent-liar.key" } }))
+  local srv = assert(server.listen({
+    address = LIAR_ADDR,
+    port = LIAR_PORT,
+    tls = { cert = C .. "agent-liar.pem", key = C .. "agent-liar.key" },
+  }))
   local loop = mpic.spawn(function()
     while true do
       local req = srv:next()
@@ -167,9 +214,18 @@ local function lying_config()
     if line == "perspectives:" then break end
   end
   local function remote(id, rir, lat, lon, url)
-    lines[#lines + 1] = string.format('  - {id: %s, rir: %s, location: {lat: %s, lon: %s}, agent: {url: "%s", '
-      .. "ca: %sca.pem, cert: %scoordinator.pem, key: %scoordinator.key, timeout_ms: 4000}}", id, rir, lat, lon, url,
-      C, C, C)
+    lines[#lines + 1] = string.format(
+      '  - {id: %s, rir: %s, location: {lat: %s, lon: %s}, agent: {url: "%s", '
+        .. "ca: %sca.pem, cert: %scoordinator.pem, key: %scoordinator.key, timeout_ms: 4000}}",
+      id,
+      rir,
+      lat,
+      lon,
+      url,
+      C,
+      C,
+      C
+    )
   end
   remote("pdx", "ARIN", 45.52, -122.68, "https://127.0.30.11:15411")
   remote("fra", "RIPE", 50.11, 8.68, "https://127.0.30.12:15412")
@@ -185,9 +241,13 @@ local function lying_config()
 end
 
 local function dcv(trace)
-  return { check_type = "dcv", domain_or_ip_target = "svc.test", trace_identifier = trace,
-           orchestration_parameters = { perspective_count = 6 },
-           dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = GOOD_HASH } }
+  return {
+    check_type = "dcv",
+    domain_or_ip_target = "svc.test",
+    trace_identifier = trace,
+    orchestration_parameters = { perspective_count = 6 },
+    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = GOOD_HASH },
+  }
 end
 
 case("a_lying_agent_fails_its_own_check_and_nothing_more", function()
@@ -202,7 +262,9 @@ case("a_lying_agent_fails_its_own_check_and_nothing_more", function()
     local text = require("mpic.serve").encode(resp)
     ok(util.json_decode(text).is_valid == true, "the 200 carries the verdict: " .. text:sub(1, 200))
     local lie
-    for _, p in ipairs(resp.perspectives) do if p.perspective_code == "lie" then lie = p.check_response end end
+    for _, p in ipairs(resp.perspectives) do
+      if p.perspective_code == "lie" then lie = p.check_response end
+    end
     eq(lie.check_passed, false)
     eq(lie.check_completed, false)
     eq(lie.errors[1].error_type, "mpic_error:coordinator:remote_check")

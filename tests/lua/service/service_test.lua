@@ -21,13 +21,23 @@ local COORD = os.getenv("MPIC_SVC_COORDINATOR")
 local TOKEN = os.getenv("MPIC_SVC_TOKEN")
 local GOOD_HASH = "ZTRx1Ckl1-tM05o5zaizTTA0yUy5AGereMgSNWC6Ll8"
 local EVIL_HASH = "uomAjM7apOVLySMSYPYgge1Rsk2kVk_menYFSpM-K6w"
-local AGENT = { pdx = "https://127.0.30.11:15411", fra = "https://127.0.30.12:15412",
-                syd = "https://127.0.30.15:15415" }
+local AGENT = {
+  pdx = "https://127.0.30.11:15411",
+  fra = "https://127.0.30.12:15412",
+  syd = "https://127.0.30.15:15415",
+}
 
 local function mtls(extra)
-  local o = { ca = C .. "ca.pem", cert = C .. "coordinator.pem", key = C .. "coordinator.key",
-              verify_tls = true, timeout_ms = 8000 }
-  for k, v in pairs(extra or {}) do o[k] = v end
+  local o = {
+    ca = C .. "ca.pem",
+    cert = C .. "coordinator.pem",
+    key = C .. "coordinator.key",
+    verify_tls = true,
+    timeout_ms = 8000,
+  }
+  for k, v in pairs(extra or {}) do
+    o[k] = v
+  end
   return o
 end
 
@@ -40,17 +50,23 @@ end
 
 local function coord(body, headers)
   local h = { ["Content-Type"] = "application/json", Authorization = "Bearer " .. TOKEN }
-  for k, v in pairs(headers or {}) do h[k] = v or nil end
-  local res, kind, detail = post(COORD .. "/mpic", body,
-    { ca = C .. "ca.pem", verify_tls = true, timeout_ms = 15000, headers = h })
+  for k, v in pairs(headers or {}) do
+    h[k] = v or nil
+  end
+  local res, kind, detail =
+    post(COORD .. "/mpic", body, { ca = C .. "ca.pem", verify_tls = true, timeout_ms = 15000, headers = h })
   assert(res, tostring(kind) .. ": " .. tostring(detail))
   return res, util.json_decode(res.body)
 end
 
 local function dcv_request(hash, trace)
-  return { check_type = "dcv", domain_or_ip_target = "svc.test", trace_identifier = trace or util.null,
-           orchestration_parameters = { perspective_count = 6 },
-           dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = hash } }
+  return {
+    check_type = "dcv",
+    domain_or_ip_target = "svc.test",
+    trace_identifier = trace or util.null,
+    orchestration_parameters = { perspective_count = 6 },
+    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = hash },
+  }
 end
 
 local function is_int(v) return math.type(v) == "integer" end
@@ -68,13 +84,13 @@ case("agent_refuses_a_client_without_certificate", function()
   eq(r, nil)
   ok(kind == "connect" or kind == "tls", "transport failure, got " .. tostring(kind))
   -- and no check is run for a POST either
-  local r2 = post(AGENT.pdx .. "/dcv", dcv_request(GOOD_HASH), { ca = C .. "ca.pem", verify_tls = true, timeout_ms = 3000 })
+  local r2 =
+    post(AGENT.pdx .. "/dcv", dcv_request(GOOD_HASH), { ca = C .. "ca.pem", verify_tls = true, timeout_ms = 3000 })
   eq(r2, nil)
 end)
 
 case("agent_refuses_a_certificate_from_another_ca", function()
-  local r, kind = http.request(AGENT.pdx .. "/healthz",
-    mtls({ cert = C .. "rogue.pem", key = C .. "rogue.key" }))
+  local r, kind = http.request(AGENT.pdx .. "/healthz", mtls({ cert = C .. "rogue.pem", key = C .. "rogue.key" }))
   eq(r, nil)
   ok(kind == "connect" or kind == "tls", "transport failure, got " .. tostring(kind))
 end)
@@ -86,8 +102,11 @@ case("coordinator_refuses_an_agent_from_another_ca", function()
 end)
 
 case("agent_dcv_pass_is_a_200_check_response", function()
-  local body = { domain_or_ip_target = "svc.test", trace_identifier = "t-1",
-                 dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = GOOD_HASH } }
+  local body = {
+    domain_or_ip_target = "svc.test",
+    trace_identifier = "t-1",
+    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = GOOD_HASH },
+  }
   local r = assert(post(AGENT.fra .. "/dcv", body, mtls()))
   eq(r.status, 200)
   local d = util.json_decode(r.body)
@@ -103,8 +122,10 @@ case("agent_dcv_pass_is_a_200_check_response", function()
 end)
 
 case("agent_dcv_mismatch_is_a_completed_non_pass", function()
-  local body = { domain_or_ip_target = "svc.test",
-                 dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = GOOD_HASH } }
+  local body = {
+    domain_or_ip_target = "svc.test",
+    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = GOOD_HASH },
+  }
   local r = assert(post(AGENT.syd .. "/dcv", body, mtls())) -- syd sees the attacker's zone
   eq(r.status, 200) -- no error: the record was read and does not match
   local d = util.json_decode(r.body)
@@ -115,20 +136,28 @@ case("agent_dcv_mismatch_is_a_completed_non_pass", function()
 end)
 
 case("agent_check_with_errors_is_a_500_with_the_same_body", function()
-  local body = { domain_or_ip_target = "nozone.test", -- knot refuses: a lookup error
-                 dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = GOOD_HASH } }
+  local body = {
+    domain_or_ip_target = "nozone.test", -- knot refuses: a lookup error
+    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = GOOD_HASH },
+  }
   local r = assert(post(AGENT.pdx .. "/dcv", body, mtls()))
   eq(r.status, 500)
   local d = util.json_decode(r.body)
   eq(d.check_passed, false)
   eq(d.check_type, "dcv")
   eq(d.perspective_code, "pdx")
-  ok(type(d.errors) == "table" and #d.errors >= 1 and type(d.errors[1].error_type) == "string"
-     and type(d.errors[1].error_message) == "string", "errors listed")
+  ok(
+    type(d.errors) == "table"
+      and #d.errors >= 1
+      and type(d.errors[1].error_type) == "string"
+      and type(d.errors[1].error_message) == "string",
+    "errors listed"
+  )
 end)
 
 case("agent_caa_check", function()
-  local r = assert(post(AGENT.pdx .. "/caa", { domain_or_ip_target = "svc.test", caa_check_parameters = util.null }, mtls()))
+  local r =
+    assert(post(AGENT.pdx .. "/caa", { domain_or_ip_target = "svc.test", caa_check_parameters = util.null }, mtls()))
   eq(r.status, 200)
   local d = util.json_decode(r.body)
   eq(d.check_type, "caa")
@@ -149,12 +178,22 @@ case("agent_bad_json_and_bad_bodies_are_400", function()
   r = assert(post(AGENT.pdx .. "/dcv", { dcv_check_parameters = { validation_method = "acme-dns-01" } }, mtls()))
   eq(r.status, 400)
   T.contains(util.json_decode(r.body).error, "domain_or_ip_target")
-  r = assert(post(AGENT.pdx .. "/dcv", { domain_or_ip_target = "svc.test",
-    dcv_check_parameters = { validation_method = "no-such-method" } }, mtls()))
+  r = assert(
+    post(
+      AGENT.pdx .. "/dcv",
+      { domain_or_ip_target = "svc.test", dcv_check_parameters = { validation_method = "no-such-method" } },
+      mtls()
+    )
+  )
   eq(r.status, 400)
   T.contains(util.json_decode(r.body).error, "unknown validation_method")
-  r = assert(post(AGENT.pdx .. "/dcv", { domain_or_ip_target = "svc.test",
-    dcv_check_parameters = { validation_method = "acme-dns-01" } }, mtls()))
+  r = assert(
+    post(
+      AGENT.pdx .. "/dcv",
+      { domain_or_ip_target = "svc.test", dcv_check_parameters = { validation_method = "acme-dns-01" } },
+      mtls()
+    )
+  )
   eq(r.status, 400)
   T.contains(util.json_decode(r.body).error, "key_authorization_hash")
 end)
@@ -163,20 +202,38 @@ case("agent_oversized_body_is_413", function()
   local big = string.rep("x", 70000)
   -- "Expect: 100-continue": the server refuses on the headers, so the client
   -- is not still sending the body when the connection closes
-  local r = assert(post(AGENT.pdx .. "/dcv", big,
-    mtls({ headers = { ["Content-Type"] = "application/json", Expect = "100-continue" } })))
+  local r = assert(
+    post(
+      AGENT.pdx .. "/dcv",
+      big,
+      mtls({ headers = { ["Content-Type"] = "application/json", Expect = "100-continue" } })
+    )
+  )
   eq(r.status, 413)
 end)
 
 -- Agent client: identity and transport failures --------------------------------
 
 local function remote(id, rir, url, timeout_ms)
-  return { id = id, rir = rir, agent = { url = url, ca = C .. "ca.pem", cert = C .. "coordinator.pem",
-                                          key = C .. "coordinator.key", timeout_ms = timeout_ms } }
+  return {
+    id = id,
+    rir = rir,
+    agent = {
+      url = url,
+      ca = C .. "ca.pem",
+      cert = C .. "coordinator.pem",
+      key = C .. "coordinator.key",
+      timeout_ms = timeout_ms,
+    },
+  }
 end
 local function checker_req(hash)
-  return { check_type = "dcv", target_text = "svc.test", trace_identifier = nil,
-           echo_params = { validation_method = "acme-dns-01", key_authorization_hash = hash } }
+  return {
+    check_type = "dcv",
+    target_text = "svc.test",
+    trace_identifier = nil,
+    echo_params = { validation_method = "acme-dns-01", key_authorization_hash = hash },
+  }
 end
 
 case("agent_client_passes_a_good_answer", function()
@@ -200,8 +257,14 @@ end)
 
 -- "sha256//BASE64" of a certificate's public key (openssl, as an operator would)
 local function pin_of(pem)
-  local p = assert(io.popen("openssl x509 -in '" .. pem .. "' -pubkey -noout | openssl pkey -pubin -outform der"
-    .. " | openssl dgst -sha256 -binary | base64"))
+  local p = assert(
+    io.popen(
+      "openssl x509 -in '"
+        .. pem
+        .. "' -pubkey -noout | openssl pkey -pubin -outform der"
+        .. " | openssl dgst -sha256 -binary | base64"
+    )
+  )
   local out = p:read("a")
   p:close()
   return "sha256//" .. out:gsub("%s", "")
@@ -280,7 +343,7 @@ case("coordinator_auth_by_bearer_or_api_key", function()
 end)
 
 case("coordinator_malformed_json_is_400", function()
-  local res, d = coord("{\"check_type\": ")
+  local res, d = coord('{"check_type": ')
   eq(res.status, 400)
   eq(d.error, "request-validation-failed")
   eq(d.validation_issues[1].issue_type, "invalid-json")
@@ -310,18 +373,24 @@ case("coordinator_healthz_and_metrics", function()
   local res, d = coord(req)
   eq(res.status, 200)
   eq(d.is_valid, false)
-  r = assert(http.request(COORD .. "/metrics", { ca = C .. "ca.pem", verify_tls = true,
-    headers = { Authorization = "Bearer " .. TOKEN } }))
+  r = assert(
+    http.request(
+      COORD .. "/metrics",
+      { ca = C .. "ca.pem", verify_tls = true, headers = { Authorization = "Bearer " .. TOKEN } }
+    )
+  )
   eq(r.status, 200)
   T.contains(r.body, 'mpic_validations_total{check_type="dcv",method="acme-dns-01",verdict="invalid"}')
-  T.contains(r.body, '# TYPE mpic_validations_total counter')
+  T.contains(r.body, "# TYPE mpic_validations_total counter")
   T.contains(r.body, 'mpic_validations_total{check_type="dcv",method="acme-dns-01",verdict="valid"}')
   -- (a perspective cancelled once the verdict was certain has no duration: any one will do)
-  ok(r.body:find('mpic_perspective_check_duration_seconds_bucket{perspective="%l+",le="%+Inf"} %d+'),
-     "a latency histogram per perspective")
-  T.contains(r.body, 'mpic_perspective_errors_total{error_type=')
+  ok(
+    r.body:find('mpic_perspective_check_duration_seconds_bucket{perspective="%l+",le="%+Inf"} %d+'),
+    "a latency histogram per perspective"
+  )
+  T.contains(r.body, "mpic_perspective_errors_total{error_type=")
   T.contains(r.body, 'mpic_agent_up{perspective="pdx"} 1')
-  T.contains(r.body, 'mpic_validations_in_flight')
+  T.contains(r.body, "mpic_validations_in_flight")
 end)
 
 -- Same decisions as local perspectives -------------------------------------------
@@ -330,7 +399,8 @@ case("serve_with_agents_decides_like_local_perspectives", function()
   assert(mpic.load_config(WORK .. "/local.yaml"))
   require("mpic.orchestrator").reset()
   local reqs = {
-    dcv_request(GOOD_HASH), dcv_request(EVIL_HASH),
+    dcv_request(GOOD_HASH),
+    dcv_request(EVIL_HASH),
     { check_type = "caa", domain_or_ip_target = "svc.test", orchestration_parameters = { perspective_count = 6 } },
     { check_type = "caa", domain_or_ip_target = "deny.svc.test", orchestration_parameters = { perspective_count = 6 } },
   }
@@ -369,9 +439,16 @@ case("agent_killed_mid_validation_is_a_non_pass_without_hang", function()
   assert(mpic.load_config(WORK .. "/faulty.yaml"))
   require("mpic.orchestrator").reset()
   local pid = assert(os.getenv("MPIC_SVC_KILL_PID"))
-  local req = { check_type = "dcv", domain_or_ip_target = "slow.svc.test", orchestration_parameters = { perspective_count = 6 },
-                dcv_check_parameters = { validation_method = "acme-http-01", token = "tok",
-                                         key_authorization = "tok.thumb" } }
+  local req = {
+    check_type = "dcv",
+    domain_or_ip_target = "slow.svc.test",
+    orchestration_parameters = { perspective_count = 6 },
+    dcv_check_parameters = {
+      validation_method = "acme-http-01",
+      token = "tok",
+      key_authorization = "tok.thumb",
+    },
+  }
   local t0 = mpic.now()
   local task = mpic.spawn(mpic.validate, req)
   mpic.sleep(400)
@@ -382,7 +459,9 @@ case("agent_killed_mid_validation_is_a_non_pass_without_hang", function()
   eq(resp.is_valid, false)
   ok(ms < 6000, "answered in " .. ms .. " ms")
   local by = {}
-  for _, p in ipairs(resp.perspectives) do by[p.perspective_code] = p end
+  for _, p in ipairs(resp.perspectives) do
+    by[p.perspective_code] = p
+  end
   local mex = by.mex.check_response
   eq(mex.check_passed, false)
   eq(mex.check_completed, false)
@@ -400,7 +479,10 @@ case("agent_health_checks_mark_dead_and_hung_agents_unhealthy", function()
   mpic.config.health.timeout_ms = 500
   require("mpic.health").round() -- the canary probes: each agent's /healthz over mutual TLS
   local health, why = {}, {}
-  for _, p in ipairs(mpic.perspectives()) do health[p.id] = p.healthy; why[p.id] = p.health_error end
+  for _, p in ipairs(mpic.perspectives()) do
+    health[p.id] = p.healthy
+    why[p.id] = p.health_error
+  end
   eq(health, { mex = false, hang = false, jnb = true, pdx = true, fra = true, sgp = true })
   T.contains(why.mex, "connect")
   -- the liar answers /healthz (the identity check applies to check answers)
@@ -414,18 +496,27 @@ case("agent_restarted_after_a_crash_is_healthy_and_used_again", function()
   local up = false
   for _ = 1, 50 do
     local r = http.request(url .. "/healthz", mtls({ timeout_ms = 1000 }))
-    if r and r.status == 200 then up = true break end
+    if r and r.status == 200 then
+      up = true
+      break
+    end
     mpic.sleep(100)
   end
   ok(up, "the restarted agent answers")
   assert(mpic.load_config(WORK .. "/faulty.yaml"))
-  for _ = 1, 2 do perspectives_mod.observe("mex", false, 1, "down before the restart") end
+  for _ = 1, 2 do
+    perspectives_mod.observe("mex", false, 1, "down before the restart")
+  end
   require("mpic.health").round()
   local health = {}
-  for _, p in ipairs(mpic.perspectives()) do health[p.id] = p.healthy end
+  for _, p in ipairs(mpic.perspectives()) do
+    health[p.id] = p.healthy
+  end
   eq(health.mex, true)
-  local r = assert(post(url .. "/dcv", { domain_or_ip_target = "svc.test",
-    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = GOOD_HASH } }, mtls()))
+  local r = assert(post(url .. "/dcv", {
+    domain_or_ip_target = "svc.test",
+    dcv_check_parameters = { validation_method = "acme-dns-01", key_authorization_hash = GOOD_HASH },
+  }, mtls()))
   eq(r.status, 200)
   local d = util.json_decode(r.body)
   eq(d.perspective_code, "mex")
@@ -437,22 +528,36 @@ end, { timeout_ms = 20000 })
 case("sighup_with_a_broken_policy_keeps_serving", function()
   local pid = assert(os.getenv("MPIC_SVC_COORDINATOR_PID"))
   local policy = WORK .. "/policy.lua"
-  local f = assert(io.open(policy)); local good = f:read("a"); f:close()
-  f = assert(io.open(policy, "w")); f:write("return { this is not lua"); f:close()
+  local f = assert(io.open(policy))
+  local good = f:read("a")
+  f:close()
+  f = assert(io.open(policy, "w"))
+  f:write("return { this is not lua")
+  f:close()
   os.execute("kill -HUP " .. pid)
   mpic.sleep(300)
   local res, d = coord(dcv_request(GOOD_HASH))
   eq(res.status, 200)
   eq(d.is_valid, true)
-  local m = assert(http.request(COORD .. "/metrics", { ca = C .. "ca.pem", verify_tls = true,
-    headers = { Authorization = "Bearer " .. TOKEN } }))
+  local m = assert(
+    http.request(
+      COORD .. "/metrics",
+      { ca = C .. "ca.pem", verify_tls = true, headers = { Authorization = "Bearer " .. TOKEN } }
+    )
+  )
   T.contains(m.body, 'mpic_config_reloads_total{result="refused"} 1')
   -- a good reload is taken
-  f = assert(io.open(policy, "w")); f:write(good); f:close()
+  f = assert(io.open(policy, "w"))
+  f:write(good)
+  f:close()
   os.execute("kill -HUP " .. pid)
   mpic.sleep(300)
-  m = assert(http.request(COORD .. "/metrics", { ca = C .. "ca.pem", verify_tls = true,
-    headers = { Authorization = "Bearer " .. TOKEN } }))
+  m = assert(
+    http.request(
+      COORD .. "/metrics",
+      { ca = C .. "ca.pem", verify_tls = true, headers = { Authorization = "Bearer " .. TOKEN } }
+    )
+  )
   T.contains(m.body, 'mpic_config_reloads_total{result="ok"} 1')
   res, d = coord(dcv_request(GOOD_HASH))
   eq(res.status, 200)
@@ -516,8 +621,12 @@ case("server_handler_error_is_a_500_and_request_fields", function()
   end)
   local r = assert(http.request("http://127.0.30.20:15422/boom", { timeout_ms = 3000 }))
   eq(r.status, 500)
-  r = assert(http.request("http://127.0.30.20:15422/echo?a=1&b=2", { method = "POST", body = "hello",
-    headers = { ["X-Custom"] = "v" }, timeout_ms = 3000 }))
+  r = assert(
+    http.request(
+      "http://127.0.30.20:15422/echo?a=1&b=2",
+      { method = "POST", body = "hello", headers = { ["X-Custom"] = "v" }, timeout_ms = 3000 }
+    )
+  )
   eq(r.status, 201)
   eq(r.body, "POST hello")
   eq(seen.path, "/echo")
@@ -526,7 +635,9 @@ case("server_handler_error_is_a_500_and_request_fields", function()
   ok(seen.peer:match("^127%."), "peer address " .. tostring(seen.peer))
   eq(seen.tls, false)
   local hv
-  for _, h in ipairs(r.headers) do if h[1] == "x-test" then hv = h[2] end end
+  for _, h in ipairs(r.headers) do
+    if h[1] == "x-test" then hv = h[2] end
+  end
   eq(hv, "yes")
   srv:stop_accepting()
   mpic.wait(loop, 3000)

@@ -17,11 +17,20 @@ local C = assert(os.getenv("MPIC_SVC_CERTS"), "run through tests/lab/test_servic
 local COORD = os.getenv("MPIC_SVC_COORDINATOR")
 
 case("sigterm_finishes_validations_in_flight_then_refuses", function()
-  local body = assert(util.json_encode({ check_type = "dcv", domain_or_ip_target = "slow.svc.test",
+  local body = assert(util.json_encode({
+    check_type = "dcv",
+    domain_or_ip_target = "slow.svc.test",
     orchestration_parameters = { perspective_count = 6 },
-    dcv_check_parameters = { validation_method = "acme-http-01", token = "tok", key_authorization = "tok.thumb" } }))
-  local opts = { method = "POST", body = body, ca = C .. "ca.pem", verify_tls = true, timeout_ms = 20000,
-                 headers = { ["Content-Type"] = "application/json", ["X-Api-Key"] = os.getenv("MPIC_SVC_TOKEN") } }
+    dcv_check_parameters = { validation_method = "acme-http-01", token = "tok", key_authorization = "tok.thumb" },
+  }))
+  local opts = {
+    method = "POST",
+    body = body,
+    ca = C .. "ca.pem",
+    verify_tls = true,
+    timeout_ms = 20000,
+    headers = { ["Content-Type"] = "application/json", ["X-Api-Key"] = os.getenv("MPIC_SVC_TOKEN") },
+  }
   local t0 = mpic.now()
   local inflight = mpic.spawn(http.request, COORD .. "/mpic", opts)
   mpic.sleep(500)

@@ -4,9 +4,7 @@ local geo = require "mpic.geo"
 local quorum = require "mpic.quorum"
 return {
   name = "far_apart",
-  select = function(registry, _, count, attempt, rng)
-    return require("mpic.select").pick(registry, count, attempt, rng)
-  end,
+  select = function(registry, _, count, attempt, rng) return require("mpic.select").pick(registry, count, attempt, rng) end,
   decide = function(state)
     local v, why, info = quorum.evaluate(state)
     if v ~= "valid" then return v, why, info end

@@ -11,7 +11,9 @@ return {
   end,
   decide = function(state)
     local passed, total = 0, #state.remotes
-    for _, r in ipairs(state.remotes) do if r.passed then passed = passed + 1 end end
+    for _, r in ipairs(state.remotes) do
+      if r.passed then passed = passed + 1 end
+    end
     if state.primary then
       total = total + 1
       if state.primary.passed then passed = passed + 1 end

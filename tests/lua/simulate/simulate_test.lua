@@ -11,7 +11,7 @@ local DATE = "2026-12-16"
 -- outvoted), so the hand-checked numbers hold only with the BR floor
 -- lowered, as a lab may (floor = true keeps it)
 local function tiny_config(floor)
-  return T.config{
+  return T.config {
     lab = { policy_floor = floor == true },
     perspectives = {
       { id = "primary", rir = "ARIN", location = { lat = 39.04, lon = -77.49 } },
@@ -23,9 +23,16 @@ local function tiny_config(floor)
 end
 
 local function tiny(trials, extra)
-  local o = { config = tiny_config(extra and extra.floor), policy = HERE .. "/majority.lua", model = HERE .. "/tiny_model.lua",
-              trials = trials or 200, date = DATE }
-  for k, v in pairs(extra or {}) do if k ~= "floor" then o[k] = v end end
+  local o = {
+    config = tiny_config(extra and extra.floor),
+    policy = HERE .. "/majority.lua",
+    model = HERE .. "/tiny_model.lua",
+    trials = trials or 200,
+    date = DATE,
+  }
+  for k, v in pairs(extra or {}) do
+    if k ~= "floor" then o[k] = v end
+  end
   return T.simulate(o)
 end
 
@@ -65,8 +72,10 @@ case("the_br_floor_holds_in_simulation_too", function()
   -- of the three pairs the attacker can hold, {a, b} no longer wins
   local r = tiny(300, { floor = true, date = "2026-01-10" })
   eq(r.attack["random-3"].share, 1)
-  ok(r.attack["random-2"].share < 0.9 and r.attack["random-2"].share > 0.4,
-    "random-2 accepted only with the primary: " .. r.attack["random-2"].share)
+  ok(
+    r.attack["random-2"].share < 0.9 and r.attack["random-2"].share > 0.4,
+    "random-2 accepted only with the primary: " .. r.attack["random-2"].share
+  )
   -- on 2026-12-16 the BR minimum is 5 remotes: two are never enough
   r = tiny(100, { floor = true })
   eq(r.attack["random-3"].accepted, 0)
@@ -74,7 +83,7 @@ end)
 
 case("same_seed_same_numbers_other_seed_other_draws", function()
   local function run(seed)
-    return T.simulate{ policy = { "policies/br.lua", "policies/strict.lua" }, trials = 300, seed = seed, date = DATE }
+    return T.simulate { policy = { "policies/br.lua", "policies/strict.lua" }, trials = 300, seed = seed, date = DATE }
   end
   local a, b, c = run(7), run(7), run(8)
   eq(a.policies[1].attacks, b.policies[1].attacks)
@@ -91,7 +100,7 @@ case("same_seed_same_numbers_other_seed_other_draws", function()
 end)
 
 case("default_model_kinds_and_paired_policies", function()
-  local r = T.simulate{ policy = { "policies/br.lua", "policies/strict.lua" }, trials = 500, date = DATE }
+  local r = T.simulate { policy = { "policies/br.lua", "policies/strict.lua" }, trials = 500, date = DATE }
   local br, strict = r.policies[1], r.policies[2]
   for _, kind in ipairs({ "regional", "rir", "provider", "random-4", "random-5", "random-6", "random-7" }) do
     ok(br.attack[kind], "attack kind " .. kind)
@@ -120,8 +129,8 @@ case("model_errors_name_the_file_and_the_key", function()
   end
   local cfg = tiny_config()
   local function run(text)
-    local r, err = sim.run{ cfg = cfg, policies = { HERE .. "/majority.lua" }, model = model(text), trials = 10,
-      date = DATE }
+    local r, err =
+      sim.run { cfg = cfg, policies = { HERE .. "/majority.lua" }, model = model(text), trials = 10, date = DATE }
     eq(r, nil)
     return nil, err
   end
@@ -142,25 +151,34 @@ case("model_errors_name_the_file_and_the_key", function()
   contains(err, "outages[1].p: expected a probability")
   _, err = run([[return { name = "x", attacks = function() while true do end end, outages = function() end }]])
   contains(err, "instruction limit")
-  _, err = run([[return { name = "x", attacks = function() return io.open("/etc/passwd") end, outages = function() end }]])
+  _, err =
+    run([[return { name = "x", attacks = function() return io.open("/etc/passwd") end, outages = function() end }]])
   contains(err, "attacks: ")
-  _, err = sim.run{ cfg = cfg, model = dir .. "/missing.lua", trials = 10, date = DATE }
+  _, err = sim.run { cfg = cfg, model = dir .. "/missing.lua", trials = 10, date = DATE }
   contains(err, "cannot read")
   os.execute("rm -rf " .. dir)
 end)
 
 case("limits_trials_and_scenarios", function()
   local cfg = tiny_config()
-  local _, err = sim.run{ cfg = cfg, policies = { HERE .. "/majority.lua" }, model = HERE .. "/tiny_model.lua",
-    trials = sim.MAX_TRIALS + 1, date = DATE }
+  local _, err = sim.run {
+    cfg = cfg,
+    policies = { HERE .. "/majority.lua" },
+    model = HERE .. "/tiny_model.lua",
+    trials = sim.MAX_TRIALS + 1,
+    date = DATE,
+  }
   contains(err, "trials must be an integer from 1 to " .. sim.MAX_TRIALS)
   local path = os.tmpname()
   local f = assert(io.open(path, "w"))
-  f:write(string.format([[return { name = "many", attacks = function()
+  f:write(string.format(
+    [[return { name = "many", attacks = function()
     local out = {} for i = 1, %d do out[i] = { kind = "k", random = 1 } end return out end,
-    outages = function() return { { kind = "o", p = 0 } } end }]], sim.MAX_SCENARIOS + 1))
+    outages = function() return { { kind = "o", p = 0 } } end }]],
+    sim.MAX_SCENARIOS + 1
+  ))
   f:close()
-  _, err = sim.run{ cfg = cfg, policies = { HERE .. "/majority.lua" }, model = path, trials = 5, date = DATE }
+  _, err = sim.run { cfg = cfg, policies = { HERE .. "/majority.lua" }, model = path, trials = 5, date = DATE }
   contains(err, string.format("attacks returned %d scenarios (at most %d)", sim.MAX_SCENARIOS + 1, sim.MAX_SCENARIOS))
   os.remove(path)
 end)
@@ -177,7 +195,7 @@ local function self_exe()
 end
 
 local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>/tmp/simulate-test.err; echo \"exit=$?\""))
+  local p = assert(io.popen(cmd .. ' 2>/tmp/simulate-test.err; echo "exit=$?"'))
   local out = p:read("a")
   p:close()
   local body, code = out:match("^(.*)exit=(%d+)%s*$")
@@ -189,8 +207,13 @@ local function sh(cmd)
 end
 
 case("cli_json_shape", function()
-  local body, code, err = sh(self_exe() .. " simulate --config perspectives.yaml --policy policies/br.lua" ..
-    " --policy policies/strict.lua --trials 50 --seed 3 --date " .. DATE .. " --json")
+  local body, code, err = sh(
+    self_exe()
+      .. " simulate --config perspectives.yaml --policy policies/br.lua"
+      .. " --policy policies/strict.lua --trials 50 --seed 3 --date "
+      .. DATE
+      .. " --json"
+  )
   eq(code, 0, err)
   local r = require("mpic").json.decode(body)
   ok(r, "JSON on stdout")
@@ -212,8 +235,12 @@ case("cli_json_shape", function()
   eq(type(r.policies[1].outages[1].refused), "number")
   eq(type(r.policies[1].mean_contacted), "number")
   -- the same run as text: one column per policy
-  local text = sh(self_exe() .. " simulate --config perspectives.yaml --policy policies/br.lua" ..
-    " --policy policies/strict.lua --trials 50 --seed 3 --date " .. DATE)
+  local text = sh(
+    self_exe()
+      .. " simulate --config perspectives.yaml --policy policies/br.lua"
+      .. " --policy policies/strict.lua --trials 50 --seed 3 --date "
+      .. DATE
+  )
   contains(text, "attacker accepted")
   contains(text, "legitimate refused")
   contains(text, "mean perspectives contacted")
@@ -251,38 +278,57 @@ local FIVE = {
 }
 
 case("decide_sees_public_records_geography_rule", function()
-  local cfg = T.config{ perspectives = FIVE, defaults = { perspective_count = 5, max_attempts = 1 } }
-  local r = T.scenario{ config = cfg, date = DATE, outcomes = { ["*"] = "pass" },
-    policy = HERE .. "/far_apart.lua", shadow = { "policies/br.lua" } }
+  local cfg = T.config { perspectives = FIVE, defaults = { perspective_count = 5, max_attempts = 1 } }
+  local r = T.scenario {
+    config = cfg,
+    date = DATE,
+    outcomes = { ["*"] = "pass" },
+    policy = HERE .. "/far_apart.lua",
+    shadow = { "policies/br.lua" },
+  }
   eq(r.is_valid, false)
   contains(r.reason, "1187 km apart")
   eq(r.shadow[1].verdict, "valid")
   -- sto does not corroborate: the other four are far apart
-  local r2 = T.scenario{ config = cfg, date = DATE, outcomes = { ["*"] = "pass", sto = "fail" },
-    policy = HERE .. "/far_apart.lua" }
+  local r2 = T.scenario {
+    config = cfg,
+    date = DATE,
+    outcomes = { ["*"] = "pass", sto = "fail" },
+    policy = HERE .. "/far_apart.lua",
+  }
   eq(r2.is_valid, true, r2.reason)
   -- as a shadow policy too
-  local s = T.scenario{ config = cfg, date = DATE, outcomes = { ["*"] = "pass" },
-    shadow = { HERE .. "/far_apart.lua" } }
+  local s =
+    T.scenario { config = cfg, date = DATE, outcomes = { ["*"] = "pass" }, shadow = { HERE .. "/far_apart.lua" } }
   eq(s.is_valid, true)
   eq(s.shadow[1].verdict, "invalid")
   contains(s.shadow[1].reason, "km apart")
 end)
 
 case("public_records_are_read_only", function()
-  local r = T.scenario{ config = T.config{ defaults = { perspective_count = 5, max_attempts = 1 } }, date = DATE,
-    outcomes = { ["*"] = "pass" }, policy = HERE .. "/writer.lua" }
+  local r = T.scenario {
+    config = T.config { defaults = { perspective_count = 5, max_attempts = 1 } },
+    date = DATE,
+    outcomes = { ["*"] = "pass" },
+    policy = HERE .. "/writer.lua",
+  }
   eq(r.is_valid, false)
   contains(r.reason, "read-only")
 end)
 
 case("public_record_fields", function()
   local orch = require "mpic.orchestrator"
-  local cfg = T.config{ perspectives = {
-    { id = "primary", rir = "ARIN", location = { lat = 39.04, lon = -77.49 }, provider = "acme-cloud" },
-    { id = "fra", rir = "RIPE", location = { lat = 50.11, lon = 8.68 },
-      agent = { url = "https://fra.example:8443", ca = "/dev/null", cert = "/dev/null", key = "/dev/null" } },
-  } }
+  local cfg = T.config {
+    perspectives = {
+      { id = "primary", rir = "ARIN", location = { lat = 39.04, lon = -77.49 }, provider = "acme-cloud" },
+      {
+        id = "fra",
+        rir = "RIPE",
+        location = { lat = 50.11, lon = 8.68 },
+        agent = { url = "https://fra.example:8443", ca = "/dev/null", cert = "/dev/null", key = "/dev/null" },
+      },
+    },
+  }
   local pub = orch.public_records({ cfg = cfg, list = cfg.perspectives }, {})
   eq(pub.primary.provider, "acme-cloud")
   eq(pub.primary.is_primary, true)
@@ -290,8 +336,14 @@ case("public_record_fields", function()
   eq(pub.fra.remote, true)
   eq(pub.fra.location.lat, 50.11)
   eq(pub.fra.rir, "RIPE")
-  local st = orch.state_for(pub, { { id = "fra", rir = "RIPE", result = { passed = true, completed = true } } },
-    { id = "primary", result = { passed = true, completed = true } }, 1, nil, DATE)
+  local st = orch.state_for(
+    pub,
+    { { id = "fra", rir = "RIPE", result = { passed = true, completed = true } } },
+    { id = "primary", result = { passed = true, completed = true } },
+    1,
+    nil,
+    DATE
+  )
   eq(st.remotes[1].public.location.lon, 8.68)
   eq(st.primary.public.provider, "acme-cloud")
   T.raises(function() pub.fra.rir = "ARIN" end, "read%-only")

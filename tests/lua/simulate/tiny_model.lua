@@ -4,7 +4,9 @@ return {
   name = "tiny",
   attacks = function(perspectives)
     local out = {}
-    for k = 0, #perspectives do out[#out + 1] = { kind = "random-" .. k, random = k } end
+    for k = 0, #perspectives do
+      out[#out + 1] = { kind = "random-" .. k, random = k }
+    end
     out[#out + 1] = { kind = "primary-only", sees = { "primary" } }
     return out
   end,

@@ -29,9 +29,7 @@ local function exts(cert, oid)
   return found
 end
 
-local function good_value()
-  return "\4\32" .. util.sha256(lab.key_authorization())
-end
+local function good_value() return "\4\32" .. util.sha256(lab.key_authorization()) end
 
 local function dns(name) return { type = "dns", value = name } end
 

@@ -9,8 +9,7 @@ case("reverse_name_ipv4", function()
 end)
 
 case("reverse_name_ipv6_nibbles", function()
-  eq(tls.reverse_name("2001:db8::567:89ab"),
-    "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa")
+  eq(tls.reverse_name("2001:db8::567:89ab"), "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa")
   eq(tls.reverse_name("::1"), ("0."):rep(31):gsub("^", "1.") .. "ip6.arpa")
 end)
 

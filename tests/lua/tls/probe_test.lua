@@ -107,8 +107,7 @@ end)
 
 case("tls_alpn_sni_reverse_name_reaches_server", function()
   -- the lab server answers the reverse name of 127.0.0.61 with the IPv4 certificate
-  local r = assert(tls.alpn(lab.addr(), lab.port("sni"),
-    { sni = tls.reverse_name(lab.addr()), timeout_ms = 3000 }))
+  local r = assert(tls.alpn(lab.addr(), lab.port("sni"), { sni = tls.reverse_name(lab.addr()), timeout_ms = 3000 }))
   eq(r.sni, "61.0.0.127.in-addr.arpa")
   eq(r.cert.san, { { type = "ip", value = "\127\0\0\61" } })
   local other = assert(tls.alpn(lab.addr(), lab.port("sni"), { sni = lab.DNS_ID, timeout_ms = 3000 }))
@@ -158,7 +157,9 @@ case("tls_alpn_cancel_frees_probe_and_loop_continues", function()
   end
   tasks[21] = core.spawn(function() return probe("blackhole", { connect_timeout_ms = 5000, timeout_ms = 5000 }) end)
   core.sleep(100)
-  for _, t in ipairs(tasks) do core.cancel(t) end
+  for _, t in ipairs(tasks) do
+    core.cancel(t)
+  end
   for _, t in ipairs(tasks) do
     local r, kind = core.wait(t, 1000)
     eq(r, nil)
@@ -172,7 +173,9 @@ end)
 
 case("tls_alpn_many_concurrent_probes", function()
   local tasks = {}
-  for i = 1, 100 do tasks[i] = core.spawn(function() return probe("valid_dns", { timeout_ms = 8000 }) end) end
+  for i = 1, 100 do
+    tasks[i] = core.spawn(function() return probe("valid_dns", { timeout_ms = 8000 }) end)
+  end
   for _, t in ipairs(tasks) do
     local r, kind, detail = core.wait(t, 10000)
     ok(r, "probe failed: " .. tostring(kind) .. " " .. tostring(detail))

@@ -6,23 +6,17 @@ local M = {}
 
 function M.addr()
   local a = os_getenv("MPIC_LAB_TLS_ADDR")
-  if not a then
-    error("MPIC_LAB_TLS_ADDR is not set: run this suite through tests/lab/test_tls.sh", 2)
-  end
+  if not a then error("MPIC_LAB_TLS_ADDR is not set: run this suite through tests/lab/test_tls.sh", 2) end
   return a
 end
 
 function M.port(name)
   local p = tonumber(os_getenv("MPIC_LAB_TLS_PORT_" .. name:upper()))
-  if not p then
-    error("MPIC_LAB_TLS_PORT_" .. name:upper() .. " is not set: run tests/lab/test_tls.sh", 2)
-  end
+  if not p then error("MPIC_LAB_TLS_PORT_" .. name:upper() .. " is not set: run tests/lab/test_tls.sh", 2) end
   return p
 end
 
-function M.key_authorization()
-  return os_getenv("MPIC_LAB_TLS_KEY_AUTH") or error("MPIC_LAB_TLS_KEY_AUTH is not set", 2)
-end
+function M.key_authorization() return os_getenv("MPIC_LAB_TLS_KEY_AUTH") or error("MPIC_LAB_TLS_KEY_AUTH is not set", 2) end
 
 M.DNS_ID = "alpn.mpic.example"
 
