@@ -9,23 +9,23 @@
 #ifndef MPIC_ERRORS_H
 #define MPIC_ERRORS_H
 
-#define MPIC_ERRORS(X)                                                                             \
-    X(TIMEOUT, "timeout", 0)                                                                       \
-    X(NXDOMAIN, "nxdomain", 1)                                                                     \
-    X(NODATA, "nodata", 1)                                                                         \
-    X(SERVFAIL, "servfail", 0)                                                                     \
-    X(REFUSED, "refused", 0)                                                                       \
-    X(DNSSEC_BOGUS, "dnssec_bogus", 0)                                                             \
-    X(DNS, "dns", 0)                                                                               \
-    X(CONNECT, "connect", 0)                                                                       \
-    X(TLS, "tls", 0)                                                                               \
-    X(HTTP_STATUS, "http_status", 1)                                                               \
-    X(TOO_LARGE, "too_large", 1)                                                                   \
-    X(REDIRECT, "redirect", 1)                                                                     \
-    X(RESERVED_ADDRESS, "reserved_address", 1)                                                     \
-    X(INVALID_TARGET, "invalid_target", 1)                                                         \
-    X(PROTOCOL, "protocol", 0)                                                                     \
-    X(CANCELLED, "cancelled", 0)                                                                   \
+#define MPIC_ERRORS(X)                         \
+    X(TIMEOUT, "timeout", 0)                   \
+    X(NXDOMAIN, "nxdomain", 1)                 \
+    X(NODATA, "nodata", 1)                     \
+    X(SERVFAIL, "servfail", 0)                 \
+    X(REFUSED, "refused", 0)                   \
+    X(DNSSEC_BOGUS, "dnssec_bogus", 0)         \
+    X(DNS, "dns", 0)                           \
+    X(CONNECT, "connect", 0)                   \
+    X(TLS, "tls", 0)                           \
+    X(HTTP_STATUS, "http_status", 1)           \
+    X(TOO_LARGE, "too_large", 1)               \
+    X(REDIRECT, "redirect", 1)                 \
+    X(RESERVED_ADDRESS, "reserved_address", 1) \
+    X(INVALID_TARGET, "invalid_target", 1)     \
+    X(PROTOCOL, "protocol", 0)                 \
+    X(CANCELLED, "cancelled", 0)               \
     X(INTERNAL, "internal", 0)
 
 enum mpic_err {

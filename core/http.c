@@ -715,13 +715,13 @@ out:
     return rc;
 }
 
-#define SETOPT(opt, val)                                                                           \
-    do {                                                                                           \
-        if (curl_easy_setopt(e, opt, val) != CURLE_OK) {                                           \
-            snprintf(errbuf, errlen, "curl option %s refused", #opt);                              \
-            rc = -EINVAL;                                                                          \
-            goto fail;                                                                             \
-        }                                                                                          \
+#define SETOPT(opt, val)                                              \
+    do {                                                              \
+        if (curl_easy_setopt(e, opt, val) != CURLE_OK) {              \
+            snprintf(errbuf, errlen, "curl option %s refused", #opt); \
+            rc = -EINVAL;                                             \
+            goto fail;                                                \
+        }                                                             \
     } while (0)
 
 int mpic_http_start(struct mpic_http *h, const struct mpic_http_opts *o, mpic_http_cb cb, void *arg,

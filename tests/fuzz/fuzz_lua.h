@@ -132,18 +132,18 @@ static void fuzz_lua_run(const uint8_t *data, size_t size)
 }
 
 /* The libFuzzer entry points of a target whose Lua setup chunk is `setup`. */
-#define FUZZ_LUA_TARGET(setup)                                                                     \
-    int LLVMFuzzerInitialize(int *argc, char ***argv)                                              \
-    {                                                                                              \
-        (void)argc;                                                                                \
-        (void)argv;                                                                                \
-        fuzz_lua_init(setup);                                                                      \
-        return 0;                                                                                  \
-    }                                                                                              \
-    int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)                                   \
-    {                                                                                              \
-        fuzz_lua_run(data, size);                                                                  \
-        return 0;                                                                                  \
+#define FUZZ_LUA_TARGET(setup)                                   \
+    int LLVMFuzzerInitialize(int *argc, char ***argv)            \
+    {                                                            \
+        (void)argc;                                              \
+        (void)argv;                                              \
+        fuzz_lua_init(setup);                                    \
+        return 0;                                                \
+    }                                                            \
+    int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) \
+    {                                                            \
+        fuzz_lua_run(data, size);                                \
+        return 0;                                                \
     }
 
 #endif
