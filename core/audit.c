@@ -42,6 +42,7 @@
 #include "errors.h"
 #include "rt.h"
 #include "sign.h"
+#include "util.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -263,8 +264,7 @@ static int chain_line(struct audit_writer *w, struct audit_req *r)
         memcpy(r->line, pre, (size_t)pn);
         r->len = (size_t)pn + r->in_len - 1;
     }
-    unsigned int len = 0;
-    if (!EVP_Digest(r->line, r->len - 1, w->head, &len, EVP_sha256(), NULL))
+    if (mpic_sha256(r->line, r->len - 1, w->head) != 0)
         return -1;
     w->seq = seq;
     return 0;
