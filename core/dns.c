@@ -19,6 +19,7 @@
  */
 #include "dns.h"
 #include "dns_enc.h"
+#include "netaddr.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
@@ -591,20 +592,21 @@ int mpic_dns_resolver_new(struct event_base *base, const struct mpic_dns_config 
         goto fail;
     }
     if (cfg->source_ipv4) {
-        struct in_addr a;
-        if (inet_pton(AF_INET, cfg->source_ipv4, &a) != 1) {
+        struct mpic_addr a;
+        if (mpic_netaddr_parse(cfg->source_ipv4, &a) != 0 || a.family != 4) {
             set_err(err, errlen, "bad source_ipv4 \"%s\"", cfg->source_ipv4);
             goto fail;
         }
-        ares_set_local_ip4(r->ch, ntohl(a.s_addr));
+        ares_set_local_ip4(r->ch, (unsigned)a.bytes[0] << 24 | (unsigned)a.bytes[1] << 16 |
+                                      (unsigned)a.bytes[2] << 8 | a.bytes[3]);
     }
     if (cfg->source_ipv6) {
-        struct in6_addr a6;
-        if (inet_pton(AF_INET6, cfg->source_ipv6, &a6) != 1) {
+        struct mpic_addr a6;
+        if (mpic_netaddr_parse(cfg->source_ipv6, &a6) != 0 || a6.family != 6) {
             set_err(err, errlen, "bad source_ipv6 \"%s\"", cfg->source_ipv6);
             goto fail;
         }
-        ares_set_local_ip6(r->ch, a6.s6_addr);
+        ares_set_local_ip6(r->ch, a6.bytes);
     }
     if (cfg->interface) {
         if (!*cfg->interface || strlen(cfg->interface) >= 32) {

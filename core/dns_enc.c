@@ -437,13 +437,9 @@ static struct dot_conn *conn_open(struct mpic_dns_enc *e, enum mpic_err *err, ch
     }
     if (e->source_ip) {
         struct sockaddr_storage src;
-        memset(&src, 0, sizeof src);
-        src.ss_family = e->sa.ss_family;
-        if (inet_pton(e->sa.ss_family, e->source_ip,
-                      e->sa.ss_family == AF_INET
-                          ? (void *)&((struct sockaddr_in *)&src)->sin_addr
-                          : (void *)&((struct sockaddr_in6 *)&src)->sin6_addr) != 1 ||
-            bind(fd, (struct sockaddr *)&src, e->salen) < 0) {
+        unsigned int srclen;
+        if (mpic_netaddr_sockaddr(e->source_ip, 0, &src, &srclen) != 0 ||
+            src.ss_family != e->sa.ss_family || bind(fd, (struct sockaddr *)&src, srclen) < 0) {
             snprintf(detail, dlen, "DNS problem: bind %s: %s (%.200s)", e->source_ip,
                      strerror(errno), e->label);
             goto fail;

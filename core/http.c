@@ -600,21 +600,20 @@ void mpic_http_req_abandon(struct mpic_http_req *q)
 
 static int is_ip_literal(const char *s, char *norm, size_t normlen)
 {
-    unsigned char buf[16];
+    struct mpic_addr a;
     char tmp[64];
     size_t n = strlen(s);
-    if (n >= 2 && s[0] == '[' && s[n - 1] == ']' && n - 2 < sizeof tmp) {
+    if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+        if (n - 2 >= sizeof tmp)
+            return 0;
         memcpy(tmp, s + 1, n - 2);
         tmp[n - 2] = '\0';
-        if (inet_pton(AF_INET6, tmp, buf) == 1)
-            return inet_ntop(AF_INET6, buf, norm, (socklen_t)normlen) ? 6 : 0;
+        if (mpic_netaddr_parse(tmp, &a) != 0 || a.family != 6)
+            return 0;
+    } else if (mpic_netaddr_parse(s, &a) != 0) {
         return 0;
     }
-    if (inet_pton(AF_INET, s, buf) == 1)
-        return inet_ntop(AF_INET, buf, norm, (socklen_t)normlen) ? 4 : 0;
-    if (inet_pton(AF_INET6, s, buf) == 1)
-        return inet_ntop(AF_INET6, buf, norm, (socklen_t)normlen) ? 6 : 0;
-    return 0;
+    return mpic_netaddr_format(&a, norm, normlen) == 0 ? a.family : 0;
 }
 
 /* Header lines from the caller: "Name: value" with a token name and no

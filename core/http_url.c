@@ -5,6 +5,7 @@
  * removed, zone IDs reported separately. Knows nothing of Lua.
  */
 #include "http.h"
+#include "netaddr.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -82,10 +83,8 @@ int mpic_http_url_parse(const char *base, const char *url, struct mpic_url *out)
         memmove(out->host, out->host + 1, hl - 2);
         out->host[hl - 2] = '\0';
     }
-    unsigned char b[16];
-    out->host_is_ip = inet_pton(AF_INET6, out->host, b) == 1  ? 6
-                      : inet_pton(AF_INET, out->host, b) == 1 ? 4
-                                                              : 0;
+    struct mpic_addr a;
+    out->host_is_ip = mpic_netaddr_parse(out->host, &a) == 0 ? a.family : 0;
     curl_url_get(u, CURLUPART_QUERY, &out->query, 0);
     if ((rc = url_status(curl_url_get(u, CURLUPART_SCHEME, &out->scheme, 0))) != 0 ||
         (rc = url_status(curl_url_get(u, CURLUPART_PATH, &out->path, 0))) != 0 ||

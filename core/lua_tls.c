@@ -13,6 +13,7 @@
  */
 #include "errors.h"
 #include "lua_tls.h"
+#include "netaddr.h"
 #include "rt.h"
 #include "tls.h"
 #include "x509_info.h"
@@ -221,13 +222,12 @@ static int l_alpn(lua_State *L)
     const char *ip = luaL_checkstring(L, 1);
     lua_Integer port = luaL_checkinteger(L, 2);
     struct mpic_tls_opts o;
-    unsigned char buf[16];
+    struct mpic_addr addr;
     struct tls_req *r;
 
     memset(&o, 0, sizeof o);
     luaL_argcheck(L, port > 0 && port <= 65535, 2, "port must be 1..65535");
-    luaL_argcheck(L, inet_pton(AF_INET, ip, buf) == 1 || inet_pton(AF_INET6, ip, buf) == 1, 1,
-                  "not an IP address");
+    luaL_argcheck(L, mpic_netaddr_parse(ip, &addr) == 0, 1, "not an IP address");
     if (!lua_isnoneornil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
         check_opt_keys(L, 3);
@@ -246,8 +246,7 @@ static int l_alpn(lua_State *L)
             luaL_error(L, "tls.alpn: opts.sni longer than 253 bytes");
         if (o.alpn && (o.alpn[0] == '\0' || strlen(o.alpn) > 255))
             luaL_error(L, "tls.alpn: opts.alpn must be 1..255 bytes");
-        if (o.source_ip && inet_pton(AF_INET, o.source_ip, buf) != 1 &&
-            inet_pton(AF_INET6, o.source_ip, buf) != 1)
+        if (o.source_ip && mpic_netaddr_parse(o.source_ip, &addr) != 0)
             luaL_error(L, "tls.alpn: opts.source_ip is not an IP address");
     }
 

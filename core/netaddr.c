@@ -113,6 +113,29 @@ int mpic_netaddr_parse(const char *text, struct mpic_addr *out)
     return -EINVAL;
 }
 
+int mpic_netaddr_sockaddr(const char *text, int port, struct sockaddr_storage *ss,
+                          unsigned int *len)
+{
+    struct mpic_addr a;
+    memset(ss, 0, sizeof *ss);
+    if (port < 0 || port > 65535 || mpic_netaddr_parse(text, &a) != 0)
+        return -EINVAL;
+    if (a.family == 4) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        memcpy(&s4->sin_addr, a.bytes, 4);
+        *len = sizeof *s4;
+    } else {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        memcpy(&s6->sin6_addr, a.bytes, 16);
+        *len = sizeof *s6;
+    }
+    return 0;
+}
+
 int mpic_netaddr_format(const struct mpic_addr *a, char *buf, size_t len)
 {
     if (!inet_ntop(a->family == 4 ? AF_INET : AF_INET6, a->bytes, buf, (socklen_t)len))

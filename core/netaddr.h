@@ -16,6 +16,12 @@ struct mpic_addr {
  * form (no brackets, no zone). Returns 0 or -EINVAL. */
 int mpic_netaddr_parse(const char *text, struct mpic_addr *out);
 
+/* A socket address for an IP literal (as mpic_netaddr_parse) and a port
+ * (0..65535); *len gets its length. Returns 0 or -EINVAL. */
+struct sockaddr_storage;
+int mpic_netaddr_sockaddr(const char *text, int port, struct sockaddr_storage *ss,
+                          unsigned int *len);
+
 /* Canonical text (inet_ntop form). Returns 0 or -ENOSPC. */
 int mpic_netaddr_format(const struct mpic_addr *a, char *buf, size_t len);
 

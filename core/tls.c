@@ -86,17 +86,18 @@ void mpic_tls_shutdown(void)
 
 int mpic_tls_reverse_name(const char *ip, char *out, size_t outlen)
 {
-    unsigned char a[16];
+    struct mpic_addr addr;
+    const unsigned char *a = addr.bytes;
     static const char hex[] = "0123456789abcdef";
     int n;
 
-    if (!ip || !out)
+    if (!ip || !out || mpic_netaddr_parse(ip, &addr) != 0)
         return -1;
-    if (inet_pton(AF_INET, ip, a) == 1) {
+    if (addr.family == 4) {
         n = snprintf(out, outlen, "%u.%u.%u.%u.in-addr.arpa", a[3], a[2], a[1], a[0]);
         return (n < 0 || (size_t)n >= outlen) ? -1 : 0;
     }
-    if (inet_pton(AF_INET6, ip, a) != 1 || outlen < 32 * 2 + sizeof "ip6.arpa")
+    if (outlen < 32 * 2 + sizeof "ip6.arpa")
         return -1;
     char *p = out;
     for (int i = 15; i >= 0; i--) {
@@ -377,23 +378,14 @@ static int open_socket(struct mpic_tls_probe *p, const struct sockaddr *sa, sock
     }
     if (o && o->source_ip && o->source_ip[0]) {
         struct sockaddr_storage src;
-        memset(&src, 0, sizeof src);
-        if (sa->sa_family == AF_INET) {
-            struct sockaddr_in *s4 = (struct sockaddr_in *)&src;
-            s4->sin_family = AF_INET;
-            if (inet_pton(AF_INET, o->source_ip, &s4->sin_addr) != 1) {
-                set_fail(p, MPIC_E_CONNECT, "source address %s is not IPv4", o->source_ip);
-                return 0;
-            }
-        } else {
-            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&src;
-            s6->sin6_family = AF_INET6;
-            if (inet_pton(AF_INET6, o->source_ip, &s6->sin6_addr) != 1) {
-                set_fail(p, MPIC_E_CONNECT, "source address %s is not IPv6", o->source_ip);
-                return 0;
-            }
+        unsigned int srclen;
+        if (mpic_netaddr_sockaddr(o->source_ip, 0, &src, &srclen) != 0 ||
+            src.ss_family != sa->sa_family) {
+            set_fail(p, MPIC_E_CONNECT, "source address %s is not %s", o->source_ip,
+                     sa->sa_family == AF_INET ? "IPv4" : "IPv6");
+            return 0;
         }
-        if (bind(p->fd, (struct sockaddr *)&src, salen) < 0) {
+        if (bind(p->fd, (struct sockaddr *)&src, srclen) < 0) {
             set_fail(p, MPIC_E_CONNECT, "bind %s: %s", o->source_ip, strerror(errno));
             return 0;
         }
@@ -423,17 +415,10 @@ int mpic_tls_probe_start(struct event_base *base, const char *ip, int port,
     memset(&ss, 0, sizeof ss);
     if (!base || !ip || !cb || !out || port <= 0 || port > 65535)
         return -1;
-    if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-        ((struct sockaddr_in *)&ss)->sin_family = AF_INET;
-        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-        salen = sizeof(struct sockaddr_in);
-    } else if (inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-        ((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
-        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-        salen = sizeof(struct sockaddr_in6);
-    } else {
+    unsigned int sslen;
+    if (mpic_netaddr_sockaddr(ip, port, &ss, &sslen) != 0)
         return -1;
-    }
+    salen = (socklen_t)sslen;
     p = calloc(1, sizeof *p);
     if (!p)
         return -1;

@@ -104,6 +104,27 @@ static void netaddr_parse_is_strict(void **state)
     assert_int_equal(a.family, 4);
 }
 
+static void netaddr_sockaddr_from_literal(void **state)
+{
+    struct sockaddr_storage ss;
+    unsigned int len = 0;
+    assert_int_equal(mpic_netaddr_sockaddr("192.0.2.7", 443, &ss, &len), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(len, sizeof(struct sockaddr_in));
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+    assert_int_equal(ntohs(s4->sin_port), 443);
+    assert_int_equal(ntohl(s4->sin_addr.s_addr), 0xc0000207u);
+    assert_int_equal(mpic_netaddr_sockaddr("2001:db8::5", 0, &ss, &len), 0);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_int_equal(len, sizeof(struct sockaddr_in6));
+    assert_int_equal(((const struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr[15], 5);
+    /* the same strictness as mpic_netaddr_parse, and a port range */
+    assert_int_equal(mpic_netaddr_sockaddr("01.2.3.4", 80, &ss, &len), -EINVAL);
+    assert_int_equal(mpic_netaddr_sockaddr("[::1]", 80, &ss, &len), -EINVAL);
+    assert_int_equal(mpic_netaddr_sockaddr("192.0.2.7", 65536, &ss, &len), -EINVAL);
+    assert_int_equal(mpic_netaddr_sockaddr("192.0.2.7", -1, &ss, &len), -EINVAL);
+}
+
 static void netaddr_icann_suffix_from_psl(void **state)
 {
     char buf[256];
@@ -620,6 +641,7 @@ int main(void)
         cmocka_unit_test(netaddr_2001_23_only_special_parts),
         cmocka_unit_test(netaddr_embedded_ipv4_judged),
         cmocka_unit_test(netaddr_parse_is_strict),
+        cmocka_unit_test(netaddr_sockaddr_from_literal),
         cmocka_unit_test(netaddr_icann_suffix_from_psl),
         cmocka_unit_test(netaddr_deprecated_v6_forms_refused),
         cmocka_unit_test(netaddr_sockaddr_classified),
