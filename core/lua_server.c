@@ -7,7 +7,7 @@
  *   (health_path: GET/HEAD of it pass the in-flight limit and are queued
  *   ahead of the other requests; fd: accept on this inherited listening
  *   socket instead of binding address and port, as a worker of
- *   lua/mpic/workers.lua does)
+ *   lua/mpic/service/workers.lua does)
  *   server:next()          yields until a request arrives -> request | nil, "closed"
  *   server:port(), server:inflight() (not answered), server:sending() (answers
  *       not yet written out), server:stats() (connection guards: conns,
@@ -20,7 +20,7 @@
  *   signals{"TERM", "HUP", ...} -> watcher; watcher:next() yields -> "TERM"...;
  *       watcher:close()
  * Requests are queued in C until a task takes them with server:next();
- * the Lua side runs each one as its own task (lua/mpic/serve.lua). A
+ * the Lua side runs each one as its own task (lua/mpic/service/serve.lua). A
  * request object collected without an answer gets a 500.
  * Uses: server.c, the task runtime of rt.h (mpic_task_suspend).
  */

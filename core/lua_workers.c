@@ -1,6 +1,6 @@
 /*
  * lua_workers.c: the Lua module "mpic.core.workers", the process side of
- * `mpic serve --workers N` and `mpic agent --workers N` (lua/mpic/workers.lua):
+ * `mpic serve --workers N` and `mpic agent --workers N` (lua/mpic/service/workers.lua):
  *   bind(address, port, n) -> {fd, ...}, port | nil, kind, detail
  *       n listening TCP sockets on one address and port, each with
  *       SO_REUSEPORT (the kernel spreads new connections over them by their

@@ -2,7 +2,7 @@
  * main.c: the mpic command line. Sets up the Lua state (standard libraries,
  * the C modules under "mpic.core.*", package.path on the Lua library),
  * then either runs the interactive REPL (each line a task) or hands the
- * arguments to the Lua command dispatcher lua/mpic/cli.lua, run as the root
+ * arguments to the Lua command dispatcher lua/mpic/cmd/cli.lua, run as the root
  * task. Exit status: what the command returns; 1 on an uncaught error (with
  * a traceback); 2 on usage errors.
  * Uses: task.c (scheduler), repl.c (the REPL).
@@ -161,14 +161,14 @@ static int report_outcome(lua_State *L, int idx)
     return 1;
 }
 
-/* Protected: require "mpic.cli" and run cli.main(args) as the root task. */
+/* Protected: require "mpic.cmd.cli" and run cli.main(args) as the root task. */
 static int pmain(lua_State *L)
 {
     int argc = (int)lua_tointeger(L, 1);
     char **argv = lua_touserdata(L, 2);
     lua_settop(L, 0);
     lua_getglobal(L, "require");
-    lua_pushliteral(L, "mpic.cli");
+    lua_pushliteral(L, "mpic.cmd.cli");
     lua_call(L, 1, 1);
     lua_getfield(L, -1, "main");
     lua_createtable(L, argc, 0);

@@ -4,9 +4,9 @@
  * compiles each one the way lua.c does ("return <line>" first so that
  * expressions print, multi-line continuation while the chunk ends in
  * <eof>), runs it as the root task and prints its results through
- * lua/mpic/pretty.lua. Lines starting with ':' are REPL commands handled by
- * lua/mpic/cli.lua (repl_command); completion candidates come from
- * lua/mpic/repl.lua (complete). Ctrl-C cancels the running line's task, or
+ * lua/mpic/cmd/pretty.lua. Lines starting with ':' are REPL commands handled by
+ * lua/mpic/cmd/cli.lua (repl_command); completion candidates come from
+ * lua/mpic/cmd/repl.lua (complete). Ctrl-C cancels the running line's task, or
  * discards the line being typed, and never leaves the REPL.
  * Uses: task.h (mpic_rt_run_main, mpic_rt_interrupt), libedit's readline API.
  */
@@ -61,7 +61,7 @@ static void clear_candidates(void)
     candidate_count = 0;
 }
 
-/* Ask mpic.repl.complete(line_before_cursor, word_start) for candidates. */
+/* Ask mpic.cmd.repl.complete(line_before_cursor, word_start) for candidates. */
 static void collect_candidates(int start, int end)
 {
     lua_State *L = repl_L;
@@ -69,7 +69,7 @@ static void collect_candidates(int start, int end)
     clear_candidates();
     if (!rl_line_buffer || end < start)
         goto out;
-    if (push_lua_function(L, "mpic.repl", "complete") != 0)
+    if (push_lua_function(L, "mpic.cmd.repl", "complete") != 0)
         goto out;
     lua_pushlstring(L, rl_line_buffer, (size_t)end);
     lua_pushinteger(L, start + 1);
@@ -136,12 +136,12 @@ static int compile_line(lua_State *L, const char *code, int *incomplete)
 }
 
 /* Protected: run the chunk on top as the root task and print its results
- * (or its error) through mpic.pretty.print_outcome. */
+ * (or its error) through mpic.cmd.pretty.print_outcome. */
 static int prepl_line(lua_State *L)
 {
     mpic_rt_run_main(L, 0);
     int r = lua_gettop(L);
-    if (push_lua_function(L, "mpic.pretty", "print_outcome") != 0)
+    if (push_lua_function(L, "mpic.cmd.pretty", "print_outcome") != 0)
         return lua_error(L);
     lua_pushvalue(L, r);
     lua_call(L, 1, 0);
@@ -160,12 +160,12 @@ static void run_chunk(lua_State *L)
     got_sigint = 0;
 }
 
-/* Protected: run mpic.cli.repl_command(line) as the root task (a command may
+/* Protected: run mpic.cmd.cli.repl_command(line) as the root task (a command may
  * probe, e.g. :perspectives), and report an error it raised. */
 static int prepl_command(lua_State *L)
 {
     const char *line = lua_tostring(L, 1);
-    if (push_lua_function(L, "mpic.cli", "repl_command") != 0)
+    if (push_lua_function(L, "mpic.cmd.cli", "repl_command") != 0)
         return lua_error(L);
     lua_pushstring(L, line);
     mpic_rt_run_main(L, 1);
@@ -191,7 +191,7 @@ static void run_command(lua_State *L, const char *line)
 
 static int setup(lua_State *L, int argc, char **argv)
 {
-    if (push_lua_function(L, "mpic.cli", "repl_setup") != 0) {
+    if (push_lua_function(L, "mpic.cmd.cli", "repl_setup") != 0) {
         fprintf(stderr, "mpic: %s\n", lua_tostring(L, -1));
         return 1;
     }

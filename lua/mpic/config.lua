@@ -196,7 +196,7 @@ M.CONFIG = S.record({
   -- lab-only switches; each one in use is logged when the configuration is
   -- first used (policy_floor = false: no BR floor under the policy's verdict)
   lab = S.record({ policy_floor = S.bool() }),
-  -- perspective health (mpic.health): canary probes that the CA controls
+  -- perspective health (mpic.service.health): canary probes that the CA controls
   health = S.record({
     interval_s = S.number(0.1, 3600),
     timeout_ms = S.int(1, 60000),
@@ -478,7 +478,7 @@ function M.validate(cfg, base_dir, root_dir)
     cfg.audit.public_keys[i] = rel(k)
   end
   cfg.audit.policy_store = rel(cfg.audit.policy_store or (cfg.audit.path .. ".policies"))
-  -- a worker of `serve --workers N` writes its own chain (mpic.workers)
+  -- a worker of `serve --workers N` writes its own chain (mpic.service.workers)
   if M.audit_suffix then cfg.audit.path = cfg.audit.path .. M.audit_suffix end
   for i, d in ipairs(cfg.challenge_dirs or {}) do
     cfg.challenge_dirs[i] = rel(d)

@@ -163,14 +163,14 @@ function M.prove(cfg, phase, probe, budget_ms)
   return ok, why
 end
 
---- The periodic proof of `serve` (mpic.health.primary_proof): run from the
---- primary's health probe; ok, why. A failure makes the primary unhealthy at
---- once, so validations get 503 until a proof passes again.
---- Every failed proof is logged, and the first one to pass after a failure.
+--- The periodic proof of `serve` (its health probe of the primary runs it):
+--- ok, why. A failure makes the primary unhealthy at once, so validations
+--- get 503 until a proof passes again. Every failed proof is logged through
+--- log(fmt, ...) (the service's log), and the first one to pass after a
+--- failure.
 local last_failed = false
-function M.periodic(probe, cfg, budget_ms)
+function M.periodic(probe, cfg, budget_ms, log)
   local ok, why = M.prove(cfg, "periodic", probe, budget_ms)
-  local log = require("mpic.serve").log
   if ok then
     if last_failed then log("primary %s: DNSSEC proof passes again: %s", tostring(cfg.primary), tostring(why)) end
     last_failed = false

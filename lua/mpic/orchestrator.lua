@@ -4,7 +4,7 @@
 -- (response, http_status): 200 with the Open MPIC response, 400 with
 -- {error="request-validation-failed", validation_issues=...}, 503 with
 -- {error, unavailable_perspectives, retry_after_s} when perspectives it needs
--- are unhealthy (canary probes, mpic.health), 500 with {error=...}. For
+-- are unhealthy (canary probes, mpic.service.health), 500 with {error=...}. For
 -- each attempt it asks the policy for a cohort of remote
 -- perspectives (seeded by SHA-256(selection_secret .. lower(target)), so a
 -- retry cannot re-roll the cohort), runs the challenge check from the primary
@@ -24,6 +24,8 @@ local policy_mod = require "mpic.policy"
 local request_mod = require "mpic.request"
 local select_mod = require "mpic.select"
 local quorum = require "mpic.quorum"
+-- the transport to agents, installed by the layer that starts the process
+local remote = require "mpic.remote"
 
 local M = {}
 local type, ipairs, pairs, tostring, string_format, os_date, os_time =
@@ -177,7 +179,7 @@ function M.check_from(ctx, req, pid, deadline_ms, bounded)
   local t0 = mpic.now()
   local res
   if p.agent then
-    res = require("mpic.agent_client").check(p, req, deadline_ms)
+    res = remote.check(p, req, deadline_ms)
   else
     local r, kind, msg
     if bounded then
@@ -205,7 +207,7 @@ function M.check_from(ctx, req, pid, deadline_ms, bounded)
   -- a check's outcome never moves health (it may say more about the target
   -- than about the perspective); a transport failure to an agent only asks
   -- for an early canary probe, which decides
-  if res.agent_unreachable then require("mpic.health").suspect(pid) end
+  if res.agent_unreachable then perspectives.suspect(pid) end
   res.elapsed_ms = ms
   res.timestamp_ns = util.time_ns()
   return res
@@ -443,7 +445,7 @@ function M.local_statement(ctx, req, s)
   local ev = require "mpic.evidence"
   local er = req.evidence_request
   if not er then
-    local body = require("mpic.agent_client").body(req)
+    local body = remote.body(req)
     er = ev.request_of(req.check_type, util.json_decode(body))
     er.params_sha256 = ev.params_sha256(er.params) -- once for all the statements
     req.evidence_request = er
@@ -666,7 +668,7 @@ function M.unavailable(ctx, only, message)
     end
   end
   if #out == 0 then return nil end
-  local s = require("mpic.health").settings(ctx.cfg)
+  local s = perspectives.health_settings(ctx.cfg)
   return {
     error = message or string_format(
       "perspective %s cannot observe now (%s); try again later",
@@ -723,7 +725,7 @@ function M.validate(raw, opts)
   })
   if not req then return { error = "request-validation-failed", validation_issues = issues }, 400 end
 
-  -- perspectives that cannot observe (canary probes, mpic.health) make the
+  -- perspectives that cannot observe (canary probes, mpic.service.health) make the
   -- service unavailable, never a 500 and never a verdict
   if cfg.primary then
     local unavailable = M.unavailable(ctx, { [cfg.primary] = true })

@@ -4,7 +4,7 @@
 -- Health and latency (from canary probes only, see M.observe) are tracked
 -- per perspective for selection.
 local M = {}
-local error, ipairs, tostring, setmetatable = error, ipairs, tostring, setmetatable
+local error, ipairs, next, tostring, setmetatable = error, ipairs, next, tostring, setmetatable
 local string_format = string.format
 
 -- A registry state belongs to one configuration. Reloading makes a new one;
@@ -57,7 +57,7 @@ end
 function M.get(id, st) return (st or state).by_id[id] end
 
 --[[ Health says whether a perspective can observe, never what a target did.
-It moves only on canary probes (mpic.health): the perspective's resolvers
+It moves only on canary probes (mpic.service.health): the perspective's resolvers
 answering the operator's canary name, an optional canary HTTP fetch, and for
 a remote perspective its agent's /healthz over the agent channel. A
 validation's check result never changes it, so no requester can make a
@@ -68,6 +68,39 @@ successful probe makes it healthy again. ]]
 M.FAILURES_UNHEALTHY = 2
 
 function M.healthy(h) return h.status ~= "unhealthy" end
+
+--- The health settings of configuration cfg (its `health:` block with the
+--- defaults): interval_ms, timeout_ms, failures, canary_dns, canary_http,
+--- own_domain. The probing loop (mpic.service.health) runs by them; a 503
+--- names interval_ms as the time to retry after.
+function M.health_settings(cfg)
+  local h = cfg.health or {}
+  return {
+    interval_ms = (h.interval_s or 10) * 1000,
+    timeout_ms = h.timeout_ms or 2000,
+    failures = h.failures or M.FAILURES_UNHEALTHY,
+    canary_dns = h.canary_dns,
+    canary_http = h.canary_http,
+    own_domain = cfg.issuer and cfg.issuer.caa_domains[1] or "invalid",
+  }
+end
+
+-- perspective id -> true: asked for an early probe (M.suspect)
+local suspects = {}
+
+--- A validation saw a sign that perspective id may be unable to observe
+--- (e.g. its agent refused the connection): ask the probing loop to probe
+--- it soon. The probe alone decides.
+function M.suspect(id) suspects[id] = true end
+
+--- The perspectives suspected since the last call (a set of ids, or nil),
+--- for the probing loop; the set starts empty again.
+function M.take_suspects()
+  if next(suspects) == nil then return nil end
+  local s = suspects
+  suspects = {}
+  return s
+end
 
 --- Called as on_health_change(id, healthy, why) when a perspective of the
 --- current configuration turns unhealthy or healthy again (the service

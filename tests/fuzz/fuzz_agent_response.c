@@ -1,6 +1,6 @@
 /*
  * fuzz_agent_response.c: libFuzzer target for the coordinator's parser of a
- * remote agent's answer (agent_client.parse in lua/mpic/agent_client.lua).
+ * remote agent's answer (agent_client.parse in lua/mpic/service/agent_client.lua).
  * An agent is authenticated by mutual TLS, but one compromised or broken
  * perspective must not take a validation down: parse must never raise, must
  * give a result table whose passed implies completed, and the result must
@@ -12,7 +12,7 @@
 #include "fuzz_lua.h"
 
 static const char setup[] =
-    "local client = require 'mpic.agent_client'\n"
+    "local client = require 'mpic.service.agent_client'\n"
     "local util = require 'mpic.core.util'\n"
     "local type, tostring, error, byte = type, tostring, error, string.byte\n"
     "local P = {id = 'fra', rir = require('mpic.config').rir('RIPE'), agent = {url = "

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_workers.sh MPIC: `mpic serve --workers 2` and `mpic agent --workers 2`
-# (lua/mpic/workers.lua) on loopback (127.0.48.0/24):
+# (lua/mpic/service/workers.lua) on loopback (127.0.48.0/24):
 #   DNS stub    127.0.48.1:16401  answers REFUSED (validations answer "not valid" at once)
 #   mpic serve  127.0.48.10:16410 --workers 2, audit fsync on
 #   mpic agent  127.0.48.11:16411 --workers 2, mutual TLS

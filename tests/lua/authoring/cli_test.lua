@@ -234,7 +234,7 @@ case("unknown_perspective_and_bad_rtype_are_plain_messages", function()
 end)
 
 case("verdict_line_names_the_check_once", function()
-  local report = require "mpic.report"
+  local report = require "mpic.cmd.report"
   local r = T.scenario {
     config = T.config { defaults = { perspective_count = 5, max_attempts = 1 } },
     date = "2026-12-16",
@@ -285,7 +285,7 @@ case("validations_started_here_get_a_trace_identifier", function()
 end)
 
 case("explain_for_a_response_shows_the_shadow_verdicts", function()
-  local report = require "mpic.report"
+  local report = require "mpic.cmd.report"
   local audit = os.tmpname()
   local cfg = T.config {
     defaults = { perspective_count = 5, max_attempts = 1 },
@@ -321,7 +321,7 @@ case("explain_without_input_does_not_wait_on_a_terminal", function()
 end)
 
 case("repl_help_documents_every_public_function", function()
-  local repl = require "mpic.repl"
+  local repl = require "mpic.cmd.repl"
   _G.mpic = mpic
   local text = repl.help_text(mpic.validate)
   contains(text, "mpic.validate(request) -> response, status")

@@ -1,7 +1,7 @@
--- mpic.explain: which rule decided, per attempt, from an audit line or a
+-- mpic.cmd.explain: which rule decided, per attempt, from an audit line or a
 -- response; and the `mpic explain` command on an audit file.
 local T = require "mpic.testing"
-local explain = require "mpic.explain"
+local explain = require "mpic.cmd.explain"
 local case, eq, contains = T.case, T.eq, T.contains
 
 case("rule_names_each_decision_from_the_recorded_rule", function()

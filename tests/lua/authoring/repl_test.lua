@@ -1,8 +1,8 @@
 -- The Lua side of the REPL: completion candidates, ':' commands and the
--- rendering of results (mpic.repl, mpic.pretty).
+-- rendering of results (mpic.cmd.repl, mpic.cmd.pretty).
 local T = require "mpic.testing"
-local repl = require "mpic.repl"
-local pretty = require "mpic.pretty"
+local repl = require "mpic.cmd.repl"
+local pretty = require "mpic.cmd.pretty"
 local perspectives = require "mpic.perspectives"
 local case, eq, contains = T.case, T.eq, T.contains
 

@@ -1,7 +1,7 @@
 -- Shadow policies: judged on every validation beside the live one, written
 -- to the audit log and counted, never part of the answer.
 local T = require "mpic.testing"
-local explain = require "mpic.explain"
+local explain = require "mpic.cmd.explain"
 local util = require "mpic.core.util"
 local case, eq, ok, contains = T.case, T.eq, T.ok, T.contains
 
@@ -101,7 +101,7 @@ case("shadow_agrees_when_every_remote_passes", function()
 end)
 
 case("shadow_counters_count_verdicts_and_disagreements", function()
-  local metrics = require "mpic.metrics"
+  local metrics = require "mpic.service.metrics"
   metrics.reset()
   metrics.shadow({ { policy = "s.lua", verdict = "valid" } }, true)
   metrics.shadow({ { policy = "s.lua", verdict = "invalid" } }, true)
@@ -115,7 +115,7 @@ case("shadow_counters_count_verdicts_and_disagreements", function()
 end)
 
 case("shadow_verdicts_reach_the_metrics_through_validate", function()
-  local metrics = require "mpic.metrics"
+  local metrics = require "mpic.service.metrics"
   metrics.reset()
   local r = T.scenario {
     config = T.config { defaults = { perspective_count = 5, max_attempts = 1 } },

@@ -3,7 +3,7 @@
 -- does not declare is refused with the ones it takes.
 local T = require "mpic.testing"
 local challenges = require "mpic.challenges"
-local validate_cmd = require "mpic.validate_cmd"
+local validate_cmd = require "mpic.cmd.validate"
 local case, eq, contains = T.case, T.eq, T.contains
 
 local REG = challenges.load()

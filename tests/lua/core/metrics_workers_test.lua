@@ -1,11 +1,11 @@
--- mpic.metrics shared between the workers of `serve --workers N`
+-- mpic.service.metrics shared between the workers of `serve --workers N`
 -- (M.share): one scrape sums the other workers' counters, histograms and
 -- the in-flight gauge; other gauges are the answering worker's own; a
 -- restarted worker takes up its predecessor's counts; a garbled snapshot is
 -- ignored, not fatal.
 local T = require "mpic.testing"
 local util = require "mpic.core.util"
-local metrics = require "mpic.metrics"
+local metrics = require "mpic.service.metrics"
 local case, eq, contains = T.case, T.eq, T.contains
 
 local function tmpdir()

@@ -1,11 +1,11 @@
 -- Signed evidence (mpic.evidence, mpic.core.sign), the chained audit log
--- (core/audit.c) and `mpic audit verify|replay` (mpic.audit_cmd), in process
+-- (core/audit.c) and `mpic audit verify|replay` (mpic.cmd.audit), in process
 -- with scripted perspectives.
 local T = require "mpic.testing"
 local util = require "mpic.core.util"
 local sign = require "mpic.core.sign"
 local evidence = require "mpic.evidence"
-local audit_cmd = require "mpic.audit_cmd"
+local audit_cmd = require "mpic.cmd.audit"
 local case, eq, ok, contains = T.case, T.eq, T.ok, T.contains
 
 local DATE = "2026-12-16"
@@ -176,7 +176,7 @@ local function answer(p, key, sent, edit)
 end
 
 case("agent_answer_signature_holds_or_fails_with_its_own_error_type", function()
-  local agent_client = require "mpic.agent_client"
+  local agent_client = require "mpic.service.agent_client"
   local p, key, sent = agent_setup()
   local r = agent_client.parse(p, "caa", answer(p, key, sent), sent)
   eq(r.passed, true, r.errors[1] and r.errors[1].error_message)

@@ -4,8 +4,8 @@
 local T = require "mpic.testing"
 local util = require "mpic.core.util"
 local sign = require "mpic.core.sign"
-local audit_cmd = require "mpic.audit_cmd"
-local workers = require "mpic.workers"
+local audit_cmd = require "mpic.cmd.audit"
+local workers = require "mpic.service.workers"
 local case, eq, contains = T.case, T.eq, T.contains
 
 local function tmpdir()

@@ -4,8 +4,8 @@
 -- cannot be encoded is a 500 with an audit line saying so, never a 200.
 local T = require "mpic.testing"
 local util = require "mpic.core.util"
-local client = require "mpic.agent_client"
-local metrics = require "mpic.metrics"
+local client = require "mpic.service.agent_client"
+local metrics = require "mpic.service.metrics"
 local case, eq, ok, contains = T.case, T.eq, T.ok, T.contains
 
 local P = { id = "fra", rir = require("mpic.config").rir("RIPE"), agent = { url = "https://fra.example:8443" } }
@@ -221,7 +221,7 @@ case("validate_json_exits_non_zero_when_the_response_cannot_be_encoded", functio
     return { is_valid = true, perspectives = { deep_table(70) } }, 200
   end
   print = function(...) printed[#printed + 1] = table.concat({ tostring(...) }, "\t") end -- luacheck: ignore
-  local okc, code = pcall(require("mpic.validate_cmd").main, {
+  local okc, code = pcall(require("mpic.cmd.validate").main, {
     "validate",
     "--config",
     dir .. "/c.yaml",

@@ -413,7 +413,7 @@ case("no_healthy_cohort_is_503_listing_the_unhealthy", function()
   eq(status, 503)
   eq(#resp.unavailable_perspectives, 2)
   T.contains(resp.error, "could not construct a cohort")
-  local health = require "mpic.health"
+  local health = require "mpic.service.health"
   eq((health.summary()), "unavailable")
   perspectives.observe(member, true, 5)
   eq((health.summary()), "degraded")
@@ -424,7 +424,7 @@ end)
 
 case("a_suspected_perspective_is_probed_early_and_only_the_probe_decides", function()
   setup() -- resolvers at 127.0.0.1:9: every canary probe fails at once
-  local health = require "mpic.health"
+  local health = require "mpic.service.health"
   local saved = health.SUSPECT_MIN_MS
   health.SUSPECT_MIN_MS = 0
   local probes = {}
@@ -442,7 +442,7 @@ case("a_suspected_perspective_is_probed_early_and_only_the_probe_decides", funct
 end)
 
 case("dns_canary_judges_the_resolver_not_a_target", function()
-  local health = require "mpic.health"
+  local health = require "mpic.service.health"
   local function probe(r, kind, detail, partial)
     return { dns = function() return r, kind, detail, partial end }
   end

@@ -253,13 +253,13 @@ end
 case("a_lying_agent_fails_its_own_check_and_nothing_more", function()
   assert(mpic.load_config(lying_config()))
   require("mpic.orchestrator").reset()
-  local metrics = require "mpic.metrics"
+  local metrics = require "mpic.service.metrics"
   metrics.reset()
   with_liar(function()
     local resp, st = mpic.validate(dcv("deep"))
     eq(st, 200, util.json_encode(resp) or "unencodable")
     eq(resp.is_valid, true, "five honest agents out of six")
-    local text = require("mpic.serve").encode(resp)
+    local text = require("mpic.service.serve").encode(resp)
     ok(util.json_decode(text).is_valid == true, "the 200 carries the verdict: " .. text:sub(1, 200))
     local lie
     for _, p in ipairs(resp.perspectives) do

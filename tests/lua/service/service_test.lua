@@ -11,7 +11,7 @@ function http.request(url, opts)
 end
 http.get = http.request
 local util = require "mpic.core.util"
-local client = require "mpic.agent_client"
+local client = require "mpic.service.agent_client"
 local perspectives_mod = require "mpic.perspectives"
 local case, eq, ok = T.case, T.eq, T.ok
 
@@ -477,7 +477,7 @@ case("agent_health_checks_mark_dead_and_hung_agents_unhealthy", function()
   -- runs after the kill test: mex is gone, hang never answers, the others are up
   assert(mpic.load_config(WORK .. "/faulty.yaml"))
   mpic.config.health.timeout_ms = 500
-  require("mpic.health").round() -- the canary probes: each agent's /healthz over mutual TLS
+  require("mpic.service.health").round() -- the canary probes: each agent's /healthz over mutual TLS
   local health, why = {}, {}
   for _, p in ipairs(mpic.perspectives()) do
     health[p.id] = p.healthy
@@ -507,7 +507,7 @@ case("agent_restarted_after_a_crash_is_healthy_and_used_again", function()
   for _ = 1, 2 do
     perspectives_mod.observe("mex", false, 1, "down before the restart")
   end
-  require("mpic.health").round()
+  require("mpic.service.health").round()
   local health = {}
   for _, p in ipairs(mpic.perspectives()) do
     health[p.id] = p.healthy
@@ -571,7 +571,7 @@ local server = require "mpic.core.server"
 local function serve_in_process(port, opts, handler)
   opts.address, opts.port = "127.0.30.20", port
   local srv = assert(server.listen(opts))
-  local loop = mpic.spawn(require("mpic.serve").run_loop, srv, handler)
+  local loop = mpic.spawn(require("mpic.service.serve").run_loop, srv, handler)
   return srv, loop
 end
 

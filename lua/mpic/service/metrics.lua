@@ -1,7 +1,7 @@
--- mpic.metrics: the coordinator's counters, gauges and histograms, rendered
+-- mpic.service.metrics: the coordinator's counters, gauges and histograms, rendered
 -- in the Prometheus text exposition format (version 0.0.4) for GET /metrics.
 -- Everything lives in this process; nothing is persisted. With workers
--- (mpic.workers), M.share(dir, name) writes this registry's counters,
+-- (mpic.service.workers), M.share(dir, name) writes this registry's counters,
 -- histograms and summed gauges to DIR/NAME.metrics (within FLUSH_MS of a
 -- change, by rename: a reader never sees half a file), and render() adds
 -- the other files' series to its own: one scrape of any worker gives the
@@ -195,7 +195,7 @@ function M.agent_health(id, up, ms)
   M.set(agent_up, { perspective = id }, up and 1 or 0)
   if ms then M.set(agent_latency, { perspective = id }, ms / 1000) end
 end
---- The outcome of one canary probe (mpic.health): one series per
+--- The outcome of one canary probe (mpic.service.health): one series per
 --- perspective in each family (the info series is replaced, not added).
 function M.perspective_health(id, status, last_error, ms)
   M.set(persp_up, { perspective = id }, status == "unhealthy" and 0 or 1)

@@ -1,4 +1,4 @@
--- mpic.cli: the subcommands run as the root task (main.c hands over argv).
+-- mpic.cmd.cli: the subcommands run as the root task (main.c hands over argv).
 -- Returns exit statuses: 0 success/valid, 1 failure/not valid, 2 usage or
 -- configuration error.
 local M = {}
@@ -9,35 +9,8 @@ local function die(code, fmt, ...)
   return code
 end
 
---- Parse "--flag value" / "--flag" options. spec: name -> "value" | "flag" | "list".
-local function parse_opts(args, spec, first)
-  local opts, rest = {}, {}
-  local i = first or 1
-  while i <= #args do
-    local a = args[i]
-    local name = a:match("^%-%-([%w-]+)$")
-    if name and spec[name] then
-      if spec[name] == "flag" then
-        opts[name] = true
-      else
-        if i == #args then return nil, "option --" .. name .. " needs a value" end
-        i = i + 1
-        if spec[name] == "list" then
-          opts[name] = opts[name] or {}
-          opts[name][#opts[name] + 1] = args[i]
-        else
-          opts[name] = args[i]
-        end
-      end
-    elseif name then
-      return nil, "unknown option --" .. name
-    else
-      rest[#rest + 1] = a
-    end
-    i = i + 1
-  end
-  return opts, rest
-end
+-- option parsing is shared with the service entry points (mpic.args)
+local parse_opts = require("mpic.args").parse
 M.parse_opts = parse_opts
 
 local function load_config(path, required)
@@ -56,9 +29,9 @@ local commands = {}
 -- Usage of each subcommand (`mpic CMD --help`, `mpic help CMD`); a module
 -- that exports USAGE is asked first.
 local USAGE = {
-  validate = "mpic.validate_cmd",
-  explain = "mpic.explain",
-  simulate = "mpic.simulate",
+  validate = "mpic.cmd.validate",
+  explain = "mpic.cmd.explain",
+  simulate = "mpic.cmd.simulate",
   serve = [[
 usage: mpic serve --config FILE --listen ADDR:PORT [--tls-cert F --tls-key F] [--client-ca F]
                   [--token T] [--max-inflight N] [--max-body BYTES] [--health-interval S]
@@ -211,7 +184,7 @@ function commands.test(args)
   end
   local lok, lerr = load_named_config(config)
   if not lok then return die(2, "%s", lerr) end
-  return require("mpic.testrunner").run(rest)
+  return require("mpic.cmd.testrunner").run(rest)
 end
 
 -- `mpic repl` runs its own line loop (core/repl.c); only `mpic repl --help`
@@ -245,15 +218,25 @@ end
 local function delegate(modname)
   return function(args) return require(modname).main(args) end
 end
-commands.validate = delegate("mpic.validate_cmd")
-commands.demo = delegate("mpic.demo")
-commands.serve = delegate("mpic.serve")
-commands.agent = delegate("mpic.agent")
-commands.explain = delegate("mpic.explain")
-commands.simulate = delegate("mpic.simulate")
-commands.audit = delegate("mpic.audit_cmd")
+commands.validate = delegate("mpic.cmd.validate")
+commands.demo = delegate("mpic.cmd.demo")
+commands.serve = delegate("mpic.service.serve")
+commands.agent = delegate("mpic.service.agent")
+commands.explain = delegate("mpic.cmd.explain")
+commands.simulate = delegate("mpic.cmd.simulate")
+commands.audit = delegate("mpic.cmd.audit")
+
+-- Every command may validate with remote perspectives (serve, validate, run,
+-- test, the REPL): the domain reaches agents through the transport that the
+-- process installs (mpic.remote), here the service's agent client.
+local function install_transport()
+  local remote = require "mpic.remote"
+  if not remote.installed() then remote.install(require "mpic.service.agent_client") end
+end
+M.install_transport = install_transport
 
 function M.main(args)
+  install_transport()
   local cmd = commands[args[1]]
   if not cmd then
     return die(2, "mpic: unknown command %q (commands: %s; see mpic --help)", tostring(args[1]), command_list())
@@ -271,8 +254,11 @@ end
 
 -- REPL support (main.c runs the line loop) ------------------------------------
 
-function M.repl_setup(args) return require("mpic.repl").setup(args, parse_opts, load_config) end
+function M.repl_setup(args)
+  install_transport()
+  return require("mpic.cmd.repl").setup(args, parse_opts, load_config)
+end
 
-function M.repl_command(line) return require("mpic.repl").command(line) end
+function M.repl_command(line) return require("mpic.cmd.repl").command(line) end
 
 return M

@@ -1,4 +1,4 @@
--- mpic.agent_client: the coordinator's side of the channel to a remote
+-- mpic.service.agent_client: the coordinator's side of the channel to a remote
 -- perspective's agent. check() POSTs the Open MPIC checker body to
 -- <agent.url>/dcv or /caa over mutual TLS (client certificate agent.cert /
 -- agent.key, the agent verified against agent.ca only), within the deadline,
@@ -15,6 +15,7 @@ local util = require "mpic.core.util"
 local http = require "mpic.core.http"
 local bounds = require "mpic.bounds"
 local error_types = require "mpic.error_types"
+local remote = require "mpic.remote"
 
 local M = {}
 local type, tostring, ipairs, pairs, math_type, getmetatable = type, tostring, ipairs, pairs, math.type, getmetatable
@@ -87,16 +88,9 @@ end
 
 local function url_for(p, path) return (p.agent.url:gsub("/+$", "")) .. path end
 
---- The checker body for one request (orchestrator's normalised request).
-function M.body(req)
-  local b = { domain_or_ip_target = req.target_text, trace_identifier = req.trace_identifier or util.null }
-  if req.check_type == "dcv" then
-    b.dcv_check_parameters = req.echo_params
-  else
-    b.caa_check_parameters = req.echo_params or util.null
-  end
-  return util.json_encode(b)
-end
+--- The checker body for one request (mpic.remote.body: the domain binds a
+--- local perspective's statement to the same bytes).
+M.body = remote.body
 
 local function is_null(v) return v == nil or v == util.null end
 local function is_array(t) return type(t) == "table" and getmetatable(t) == util.array_mt end
@@ -266,10 +260,10 @@ function M.check(p, req, deadline_ms)
   if not ok then return failure(ct, "%s", tostring(res)) end
   if not res then
     local f = failure(ct, "%s: %s", tostring(kind), tostring(detail))
-    f.agent_unreachable = true -- asks for an early health probe (mpic.health.suspect)
+    f.agent_unreachable = true -- asks for an early health probe (mpic.perspectives.suspect)
     return f
   end
-  require("mpic.metrics").agent_request(p.id, res.reused)
+  require("mpic.service.metrics").agent_request(p.id, res.reused)
   return M.parse(p, ct, res, util.json_decode(body))
 end
 

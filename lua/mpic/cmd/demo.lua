@@ -1,11 +1,11 @@
--- mpic.demo: `mpic demo`, a first look at what MPIC defends against.
+-- mpic.cmd.demo: `mpic demo`, a first look at what MPIC defends against.
 -- Starts the minimal loopback lab (tests/lab/demo.sh: two Knot servers, the
 -- owner's view of shop.test and an attacker's), then runs two real acme-dns-01
 -- validations through the default policy (br.lua) with a primary and six
 -- remote perspectives, prints both tables with a sentence each, and stops the
 -- lab. No root needed.
 local mpic = require "mpic"
-local report = require "mpic.report"
+local report = require "mpic.cmd.report"
 local orchestrator = require "mpic.orchestrator"
 
 local M = {}

@@ -1,4 +1,4 @@
--- mpic.repl: the Lua side of `mpic repl` (core/repl.c runs the line loop):
+-- mpic.cmd.repl: the Lua side of `mpic repl` (core/repl.c runs the line loop):
 -- the banner and configuration loading, the ':' commands, and tab
 -- completion candidates (dotted names found by walking the global tables,
 -- perspective ids inside a string literal after `perspective =`, and the
@@ -40,7 +40,7 @@ command("perspectives", "probe every perspective's canary now; RIR, location, ki
     print("no configuration loaded (mpic repl --config FILE)")
     return
   end
-  require("mpic.health").round() -- the canary probes (mpic.health), bounded by health.timeout_ms
+  require("mpic.service.health").round() -- the canary probes (mpic.service.health), bounded by health.timeout_ms
   local ok, list = pcall(mpic.perspectives)
   if not ok then
     print(list)
@@ -99,7 +99,7 @@ command("explain", "which rule decided the last validation shown, with shadow ve
     print("no validation yet: run mpic.validate{...} first")
     return
   end
-  io.write(require("mpic.explain").response_with_audit(M.last_response))
+  io.write(require("mpic.cmd.explain").response_with_audit(M.last_response))
 end)
 
 -- help(fn) -------------------------------------------------------------------
@@ -327,7 +327,7 @@ end
 --- exists), make `mpic` a global, return the banner.
 function M.setup(args, parse_opts, load_config)
   local opts, err = parse_opts(args, { config = "value" })
-  if not opts then error(err .. "\n" .. require("mpic.cli").usage_of("repl"), 0) end
+  if not opts then error(err .. "\n" .. require("mpic.cmd.cli").usage_of("repl"), 0) end
   local mpic = require "mpic"
   _G.mpic = mpic
   _G.help = M.help

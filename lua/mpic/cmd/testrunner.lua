@@ -1,4 +1,4 @@
--- mpic.testrunner: runs Lua test files (`mpic test FILE|DIR ...`).
+-- mpic.cmd.testrunner: runs Lua test files (`mpic test FILE|DIR ...`).
 -- Each file matching *_test.lua is loaded with its directory on package.path;
 -- each case runs as its own task with a time limit. Prints one line per case
 -- and ends with "N passed, N failed". Exit status 0 only if something ran and

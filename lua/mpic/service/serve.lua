@@ -1,4 +1,4 @@
--- mpic.serve: the coordinator service (`mpic serve`), and the request loop
+-- mpic.service.serve: the coordinator service (`mpic serve`), and the request loop
 -- shared with the agent (M.run_loop).
 --
 -- POST /mpic answers the Open MPIC API through mpic.orchestrator (200, 400
@@ -6,13 +6,13 @@
 -- limit), GET /metrics (Prometheus text; the API's token when one is set).
 -- Optional TLS, optional bearer token / x-api-key and
 -- optional client certificates for API clients. Every perspective is
--- health-checked by canary probes (mpic.health: the resolvers answer the
+-- health-checked by canary probes (mpic.service.health: the resolvers answer the
 -- canary name, an agent's /healthz over mutual TLS), so that selection skips
 -- perspectives that cannot observe; validation outcomes never move health.
 -- SIGTERM: stop accepting, finish the validations in flight, exit 0.
 -- SIGHUP: reload the configuration, policies and challenge types; a reload
 -- that does not load is refused and the running set is kept.
--- --workers N (default: the CPUs): N processes behind one master (mpic.workers).
+-- --workers N (default: the CPUs): N processes behind one master (mpic.service.workers).
 local mpic = require "mpic"
 local util = require "mpic.core.util"
 local server = require "mpic.core.server"
@@ -159,7 +159,7 @@ end
 local KNOWN_PATHS = { ["/mpic"] = true, ["/healthz"] = true, ["/metrics"] = true }
 
 local function coordinator_handler(opts)
-  local metrics = require "mpic.metrics"
+  local metrics = require "mpic.service.metrics"
   local orchestrator = require "mpic.orchestrator"
   local in_flight = 0
   return function(req)
@@ -226,7 +226,7 @@ when every perspective can observe, 200 "degraded" with the ones that
 cannot (and why) while validations can still be served, 503 "unavailable"
 (with Retry-After) when they cannot. ]]
 function M.healthz(only)
-  local health = require "mpic.health"
+  local health = require "mpic.service.health"
   local status, out = health.summary(nil, only)
   local doc = { status = status }
   if #out > 0 then
@@ -249,17 +249,17 @@ function M.healthz(only)
   return 200, JSON, encode(doc)
 end
 
---[[ The health loop of serve and agent (mpic.health.run): canary probes
+--[[ The health loop of serve and agent (mpic.service.health.run): canary probes
 of every perspective, changes logged with their cause, the outcome of
 every probe in the metrics. interval_ms overrides health.interval_s; only
 (a set of ids) limits the probes (an agent probes its own perspective). ]]
 function M.start_health(interval_ms, only)
   local perspectives = require "mpic.perspectives"
-  local metrics = require "mpic.metrics"
+  local metrics = require "mpic.service.metrics"
   perspectives.on_health_change = function(id, healthy, why)
     log("perspective %s is %s: %s", id, healthy and "healthy" or "unhealthy", why)
   end
-  return mpic.spawn(require("mpic.health").run, interval_ms, function(p, ok, ms, _, h)
+  return mpic.spawn(require("mpic.service.health").run, interval_ms, function(p, ok, ms, _, h)
     metrics.perspective_health(p.id, h.status, h.last_error, ms)
     if p.agent then metrics.agent_health(p.id, ok, ms) end
   end, only)
@@ -294,10 +294,9 @@ function M.listen_limits(opts)
 end
 
 function M.main(args)
-  local cli = require "mpic.cli"
-  local opts, err = cli.parse_opts(
+  local opts, err = require("mpic.args").parse(
     args,
-    require("mpic.workers").options({
+    require("mpic.service.workers").options({
       config = "value",
       listen = "value",
       ["tls-cert"] = "value",
@@ -318,7 +317,7 @@ function M.main(args)
     io_stderr:write("mpic serve: ", err, "\n", USAGE, "\n")
     return 2
   end
-  local workers = require "mpic.workers"
+  local workers = require "mpic.service.workers"
   local nworkers, nerr = workers.count(opts.workers)
   local wk, werr = workers.worker_of(opts)
   if not nworkers or werr then
@@ -339,7 +338,7 @@ function M.main(args)
     io_stderr:write("mpic serve: --tls-cert and --tls-key go together; --client-ca needs them\n")
     return 2
   end
-  if not wk and nworkers > 1 then -- the master of N workers (mpic.workers)
+  if not wk and nworkers > 1 then -- the master of N workers (mpic.service.workers)
     return workers.supervise({
       command = "serve",
       args = args,
@@ -372,7 +371,9 @@ function M.main(args)
   end
   log("%s", dmsg)
   -- the proof again with every health probe of the primary (a failure: 503 until one passes)
-  require("mpic.health").primary_proof = dnssec.periodic
+  require("mpic.service.health").primary_proof = function(probe, c, budget_ms)
+    return dnssec.periodic(probe, c, budget_ms, log)
+  end
 
   local tls
   if opts["tls-cert"] then
@@ -403,9 +404,9 @@ function M.main(args)
     tls and " (TLS)" or "",
     wk and string_format(" (worker %d of %d)", wk.index, nworkers) or ""
   )
-  if wk then require("mpic.metrics").share(wk.dir, "w" .. wk.index) end
+  if wk then require("mpic.service.metrics").share(wk.dir, "w" .. wk.index) end
 
-  local metrics = require "mpic.metrics"
+  local metrics = require "mpic.service.metrics"
   M.watch_signals(srv, function()
     local ncfg, rerr = reload(path)
     metrics.reload(ncfg ~= nil)
@@ -419,7 +420,7 @@ function M.main(args)
   M.start_health(hi and hi * 1000 or nil)
   M.run_loop(srv, coordinator_handler(opts), { drain_ms = tonumber(opts["drain-ms"]) or 30000 })
   srv:close()
-  require("mpic.metrics").share(nil)
+  require("mpic.service.metrics").share(nil)
   log("mpic serve: stopped")
   return 0
 end

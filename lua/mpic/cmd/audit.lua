@@ -1,4 +1,4 @@
--- mpic.audit_cmd: `mpic audit verify` and `mpic audit replay` (docs/EVIDENCE.md).
+-- mpic.cmd.audit: `mpic audit verify` and `mpic audit replay` (docs/EVIDENCE.md).
 --
 -- verify FILE... [--config F] [--key PEM ...] [--open]
 --   Checks, line by line and across the files in the order given: the chain
@@ -374,7 +374,7 @@ local function report(sum, keys)
 end
 
 function M.verify(args)
-  local cli = require "mpic.cli"
+  local cli = require "mpic.cmd.cli"
   local opts, files = cli.parse_opts(args, { config = "value", key = "list", open = "flag" }, 3)
   if not opts then
     io_stderr:write("mpic audit verify: ", files, "\n", USAGE, "\n")
@@ -492,7 +492,7 @@ local function judge(orch, pol, keys, doc, att)
 end
 
 function M.replay(args)
-  local cli = require "mpic.cli"
+  local cli = require "mpic.cmd.cli"
   local opts, files = cli.parse_opts(
     args,
     { config = "value", key = "list", trace = "value", ["policy-store"] = "value", open = "flag" },

@@ -1,4 +1,4 @@
--- mpic.report: human-readable rendering of validation responses: the
+-- mpic.cmd.report: human-readable rendering of validation responses: the
 -- per-perspective table of `mpic validate` and the REPL, problem lists for
 -- rejected requests, and the explanation of which rule decided.
 local util = require "mpic.core.util"
@@ -103,7 +103,7 @@ function M.table(resp, opts)
   out[#out + 1] = string_format(
     "%s: %s for %s -- quorum %s (need %s of %s), attempt %s, policy %s%s",
     verdict,
-    require("mpic.explain").what(resp.check_type, d.method),
+    require("mpic.cmd.explain").what(resp.check_type, d.method),
     resp.domain_or_ip_target,
     tostring(d.quorum or "?"),
     tostring(aop.quorum_count),
@@ -125,8 +125,8 @@ function M.problems(resp, status)
   return table_concat(out, "\n")
 end
 
---- Which rule decided (see mpic.explain), with the shadow policies'
+--- Which rule decided (see mpic.cmd.explain), with the shadow policies'
 --- verdicts from the validation's audit line.
-function M.explain(resp) return require("mpic.explain").response_with_audit(resp) end
+function M.explain(resp) return require("mpic.cmd.explain").response_with_audit(resp) end
 
 return M

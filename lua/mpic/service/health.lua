@@ -1,4 +1,4 @@
--- mpic.health: canary probes that decide perspective health.
+-- mpic.service.health: canary probes that decide perspective health.
 --
 -- Health must say whether a perspective can observe, never what a target
 -- did: a validation's outcome never moves it (anyone who may ask for a
@@ -29,17 +29,9 @@ M.RETRY_MS = 500
 --- A suspicion (M.suspect) probes a perspective at most this often.
 M.SUSPECT_MIN_MS = 1000
 
-local function settings(cfg)
-  local h = cfg.health or {}
-  return {
-    interval_ms = (h.interval_s or 10) * 1000,
-    timeout_ms = h.timeout_ms or 2000,
-    failures = h.failures or perspectives.FAILURES_UNHEALTHY,
-    canary_dns = h.canary_dns,
-    canary_http = h.canary_http,
-    own_domain = cfg.issuer and cfg.issuer.caa_domains[1] or "invalid",
-  }
-end
+-- the settings live with the health state (mpic.perspectives), which the
+-- domain reads to refuse with 503
+local settings = perspectives.health_settings
 M.settings = settings
 
 local function bounded(ms, fn, ...)
@@ -89,7 +81,7 @@ function M.probe(p, st)
   local t0 = mpic.now()
   local ok, why, hard
   if p.agent then
-    local client = require "mpic.agent_client"
+    local client = require "mpic.service.agent_client"
     ok, why = client.healthy(p, s.timeout_ms)
   else
     local probe = perspectives.probe(p.id, st)
@@ -105,13 +97,10 @@ function M.probe(p, st)
   return ok, mpic.now() - t0, why, hard
 end
 
--- perspective id -> true: asked for an early probe (M.suspect)
-local suspects = {}
-
---- A validation saw a sign that perspective id may be unable to observe
---- (e.g. its agent refused the connection): probe it soon. The probe alone
---- decides; at most one early probe per SUSPECT_MIN_MS.
-function M.suspect(id) suspects[id] = true end
+--- A validation saw a sign that perspective id may be unable to observe:
+--- probe it soon (mpic.perspectives.suspect, which the orchestrator calls).
+--- The probe alone decides; at most one early probe per SUSPECT_MIN_MS.
+M.suspect = perspectives.suspect
 
 -- Probe the perspectives `ids` (all when nil) of st concurrently and record
 -- each outcome.
@@ -169,7 +158,8 @@ function M.run(interval_ms, on_probe, only)
     while mpic.now() < next_round do
       local wait = next_round - mpic.now()
       mpic.sleep(wait < SLICE and wait or SLICE)
-      if next(suspects) then
+      local suspects = perspectives.take_suspects()
+      if suspects then
         local cur = perspectives.snapshot()
         local due = nil
         for id in pairs(suspects) do
@@ -179,7 +169,6 @@ function M.run(interval_ms, on_probe, only)
             due[id] = true
           end
         end
-        suspects = {}
         if due then probe_set(cur, due, on_probe) end
       end
       if perspectives.snapshot() ~= st then break end -- reloaded: probe the new set now

@@ -1,4 +1,4 @@
--- mpic.agent: a remote perspective (`mpic agent`). Serves the Open MPIC
+-- mpic.service.agent: a remote perspective (`mpic agent`). Serves the Open MPIC
 -- checker API (REFERENCE §8.4) over HTTPS with mutual TLS: a client without a
 -- certificate issued by the configured CA never reaches a handler.
 --   POST /dcv  {domain_or_ip_target, dcv_check_parameters, trace_identifier}
@@ -6,17 +6,17 @@
 --     -> check_response (+ perspective_code, rir, trace_identifier):
 --        200 when errors is empty, else 500 with the same body
 --   GET /healthz -> 200 {"status":"healthy"} while the canary probes of its
---     perspective answer (mpic.health), else 503 {"status":"unavailable",
+--     perspective answer (mpic.service.health), else 503 {"status":"unavailable",
 --     "reason":...}; the coordinator judges the perspective's health by it
 -- Bad JSON or a malformed body: 400 {"error": reason}. The checks run the
 -- same challenge scripts as a local perspective, with the agent's own local
 -- perspective (its resolvers and addresses) from its configuration file.
--- --workers N (default: the CPUs): N processes behind one master (mpic.workers),
+-- --workers N (default: the CPUs): N processes behind one master (mpic.service.workers),
 -- each probing its perspective's health itself.
 local mpic = require "mpic"
 local util = require "mpic.core.util"
 local server = require "mpic.core.server"
-local serve = require "mpic.serve"
+local serve = require "mpic.service.serve"
 
 local M = {}
 local io_stderr, type, tostring, ipairs, tonumber = io.stderr, type, tostring, ipairs, tonumber
@@ -133,7 +133,7 @@ local function handler(env)
   return function(req)
     local path, method = req.path, req.method
     if path == "/healthz" and (method == "GET" or method == "HEAD") then
-      -- from the canary probes of this agent's own perspective (mpic.health)
+      -- from the canary probes of this agent's own perspective (mpic.service.health)
       return serve.healthz({ [env.perspective.id] = true })
     end
     if path == "/dcv" or path == "/caa" then
@@ -165,10 +165,9 @@ local USAGE = "usage: mpic agent --config FILE --listen ADDR:PORT --perspective 
   .. "                  [--header-timeout S] [--signing-key F] [--workers N]"
 
 function M.main(args)
-  local cli = require "mpic.cli"
-  local opts, err = cli.parse_opts(
+  local opts, err = require("mpic.args").parse(
     args,
-    require("mpic.workers").options({
+    require("mpic.service.workers").options({
       config = "value",
       listen = "value",
       perspective = "value",
@@ -190,7 +189,7 @@ function M.main(args)
     io_stderr:write("mpic agent: ", err, "\n", USAGE, "\n")
     return 2
   end
-  local workers = require "mpic.workers"
+  local workers = require "mpic.service.workers"
   local nworkers, nerr = workers.count(opts.workers)
   local wk, werr = workers.worker_of(opts)
   if not nworkers or werr then
@@ -211,7 +210,7 @@ function M.main(args)
     io_stderr:write("mpic agent: --perspective ID is required\n")
     return 2
   end
-  if not wk and nworkers > 1 then -- the master of N workers (mpic.workers)
+  if not wk and nworkers > 1 then -- the master of N workers (mpic.service.workers)
     return workers.supervise({
       command = "agent",
       args = args,

@@ -1,4 +1,4 @@
--- mpic.explain: `mpic explain`, and the explanation of a validation for the
+-- mpic.cmd.explain: `mpic explain`, and the explanation of a validation for the
 -- REPL's :explain. Given an audit line (or a validation response) it says,
 -- per attempt, which rule decided: the primary's failure, the quorum
 -- (k of n corroborated against the number required), RIR diversity, the
@@ -354,7 +354,7 @@ function M.pick(text, trace)
 end
 
 function M.main(args)
-  local cli = require "mpic.cli"
+  local cli = require "mpic.cmd.cli"
   local o, rest = cli.parse_opts(args, { trace = "value", config = "value" }, 2)
   if not o then
     io_stderr:write("mpic explain: ", rest, "\n", USAGE, "\n")

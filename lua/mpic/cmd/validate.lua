@@ -1,10 +1,10 @@
--- mpic.validate_cmd: `mpic validate`. Reads an Open MPIC request (a file, or
+-- mpic.cmd.validate: `mpic validate`. Reads an Open MPIC request (a file, or
 -- - for stdin) or builds one from shorthand flags, runs it, and prints a
 -- per-perspective table (or the Open MPIC response with --json).
 -- Exit 0 valid, 1 not valid, 2 usage/config/request error.
 local mpic = require "mpic"
-local cli = require "mpic.cli"
-local report = require "mpic.report"
+local cli = require "mpic.cmd.cli"
+local report = require "mpic.cmd.report"
 
 local M = {}
 local io_stderr = io.stderr

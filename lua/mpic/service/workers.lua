@@ -1,4 +1,4 @@
--- mpic.workers: `mpic serve --workers N` and `mpic agent --workers N`, one
+-- mpic.service.workers: `mpic serve --workers N` and `mpic agent --workers N`, one
 -- service as N worker processes (each its own event loop and Lua state), so
 -- that a service uses every core. `mpic run` and `--workers 1` stay one
 -- process, exactly as before.
@@ -31,7 +31,7 @@
 -- writes the configured path, worker k > 0 writes PATH.wk, each its own
 -- chain (one writer per file, core/audit.c); `mpic audit verify PATH
 -- PATH.w1 ...` checks them all. /metrics: every worker writes its registry
--- to DIR/wk.metrics (mpic.metrics.share), the one answering a scrape adds
+-- to DIR/wk.metrics (mpic.service.metrics.share), the one answering a scrape adds
 -- the others' counters and histograms to its own.
 local mpic = require "mpic"
 local core = require "mpic.core.workers"
@@ -55,7 +55,7 @@ function M.count(v)
   return math.tointeger(n)
 end
 
---- The options serve and agent take for workers (cli.parse_opts spec).
+--- The options serve and agent take for workers (mpic.args.parse spec).
 function M.options(spec)
   spec.workers, spec["worker-index"], spec["listen-fd"], spec["run-dir"] = "value", "value", "value", "value"
   return spec
@@ -126,7 +126,7 @@ function M.supervise(spec)
     io.stderr:write("mpic ", spec.command, ": runtime directory: ", tostring(derr), "\n")
     return 1
   end
-  local metrics = require "mpic.metrics"
+  local metrics = require "mpic.service.metrics"
   metrics.share(dir, "master", true)
   local sig = server.signals({ "TERM", "HUP", "INT", "CHLD" })
   local root = package.loaded["mpic.paths"].root

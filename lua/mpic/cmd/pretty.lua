@@ -1,7 +1,7 @@
--- mpic.pretty: readable rendering of Lua values for the REPL: tables as an
+-- mpic.cmd.pretty: readable rendering of Lua values for the REPL: tables as an
 -- indented key/value tree with aligned keys, byte strings quoted and escaped;
 -- validation responses (tables with `perspectives` and `is_valid`) as the
--- per-perspective table of `mpic validate` (mpic.report).
+-- per-perspective table of `mpic validate` (mpic.cmd.report).
 local M = {}
 local type, pairs, tostring, string_format, table_sort, table_concat =
   type, pairs, tostring, string.format, table.sort, table.concat
@@ -69,10 +69,10 @@ function M.is_response(v)
 end
 
 --- Render one REPL value: a validation response as the report table (the
---- tree stays available through mpic.pretty.format), anything else as a tree.
+--- tree stays available through mpic.cmd.pretty.format), anything else as a tree.
 function M.render(v)
   if M.is_response(v) then
-    local report = require "mpic.report"
+    local report = require "mpic.cmd.report"
     local okt, text = pcall(report.table, v, { color = report.is_tty() })
     if okt then return (text:gsub("\n$", "")) end
   end
@@ -85,7 +85,7 @@ function M.print_values(r)
     local v = r[i]
     -- the HTTP status that follows a response adds nothing
     if not (i == 2 and v == 200 and M.is_response(r[1])) then print(M.render(v)) end
-    if M.is_response(v) then require("mpic.repl").last_response = v end
+    if M.is_response(v) then require("mpic.cmd.repl").last_response = v end
   end
 end
 
