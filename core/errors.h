@@ -41,4 +41,11 @@ const char *mpic_err_name(enum mpic_err e);
 /* 1 when the kind is a definite negative answer. */
 int mpic_err_completed(enum mpic_err e);
 
+/* The Lua module "mpic.core.errors" (errors.c): {names = {"timeout", ...}
+ * in the order above, completed = {timeout = false, nxdomain = true, ...}},
+ * read by lua/mpic/error_types.lua. Declared without lua.h so that the pure
+ * C modules including this header stay free of Lua. */
+struct lua_State;
+int luaopen_mpic_errors(struct lua_State *L);
+
 #endif

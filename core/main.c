@@ -7,6 +7,7 @@
  * a traceback); 2 on usage errors.
  * Uses: task.c (scheduler), repl.c (the REPL).
  */
+#include "errors.h"
 #include "lua_sandbox.h"
 #include "repl.h"
 #include "sign.h"
@@ -109,6 +110,7 @@ static int setup_state(lua_State *L, const char *root)
     if (mpic_rt_init(L))
         return -1;
     preload(L, "mpic.core.util", luaopen_mpic_util);
+    preload(L, "mpic.core.errors", luaopen_mpic_errors);
     preload(L, "mpic.core.yaml", luaopen_mpic_yaml);
     preload(L, "mpic.core.sandbox", luaopen_mpic_sandbox);
     preload(L, "mpic.core.sign", luaopen_mpic_sign);

@@ -14,8 +14,9 @@
 -- mpic.core.sandbox: no dump, rep capped, pattern work charged), table
 -- (loops in C capped, as for policies), math and utf8, `mpic` (time(),
 -- the encodings and json) and a require that gives private copies of the
--- challenge helpers (mpic.challenge._*), private copies of mpic.target and
--- mpic.caa, and the hashing/encoding/IDNA/regex part of mpic.core.util.
+-- challenge helpers (mpic.challenge._*), private copies of mpic.target,
+-- mpic.caa and mpic.error_types, and the hashing/encoding/IDNA/regex part of
+-- mpic.core.util.
 -- No io, os, load, loadfile, dofile, debug, coroutine or print.
 -- The file's main chunk, every check() and validate_params() run under an
 -- instruction limit and a memory limit (mpic.core.sandbox); a check may
@@ -372,7 +373,7 @@ local UTIL_FUNCS = {
   "null",
   "array_mt",
 }
-local SHARED = { ["mpic.target"] = true, ["mpic.caa"] = true }
+local SHARED = { ["mpic.target"] = true, ["mpic.caa"] = true, ["mpic.error_types"] = true }
 
 local function describe(e)
   if type(e) == "string" then return e end
@@ -460,7 +461,7 @@ function M.new_env()
       error(
         sfmt(
           "require %s: not available to challenge files (only mpic.challenge._*, mpic.target, "
-            .. "mpic.caa and mpic.core.util)",
+            .. "mpic.caa, mpic.error_types and mpic.core.util)",
           describe(name)
         ),
         2

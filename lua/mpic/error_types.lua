@@ -3,6 +3,13 @@
 -- check that raised). An agent may answer only with checker types; metrics
 -- label anything outside the vocabulary "other", so that what a perspective
 -- says cannot grow the number of series.
+--
+-- It also owns whether a probe failure kind (core/errors.h: timeout,
+-- nxdomain, ...) is a definite answer, a "completed" check: the table comes
+-- from C (mpic.core.errors), where the kinds are defined, and every checker
+-- asks M.completed(kind) instead of deciding it again.
+local core_errors = require "mpic.core.errors"
+
 local M = {}
 
 local CHECKER = {
@@ -48,6 +55,22 @@ end
 for _, t in ipairs(COORDINATOR) do
   M.known[t] = true
 end
+
+--- The probe failure kinds of core/errors.h, in their order there.
+M.kinds = {}
+for i, k in ipairs(core_errors.names) do
+  M.kinds[i] = k
+end
+local COMPLETED = {}
+for k, v in pairs(core_errors.completed) do
+  COMPLETED[k] = v
+end
+
+--- completed(kind): true when a probe failure of this kind is a definite
+--- answer (evidence obtained: NXDOMAIN, NODATA, an HTTP status, a redirect
+--- refused, ...), false when it is a lack of one (timeout, SERVFAIL,
+--- connect, ...) and for any kind core/errors.h does not list (fail closed).
+function M.completed(kind) return COMPLETED[kind] == true end
 
 --- The metrics label of an error type: itself when known, else "other".
 function M.label(t)

@@ -6,12 +6,13 @@
  * that returns the function to call for each input, and calls it under a
  * protected call. A Lua error escaping that function is a finding: it is
  * printed and the process aborts so that libFuzzer records the input.
- * Uses: Lua 5.4, task.c (mpic_rt_init), util.h, lua_http.h, lua_dns.h, lua_tls.h,
+ * Uses: Lua 5.4, task.c (mpic_rt_init), errors.h, util.h, lua_http.h, lua_dns.h, lua_tls.h,
  * lua_sandbox.h (the allocator with per-call budgets), sign.h.
  */
 #ifndef MPIC_FUZZ_LUA_H
 #define MPIC_FUZZ_LUA_H
 
+#include "errors.h"
 #include "lua_dns.h"
 #include "lua_http.h"
 #include "lua_sandbox.h"
@@ -79,6 +80,7 @@ static void fuzz_lua_init(const char *setup)
         abort();
     }
     fuzz_preload(L, "mpic.core.util", luaopen_mpic_util);
+    fuzz_preload(L, "mpic.core.errors", luaopen_mpic_errors);
     fuzz_preload(L, "mpic.core.yaml", luaopen_mpic_yaml);
     fuzz_preload(L, "mpic.core.sandbox", luaopen_mpic_sandbox);
     fuzz_preload(L, "mpic.core.sign", luaopen_mpic_sign);

@@ -7,6 +7,9 @@ local M = {}
 local type, ipairs, tostring, tonumber, pcall, require = type, ipairs, tostring, tonumber, pcall, require
 local sfmt, concat, find, byte = string.format, table.concat, string.find, string.byte
 
+-- whether a probe failure kind is a definite answer (core/errors.h)
+local error_types = require "mpic.error_types"
+
 local util_mod
 -- The C helper module (sha256, base64url, base32, base64, hex, regex_search).
 function M.util()
@@ -117,10 +120,11 @@ function M.dns_lookup(method, probe, name, rtype)
     if NEGATIVE[kind] then
       local d = M.dns_details(method, name, partial or { rcode = kind == "nxdomain" and "NXDOMAIN" or "NOERROR" })
       d.records_seen = {}
-      return nil, M.result(false, true, M.lookup_error(NEGATIVE[kind], detail or kind), d)
+      return nil, M.result(false, error_types.completed(kind), M.lookup_error(NEGATIVE[kind], detail or kind), d)
     end
     local d = M.dns_details(method, name, partial)
-    return nil, M.result(false, false, M.lookup_error(kind or "dns", detail or "lookup failed"), d)
+    return nil,
+      M.result(false, error_types.completed(kind), M.lookup_error(kind or "dns", detail or "lookup failed"), d)
   end
   r.type = r.type or rtype
   local records = r.records or {}
@@ -308,7 +312,7 @@ function M.http_fetch(method, probe, url, opts)
       return nil,
         M.result(
           false,
-          true,
+          error_types.completed(kind),
           M.err(
             "mpic_error:redirect:invalid",
             sfmt(
@@ -323,9 +327,20 @@ function M.http_fetch(method, probe, url, opts)
     end
     if kind == "too_large" then
       return nil,
-        M.result(false, true, M.err("mpic_error:http", "Response body too large: " .. tostring(detail or "")), d)
+        M.result(
+          false,
+          error_types.completed(kind),
+          M.err("mpic_error:http", "Response body too large: " .. tostring(detail or "")),
+          d
+        )
     end
-    return nil, M.result(false, false, M.lookup_error(kind or "connect", detail or "Error getting validation data"), d)
+    return nil,
+      M.result(
+        false,
+        error_types.completed(kind),
+        M.lookup_error(kind or "connect", detail or "Error getting validation data"),
+        d
+      )
   end
   local d = M.http_details(method, url, res)
   if res.status ~= 200 then

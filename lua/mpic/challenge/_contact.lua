@@ -4,6 +4,7 @@
 -- climb; its contactemail/contactphone values compared case-insensitively.
 local C = require "mpic.challenge._common"
 local caa = require "mpic.caa"
+local error_types = require "mpic.error_types"
 local ipairs, type = ipairs, type
 
 local M = {}
@@ -54,8 +55,7 @@ function M.caa(spec)
     local found, kind, detail, at, partial = caa.find_relevant(probe.dns, start)
     if not found then
       local d = C.dns_details(ch.name, at, partial)
-      local completed = kind == "nxdomain"
-      return C.result(false, completed, C.lookup_error(kind, detail), d)
+      return C.result(false, error_types.completed(kind), C.lookup_error(kind, detail), d)
     end
     local d = C.dns_details(ch.name, found.found_at or start, found.response or { rcode = "NXDOMAIN" })
     d.records_seen = {}

@@ -4,6 +4,7 @@
 -- mpic.core.tls produces (extensions with raw extnValue bytes, SAN entries).
 local C = require "mpic.challenge._common"
 local T = require "mpic.target"
+local error_types = require "mpic.error_types"
 local type, ipairs, tostring = type, ipairs, tostring
 local sfmt, sbyte, schar = string.format, string.byte, string.char
 
@@ -214,7 +215,7 @@ function M.check(target, params, probe)
       -- The server answered with an alert: evidence obtained, it refused.
       return C.result(false, true, C.lookup_error("tls", detail), d)
     end
-    return C.result(false, false, C.lookup_error(kind or "connect", detail), d)
+    return C.result(false, error_types.completed(kind), C.lookup_error(kind or "connect", detail), d)
   end
   d.resolved_ip = res.ip
   if res.cert and type(res.cert.der) == "string" then -- evidence (mpic.evidence)
