@@ -55,7 +55,9 @@ end)
 case("remote_an_unreachable_agent_asks_the_probing_loop_for_an_early_probe", function()
   perspectives.take_suspects()
   local fake = {
-    check = function() return { passed = false, completed = false, errors = {}, details = {}, agent_unreachable = true } end,
+    check = function()
+      return { passed = false, completed = false, errors = {}, details = {}, agent_unreachable = true }
+    end,
   }
   with_transport(fake, function()
     orchestrator.check_from({ persp = ST }, REQ, "fra", 100)
