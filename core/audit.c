@@ -29,7 +29,12 @@
  *   writer:append(line) -> true | nil, "internal", detail  (yields until the
  *       line is written and, when fsync, on disk; must run in a task)
  *       line must be a JSON object with at least one member ('{"...').
- *   writer:set_key(key) (a private key of mpic.core.sign) for checkpoints
+ *   writer:set_key(key [, seal_ms]) (a private key of mpic.core.sign) for
+ *       checkpoints; with seal_ms >= 0 every batch is sealed: the worker
+ *       writes a checkpoint right after the batch's last line, in the same
+ *       write, before any line of it is handed back, and under load it waits
+ *       until seal_ms have passed since the previous seal before writing, so
+ *       that one signature covers every line queued meanwhile. -1: no seals.
  *   writer:checkpoint() -> true | nil, "internal", detail (as append)
  *   writer:head() -> hex head hash, seq of the last line written
  *   writer:append_blocking(line), writer:checkpoint_blocking(): the same,
@@ -110,6 +115,9 @@ struct audit_writer {
     unsigned char pub_head[32];        /* a copy for writer:head(), under mu */
     unsigned long long pub_seq;
     struct chain_key *key; /* signs checkpoints; under mu */
+    int seal_ms;           /* -1: no seals; else seal batches, at most one per seal_ms; under mu */
+    struct timespec last_seal; /* (worker's) */
+    struct audit_req *seal;    /* the seal checkpoint, reused (worker's) */
     struct audit_writer *next;
 };
 
@@ -312,7 +320,24 @@ static int check_rotation(struct audit_writer *w)
 /* Worker: write the batch, then sync it. On failure, sets *err and *what
  * and cuts what this batch wrote back off the file when nothing else
  * wrote to it meanwhile. */
-static void write_batch(struct audit_writer *w, int fsync, struct audit_req *r, int *err,
+/* The seal of a batch: a checkpoint written after its last line, in the
+ * same write, so that no line of the batch is handed back before a signed
+ * checkpoint covers it. NULL when the batch needs none (it ends with a
+ * checkpoint already) or on allocation failure (then *err is set). */
+static struct audit_req *seal_for(struct audit_writer *w, struct audit_req *tail, int *err)
+{
+    if (tail->checkpoint)
+        return NULL;
+    if (!w->seal && !(w->seal = malloc(sizeof *w->seal + CHECKPOINT_BYTES))) {
+        *err = ENOMEM;
+        return NULL;
+    }
+    memset(w->seal, 0, sizeof *w->seal);
+    w->seal->checkpoint = 1;
+    return w->seal;
+}
+
+static void write_batch(struct audit_writer *w, int fsync, int seal, struct audit_req *r, int *err,
                         const char **what)
 {
     int rc = check_rotation(w);
@@ -324,8 +349,17 @@ static void write_batch(struct audit_writer *w, int fsync, struct audit_req *r, 
     unsigned char head0[32];
     unsigned long long seq0 = w->seq;
     memcpy(head0, w->head, sizeof head0);
+    struct audit_req *tail = r, *sealer = NULL;
+    while (tail->next)
+        tail = tail->next;
+    if (seal && !(sealer = seal_for(w, tail, err)) && *err) {
+        *what = "seal";
+        return;
+    }
+    tail->next = sealer; /* unlinked again below: the seal is the writer's */
     for (struct audit_req *s = r; s; s = s->next) {
         if (chain_line(w, s) != 0) {
+            tail->next = NULL;
             memcpy(w->head, head0, sizeof head0);
             w->seq = seq0;
             *err = EINVAL;
@@ -373,11 +407,22 @@ static void write_batch(struct audit_writer *w, int fsync, struct audit_req *r, 
             }
         }
     }
+    tail->next = NULL;
     if (*err) { /* none of the batch counts: the chain goes on from before it */
         memcpy(w->head, head0, sizeof head0);
         w->seq = seq0;
+    } else if (sealer) {
+        clock_gettime(CLOCK_MONOTONIC, &w->last_seal);
     }
     publish_head(w);
+}
+
+/* Milliseconds from t to now (monotonic). */
+static long ms_since(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
 }
 
 static void *worker_main(void *arg)
@@ -387,14 +432,24 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&w->mu);
         while (!w->q_head)
             pthread_cond_wait(&w->cv, &w->mu);
+        int fsync = w->fsync, seal_ms = w->seal_ms;
+        long wait_ms = seal_ms > 0 ? seal_ms - ms_since(&w->last_seal) : 0;
+        if (wait_ms > 0) {
+            /* under load: gather lines until a seal is due, so that one
+             * signature covers the whole batch (at most one per seal_ms) */
+            pthread_mutex_unlock(&w->mu);
+            struct timespec d = {wait_ms / 1000, (wait_ms % 1000) * 1000000L};
+            while (nanosleep(&d, &d) != 0 && errno == EINTR)
+                ;
+            pthread_mutex_lock(&w->mu);
+        }
         struct audit_req *batch = w->q_head, *tail = w->q_tail;
-        int fsync = w->fsync;
         w->q_head = w->q_tail = NULL;
         pthread_mutex_unlock(&w->mu);
 
         int err = 0;
         const char *what = NULL;
-        write_batch(w, fsync, batch, &err, &what);
+        write_batch(w, fsync, seal_ms >= 0, batch, &err, &what);
         int any_blocking = 0;
         pthread_mutex_lock(&w->mu);
         for (struct audit_req *r = batch; r; r = r->next) {
@@ -474,6 +529,7 @@ static struct audit_writer *writer_new(const char *path, int fsync, int *err, ch
     }
     w->fd = w->efd = -1;
     w->fsync = fsync;
+    w->seal_ms = -1;
     int rc = open_log(w);
     if (rc == 0 && load_head(w, why, whylen) != 0)
         rc = -EINVAL;
@@ -645,7 +701,10 @@ static int queue_for_writer(struct audit_writer *w, struct audit_req *r)
 
 static int enqueue(lua_State *L, struct audit_writer *w, struct mpic_task *t, struct audit_req *r)
 {
-    if (!w->started && !w->fsync)
+    pthread_mutex_lock(&w->mu);
+    int seal = w->seal_ms >= 0;
+    pthread_mutex_unlock(&w->mu);
+    if (!w->started && !w->fsync && !seal)
         return append_direct(L, w, r);
     if (!w->started) {
         int rc = start_worker(w);
@@ -670,6 +729,17 @@ static int enqueue(lua_State *L, struct audit_writer *w, struct mpic_task *t, st
  * goes through the worker's queue, so that the chain keeps one writer. */
 static int append_blocking(lua_State *L, struct audit_writer *w, struct audit_req *r)
 {
+    pthread_mutex_lock(&w->mu);
+    int seal = w->seal_ms >= 0;
+    pthread_mutex_unlock(&w->mu);
+    if (!w->started && seal) {
+        int rc = start_worker(w);
+        if (rc < 0) {
+            free(r);
+            return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "audit writer thread: %s",
+                                  strerror(-rc));
+        }
+    }
     if (!w->started) {
         int n = append_direct(L, w, r); /* frees r */
         if (lua_toboolean(L, -n) && w->fsync && fdatasync(w->fd) != 0) {
@@ -767,6 +837,8 @@ static int l_set_key(lua_State *L)
 {
     struct audit_writer *w = *(struct audit_writer **)luaL_checkudata(L, 1, WRITER_MT);
     EVP_PKEY *key = mpic_sign_check_private(L, 2);
+    lua_Integer seal_ms = luaL_optinteger(L, 3, -1);
+    luaL_argcheck(L, seal_ms >= -1 && seal_ms <= 60000, 3, "seal_ms must be -1..60000");
     struct chain_key *k = calloc(1, sizeof *k);
     if (!k)
         return luaL_error(L, "out of memory");
@@ -775,6 +847,7 @@ static int l_set_key(lua_State *L)
         return luaL_error(L, "audit: cannot compute the key id");
     }
     pthread_mutex_lock(&w->mu);
+    w->seal_ms = (int)seal_ms;
     if (w->key && strcmp(w->key->id, k->id) == 0) {
         pthread_mutex_unlock(&w->mu);
         free(k);

@@ -3,24 +3,26 @@
 -- Every line, whoever writes it (a validation, a DNSSEC proof, any record
 -- added later), goes through the chained writer of core/audit.c: one writer
 -- per path for the process, the coordinator's checkpoint key set on it
--- (audit.signing_key), a signed checkpoint once audit.checkpoint_interval_s
--- passed since the last, and one at exit (M.close) when lines came since.
+-- (audit.signing_key). With a key, the writer seals every batch: a signed
+-- checkpoint right after its last line, written with it, before any of its
+-- lines is handed back (under load at most one seal per audit.seal_ms, the
+-- lines queued meanwhile sharing it); this signature is what proves the
+-- local perspectives' results, and a sealed log always ends with a
+-- checkpoint (audit.checkpoint_interval_s is accepted and no longer needed:
+-- no line waits longer than seal_ms for its checkpoint).
 --   append(cfg, line [, signer]) -> true | nil, why
 --     line: a table (JSON-encoded here) or the JSON text of an object.
 --     Inside a task the task waits for its line (group commit with the
 --     others); outside any task the caller blocks until it is written.
 --     signer: the loaded audit.signing_key ({key, id}; loaded from cfg when
 --     absent).
---   close(): a checkpoint on every log with a key that got lines since its
---     last one (serve at SIGTERM, every command at its end).
 local util = require "mpic.core.util"
 local mpic_core = require "mpic.core"
 
 local M = {}
-local type, tostring, pairs = type, tostring, pairs
+local type, tostring = type, tostring
 
--- by path: {w = writer, key_id = the key set on it, checkpoint_at = ms,
--- dirty = lines since the last checkpoint}
+-- by path: {w = writer, key_id = the key set on it}
 local logs = {}
 -- the checkpoint key of a configuration, loaded once: {key, id} or false
 local signers = setmetatable({}, { __mode = "k" })
@@ -54,16 +56,10 @@ function M.open(cfg, signer)
   local s, err = signer_of(cfg, signer)
   if s == nil then return nil, err end
   if s and log.key_id ~= s.id then
-    log.w:set_key(s.key)
+    log.w:set_key(s.key, cfg.audit.seal_ms or 10)
     log.key_id = s.id
-    log.checkpoint_at = log.checkpoint_at or mpic_core.now()
   end
   return log, s
-end
-
-local function checkpoint(log)
-  if mpic_core.current() then return log.w:checkpoint() end
-  return log.w:checkpoint_blocking()
 end
 
 --- Append one audit line (see the header).
@@ -83,13 +79,6 @@ function M.append(cfg, line, signer)
     ok, _, aerr = log.w:append_blocking(text)
   end
   if not ok then return nil, aerr end
-  log.dirty = true
-  local now = mpic_core.now()
-  if log.key_id and now - log.checkpoint_at >= (cfg.audit.checkpoint_interval_s or 300) * 1000 then
-    log.checkpoint_at, log.dirty = now, nil
-    local cok, _, cerr = checkpoint(log)
-    if not cok then return nil, "checkpoint: " .. tostring(cerr) end
-  end
   return true
 end
 
@@ -98,25 +87,6 @@ function M.writer(cfg, signer)
   local log, err = M.open(cfg, signer)
   if not log then return nil, err end
   return log.w
-end
-
---- A signed checkpoint on every log with a key that got lines since its
---- last one. Returns true, or nil and the first failure (each is tried).
-function M.close()
-  local first
-  for _, log in pairs(logs) do
-    if log.key_id and log.dirty then
-      log.dirty = nil
-      log.checkpoint_at = mpic_core.now()
-      local ok, _, err = checkpoint(log)
-      if not ok then
-        io.stderr:write("mpic: audit checkpoint: ", tostring(err), "\n")
-        first = first or err
-      end
-    end
-  end
-  if first then return nil, first end
-  return true
 end
 
 return M

@@ -181,8 +181,10 @@ M.CONFIG = S.record({
     -- checks in flight wait for one)
     agent_connections = S.int(1, 100000),
   }),
-  -- signing_key: the coordinator's Ed25519 key (PEM): signs local
-  -- perspectives' results and the log's checkpoints (docs/EVIDENCE.md);
+  -- signing_key: the coordinator's Ed25519 key (PEM): signs the log's
+  -- checkpoints, among them the seal written after every batch of lines,
+  -- which covers the local perspectives' results (docs/EVIDENCE.md);
+  -- seal_ms: under load, at most one seal per seal_ms (lines wait for it);
   -- public_keys: the coordinator's own public keys still valid (rotation);
   -- policy_store: folder keeping every policy run, by its SHA-256
   audit = S.record({
@@ -191,6 +193,7 @@ M.CONFIG = S.record({
     signing_key = S.string({ nonempty = true }),
     public_keys = S.list(S.string({ nonempty = true })),
     checkpoint_interval_s = S.int(1, 86400),
+    seal_ms = S.int(0, 1000),
     policy_store = S.string({ nonempty = true }),
   }),
   -- lab-only switches; each one in use is logged when the configuration is
@@ -273,7 +276,7 @@ local DEFAULTS = {
     enforce_sunset = true,
   },
   network = { allow_reserved_ips = false, http_port = 80, tls_port = 443 },
-  audit = { path = "audit.jsonl", fsync = true, checkpoint_interval_s = 300 },
+  audit = { path = "audit.jsonl", fsync = true, checkpoint_interval_s = 300, seal_ms = 10 },
   health = { interval_s = 10, timeout_ms = 2000, failures = 2 },
 }
 

@@ -177,12 +177,12 @@ function M.sign(key, st)
   return { alg = M.ALG, key_id = key.id, value = util.base64(key.key:sign(text)) }
 end
 
---[[ The coordinator's local results are signed once per validation: one
-signature over the canonical JSON of {v = 1, statements = [st...]}, the
+--[[ Audit lines written before seals (mpic.audit_log) carry local_signature:
+one signature over the canonical JSON of {v = 1, statements = [st...]}, the
 statements of every local result of the validation in the order of its
-audit line's entries (each attempt's primary, then its perspectives). Each
-entry keeps its own statement as its evidence; the audit line carries the
-one signature as local_signature. ]]
+audit line's entries (each attempt's primary, then its perspectives).
+`mpic audit verify` still checks them; nothing writes them any more (the
+seal after the line proves its local results). ]]
 function M.batch(statements) return { v = M.VERSION, statements = setmetatable(statements, util.array_mt) } end
 
 --- Sign the statements of a validation's local results at once.

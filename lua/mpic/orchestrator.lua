@@ -434,11 +434,11 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
   return { slots = slots, primary_slot = primary_slot, verdict = verdict, reason = reason, info = info or {} }
 end
 
---[[ A local perspective's statement, to be signed by the coordinator's key
-with the validation's other local results at once when its audit line is
-written (mpic.evidence.batch: one signature per validation); a remote
-one's statement and signature come from agent_client, verified. The
-statement binds the request exactly as an agent would receive it. ]]
+--[[ A local perspective's statement, held in the validation's audit line
+and proven by the signed checkpoint that seals the line's write batch
+(mpic.audit_log); a remote one's statement and signature come from the
+agent, verified. The statement binds the request exactly as an agent would
+receive it. ]]
 function M.local_statement(ctx, req, s)
   local r = s.result
   if r.signature or perspectives.get(s.id, ctx.persp).agent then return end
@@ -579,22 +579,6 @@ local function audit(ctx, req, attempts, final, response, shadows, date)
     }
   end
   local last = att_lines[#att_lines]
-  -- one signature over every local result's statement, in entry order
-  local local_sig
-  if ctx.signer then
-    local sts = {}
-    for _, a in ipairs(att_lines) do
-      if a.primary and a.primary.evidence and not a.primary.signature then sts[#sts + 1] = a.primary.evidence end
-      for _, e in ipairs(a.perspectives) do
-        if e.evidence and not e.signature then sts[#sts + 1] = e.evidence end
-      end
-    end
-    if #sts > 0 then
-      local serr
-      local_sig, serr = require("mpic.evidence").sign_batch(ctx.signer, sts)
-      if not local_sig then return nil, "local results: " .. tostring(serr) end
-    end
-  end
   local line = {
     ts = os_date("!%Y-%m-%dT%H:%M:%SZ"),
     trace_identifier = req.trace_identifier or util.null,
@@ -621,20 +605,16 @@ local function audit(ctx, req, attempts, final, response, shadows, date)
     -- what `mpic audit replay` needs to judge the line again
     date = date,
     quorum_count = req.quorum_count,
-    local_signature = local_sig,
     policy_floor = not M.floor_enabled(ctx.cfg) and false or nil,
   }
   -- the chained writer shared by every audit line (mpic.audit_log): inside a
-  -- task, this task waits until its line is written (and synced)
+  -- task, this task waits until its line is written (and synced), and with
+  -- a signing key, sealed by a signed checkpoint
   return require("mpic.audit_log").append(ctx.cfg, line, ctx.signer or nil)
 end
 
 --- The audit writer of a context (opened once; its signing key set).
 function M.audit_writer(ctx) return require("mpic.audit_log").writer(ctx.cfg, ctx.signer or nil) end
-
---- A signed checkpoint on every audit log written to with a key (at
---- shutdown, and at the end of every command): mpic.audit_log.close.
-function M.close_audit() return require("mpic.audit_log").close() end
 
 local function shadow_verdicts(ctx, req, att, date)
   local out = {}

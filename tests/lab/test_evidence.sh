@@ -11,7 +11,7 @@
 #         checkpoint key, the audit log with fsync
 # then posts validations, stops the coordinator with SIGTERM and runs
 # tests/lab/evidence/check.lua on its audit log: verify, every kind of edit
-# caught and named, the rogue agent outvoted, replay, the shutdown checkpoint;
+# caught and named, the rogue agent outvoted, replay, the seal after every line;
 # then the in-process suite tests/lua/evidence.
 # Keys and certificates are made fresh at every run; everything is stopped by PID.
 set -u
@@ -138,7 +138,7 @@ post ev-3 "$(dcv ev-3 wrong-hash-for-ev-3)"
 post ev-4 '{"check_type":"caa","domain_or_ip_target":"ev.test","trace_identifier":"ev-4"}'
 post ev-5 "$(dcv ev-5 "$HASH")"
 
-# SIGTERM: the coordinator drains, writes its shutdown checkpoint, exits 0
+# SIGTERM: the coordinator drains and exits 0 (every batch of lines is already sealed)
 cpid=$(cat "$work/coordinator.pid")
 kill -TERM "$cpid"
 for _ in $(seq 1 100); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done

@@ -5,8 +5,10 @@
 --   (seq one more than the line before, prev the SHA-256 of the line
 --   before), every checkpoint's signature and that it names the line before
 --   it, every perspective result's signature over its evidence and that the
---   evidence says what the line records, and that the last file ends with a
---   checkpoint (unless --open: a log still being written). A file whose
+--   evidence says what the line records, that every line's local results
+--   are sealed by a signed checkpoint after it (always, even with --open: the
+--   writer writes the seal with the lines), and that the last file ends with
+--   a checkpoint (unless --open: a log still being written). A file whose
 --   first line starts a chain (seq 1) is another writer's (the workers of
 --   `serve --workers N` write PATH, PATH.w1, ...: give them all); the chain
 --   before it must then end with a checkpoint too. Exits 0 when all
@@ -113,12 +115,13 @@ local function entries(doc)
   return out
 end
 
--- Whether an entry's result is one of the line's local results, signed once
--- for the whole validation (local_signature): evidence and no signature of
--- its own.
+-- Whether an entry's result is one of the line's local results: evidence and
+-- no signature of its own. They are proven by the signed checkpoint that
+-- seals the line's write batch (the next checkpoint in the chain), or, in
+-- lines of logs written before seals, by the line's local_signature.
 local function in_batch(e) return is_null(e.signature) and type(e.evidence) == "table" end
 
--- The line's local_signature over its local results (mpic.evidence.batch):
+-- A line's local_signature over its local results (mpic.evidence.batch):
 -- true when it verifies with a coordinator key, or nil, why (cached per line).
 local batch_cache = setmetatable({}, { __mode = "k" })
 local function check_batch(keys, doc)
@@ -155,10 +158,22 @@ records. Returns "signed" | "unsigned", or nil, why. ]]
 local function check_entry(keys, doc, e)
   local pid = e.perspective_code
   local set = keys_for(keys, pid)
+  local sealed
   if in_batch(e) then
     if not keys.any then return "unchecked" end
-    local ok, why = check_batch(keys, doc)
-    if not ok then return nil, why end
+    if is_null(doc.local_signature) then
+      if keys.remote[pid] then
+        return nil,
+          string_format("perspective %s is an agent's: its result needs the agent's own signature", tostring(pid))
+      end
+      if not checkpoint_keys(keys) then
+        return nil, "no coordinator public key for the seal of the local results (--config, --key)"
+      end
+      sealed = true -- proven once the next checkpoint verifies (walk)
+    else
+      local ok, why = check_batch(keys, doc)
+      if not ok then return nil, why end
+    end
   elseif is_null(e.signature) then
     if e.cancelled then return "unsigned" end
     if set and e.check_passed == true then
@@ -204,7 +219,7 @@ local function check_entry(keys, doc, e)
         tostring(doc.target)
       )
   end
-  return "signed"
+  return sealed and "sealed" or "signed"
 end
 
 local function read_lines(path)
@@ -231,9 +246,22 @@ summary {lines, checkpoints, signed, unsigned, failures = {where .. why}}. ]]
 local function walk(files, keys, opts, on_line, keep_going)
   local sum = { lines = 0, checkpoints = 0, signed = 0, unsigned = 0, unchecked = 0, failures = {}, notes = {} }
   local prev_hash, prev_seq, last_cp_where, last_where, last_is_cp
+  -- local results waiting for the checkpoint that seals them: the first
+  -- line holding some, and how many
+  local unsealed_where, unsealed = nil, 0
   local function fail(where, why)
     sum.failures[#sum.failures + 1] = where .. ": " .. why
     return not keep_going
+  end
+  local function unsealed_fails()
+    if unsealed == 0 then return false end
+    local w = unsealed_where
+    unsealed_where, unsealed = nil, 0
+    return fail(
+      w,
+      "local results that no signed checkpoint seals: the seal written with the line was removed, "
+        .. "or the line was added by someone without the coordinator's key"
+    )
   end
   for _, path in ipairs(files) do
     local lines, rerr = read_lines(path)
@@ -267,6 +295,7 @@ local function walk(files, keys, opts, on_line, keep_going)
           end
         elseif doc.prev == ZERO and doc.seq == 1 then
           sum.notes[#sum.notes + 1] = where .. " starts a new chain (a log begun afresh, or another writer's file)"
+          if unsealed_fails() then return sum end
           -- another writer's file (`serve --workers`: PATH.w1, ...): the chain before it ends as a log does
           if i == 1 and before and not before_cp and not opts.open and checkpoint_keys(keys) then
             if
@@ -317,6 +346,8 @@ local function walk(files, keys, opts, on_line, keep_going)
               if fail(where, "the checkpoint's signature does not verify") then return sum end
             else
               sum.checkpoints = sum.checkpoints + 1
+              sum.signed = sum.signed + unsealed
+              unsealed_where, unsealed = nil, 0
               last_cp_where, last_is_cp = where, true
             end
           end
@@ -331,7 +362,11 @@ local function walk(files, keys, opts, on_line, keep_going)
                   bad = why
                   break
                 end
-                sum[kind] = sum[kind] + 1
+                if kind == "sealed" then
+                  unsealed_where, unsealed = unsealed_where or where, unsealed + 1
+                else
+                  sum[kind] = sum[kind] + 1
+                end
               end
             end
             if bad then break end
@@ -344,6 +379,7 @@ local function walk(files, keys, opts, on_line, keep_going)
       prev_hash = util.hex(util.sha256(l.text))
     end
   end
+  if unsealed_fails() then return sum end
   if last_where and not last_is_cp and not opts.open and checkpoint_keys(keys) then
     fail(
       last_where,
@@ -436,14 +472,13 @@ end
 -- A slot of the attempt from an entry: its result from the signed evidence
 -- (failed when the signature does not hold; the recorded one when no key is
 -- known at all), or none for a check cancelled once the verdict was certain.
+-- A sealed local result counts as proven here: the walk fails the whole
+-- replay when no signed checkpoint follows its line.
 local function slot_of(keys, doc, e)
   local slot = { id = e.perspective_code, rir = e.rir, after_verdict = e.after_verdict == true }
   local passed, completed
-  if
-    type(e.evidence) == "table"
-    and (not is_null(e.signature) or keys.any)
-    and check_entry(keys, doc, e) == "signed"
-  then
+  local kind = type(e.evidence) == "table" and (not is_null(e.signature) or keys.any) and check_entry(keys, doc, e)
+  if kind == "signed" or kind == "sealed" then
     local r = e.evidence.result or {}
     passed, completed = r.passed == true and r.completed == true, r.completed == true
   elseif keys_for(keys, e.perspective_code) then

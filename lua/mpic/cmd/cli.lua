@@ -245,11 +245,7 @@ function M.main(args)
     print(usage_of(args[1]))
     return 0
   end
-  local status = cmd(args)
-  -- the audit logs written to end with a signed checkpoint (mpic.evidence)
-  local audit_log = package.loaded["mpic.audit_log"]
-  if type(audit_log) == "table" then audit_log.close() end
-  return status
+  return cmd(args)
 end
 
 -- REPL support (main.c runs the line loop) ------------------------------------

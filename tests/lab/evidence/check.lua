@@ -107,26 +107,38 @@ print("ok   answers: verdicts as expected; jnb (unknown key) failed with " .. SI
 -- the log as written ------------------------------------------------------
 local text = read(LOG)
 local lines = lines_of(text)
-check(#lines == 6, "5 validation lines and the shutdown checkpoint, got %d lines", #lines)
+-- one validation at a time: validation ev-k is line 2k-1, and line 2k is
+-- the seal written with it (a signed checkpoint) before its answer left
+check(#lines == 10, "5 validation lines, each followed by its seal, got %d lines", #lines)
 local docs = {}
 for i, l in ipairs(lines) do
   docs[i] = util.json_decode(l)
 end
-for i = 1, 5 do
+local coord = assert(sign.public(read(WORK .. "/keys/coordinator.pub")))
+for k = 1, 5 do
+  local i = 2 * k - 1
   local d = docs[i]
-  check(d.seq == i and d.checkpoint == nil and d.trace_identifier == "ev-" .. i, "line %d is validation ev-%d", i, i)
+  check(d.seq == i and d.checkpoint == nil and d.trace_identifier == "ev-" .. k, "line %d is validation ev-%d", i, k)
+  local cp = docs[i + 1].checkpoint
+  check(
+    type(cp) == "table" and cp.lines == i and cp.head == util.hex(util.sha256(lines[i])) and cp.key_id == coord:id(),
+    "line %d is the seal of line %d, signed by the coordinator's key: %s",
+    i + 1,
+    i,
+    lines[i + 1]
+  )
+  check(
+    coord:verify(sign.canonical(cp), util.base64_decode(docs[i + 1].signature)),
+    "the seal's signature verifies with the coordinator's public key alone"
+  )
   local att = d.attempts[1]
-  -- the primary is local: its statement is covered by the line's local_signature
+  -- the primary is local: its statement is proven by the seal after the line
   check(
     att.primary.perspective_code == "loc" and type(att.primary.evidence) == "table" and att.primary.signature == nil,
     "line %d: the local primary carries its statement",
     i
   )
-  check(
-    type(d.local_signature) == "table" and d.local_signature.alg == "ed25519",
-    "line %d: one local_signature for the local results",
-    i
-  )
+  check(d.local_signature == nil, "line %d: no signature of its own for the local results", i)
   for _, e in ipairs(att.perspectives) do
     if e.perspective_code == "jnb" then
       check(
@@ -144,54 +156,51 @@ for i = 1, 5 do
     end
   end
 end
-local cp = docs[6].checkpoint
-local coord = assert(sign.public(read(WORK .. "/keys/coordinator.pub")))
-check(
-  type(cp) == "table" and cp.lines == 5 and cp.head == docs[6].prev and cp.key_id == coord:id(),
-  "the last line is the shutdown checkpoint over the 5 lines, signed by the coordinator's key: %s",
-  lines[6]
-)
-check(
-  coord:verify(sign.canonical(cp), util.base64_decode(docs[6].signature)),
-  "the shutdown checkpoint's signature verifies with the coordinator's public key alone"
-)
-print("ok   the log: 5 chained validation lines and the shutdown checkpoint")
+print("ok   the log: 5 chained validation lines, each sealed by a signed checkpoint")
 
 local status, out = audit("verify", LOG, "--config", CONF)
-check(status == 0 and has(out, "ok: 6 lines, 1 checkpoints"), "verify of the log as written: %s", out)
+check(status == 0 and has(out, "ok: 10 lines, 5 checkpoints"), "verify of the log as written: %s", out)
 print("ok   verify: " .. (out:match("ok: [^\n]*") or ""))
 status, out = audit("replay", LOG, "--config", CONF)
 check(status == 0 and has(out, "replay: 5 verdicts agree, 0 disagree"), "replay of the log as written: %s", out)
 print("ok   replay: " .. (out:match("replay: [^\n]*") or ""))
 
 -- every edit is caught and named (on copies) ------------------------------
-do -- one byte flipped in line 2's time stamp: line 3 no longer chains to it
+do -- one byte flipped in ev-2's time stamp (line 3): its seal (line 4) no longer chains to it
   local t = { table.unpack(lines) }
-  local s, e = t[2]:find('"ts":"%d%d%d%d%-')
-  check(s, "line 2 has a ts")
+  local s, e = t[3]:find('"ts":"%d%d%d%d%-')
+  check(s, "line 3 has a ts")
   local pos = e - 1 -- the last digit of the year
-  local c = t[2]:sub(pos, pos)
-  t[2] = t[2]:sub(1, pos - 1) .. string.char(c:byte() ~ 1) .. t[2]:sub(pos + 1)
-  caught("flip_byte", joined(t), 3, "the line before was edited")
+  local c = t[3]:sub(pos, pos)
+  t[3] = t[3]:sub(1, pos - 1) .. string.char(c:byte() ~ 1) .. t[3]:sub(pos + 1)
+  caught("flip_byte", joined(t), 4, "the line before was edited")
 end
 do -- one byte flipped in the line's own target (not a statement's): the signed requests are another's
   local t = { table.unpack(lines) }
   local from, flipped = 1, nil
   while not flipped do
-    local s = t[2]:find('"target":"ev.test"', from, true)
-    check(s, "line 2 has the target outside the evidence")
+    local s = t[3]:find('"target":"ev.test"', from, true)
+    check(s, "line 3 has the target outside the evidence")
     local pos = s + #'"target":"'
-    local cand = t[2]:sub(1, pos - 1) .. string.char(t[2]:byte(pos) ~ 2) .. t[2]:sub(pos + 1)
+    local cand = t[3]:sub(1, pos - 1) .. string.char(t[3]:byte(pos) ~ 2) .. t[3]:sub(pos + 1)
     if util.json_decode(cand).target ~= "ev.test" then flipped = cand end
     from = pos
   end
-  t[2] = flipped
-  caught("flip_target", joined(t), 2, "is not the line's")
+  t[3] = flipped
+  caught("flip_target", joined(t), 3, "is not the line's")
 end
-caught("delete_line", joined({ lines[1], lines[3], lines[4], lines[5], lines[6] }), 2, "1 line(s) removed")
-caught("swap_lines", joined({ lines[1], lines[3], lines[2], lines[4], lines[5], lines[6] }), 2, "removed")
-caught("truncate_inside", text:sub(1, #text - #lines[6] - 30), 5, "truncated inside a line")
-caught("truncate_lines", joined({ lines[1], lines[2], lines[3] }), 3, "ends without a signed checkpoint")
+local function pick(...)
+  local t = {}
+  for _, i in ipairs({ ... }) do
+    t[#t + 1] = lines[i]
+  end
+  return joined(t)
+end
+caught("delete_line", pick(1, 2, 4, 5, 6, 7, 8, 9, 10), 3, "1 line(s) removed")
+caught("swap_lines", pick(1, 2, 5, 4, 3, 6, 7, 8, 9, 10), 3, "removed")
+caught("truncate_inside", text:sub(1, #text - #lines[10] - 30), 9, "truncated inside a line")
+-- cut after ev-3: its seal is gone
+caught("truncate_lines", pick(1, 2, 3, 4, 5), 5, "no signed checkpoint seals")
 do -- an agent's answer re-signed with another key (the rogue one)
   local rogue = evidence.load_private(WORK .. "/keys/rogue.pem")
   local d = util.json_decode(lines[1])
@@ -202,37 +211,37 @@ do -- an agent's answer re-signed with another key (the rogue one)
   caught("other_agent_key", joined(t), 1, "perspective pdx: signed by an unknown key")
 end
 do -- an agent's signed result edited (passed turned into failed)
-  local d = util.json_decode(lines[2])
+  local d = util.json_decode(lines[3])
   local e = perspective_of(d.attempts[1].perspectives, "fra")
   e.evidence.result.passed = false
   e.check_passed = false
   local t = { table.unpack(lines) }
-  t[2] = util.json_encode(d)
-  caught("edit_agent_result", joined(t), 2, "perspective fra: the signature does not verify")
+  t[3] = util.json_encode(d)
+  caught("edit_agent_result", joined(t), 3, "perspective fra: the signature does not verify")
 end
-do -- the local primary's result edited: the one local signature breaks
-  local d = util.json_decode(lines[4])
+do -- the local primary's result in ev-4 (line 7) edited: its seal breaks
+  local d = util.json_decode(lines[7])
   d.attempts[1].primary.evidence.observed.records = {}
   local t = { table.unpack(lines) }
-  t[4] = util.json_encode(d)
-  caught("edit_local_result", joined(t), 4, "local results (local_signature): the signature does not verify")
+  t[7] = util.json_encode(d)
+  caught("edit_local_result", joined(t), 8, "the line before was edited")
 end
 
 -- replay: an edited verdict whose chain is re-computed without the
 -- coordinator's key: verify fails at the checkpoint, replay names the line
 do
   local t = { table.unpack(lines) }
-  local d = util.json_decode(t[3])
-  check(d.is_valid == false and d.attempts[1].verdict == "invalid", "line 3 (ev-3) is the invalid validation")
+  local d = util.json_decode(t[5])
+  check(d.is_valid == false and d.attempts[1].verdict == "invalid", "line 5 (ev-3) is the invalid validation")
   d.is_valid, d.attempts[1].verdict, d.reason = true, "valid", "quorum met"
   local prev, seq = d.prev, d.seq
   d.prev, d.seq = nil, nil
-  t[3] = string.format('{"prev":"%s","seq":%d,%s', prev, seq, util.json_encode(d):sub(2))
-  for i = 4, #t do
+  t[5] = string.format('{"prev":"%s","seq":%d,%s', prev, seq, util.json_encode(d):sub(2))
+  for i = 6, #t do
     local h = util.hex(util.sha256(t[i - 1]))
     t[i] = t[i]:gsub('^{"prev":"%x+"', '{"prev":"' .. h .. '"', 1)
   end
-  -- the checkpoint made to name the new head, its old signature kept
+  -- ev-3's seal made to name the new head, its old signature kept
   local c = util.json_decode(t[6])
   c.checkpoint.head = c.prev
   local cprev, cseq = c.prev, c.seq
@@ -248,7 +257,7 @@ do
   )
   status, out = audit("replay", path, "--config", CONF)
   check(
-    status == 1 and has(out, "DISAGREE " .. path .. ":3: attempt 1 recorded valid, the evidence gives invalid"),
+    status == 1 and has(out, "DISAGREE " .. path .. ":5: attempt 1 recorded valid, the evidence gives invalid"),
     "replay names the edited verdict: %s",
     out
   )

@@ -246,7 +246,6 @@ local function signed_log(n)
     }
     eq(r.status, 200)
   end
-  require("mpic.orchestrator").close_audit()
   -- a config file for the auditor: the coordinator's key is its public half
   local pub = assert(sign.private(priv)):public():pem()
   write(dir .. "/coord.pub", pub)
@@ -262,24 +261,29 @@ end
 case("valid_log_verifies_and_replays", function()
   local _, log, conf = signed_log(4)
   local lines = lines_of(log)
-  eq(#lines, 5)
-  local last = util.json_decode(lines[5])
-  ok(last.checkpoint, "the log ends with a checkpoint")
-  eq(last.checkpoint.lines, 4)
+  -- one validation at a time: each line is sealed by its own checkpoint,
+  -- written with it before the validation's answer
+  eq(#lines, 8)
+  for i = 2, 8, 2 do
+    local seal = util.json_decode(lines[i])
+    ok(seal.checkpoint, "line " .. i .. " is the seal of line " .. (i - 1))
+    eq(seal.checkpoint.lines, i - 1)
+    eq(seal.checkpoint.head, util.hex(util.sha256(lines[i - 1])))
+  end
   local first = util.json_decode(lines[1])
   eq(first.prev, string.rep("0", 64))
   eq(first.seq, 1)
-  -- the local results (all of them here) are signed once for the validation
+  -- the local results (all of them here) carry their statements, proven by the seal
   ok(first.attempts[1].primary.evidence, "the primary's result carries its statement")
   eq(first.attempts[1].primary.signature, nil)
-  ok(first.local_signature and first.local_signature.value, "one signature over the local results")
+  eq(first.local_signature, nil)
   ok(first.attempts[1].perspectives[1].evidence.request.params_sha256)
   -- the evidence is held once, in attempts; the top-level summary has none
   eq(first.perspectives[1].evidence, nil)
   eq(first.perspectives[1].perspective_code, first.attempts[1].perspectives[1].perspective_code)
   local status, out = audit("verify", log, "--config", conf)
   eq(status, 0, out)
-  contains(out, "1 checkpoints")
+  contains(out, "4 checkpoints, 24 signed results")
   status, out = audit("replay", log, "--config", conf)
   eq(status, 0, out)
   contains(out, "4 verdicts agree, 0 disagree")
@@ -301,25 +305,46 @@ case("each_edit_is_caught_and_named", function()
     contains(out, why, name)
   end
   local function joined(t) return table.concat(t, "\n") .. "\n" end
-  -- one byte flipped inside line 2's verdict: line 3 no longer chains to it
+  -- lines: 1 validation t1, 2 its seal, 3 t2, 4 its seal, ... 8 the seal of t4
+  -- one byte flipped inside line 3's verdict
   local flipped = { table.unpack(lines) }
-  flipped[2] = flipped[2]:gsub('"is_valid":true', '"is_valid":trud', 1)
-  if flipped[2] == lines[2] then flipped[2] = flipped[2]:gsub('"is_valid":false', '"is_valid":falsf', 1) end
-  expect("flip", joined(flipped), 2, "not a JSON object")
+  flipped[3] = flipped[3]:gsub('"is_valid":true', '"is_valid":trud', 1)
+  if flipped[3] == lines[3] then flipped[3] = flipped[3]:gsub('"is_valid":false', '"is_valid":falsf', 1) end
+  expect("flip", joined(flipped), 3, "not a JSON object")
   local edited = { table.unpack(lines) }
-  edited[2] = edited[2]:gsub('"reason":"', '"reason":"X', 1)
-  expect("edit", joined(edited), 3, "the line before was edited")
-  -- an edit inside a perspective's signed evidence is named on its own line
+  edited[3] = edited[3]:gsub('"reason":"', '"reason":"X', 1)
+  expect("edit", joined(edited), 4, "the line before was edited")
+  -- an edit inside the local results' evidence: the seal's chain breaks
   local resigned = { table.unpack(lines) }
-  resigned[2] = resigned[2]:gsub('"trace_identifier":"t2"', '"trace_identifier":"t9"')
-  expect("edit_evidence", joined(resigned), 2, "does not verify")
-  local deleted = { lines[1], lines[3], lines[4], lines[5] }
-  expect("delete", joined(deleted), 2, "1 line(s) removed")
-  local swapped = { lines[1], lines[3], lines[2], lines[4], lines[5] }
-  expect("swap", joined(swapped), 2, "removed")
+  resigned[3] = resigned[3]:gsub('"trace_identifier":"t2"', '"trace_identifier":"t9"')
+  expect("edit_evidence", joined(resigned), 4, "the line before was edited")
+  local deleted = { lines[1], lines[2], lines[4], lines[5], lines[6], lines[7], lines[8] }
+  expect("delete", joined(deleted), 3, "1 line(s) removed")
+  local swapped = { lines[1], lines[2], lines[5], lines[4], lines[3], lines[6], lines[7], lines[8] }
+  expect("swap", joined(swapped), 3, "removed")
   local data = read(log)
-  expect("truncate_inside", data:sub(1, #data - 40), 5, "truncated inside a line")
-  expect("truncate_lines", joined({ lines[1], lines[2], lines[3] }), 3, "ends without a signed checkpoint")
+  expect("truncate_inside", data:sub(1, #data - 40), 8, "truncated inside a line")
+  -- cut after a validation line: its seal is gone (whatever --open says)
+  expect("truncate_lines", joined({ lines[1], lines[2], lines[3] }), 3, "no signed checkpoint seals")
+  -- a validation line added after the last seal, chained right, without the key
+  local added = util.json_decode(lines[7])
+  added.prev, added.seq, added.trace_identifier = util.hex(util.sha256(lines[8])), 9, "forged"
+  local forged_tail = { table.unpack(lines) }
+  forged_tail[9] = string.format(
+    '{"prev":"%s","seq":9,%s',
+    added.prev,
+    util
+      .json_encode((function()
+        added.prev, added.seq = nil, nil
+        return added
+      end)())
+      :sub(2)
+  )
+  local path = dir .. "/forged_tail"
+  write(path, joined(forged_tail))
+  local status, out = audit("verify", path, "--config", conf, "--open")
+  eq(status, 1, out)
+  contains(out, "FAIL " .. path .. ":9: local results that no signed checkpoint seals")
   -- a perspective's signature made with another key
   local forged = { table.unpack(lines) }
   local doc = util.json_decode(forged[1])
@@ -331,27 +356,22 @@ case("each_edit_is_caught_and_named", function()
   expect("other_key", joined(forged), 1, "unknown key")
 end)
 
--- The local results are signed once per validation (local_signature over
--- {v, statements}): each local entry's evidence is still checked on its own.
-case("local_results_signed_once_per_validation", function()
+-- The local results are proven by the seal: each local entry's evidence is
+-- still checked against what the line records, on its own line.
+case("local_results_sealed_and_checked", function()
   local dir, log, conf = signed_log(2)
   local lines = lines_of(log)
   local doc = util.json_decode(lines[1])
-  local sts = {}
+  local n = 0
   for _, a in ipairs(doc.attempts) do
-    sts[#sts + 1] = a.primary.evidence
+    ok(a.primary.evidence and a.primary.signature == nil, "the local primary's statement, unsigned")
     for _, e in ipairs(a.perspectives) do
-      sts[#sts + 1] = e.evidence
+      ok(e.evidence and e.signature == nil, "a local perspective's statement, unsigned")
+      n = n + 1
     end
   end
-  eq(#sts, 6)
-  -- the signed bytes: the canonical JSON of {statements, v}, verifiable alone
-  local pub = assert(sign.public(read(dir .. "/coord.pub")))
-  local text = sign.canonical({ v = 1, statements = sts })
-  eq(text:sub(1, 15), '{"statements":[')
-  ok(pub:verify(text, util.base64_decode(doc.local_signature.value)), "the line's local_signature verifies")
-  eq(doc.local_signature.key_id, pub:id())
-  local function expect(name, mutate, why)
+  eq(n, 5)
+  local function expect(name, mutate, where, why)
     local d = util.json_decode(lines[1])
     mutate(d)
     local copy = { table.unpack(lines) }
@@ -360,34 +380,106 @@ case("local_results_signed_once_per_validation", function()
     write_lines(path, copy)
     local status, out = audit("verify", path, "--config", conf)
     eq(status, 1, name .. ": " .. out)
-    contains(out, "FAIL " .. path .. ":1: ", name)
+    contains(out, "FAIL " .. path .. ":" .. where .. ": ", name)
     contains(out, why, name)
   end
-  -- one local result's evidence edited
+  -- a result whose verdict disagrees with its evidence: named on its own line
   expect(
-    "batch_edit",
-    function(d) d.attempts[1].perspectives[2].evidence.observed.resolver = "203.0.113.9:53" end,
-    "local results (local_signature): the signature does not verify"
-  )
-  -- two local results swapped
-  expect("batch_swap", function(d)
-    local ps = d.attempts[1].perspectives
-    ps[1], ps[2] = ps[2], ps[1]
-  end, "local results (local_signature): the signature does not verify")
-  -- the signature removed
-  expect("batch_unsigned", function(d) d.local_signature = nil end, "no local_signature")
-  -- signed by another key
-  expect("batch_other_key", function(d)
-    local other = { key = assert(sign.private((sign.generate()))) }
-    other.id = other.key:id()
-    d.local_signature = evidence.sign_batch(other, sts)
-  end, "unknown key")
-  -- a result whose verdict disagrees with its (signed) evidence
-  expect(
-    "batch_passed",
+    "sealed_passed",
     function(d) d.attempts[1].perspectives[1].check_passed = false end,
+    1,
     "the line records check_passed=false"
   )
+  -- one local result's evidence edited: the seal after it no longer holds
+  expect(
+    "sealed_edit",
+    function(d) d.attempts[1].perspectives[2].evidence.observed.resolver = "203.0.113.9:53" end,
+    2,
+    "the line before was edited"
+  )
+  -- without the coordinator's public key, nothing proves the local results
+  write(dir .. "/agents-only.yaml", read(conf):gsub("public_keys: %[coord.pub%]", "public_keys: []"))
+  local status, out = audit("verify", log, "--config", dir .. "/agents-only.yaml", "--key", dir .. "/coord.pub")
+  eq(status, 0, out) -- --key: valid for everything, so the seals verify
+end)
+
+-- Lines of logs written before seals carry local_signature (one signature
+-- over the line's local statements, mpic.evidence.batch); they still verify.
+case("local_signature_lines_still_verify", function()
+  local dir, log, conf = signed_log(1)
+  local doc = util.json_decode(lines_of(log)[1])
+  doc.prev, doc.seq = nil, nil
+  local sts = {}
+  for _, a in ipairs(doc.attempts) do
+    sts[#sts + 1] = a.primary.evidence
+    for _, e in ipairs(a.perspectives) do
+      sts[#sts + 1] = e.evidence
+    end
+  end
+  local coord = evidence.load_private(dir .. "/coord.key")
+  local function old_log(name, signer)
+    doc.local_signature = evidence.sign_batch(signer, sts)
+    local path = dir .. "/" .. name
+    local w = assert(util.audit.open(path, false))
+    w:set_key(coord.key) -- no seal_ms: checkpoints only when asked, as before seals
+    assert(w:append_blocking(util.json_encode(doc)))
+    assert(w:checkpoint_blocking())
+    eq(#lines_of(path), 2)
+    return path
+  end
+  local path = old_log("old.jsonl", coord)
+  local status, out = audit("verify", path, "--config", conf)
+  eq(status, 0, out)
+  contains(out, "6 signed results")
+  local other = { key = assert(sign.private((sign.generate()))) }
+  other.id = other.key:id()
+  path = old_log("old-other.jsonl", other)
+  status, out = audit("verify", path, "--config", conf)
+  eq(status, 1, out)
+  contains(out, "FAIL " .. path .. ":1: ")
+  contains(out, "unknown key")
+end)
+
+-- Lines appended at once share one seal; each append returns only once a
+-- seal covering its line is in the file.
+case("concurrent_appends_share_a_seal", function()
+  local core = require "mpic.core"
+  local dir = tmpdir()
+  local path = dir .. "/s.jsonl"
+  local key = assert(sign.private((sign.generate())))
+  write(dir .. "/k.pub", key:public():pem())
+  local w = assert(util.audit.open(path, false))
+  w:set_key(key, 200)
+  assert(w:append('{"n":0}')) -- the first seal; the next ones wait up to 200 ms
+  local tasks = {}
+  for i = 1, 20 do
+    tasks[i] = core.spawn(function()
+      assert(w:append(string.format('{"n":%d}', i)))
+      -- the line is in the file and a checkpoint follows it
+      local ls, mine, sealed = lines_of(path), nil, false
+      for k, l in ipairs(ls) do
+        local d = util.json_decode(l)
+        if d.n == i then mine = k end
+        if mine and d.checkpoint and d.checkpoint.lines >= mine then sealed = true end
+      end
+      return mine ~= nil and sealed
+    end)
+  end
+  for i = 1, 20 do
+    local v = core.wait(tasks[i], 5000)
+    eq(v, true, "append " .. i .. " returned after its seal")
+  end
+  local ls = lines_of(path)
+  local seals = 0
+  for _, l in ipairs(ls) do
+    if util.json_decode(l).checkpoint then seals = seals + 1 end
+  end
+  eq(#ls - seals, 21)
+  ok(seals >= 2 and seals <= 4, "21 lines under 2 to 4 seals, got " .. seals)
+  ok(util.json_decode(ls[#ls]).checkpoint, "the log ends with a seal")
+  local status, out = audit("verify", path, "--key", dir .. "/k.pub")
+  eq(status, 0, out)
+  T.raises(function() w:set_key(key, 70000) end, "seal_ms")
 end)
 
 -- An attacker edits a verdict and re-computes the chain, without the
@@ -395,7 +487,7 @@ end)
 case("edited_verdict_with_recomputed_chain", function()
   local dir, log, conf = signed_log(3)
   local lines = lines_of(log)
-  local doc = util.json_decode(lines[3]) -- the third validation failed (i % 3 == 0)
+  local doc = util.json_decode(lines[5]) -- the third validation failed (i % 3 == 0)
   eq(doc.is_valid, false)
   doc.is_valid = true
   doc.attempts[1].verdict = "valid"
@@ -403,8 +495,8 @@ case("edited_verdict_with_recomputed_chain", function()
   local prev = doc.prev
   doc.prev, doc.seq = nil, nil
   local body = util.json_encode(doc):gsub("^{", "")
-  lines[3] = string.format('{"prev":"%s","seq":3,%s', prev, body)
-  for i = 4, #lines do
+  lines[5] = string.format('{"prev":"%s","seq":5,%s', prev, body)
+  for i = 6, #lines do
     local h = util.hex(util.sha256(lines[i - 1]))
     lines[i] = lines[i]:gsub('^{"prev":"%x+"', '{"prev":"' .. h .. '"', 1)
   end
@@ -412,11 +504,11 @@ case("edited_verdict_with_recomputed_chain", function()
   write_lines(path, lines)
   local status, out = audit("verify", path, "--config", conf)
   eq(status, 1, out)
-  contains(out, path .. ":4:")
+  contains(out, path .. ":6:")
   contains(out, "checkpoint")
   status, out = audit("replay", path, "--config", conf)
   eq(status, 1, out)
-  contains(out, "DISAGREE " .. path .. ":3: attempt 1 recorded valid, the evidence gives invalid")
+  contains(out, "DISAGREE " .. path .. ":5: attempt 1 recorded valid, the evidence gives invalid")
 end)
 
 -- Code outside any task (nothing to suspend) appends through the same chain,
@@ -444,8 +536,9 @@ case("blocking_appends_keep_the_chain", function()
 end)
 
 -- Every audit line goes through mpic.audit_log: a DNSSEC proof record is
--- chained, and one written last still gets the closing checkpoint.
-case("proof_records_are_chained_and_checkpointed", function()
+-- chained and sealed like a validation, so a log whose last line is a proof
+-- record still ends with a checkpoint.
+case("proof_records_are_chained_and_sealed", function()
   local dir = tmpdir()
   local priv = sign.generate()
   write(dir .. "/coord.key", priv)
@@ -457,41 +550,27 @@ case("proof_records_are_chained_and_checkpointed", function()
       fsync = true,
       signing_key = dir .. "/coord.key",
       public_keys = { dir .. "/coord.pub" },
-      checkpoint_interval_s = 3600,
     },
   })
   local dnssec_check = require "mpic.dnssec_check"
   assert(dnssec_check.audit(cfg, "start", true, "the proof holds", 3))
   eq(T.scenario { config = cfg, policy = "policies/br.lua", date = DATE, outcomes = { ["*"] = "pass" } }.status, 200)
   assert(dnssec_check.audit(cfg, "periodic", false, "SERVFAIL expected", 4))
-  assert(require("mpic.audit_log").close())
   local ls = lines_of(dir .. "/audit.jsonl")
-  eq(#ls, 4)
+  eq(#ls, 6)
   local docs = {}
   for i, l in ipairs(ls) do
     docs[i] = util.json_decode(l)
   end
   eq(docs[1].event, "primary_dnssec_proof")
   eq(docs[1].seq, 1)
-  eq(docs[3].event, "primary_dnssec_proof")
-  eq(docs[3].phase, "periodic")
+  eq(docs[2].checkpoint.lines, 1)
+  eq(docs[3].trace_identifier ~= nil, true)
   eq(docs[4].checkpoint.lines, 3)
+  eq(docs[5].event, "primary_dnssec_proof")
+  eq(docs[5].phase, "periodic")
+  eq(docs[6].checkpoint.lines, 5)
   local status, out = audit("verify", dir .. "/audit.jsonl", "--key", dir .. "/coord.pub")
-  eq(status, 0, out)
-  -- nothing written since: no second checkpoint
-  assert(require("mpic.audit_log").close())
-  eq(#lines_of(dir .. "/audit.jsonl"), 4)
-  -- a checkpoint after every line (interval 0): a proof record is one of them,
-  -- so a log whose last line is a proof record still ends with a checkpoint
-  cfg.audit.path, cfg.audit.checkpoint_interval_s = dir .. "/every.jsonl", 0
-  eq(T.scenario { config = cfg, policy = "policies/br.lua", date = DATE, outcomes = { ["*"] = "pass" } }.status, 200)
-  assert(dnssec_check.audit(cfg, "periodic", true, "the proof holds", 2))
-  assert(require("mpic.audit_log").close())
-  ls = lines_of(dir .. "/every.jsonl")
-  eq(#ls, 4)
-  eq(util.json_decode(ls[3]).event, "primary_dnssec_proof")
-  eq(util.json_decode(ls[4]).checkpoint.lines, 3)
-  status, out = audit("verify", dir .. "/every.jsonl", "--key", dir .. "/coord.pub")
   eq(status, 0, out)
 end)
 
