@@ -5,11 +5,15 @@
 -- cost of the evidence is measured against the bare orchestration.
 -- With RESOLVER (ADDR:PORT of an authoritative server for ev.test, as
 -- tests/bench/evidence_cost.sh starts): real acme-dns-01 probes through it.
--- usage: mpic run tests/bench/evidence_cost.lua [N [RESOLVER|- [plain|signed]]]
+-- IN_FLIGHT validations run at once (default 1: one at a time, so that every
+-- audit line gets a seal of its own; under load lines share seals).
+-- usage: mpic run tests/bench/evidence_cost.lua [N [RESOLVER|- [plain|signed|both [IN_FLIGHT]]]]
 local T = require "mpic.testing"
 local sign = require "mpic.core.sign"
+local core = require "mpic.core"
 local N = tonumber(arg and arg[1]) or 2000
 local RESOLVER = arg and arg[2] ~= "-" and arg[2] or nil
+local IN_FLIGHT = tonumber(arg and arg[4]) or 1
 local HASH = "ZTRx1Ckl1-tM05o5zaizTTA0yUy5AGereMgSNWC6Ll8"
 
 local function run(signed)
@@ -61,10 +65,25 @@ local function run(signed)
   local perspectives, orchestrator = require "mpic.perspectives", require "mpic.orchestrator"
   perspectives.configure(cfg)
   orchestrator.reset()
-  local t0 = os.clock()
-  for _ = 1, N do
-    local r, status = orchestrator.validate(req, opts)
-    assert(status == 200 and r.is_valid, "validation failed: " .. tostring(r.mpic_decision and r.mpic_decision.reason))
+  local t0, left = os.clock(), N
+  local function worker()
+    while left > 0 do
+      left = left - 1
+      local r, status = orchestrator.validate(req, opts)
+      assert(
+        status == 200 and r.is_valid,
+        "validation failed: " .. tostring(r.mpic_decision and r.mpic_decision.reason)
+      )
+    end
+    return true
+  end
+  local tasks = {}
+  for i = 1, IN_FLIGHT do
+    tasks[i] = core.spawn(worker)
+  end
+  for i = 1, IN_FLIGHT do
+    local ok, err = core.wait(tasks[i])
+    assert(ok, err)
   end
   return (os.clock() - t0) * 1000 / N
 end
@@ -72,7 +91,7 @@ end
 -- MODE (plain | signed): only that one, once (for callgrind); otherwise
 -- ROUNDS rounds alternating both, and the median of each (a shared machine
 -- is noisy)
-local MODE, ROUNDS = arg and arg[3], 5
+local MODE, ROUNDS = arg and arg[3] ~= "both" and arg[3] or nil, 5
 if MODE then
   print(string.format("%s: %.3f ms CPU per validation", MODE, run(MODE == "signed")))
   return
@@ -87,9 +106,10 @@ table.sort(signeds)
 local plain, signed = plains[(ROUNDS + 1) // 2], signeds[(ROUNDS + 1) // 2]
 print(
   string.format(
-    "validations: %d x %d rounds (primary + 6 perspectives, all local, %s)",
+    "validations: %d x %d rounds, %d in flight (primary + 6 perspectives, all local, %s)",
     N,
     ROUNDS,
+    IN_FLIGHT,
     RESOLVER and ("real acme-dns-01 probes through " .. RESOLVER) or "scripted"
   )
 )
