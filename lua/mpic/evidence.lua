@@ -138,6 +138,18 @@ function M.statement(req, p, res, time_ns)
 end
 
 --- The canonical bytes of a statement (what is signed).
+--[[ A local perspective's evidence in a sealed audit line: {v, time_ns,
+observed}. Its request, perspective and result are the line's and the
+entry's own (target, check_type, perspective_code, check_passed, errors),
+all under the same seal, so they are not repeated. ]]
+function M.local_observation(res, time_ns)
+  return {
+    v = M.VERSION,
+    time_ns = math_type(time_ns) == "integer" and time_ns or 0,
+    observed = M.observed(res.details),
+  }
+end
+
 function M.encode(st) return sign.canonical(st) end
 
 --- A signing key: {key, id} from a PEM file (nil, why on failure).

@@ -392,7 +392,7 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
             "mpic_error:coordinator:remote_check",
             "The remote check failed to complete: " .. tostring(r[3] or r[2])
           )
-        if ctx.signer then M.local_statement(ctx, req, s) end
+        if ctx.signer then M.local_statement(ctx, s) end
       else
         still[#still + 1] = s
       end
@@ -434,24 +434,16 @@ local function run_attempt(ctx, req, ids, date, deadline_at, runner)
   return { slots = slots, primary_slot = primary_slot, verdict = verdict, reason = reason, info = info or {} }
 end
 
---[[ A local perspective's statement, held in the validation's audit line
-and proven by the signed checkpoint that seals the line's write batch
-(mpic.audit_log); a remote one's statement and signature come from the
-agent, verified. The statement binds the request exactly as an agent would
-receive it. ]]
-function M.local_statement(ctx, req, s)
+--[[ A local perspective's evidence: what its check saw and when
+(mpic.evidence.local_observation), held in the validation's audit line
+beside the entry's result and proven with the whole line by the signed
+checkpoint that seals its write batch (mpic.audit_log). A remote one's
+statement and signature come from the agent, verified. ]]
+function M.local_statement(ctx, s)
   local r = s.result
   if r.signature or perspectives.get(s.id, ctx.persp).agent then return end
-  local ev = require "mpic.evidence"
-  local er = req.evidence_request
-  if not er then
-    local body = remote.body(req)
-    er = ev.request_of(req.check_type, util.json_decode(body))
-    er.params_sha256 = ev.params_sha256(er.params) -- once for all the statements
-    req.evidence_request = er
-  end
   r.timestamp_ns = r.timestamp_ns or util.time_ns()
-  r.statement = ev.statement(er, { id = s.id, rir = s.rir }, r, r.timestamp_ns)
+  r.statement = require("mpic.evidence").local_observation(r, r.timestamp_ns)
 end
 
 local function check_response(req, r)

@@ -158,7 +158,6 @@ records. Returns "signed" | "unsigned", or nil, why. ]]
 local function check_entry(keys, doc, e)
   local pid = e.perspective_code
   local set = keys_for(keys, pid)
-  local sealed
   if in_batch(e) then
     if not keys.any then return "unchecked" end
     if is_null(doc.local_signature) then
@@ -169,7 +168,9 @@ local function check_entry(keys, doc, e)
       if not checkpoint_keys(keys) then
         return nil, "no coordinator public key for the seal of the local results (--config, --key)"
       end
-      sealed = true -- proven once the next checkpoint verifies (walk)
+      -- proven with the whole line once the next checkpoint verifies (walk):
+      -- its evidence is what the check saw; its result is the entry's own
+      return "sealed"
     else
       local ok, why = check_batch(keys, doc)
       if not ok then return nil, why end
@@ -219,7 +220,7 @@ local function check_entry(keys, doc, e)
         tostring(doc.target)
       )
   end
-  return sealed and "sealed" or "signed"
+  return "signed"
 end
 
 local function read_lines(path)
@@ -478,7 +479,9 @@ local function slot_of(keys, doc, e)
   local slot = { id = e.perspective_code, rir = e.rir, after_verdict = e.after_verdict == true }
   local passed, completed
   local kind = type(e.evidence) == "table" and (not is_null(e.signature) or keys.any) and check_entry(keys, doc, e)
-  if kind == "signed" or kind == "sealed" then
+  if kind == "sealed" then
+    passed, completed = e.check_passed == true, e.check_completed == true
+  elseif kind == "signed" then
     local r = e.evidence.result or {}
     passed, completed = r.passed == true and r.completed == true, r.completed == true
   elseif keys_for(keys, e.perspective_code) then

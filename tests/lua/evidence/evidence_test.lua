@@ -273,11 +273,17 @@ case("valid_log_verifies_and_replays", function()
   local first = util.json_decode(lines[1])
   eq(first.prev, string.rep("0", 64))
   eq(first.seq, 1)
-  -- the local results (all of them here) carry their statements, proven by the seal
-  ok(first.attempts[1].primary.evidence, "the primary's result carries its statement")
+  -- the local results (all of them here) carry what their checks saw, proven
+  -- with the whole line by the seal; their result is the entry's own
+  local ev1 = first.attempts[1].perspectives[1].evidence
+  ok(first.attempts[1].primary.evidence, "the primary's result carries its evidence")
   eq(first.attempts[1].primary.signature, nil)
   eq(first.local_signature, nil)
-  ok(first.attempts[1].perspectives[1].evidence.request.params_sha256)
+  eq(ev1.v, 1)
+  eq(math.type(ev1.time_ns), "integer")
+  eq(type(ev1.observed), "table")
+  eq(ev1.request, nil) -- the line's target and check type, not repeated per entry
+  eq(ev1.result, nil) -- the entry's check_passed, check_completed and errors
   -- the evidence is held once, in attempts; the top-level summary has none
   eq(first.perspectives[1].evidence, nil)
   eq(first.perspectives[1].perspective_code, first.attempts[1].perspectives[1].perspective_code)
@@ -383,12 +389,12 @@ case("local_results_sealed_and_checked", function()
     contains(out, "FAIL " .. path .. ":" .. where .. ": ", name)
     contains(out, why, name)
   end
-  -- a result whose verdict disagrees with its evidence: named on its own line
+  -- a local result's verdict edited: the seal after it no longer holds
   expect(
     "sealed_passed",
     function(d) d.attempts[1].perspectives[1].check_passed = false end,
-    1,
-    "the line records check_passed=false"
+    2,
+    "the line before was edited"
   )
   -- one local result's evidence edited: the seal after it no longer holds
   expect(
@@ -409,11 +415,23 @@ case("local_signature_lines_still_verify", function()
   local dir, log, conf = signed_log(1)
   local doc = util.json_decode(lines_of(log)[1])
   doc.prev, doc.seq = nil, nil
+  -- such lines held a whole statement per local result, as agents sign them
+  local req = evidence.request_of("dcv", T.request({ trace_identifier = "t1" }))
   local sts = {}
+  local function full(e)
+    e.evidence = evidence.statement(
+      req,
+      { id = e.perspective_code, rir = e.rir },
+      { passed = e.check_passed, completed = e.check_completed, errors = e.errors },
+      e.evidence.time_ns
+    )
+    sts[#sts + 1] = e.evidence
+  end
   for _, a in ipairs(doc.attempts) do
-    sts[#sts + 1] = a.primary.evidence
+    a.primary.rir = "ARIN"
+    full(a.primary)
     for _, e in ipairs(a.perspectives) do
-      sts[#sts + 1] = e.evidence
+      full(e)
     end
   end
   local coord = evidence.load_private(dir .. "/coord.key")
