@@ -8,7 +8,8 @@
  *                                    "https://HOST[:PORT]/PATH[#IP]" (DoH),
  *                                    ca_file the CA of the encrypted ones
  *   res:query(name, rtype [, opts])  yields; -> result table, or
- *                                    nil, kind, detail, partial
+ *                                    nil, kind, detail, partial (opts: no
+ *                                    options yet, any key is refused)
  *   res:close()                      (also __gc / __close)
  *   res:servers()                    the configured servers, comma-separated
  *   res:connections()                connections the encrypted servers opened
@@ -302,8 +303,11 @@ static int l_query(lua_State *L)
     size_t nl;
     char norm[MPIC_DNS_MAX_NAME + 1], err[200];
 
-    if (!lua_isnoneornil(L, 4))
+    if (!lua_isnoneornil(L, 4)) {
+        static const char *const known[] = {NULL}; /* no query options yet */
         luaL_checktype(L, 4, LUA_TTABLE);
+        mpic_opt_check_keys(L, 4, "dns.query: ", known);
+    }
     qtype = mpic_dns_qtype_from_name(tname);
     if (!qtype)
         return luaL_argerror(L, 3,
@@ -371,17 +375,7 @@ static int l_resolver(lua_State *L)
     size_t n, i;
 
     luaL_checktype(L, 1, LUA_TTABLE);
-    lua_pushnil(L);
-    while (lua_next(L, 1)) {
-        int ok = 0;
-        if (lua_type(L, -2) == LUA_TSTRING)
-            for (i = 0; known[i]; i++)
-                if (strcmp(known[i], lua_tostring(L, -2)) == 0)
-                    ok = 1;
-        if (!ok)
-            return luaL_error(L, "dns.resolver: unknown option %s", luaL_tolstring(L, -2, NULL));
-        lua_pop(L, 1);
-    }
+    mpic_opt_check_keys(L, 1, "dns.resolver: ", known);
     memset(&cfg, 0, sizeof cfg);
     if (lua_getfield(L, 1, "servers") != LUA_TTABLE)
         return luaL_error(L, "dns.resolver: servers must be a list of \"ip:port\" strings");
@@ -405,9 +399,7 @@ static int l_resolver(lua_State *L)
     cfg.source_ipv6 = mpic_opt_string(L, 1, "dns.resolver: ", "source_ipv6");
     cfg.interface = mpic_opt_string(L, 1, "dns.resolver: ", "interface");
     cfg.ca_file = mpic_opt_string(L, 1, "dns.resolver: ", "ca_file");
-    lua_getfield(L, 1, "tcp_only");
-    cfg.tcp_only = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    cfg.tcp_only = mpic_opt_bool(L, 1, "dns.resolver: ", "tcp_only", 0);
 
     /* userdata first, then the resource it guards */
     u = lua_newuserdatauv(L, sizeof *u, 0);

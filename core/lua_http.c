@@ -183,27 +183,42 @@ static int l_get(lua_State *L)
     luaL_argcheck(L, strlen(url) == ulen, 1, "URL contains a NUL byte");
 
     if (!lua_isnoneornil(L, 2)) {
+        static const char *const known[] = {"connect_ip",
+                                            "user_agent",
+                                            "source_ip",
+                                            "interface",
+                                            "connect_port",
+                                            "system_resolver",
+                                            "connect_timeout_ms",
+                                            "timeout_ms",
+                                            "max_bytes",
+                                            "verify_tls",
+                                            "method",
+                                            "body",
+                                            "ca",
+                                            "cert",
+                                            "key",
+                                            "pinned_key",
+                                            "keepalive",
+                                            "allow_reserved",
+                                            "headers",
+                                            NULL};
         luaL_checktype(L, 2, LUA_TTABLE);
         lua_settop(L, 2);
+        mpic_opt_check_keys(L, 2, "http.get: ", known);
         lua_newtable(L); /* 3: anchors the header strings until the request starts */
         o.connect_ip = mpic_opt_string(L, 2, "http.get: opts.", "connect_ip");
         o.user_agent = mpic_opt_string(L, 2, "http.get: opts.", "user_agent");
         o.source_ip = mpic_opt_string(L, 2, "http.get: opts.", "source_ip");
         o.interface = mpic_opt_string(L, 2, "http.get: opts.", "interface");
         o.connect_port = (long)mpic_opt_int(L, 2, "http.get: opts.", "connect_port", 0, 1, 65535);
-        if (lua_getfield(L, 2, "system_resolver") != LUA_TNIL && !lua_isboolean(L, -1))
-            luaL_error(L, "http.get: opts.system_resolver must be a boolean");
-        o.system_resolver = lua_toboolean(L, -1);
-        lua_pop(L, 1);
+        o.system_resolver = mpic_opt_bool(L, 2, "http.get: opts.", "system_resolver", 0);
         o.connect_timeout_ms =
             (long)mpic_opt_int(L, 2, "http.get: opts.", "connect_timeout_ms", 0, 1, 600000);
         o.timeout_ms = (long)mpic_opt_int(L, 2, "http.get: opts.", "timeout_ms", 0, 1, 3600000);
         o.max_bytes =
             (size_t)mpic_opt_int(L, 2, "http.get: opts.", "max_bytes", 0, 1, 256 * 1024 * 1024);
-        if (lua_getfield(L, 2, "verify_tls") != LUA_TNIL && !lua_isboolean(L, -1))
-            luaL_error(L, "http.get: opts.verify_tls must be a boolean");
-        o.verify_tls = lua_toboolean(L, -1);
-        lua_pop(L, 1);
+        o.verify_tls = mpic_opt_bool(L, 2, "http.get: opts.", "verify_tls", 0);
         o.method = mpic_opt_string(L, 2, "http.get: opts.", "method");
         if (o.method && strcmp(o.method, "GET") != 0 && strcmp(o.method, "POST") != 0 &&
             strcmp(o.method, "HEAD") != 0 && strcmp(o.method, "PUT") != 0 &&
@@ -219,17 +234,8 @@ static int l_get(lua_State *L)
         o.cert_file = mpic_opt_string(L, 2, "http.get: opts.", "cert");
         o.key_file = mpic_opt_string(L, 2, "http.get: opts.", "key");
         o.pinned_key = mpic_opt_string(L, 2, "http.get: opts.", "pinned_key");
-        if (lua_getfield(L, 2, "keepalive") != LUA_TNIL && !lua_isboolean(L, -1))
-            luaL_error(L, "http.get: opts.keepalive must be a boolean");
-        o.keepalive = lua_toboolean(L, -1);
-        lua_pop(L, 1);
-        if (lua_getfield(L, 2, "allow_reserved") == LUA_TNIL)
-            o.allow_reserved = o.keepalive;
-        else if (lua_isboolean(L, -1))
-            o.allow_reserved = lua_toboolean(L, -1);
-        else
-            luaL_error(L, "http.get: opts.allow_reserved must be a boolean");
-        lua_pop(L, 1);
+        o.keepalive = mpic_opt_bool(L, 2, "http.get: opts.", "keepalive", 0);
+        o.allow_reserved = mpic_opt_bool(L, 2, "http.get: opts.", "allow_reserved", o.keepalive);
         o.headers = lines;
         o.n_headers = collect_headers(L, 2, lines, 3);
     }

@@ -9,6 +9,7 @@
  * tables with number keys, go through jansson.
  */
 #include "encode.h"
+#include "lua_opts.h"
 #include "lua_util.h"
 
 #include <jansson.h>
@@ -390,14 +391,14 @@ static int l_json_encode(lua_State *L)
 {
     const char *err = "out of memory";
     size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
-    if (lua_istable(L, 2)) {
-        lua_getfield(L, 2, "pretty");
-        if (lua_toboolean(L, -1))
+    if (!lua_isnoneornil(L, 2)) {
+        static const char *const known[] = {"pretty", "sort", NULL};
+        luaL_checktype(L, 2, LUA_TTABLE);
+        mpic_opt_check_keys(L, 2, "json_encode: ", known);
+        if (mpic_opt_bool(L, 2, "json_encode: opts.", "pretty", 0))
             flags = JSON_INDENT(2) | JSON_ENCODE_ANY;
-        lua_getfield(L, 2, "sort");
-        if (lua_toboolean(L, -1))
+        if (mpic_opt_bool(L, 2, "json_encode: opts.", "sort", 0))
             flags |= JSON_SORT_KEYS;
-        lua_pop(L, 2);
     }
     lua_settop(L, 1);
     if (flags == (JSON_COMPACT | JSON_ENCODE_ANY)) {

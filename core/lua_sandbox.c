@@ -49,8 +49,10 @@
  * limit: refused (a catchable error) when the bound alone exceeds the limit,
  * and the limit is reached when it exceeds what is left.
  *
- * Uses: Lua 5.4 C API; task.h (the running task, the interrupt flag).
+ * Uses: Lua 5.4 C API; task.h (the running task, the interrupt flag);
+ * lua_opts.h (the options of sandbox.new).
  */
+#include "lua_opts.h"
 #include "lua_sandbox.h"
 #include "task.h"
 
@@ -179,12 +181,12 @@ static lua_Integer opt_field(lua_State *L, const char *k, lua_Integer def, lua_I
 
 static int l_new(lua_State *L)
 {
+    static const char *const known[] = {"instructions", "memory", "yieldable", "strings", NULL};
     luaL_checktype(L, 1, LUA_TTABLE);
+    mpic_opt_check_keys(L, 1, "sandbox.new: ", known);
     lua_Integer instr = opt_field(L, "instructions", 5000000, 1000);
     lua_Integer mem = opt_field(L, "memory", 64 << 20, 4096);
-    lua_getfield(L, 1, "yieldable");
-    int yieldable = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    int yieldable = mpic_opt_bool(L, 1, "sandbox.new: ", "yieldable", 0);
     struct box *b = lua_newuserdatauv(L, sizeof *b, 2);
     memset(b, 0, sizeof *b);
     b->instr_limit = instr;

@@ -125,8 +125,23 @@ static int l_listen(lua_State *L)
 {
     struct mpic_server_opts o = {0};
     char err[320] = "";
+    static const char *const known[] = {"address",
+                                        "port",
+                                        "max_body",
+                                        "max_inflight",
+                                        "idle_timeout_s",
+                                        "max_connections",
+                                        "max_connections_per_address",
+                                        "header_timeout_s",
+                                        "health_path",
+                                        "fd",
+                                        "tls",
+                                        NULL};
+    static const char *const known_tls[] = {"cert", "key", "client_ca", "require_client_cert",
+                                            NULL};
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
+    mpic_opt_check_keys(L, 1, "server.listen: ", known);
     o.address = mpic_opt_string(L, 1, "server.listen: ", "address");
     if (!o.address)
         o.address = "127.0.0.1";
@@ -146,15 +161,14 @@ static int l_listen(lua_State *L)
         return luaL_error(L, "server.listen: fd must be an inherited socket (3 or above)");
     if (lua_getfield(L, 1, "tls") != LUA_TNIL) {
         luaL_argcheck(L, lua_istable(L, 2), 1, "tls must be a table");
-        o.cert_file = mpic_opt_string(L, 2, "server.listen: ", "cert");
-        o.key_file = mpic_opt_string(L, 2, "server.listen: ", "key");
-        o.client_ca_file = mpic_opt_string(L, 2, "server.listen: ", "client_ca");
+        mpic_opt_check_keys(L, 2, "server.listen: tls: ", known_tls);
+        o.cert_file = mpic_opt_string(L, 2, "server.listen: tls.", "cert");
+        o.key_file = mpic_opt_string(L, 2, "server.listen: tls.", "key");
+        o.client_ca_file = mpic_opt_string(L, 2, "server.listen: tls.", "client_ca");
         if (!o.cert_file || !o.key_file)
             return luaL_error(L, "server.listen: tls needs cert and key");
-        lua_getfield(L, 2, "require_client_cert");
-        o.require_client_cert =
-            lua_isnil(L, -1) ? (o.client_ca_file != NULL) : lua_toboolean(L, -1);
-        lua_pop(L, 1);
+        o.require_client_cert = mpic_opt_bool(L, 2, "server.listen: tls.", "require_client_cert",
+                                              o.client_ca_file != NULL);
     }
     struct lsrv *ls = lua_newuserdatauv(L, sizeof *ls, 0);
     memset(ls, 0, sizeof *ls);

@@ -199,23 +199,6 @@ static int k_alpn(lua_State *L, int status, lua_KContext ctx)
     return 1;
 }
 
-static void check_opt_keys(lua_State *L, int idx)
-{
-    static const char *const known[] = {
-        "sni",       "timeout_ms", "connect_timeout_ms", "source_ip",
-        "interface", "alpn",       "allow_reserved",     NULL};
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        int ok = 0;
-        if (lua_type(L, -2) == LUA_TSTRING)
-            for (int i = 0; known[i]; i++)
-                ok |= strcmp(lua_tostring(L, -2), known[i]) == 0;
-        if (!ok)
-            luaL_error(L, "tls.alpn: unknown option %s", luaL_tolstring(L, -2, NULL));
-        lua_pop(L, 1);
-    }
-}
-
 static int l_alpn(lua_State *L)
 {
     struct mpic_task *t = mpic_task_current(L);
@@ -229,8 +212,11 @@ static int l_alpn(lua_State *L)
     luaL_argcheck(L, port > 0 && port <= 65535, 2, "port must be 1..65535");
     luaL_argcheck(L, mpic_netaddr_parse(ip, &addr) == 0, 1, "not an IP address");
     if (!lua_isnoneornil(L, 3)) {
+        static const char *const known[] = {
+            "sni",       "timeout_ms", "connect_timeout_ms", "source_ip",
+            "interface", "alpn",       "allow_reserved",     NULL};
         luaL_checktype(L, 3, LUA_TTABLE);
-        check_opt_keys(L, 3);
+        mpic_opt_check_keys(L, 3, "tls.alpn: ", known);
         o.sni = mpic_opt_string(L, 3, "tls.alpn: opts.", "sni");
         o.alpn = mpic_opt_string(L, 3, "tls.alpn: opts.", "alpn");
         o.source_ip = mpic_opt_string(L, 3, "tls.alpn: opts.", "source_ip");
@@ -238,10 +224,7 @@ static int l_alpn(lua_State *L)
         o.timeout_ms = (int)mpic_opt_int(L, 3, "tls.alpn: opts.", "timeout_ms", 0, 1, 600000);
         o.connect_timeout_ms =
             (int)mpic_opt_int(L, 3, "tls.alpn: opts.", "connect_timeout_ms", 0, 1, 600000);
-        if (lua_getfield(L, 3, "allow_reserved") != LUA_TNIL && !lua_isboolean(L, -1))
-            luaL_error(L, "tls.alpn: opts.allow_reserved must be a boolean");
-        o.allow_reserved = lua_toboolean(L, -1);
-        lua_pop(L, 1);
+        o.allow_reserved = mpic_opt_bool(L, 3, "tls.alpn: opts.", "allow_reserved", 0);
         if (o.sni && strlen(o.sni) > 253)
             luaL_error(L, "tls.alpn: opts.sni longer than 253 bytes");
         if (o.alpn && (o.alpn[0] == '\0' || strlen(o.alpn) > 255))
