@@ -304,7 +304,8 @@ local function make_probe(p, cfg)
       res, kind, detail = tls.alpn(ip, port, {
         sni = sni or host,
         timeout_ms = opts.timeout_ms,
-        source_ip = p.source_ipv4,
+        -- the perspective's source address of the target's family
+        source_ip = ip:find(":", 1, true) and p.source_ipv6 or p.source_ipv4,
         interface = p.interface,
         allow_reserved = allow_reserved,
       })

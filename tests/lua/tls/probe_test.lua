@@ -105,6 +105,19 @@ case("tls_alpn_ipv6", function()
   eq(r.cert.san, { { type = "ip", value = ("\0"):rep(15) .. "\1" } })
 end)
 
+-- A perspective with source addresses of both families binds the one of the
+-- target's family (an IPv4 source for an IPv6 target cannot connect).
+case("perspective_tls_alpn_binds_the_source_of_the_target_family", function()
+  local perspectives = require "mpic.perspectives"
+  local cfg = T.config({ network = { allow_reserved_ips = true, tls_port = lab.port("v6") } })
+  local p = cfg.perspectives[1]
+  p.source_ipv4, p.source_ipv6 = "127.0.0.1", "::1"
+  perspectives.configure(cfg)
+  local r, kind, detail = perspectives.probe(p.id).tls_alpn("::1", tls.reverse_name("::1"), { timeout_ms = 3000 })
+  ok(r, "connected from ::1: " .. tostring(kind) .. " " .. tostring(detail))
+  eq(r.ip, "::1")
+end)
+
 case("tls_alpn_sni_reverse_name_reaches_server", function()
   -- the lab server answers the reverse name of 127.0.0.61 with the IPv4 certificate
   local r = assert(tls.alpn(lab.addr(), lab.port("sni"), { sni = tls.reverse_name(lab.addr()), timeout_ms = 3000 }))
