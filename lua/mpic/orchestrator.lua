@@ -788,8 +788,9 @@ function M.validate(raw, opts)
     }
   end
   -- a response that cannot be encoded leaves as a 500 without a verdict,
-  -- never as a 200, and its audit line says so
-  local _, eerr = util.json_encode(response)
+  -- never as a 200, and its audit line says so; the text is handed to the
+  -- caller, which sends it as it is
+  local text, eerr = util.json_encode(response)
   local unencodable = eerr and { error = "response encoding failed: " .. tostring(eerr) } or nil
   local shadows = shadow_verdicts(ctx, req, final, date)
   local ok, aerr = audit(
@@ -807,8 +808,8 @@ function M.validate(raw, opts)
   end
   if unencodable then return unencodable, 500 end
   -- third value: what the service records beside the answer (the shadow
-  -- verdicts, for the metrics)
-  return response, 200, { shadow = shadows }
+  -- verdicts, for the metrics) and the response's JSON text
+  return response, 200, { shadow = shadows, text = text }
 end
 
 return M

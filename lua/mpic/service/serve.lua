@@ -189,7 +189,7 @@ local function coordinator_handler(opts)
           encode({ error = "unauthorized" })
       else
         local raw, jerr = util.json_decode(req.body)
-        local resp
+        local resp, text -- text: the response's JSON when the orchestrator made it
         if raw == nil then
           resp, status =
             { error = "request-validation-failed", validation_issues = {
@@ -202,13 +202,14 @@ local function coordinator_handler(opts)
           local shadow
           if ok then
             resp, status, shadow = r, st, type(extra) == "table" and extra.shadow or nil
+            text = type(extra) == "table" and extra.text or nil
           else
             log("validation error: %s", tostring(r))
             resp, status = { error = "internal error during validation" }, 500
           end
           metrics.validation(resp, status, raw, shadow)
         end
-        headers, body = JSON, encode(resp)
+        headers, body = JSON, text and text .. "\n" or encode(resp)
         if status == 503 and type(resp) == "table" and resp.retry_after_s then
           headers = { ["Content-Type"] = "application/json", ["Retry-After"] = tostring(resp.retry_after_s) }
         end
