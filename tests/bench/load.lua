@@ -7,7 +7,8 @@
 --           completions in the first second are warm-up and not counted.
 --   MODE rate, ARG = R: start R validations per second (open loop, whatever
 --           the previous ones do) for DURATION_MS; reports latency percentiles.
---   MODE count, ARG = N: exactly N validations, 10 in flight (for callgrind).
+--   MODE count, ARG = N: exactly N validations, 10 in flight (for callgrind;
+--           BENCH_IN_FLIGHT=K: K in flight).
 -- Every run starts with one validation that must be valid; a run whose
 -- validations are not all valid says so (`invalid` > 0) and exits 1.
 -- The environment gives the expected values: BENCH_HASH (dns-01 TXT),
@@ -220,7 +221,7 @@ elseif mode == "count" then
     end
   end
   local tasks = {}
-  for i = 1, math.min(10, arg_n) do
+  for i = 1, math.min(tonumber(os.getenv("BENCH_IN_FLIGHT")) or 10, arg_n) do
     tasks[i] = mpic.spawn(worker)
   end
   mpic.wait_all(tasks, 600000)
