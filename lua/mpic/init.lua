@@ -83,6 +83,54 @@ local function probe_for(opts)
   return reg.probe(id)
 end
 
+-- The options each probe function reads; any other key is refused, so that a
+-- misspelt limit (timeout_m) is an error rather than a default.
+local function known(list)
+  local set = { perspective = true }
+  for _, k in ipairs(list) do
+    set[k] = true
+  end
+  return set
+end
+local HTTP_GET_OPTS = known({
+  "connect_ip",
+  "connect_port",
+  "headers",
+  "user_agent",
+  "connect_timeout_ms",
+  "timeout_ms",
+  "max_bytes",
+  "source_ip",
+})
+local OPTS = {
+  ["dns.query"] = known({}),
+  ["http.get"] = HTTP_GET_OPTS,
+  ["http.fetch"] = known({
+    "headers",
+    "user_agent",
+    "connect_timeout_ms",
+    "timeout_ms",
+    "max_bytes",
+    "max_redirects",
+    "total_timeout_ms",
+  }),
+  ["tls.alpn"] = known({ "sni", "port", "timeout_ms" }),
+}
+local function check_opts(who, opts)
+  if type(opts) ~= "table" then return end
+  local set = OPTS[who]
+  for k in pairs(opts) do
+    if not set[k] then
+      local names = {}
+      for n in pairs(set) do
+        names[#names + 1] = n
+      end
+      table.sort(names)
+      error(("%s: unknown option %s (options: %s)"):format(who, tostring(k), table.concat(names, ", ")), 3)
+    end
+  end
+end
+
 M.dns = {}
 --- The record types dns.query asks for (those the resolver binding parses).
 M.dns.TYPES = { "A", "AAAA", "CNAME", "TXT", "CAA", "PTR", "NS", "SOA", "DS" }
@@ -97,6 +145,7 @@ function M.dns.query(name, rtype, opts)
   if not DNS_TYPES[rtype:upper()] then
     error(("dns.query: unsupported rtype %q (one of: %s)"):format(rtype, table.concat(M.dns.TYPES, ", ")), 2)
   end
+  check_opts("dns.query", opts)
   return probe_for(opts).dns(name, rtype:upper(), opts)
 end
 
@@ -104,11 +153,13 @@ M.http = {}
 --- http.get(url [, opts]) -> one hop, address resolved through the perspective
 function M.http.get(url, opts)
   if type(url) ~= "string" then error("http.get: url must be a string", 2) end
+  check_opts("http.get", opts)
   return probe_for(opts).http_get(url, opts)
 end
 --- http.fetch(url [, opts]) -> follows redirects under the http-01 rules
 function M.http.fetch(url, opts)
   if type(url) ~= "string" then error("http.fetch: url must be a string", 2) end
+  check_opts("http.fetch", opts)
   return probe_for(opts).fetch(url, opts)
 end
 
@@ -116,6 +167,7 @@ M.tls = {}
 --- tls.alpn(host [, opts]) -> handshake offering acme-tls/1 and the peer certificate
 function M.tls.alpn(host, opts)
   if type(host) ~= "string" then error("tls.alpn: host must be a string", 2) end
+  check_opts("tls.alpn", opts)
   return probe_for(opts).tls_alpn(host, opts and opts.sni, opts)
 end
 

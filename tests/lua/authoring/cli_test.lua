@@ -206,6 +206,27 @@ case("a_missing_or_unknown_method_lists_the_methods", function()
   contains(r.issues[1].message, "unknown validation_method dns-1 (one of: acme-dns-01")
 end)
 
+-- A misspelt option of a probe function is an error before any probe, not
+-- a default silently kept (no traffic: the refusal comes first).
+case("probe_functions_refuse_unknown_options", function()
+  local prev = perspectives.config()
+  perspectives.configure(T.config {})
+  local function refused(fn, ...)
+    local okc, err = pcall(fn, ...)
+    eq(okc, false)
+    return tostring(err)
+  end
+  contains(refused(mpic.dns.query, "example.com", "TXT", { timeout_ms = 5 }), "dns.query: unknown option timeout_ms")
+  contains(refused(mpic.http.get, "http://example.com/", { timeout_m = 5 }), "http.get: unknown option timeout_m")
+  contains(
+    refused(mpic.http.fetch, "http://example.com/", { max_redirect = 1 }),
+    "http.fetch: unknown option max_redirect (options: connect_timeout_ms, headers, max_bytes, max_redirects"
+  )
+  contains(refused(mpic.tls.alpn, "example.com", { snl = "x" }), "tls.alpn: unknown option snl")
+  contains(refused(mpic.tls.alpn, "example.com", { [1] = "x" }), "tls.alpn: unknown option 1")
+  if prev then perspectives.configure(prev) end
+end)
+
 case("unknown_perspective_and_bad_rtype_are_plain_messages", function()
   local prev = perspectives.config()
   perspectives.configure(T.config {})
