@@ -7,7 +7,6 @@
 --   install(t)                 t.check(p, req, deadline_ms) -> check result
 --   check(p, req, deadline_ms) the installed transport's check, or that failure
 --   body(req)                  the checker body an agent receives for req
---                              (also what a local statement is bound to)
 local util = require "mpic.core.util"
 
 local M = {}
