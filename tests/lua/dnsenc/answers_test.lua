@@ -27,6 +27,23 @@ local function resolver(server, extra)
   return dns.resolver(cfg)
 end
 
+-- Records without their TTLs (compared apart, within a few seconds): unbound
+-- answers from its cache, counting the TTL down, so two queries a second
+-- apart may see 300 and 299.
+local function coarse_ttls(records)
+  if type(records) ~= "table" then return records end
+  local out = {}
+  for i, rr in ipairs(records) do
+    local c = {}
+    for k, v in pairs(rr) do
+      c[k] = v
+    end
+    c.ttl = nil
+    out[i] = c
+  end
+  return out
+end
+
 -- the comparable part of an outcome (elapsed_ms and server aside)
 local function outcome(r, name, rtype)
   local res, kind, detail, partial = r:query(name, rtype)
@@ -34,7 +51,7 @@ local function outcome(r, name, rtype)
   local view = { kind = kind, detail = detail }
   if t then
     view.rcode, view.ad, view.tc, view.aa = t.rcode, t.ad, t.tc, t.aa
-    view.records, view.cname_chain, view.ede = t.records, t.cname_chain, t.ede
+    view.records, view.cname_chain, view.ede = coarse_ttls(t.records), t.cname_chain, t.ede
     view.name, view.type = t.name, t.type
   end
   return view, t
@@ -67,9 +84,13 @@ for _, tr in ipairs(transports) do
   local label, r, entry = tr[1], tr[2], tr[3]
   case("dnsenc_same_answers_as_udp_" .. label, function()
     for _, qn in ipairs(questions) do
-      local want = outcome(udp, qn[1], qn[2])
+      local want, wt = outcome(udp, qn[1], qn[2])
       local got, t = outcome(r, qn[1], qn[2])
       eq(got, want, label .. " " .. qn[1] .. " " .. qn[2])
+      for i, rr in ipairs(wt and wt.records or {}) do
+        local d = math.abs(rr.ttl - t.records[i].ttl)
+        T.ok(d <= 5, label .. " " .. qn[1] .. " " .. qn[2] .. ": TTLs " .. rr.ttl .. " and " .. t.records[i].ttl)
+      end
       eq(t.server, entry, "the answering server is the entry as configured")
     end
     -- the answers are real ones, not two equal failures
