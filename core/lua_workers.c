@@ -18,7 +18,12 @@
  *   cpus() -> the number of CPUs this process may run on
  *   mkdtemp(template) -> path | nil, "internal", detail (mode 0700)
  *   getpid() -> pid
- * Uses: POSIX sockets, fork/exec, waitpid; nothing of the event loop.
+ *   run(argv, timeout_ms) -> exit code | nil, "timeout" | "internal", detail
+ *       run a program (argv[1], looked up in PATH) without a shell and wait
+ *       for it, blocking, at most timeout_ms (then it is killed: SIGKILL).
+ *       Its standard streams are ours. For commands that start a lab.
+ * Uses: POSIX sockets, fork/exec, posix_spawn, waitpid; nothing of the
+ * event loop.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,12 +35,16 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #define WORKERS_MAX 64
 #define WORKERS_BACKLOG 4096
@@ -145,6 +154,20 @@ static const char *signame(int signo)
     return NULL;
 }
 
+/* Fill argv (n + 1 slots, kept alive by the table at index t) from the
+ * strings of that table; raises on anything else. */
+static void argv_of(lua_State *L, int t, lua_Integer n, char **argv, const char *who)
+{
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, t, i);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "%s: argument %d is not a string", who, (int)i);
+        argv[i - 1] = (char *)lua_tostring(L, -1);
+        lua_pop(L, 1);
+    }
+    argv[n] = NULL;
+}
+
 static int l_spawn(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -153,14 +176,7 @@ static int l_spawn(lua_State *L)
     lua_Integer n = luaL_len(L, 1);
     luaL_argcheck(L, n >= 1 && n <= WORKERS_MAX_ARGS, 1, "1 to 256 arguments");
     char **argv = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *argv, 0);
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, 1, i);
-        if (lua_type(L, -1) != LUA_TSTRING)
-            return luaL_error(L, "workers.spawn: argument %d is not a string", (int)i);
-        argv[i - 1] = (char *)lua_tostring(L, -1); /* kept alive by the table */
-        lua_pop(L, 1);
-    }
-    argv[n] = NULL;
+    argv_of(L, 1, n, argv, "workers.spawn");
     char exe[PATH_MAX];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (len <= 0)
@@ -271,9 +287,62 @@ static int l_getpid(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg funcs[] = {{"bind", l_bind},       {"close", l_close},   {"spawn", l_spawn},
-                                 {"reap", l_reap},       {"kill", l_kill},     {"cpus", l_cpus},
-                                 {"mkdtemp", l_mkdtemp}, {"getpid", l_getpid}, {NULL, NULL}};
+static int l_run(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer timeout_ms = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, timeout_ms > 0 && timeout_ms <= 3600000, 2, "1 ms to 1 hour");
+    lua_Integer n = luaL_len(L, 1);
+    luaL_argcheck(L, n >= 1 && n <= WORKERS_MAX_ARGS, 1, "1 to 256 arguments");
+    char **argv = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *argv, 0);
+    argv_of(L, 1, n, argv, "workers.run");
+    /* the child starts with default signal dispositions and nothing blocked */
+    posix_spawnattr_t attr;
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[0], NULL, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0)
+        return fail_errno(L, argv[0], rc);
+    struct timespec step = {0, 10 * 1000000L};
+    for (lua_Integer waited = 0;; waited += 10) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) {
+            if (WIFEXITED(st)) {
+                lua_pushinteger(L, WEXITSTATUS(st));
+                return 1;
+            }
+            lua_pushnil(L);
+            lua_pushliteral(L, "internal");
+            lua_pushfstring(L, "%s: killed by signal %d", argv[0], WTERMSIG(st));
+            return 3;
+        }
+        if (r < 0 && errno != EINTR)
+            return fail_errno(L, "workers.run: waitpid", errno);
+        if (waited >= timeout_ms) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+            lua_pushnil(L);
+            lua_pushliteral(L, "timeout");
+            lua_pushfstring(L, "%s: still running after %d ms, killed", argv[0], (int)timeout_ms);
+            return 3;
+        }
+        nanosleep(&step, NULL);
+    }
+}
+
+static const luaL_Reg funcs[] = {
+    {"bind", l_bind}, {"close", l_close}, {"spawn", l_spawn},     {"reap", l_reap},
+    {"kill", l_kill}, {"cpus", l_cpus},   {"mkdtemp", l_mkdtemp}, {"getpid", l_getpid},
+    {"run", l_run},   {NULL, NULL}};
 
 int luaopen_mpic_workers(lua_State *L)
 {

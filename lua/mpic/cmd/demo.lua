@@ -14,12 +14,11 @@ local string_format = string.format
 local OWNER_HASH = "ZTRx1Ckl1-tM05o5zaizTTA0yUy5AGereMgSNWC6Ll8"
 local ATTACKER_HASH = "uomAjM7apOVLySMSYPYgge1Rsk2kVk_menYFSpM-K6w"
 
-local function sh(cmd)
-  local ok, _, code = os.execute(cmd)
-  return ok, code
+-- The lab script, run without a shell (argv as given), at most 60 s.
+local function lab_script(lab, verb, dir)
+  local code = require("mpic.core.workers").run({ "bash", lab, verb, dir }, 60000)
+  return code == 0
 end
-
-local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 local function scenario(title, config, hash, explain)
   local cfg, err = mpic.load_config(config)
@@ -50,9 +49,9 @@ function M.main()
   local dir = os.getenv("MPIC_DEMO_DIR") or os.tmpname()
   os.remove(dir)
   print("Starting the demo lab (two Knot DNS servers on 127.0.20.1 and 127.0.20.2) in " .. dir)
-  if not sh(string_format("bash %s start %s", quote(lab), quote(dir))) then
+  if not lab_script(lab, "start", dir) then
     io.stderr:write("mpic demo: the lab did not start (is knot installed? see README)\n")
-    sh(string_format("bash %s stop %s", quote(lab), quote(dir)))
+    lab_script(lab, "stop", dir)
     return 1
   end
   local ISSUED_OUTVOTED = "Issued: fra saw the attacker's record and disagreed, but the other remotes "
@@ -79,7 +78,7 @@ function M.main()
     )
     return a, b, e2
   end)
-  sh(string_format("bash %s stop %s", quote(lab), quote(dir)))
+  lab_script(lab, "stop", dir)
   if not ok then
     io.stderr:write("mpic demo: ", tostring(r1), "\n")
     return 1
