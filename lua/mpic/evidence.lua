@@ -67,14 +67,33 @@ M.OBSERVED_FIELDS = {
   "validation_method",
 }
 
+local NULL = util.null
+
 --- The evidence of a check's details: OBSERVED_FIELDS, plus body_sha256 for
 --- an HTTP check (the SHA-256 of the body it received, from response_page).
+--- Built by one constructor (the table is made at its size once; a nil
+--- field is simply absent), then any JSON null dropped.
 function M.observed(details)
-  local o = {}
-  if type(details) ~= "table" then return o end
-  for _, k in ipairs(M.OBSERVED_FIELDS) do
-    local v = details[k]
-    if v ~= nil and v ~= util.null then o[k] = v end
+  if type(details) ~= "table" then return {} end
+  local d = details
+  local o = {
+    resolver = d.resolver,
+    response_code = d.response_code,
+    ad_flag = d.ad_flag,
+    records_seen = d.records_seen,
+    found_at = d.found_at,
+    cname_chain = d.cname_chain,
+    records = d.records,
+    caa_record_present = d.caa_record_present,
+    response_history = d.response_history,
+    response_url = d.response_url,
+    response_status_code = d.response_status_code,
+    resolved_ip = d.resolved_ip,
+    certificate_sha256 = d.certificate_sha256,
+    validation_method = d.validation_method,
+  }
+  for k, v in next, o do
+    if v == NULL then o[k] = nil end
   end
   if type(details.response_page) == "string" then
     local body = util.base64_decode(details.response_page)

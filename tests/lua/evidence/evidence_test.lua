@@ -220,6 +220,27 @@ case("agent_answer_signature_holds_or_fails_with_its_own_error_type", function()
   )
 end)
 
+-- Every field of the documented list is evidence, copied as it is; nothing
+-- else is; a JSON null is left out.
+case("observed_copies_exactly_the_listed_fields", function()
+  local details = { irrelevant = "x", response_page = util.base64("b") }
+  for i, k in ipairs(evidence.OBSERVED_FIELDS) do
+    details[k] = "v" .. i
+  end
+  local o = evidence.observed(details)
+  local n = 0
+  for k, v in pairs(o) do
+    n = n + 1
+    if k ~= "body_sha256" then eq(details[k], v, k) end
+  end
+  eq(n, #evidence.OBSERVED_FIELDS + 1)
+  eq(o.body_sha256, util.hex(util.sha256("b")))
+  eq(o.irrelevant, nil)
+  local withnull = evidence.observed({ resolver = util.null, response_code = "NOERROR" })
+  eq(withnull, { response_code = "NOERROR" })
+  eq(evidence.observed(nil), {})
+end)
+
 -- the chained, checkpointed log and verify/replay ----------------------------
 
 local function signed_log(n)
