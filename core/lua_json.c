@@ -206,6 +206,10 @@ static size_t utf8_valid_len(const unsigned char *s, size_t n)
     return len;
 }
 
+/* A byte a JSON string holds as it is: printable ASCII (and DEL) except
+ * '"' and '\\'. */
+static inline int plain_byte(unsigned c) { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; }
+
 /* A JSON string: escapes as jansson (\" \\ \b \f \n \r \t, other controls
  * as \u00XX), invalid UTF-8 bytes as U+FFFD each. */
 static int jb_string(struct jbuf *b, const char *str, size_t n)
@@ -219,12 +223,18 @@ static int jb_string(struct jbuf *b, const char *str, size_t n)
     *o++ = '"';
     size_t i = 0;
     while (i < n) {
-        unsigned c = s[i];
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            *o++ = (char)c;
-            i++;
-            continue;
+        /* a run of bytes written as they are, copied at once */
+        size_t run = i;
+        while (run < n && plain_byte(s[run]))
+            run++;
+        if (run > i) {
+            memcpy(o, s + i, run - i);
+            o += run - i;
+            i = run;
+            if (i == n)
+                break;
         }
+        unsigned c = s[i];
         if (c >= 0x80) {
             size_t l = utf8_valid_len(s + i, n - i);
             if (l == 0) {

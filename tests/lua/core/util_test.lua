@@ -51,6 +51,40 @@ end)
 
 case("util_json_invalid_utf8_replaced", function() eq(mpic.json.encode("a\xffb"), '"a\xef\xbf\xbdb"') end)
 
+-- The compact encoder writes strings as jansson does (the sorted encoding
+-- goes through jansson): every byte value, runs of plain bytes around escapes,
+-- control characters, quotes, backslashes, DEL, valid and invalid UTF-8.
+case("util_json_strings_as_jansson_writes_them", function()
+  local samples = {
+    "",
+    "plain ascii run",
+    'q"uote\\back\\slash"',
+    "\0\1\31 \127 end",
+    "tab\tnl\ncr\rff\fbs\b",
+    "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92",
+    "bad \xff \xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80 cut \xe2\x82",
+  }
+  local all = {}
+  for c = 0, 255 do
+    all[#all + 1] = string.char(c)
+  end
+  samples[#samples + 1] = table.concat(all)
+  local seed = 7
+  for _ = 1, 200 do -- random byte strings, some long runs
+    local t = {}
+    for i = 1, (seed % 97) + 1 do
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      t[i] = string.char(seed % 7 == 0 and (seed >> 8) % 256 or 97 + (seed >> 8) % 26)
+    end
+    samples[#samples + 1] = table.concat(t)
+  end
+  for i, v in ipairs(samples) do
+    local mine = util.json_encode({ k = v })
+    local jansson = util.json_encode({ k = v }, { sort = true })
+    eq(mine, jansson, "sample " .. i)
+  end
+end)
+
 case("util_json_cycle_is_an_error_not_a_crash", function()
   local t = {}
   t.self = t
