@@ -126,6 +126,10 @@ try:
     step("explain_command", [":explain\r"], r"decided by: quorum-met")
     step("syntax_error_reported", ["1 +\r", "+\r"], r"unexpected symbol")
     step("runtime_error_reported", ["error('boom')\r"], r"boom")
+    # Ctrl-D only once the prompt is back: typed while a line still runs, the
+    # terminal is in canonical mode and the EOF can be lost when the line
+    # editor switches it back to raw mode for the next prompt
+    read_until(r"mpic> $", 10.0)
     mark = len(out)
     os.write(fd, b"\x04")
     status = None
