@@ -159,13 +159,17 @@ end
 --- The canonical bytes of a statement (what is signed).
 --[[ A local perspective's evidence in a sealed audit line: {v, time_ns,
 observed}. Its request, perspective and result are the line's and the
-entry's own (target, check_type, perspective_code, check_passed, errors),
-all under the same seal, so they are not repeated. ]]
+entry's own (target, check_type, validation_method, perspective_code,
+check_passed, errors, resolver, ad_flag), all under the same seal, so they
+are not repeated: observed leaves out resolver, ad_flag and
+validation_method. ]]
 function M.local_observation(res, time_ns)
+  local o = M.observed(res.details)
+  o.resolver, o.ad_flag, o.validation_method = nil, nil, nil
   return {
     v = M.VERSION,
     time_ns = math_type(time_ns) == "integer" and time_ns or 0,
-    observed = M.observed(res.details),
+    observed = o,
   }
 end
 
