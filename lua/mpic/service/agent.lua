@@ -165,47 +165,10 @@ local USAGE = "usage: mpic agent --config FILE --listen ADDR:PORT --perspective 
   .. "                  [--header-timeout S] [--signing-key F] [--workers N]"
 
 function M.main(args)
-  local opts, err = require("mpic.args").parse(
-    args,
-    require("mpic.service.workers").options({
-      config = "value",
-      listen = "value",
-      perspective = "value",
-      ["tls-cert"] = "value",
-      ["tls-key"] = "value",
-      ["client-ca"] = "value",
-      ["max-inflight"] = "value",
-      ["max-body"] = "value",
-      ["drain-ms"] = "value",
-      ["health-interval"] = "value",
-      ["max-connections"] = "value",
-      ["max-connections-per-ip"] = "value",
-      ["header-timeout"] = "value",
-      ["signing-key"] = "value",
-    }),
-    2
-  )
-  if not opts then
-    io_stderr:write("mpic agent: ", err, "\n", USAGE, "\n")
-    return 2
-  end
+  local a = serve.listener_args("agent", args, { perspective = "value", ["signing-key"] = "value" }, USAGE)
+  if not a then return 2 end
+  local opts, nworkers, wk, limits, addr, port = a.opts, a.nworkers, a.wk, a.limits, a.addr, a.port
   local workers = require "mpic.service.workers"
-  local nworkers, nerr = workers.count(opts.workers)
-  local wk, werr = workers.worker_of(opts)
-  if not nworkers or werr then
-    io_stderr:write("mpic agent: ", nerr or werr, "\n", USAGE, "\n")
-    return 2
-  end
-  local limits, lerr = serve.listen_limits(opts)
-  if not limits then
-    io_stderr:write("mpic agent: ", lerr, "\n", USAGE, "\n")
-    return 2
-  end
-  local addr, port = serve.parse_listen(opts.listen)
-  if not addr then
-    io_stderr:write("mpic agent: ", port, "\n", USAGE, "\n")
-    return 2
-  end
   if not opts.perspective then
     io_stderr:write("mpic agent: --perspective ID is required\n")
     return 2

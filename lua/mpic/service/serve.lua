@@ -294,47 +294,56 @@ function M.listen_limits(opts)
   return out
 end
 
-function M.main(args)
-  local opts, err = require("mpic.args").parse(
-    args,
-    require("mpic.service.workers").options({
-      config = "value",
-      listen = "value",
-      ["tls-cert"] = "value",
-      ["tls-key"] = "value",
-      ["client-ca"] = "value",
-      token = "value",
-      ["max-inflight"] = "value",
-      ["max-body"] = "value",
-      ["health-interval"] = "value",
-      ["drain-ms"] = "value",
-      ["max-connections"] = "value",
-      ["max-connections-per-ip"] = "value",
-      ["header-timeout"] = "value",
-    }),
-    2
-  )
-  if not opts then
-    io_stderr:write("mpic serve: ", err, "\n", USAGE, "\n")
-    return 2
-  end
+-- The options `serve` and `agent` share (a listener, its TLS and limits).
+local LISTENER_OPTIONS = {
+  config = "value",
+  listen = "value",
+  ["tls-cert"] = "value",
+  ["tls-key"] = "value",
+  ["client-ca"] = "value",
+  ["max-inflight"] = "value",
+  ["max-body"] = "value",
+  ["health-interval"] = "value",
+  ["drain-ms"] = "value",
+  ["max-connections"] = "value",
+  ["max-connections-per-ip"] = "value",
+  ["header-timeout"] = "value",
+}
+
+--[[ The command line of a listening command (`mpic serve`, `mpic agent`):
+the shared options plus extra, --workers, the listener's limits and its
+address. Returns {opts, nworkers, wk, limits, addr, port}, or nil after
+writing "mpic CMD: why" and usage to stderr. ]]
+function M.listener_args(cmd, args, extra, usage)
   local workers = require "mpic.service.workers"
+  local spec = {}
+  for k, v in pairs(LISTENER_OPTIONS) do
+    spec[k] = v
+  end
+  for k, v in pairs(extra) do
+    spec[k] = v
+  end
+  local function bad(why)
+    io_stderr:write("mpic ", cmd, ": ", tostring(why), "\n", usage, "\n")
+    return nil
+  end
+  local opts, err = require("mpic.args").parse(args, workers.options(spec), 2)
+  if not opts then return bad(err) end
   local nworkers, nerr = workers.count(opts.workers)
   local wk, werr = workers.worker_of(opts)
-  if not nworkers or werr then
-    io_stderr:write("mpic serve: ", nerr or werr, "\n", USAGE, "\n")
-    return 2
-  end
+  if not nworkers or werr then return bad(nerr or werr) end
   local limits, lerr = M.listen_limits(opts)
-  if not limits then
-    io_stderr:write("mpic serve: ", lerr, "\n", USAGE, "\n")
-    return 2
-  end
+  if not limits then return bad(lerr) end
   local addr, port = M.parse_listen(opts.listen)
-  if not addr then
-    io_stderr:write("mpic serve: ", port, "\n", USAGE, "\n")
-    return 2
-  end
+  if not addr then return bad(port) end
+  return { opts = opts, nworkers = nworkers, wk = wk, limits = limits, addr = addr, port = port }
+end
+
+function M.main(args)
+  local a = M.listener_args("serve", args, { token = "value" }, USAGE)
+  if not a then return 2 end
+  local opts, nworkers, wk, limits, addr, port = a.opts, a.nworkers, a.wk, a.limits, a.addr, a.port
+  local workers = require "mpic.service.workers"
   if (opts["tls-cert"] == nil) ~= (opts["tls-key"] == nil) or (opts["client-ca"] and not opts["tls-cert"]) then
     io_stderr:write("mpic serve: --tls-cert and --tls-key go together; --client-ca needs them\n")
     return 2
