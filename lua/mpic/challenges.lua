@@ -30,10 +30,9 @@ local M = {}
 
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
 local pcall, next, select, error = pcall, next, select, error
-local setmetatable, getmetatable, loadfile, require = setmetatable, getmetatable, loadfile, require
+local setmetatable, loadfile, require = setmetatable, loadfile, require
 local sfmt, concat, sort = string.format, table.concat, table.sort
 local table_unpack = table.unpack
-local G = _G
 local os_time = os.time
 local package, debug, math_type = package, debug, math.type
 local sandbox = require "mpic.core.sandbox"
@@ -384,49 +383,7 @@ end
 -- The environment of one challenge file (see the header).
 function M.new_env()
   local policy = require "mpic.policy"
-  local env = {}
-  for _, k in ipairs({
-    "assert",
-    "error",
-    "ipairs",
-    "next",
-    "pairs",
-    "pcall",
-    "select",
-    "tonumber",
-    "tostring",
-    "type",
-    "xpcall",
-    "rawequal",
-    "rawget",
-    "rawset",
-    "rawlen",
-  }) do
-    env[k] = G[k]
-  end
-  env._VERSION = G._VERSION
-  env.string = sandbox.strings(M.MAX_STRING_BYTES)
-  env.table = policy.sandbox_table()
-  local m = {}
-  for k, v in pairs(math) do
-    if k ~= "randomseed" then m[k] = v end
-  end
-  env.math = m
-  local u = {}
-  for k, v in pairs(utf8) do
-    u[k] = v
-  end
-  env.utf8 = u
-  env.getmetatable = function(x)
-    if type(x) == "table" then return getmetatable(x) end
-    return nil
-  end
-  env.setmetatable = function(x, mt)
-    if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
-      error("setmetatable: __gc metamethods are not allowed in challenge files", 2)
-    end
-    return setmetatable(x, mt)
-  end
+  local env = policy.base_env("challenge files", M.MAX_STRING_BYTES, { randomseed = true })
   local u2 = {}
   for _, k in ipairs(UTIL_FUNCS) do
     u2[k] = util[k]

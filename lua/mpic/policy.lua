@@ -161,7 +161,12 @@ function M.sandbox_table()
   return t
 end
 
-local function make_env()
+--[[ The base of a sandbox environment, shared by policies and challenge
+files: the safe globals, the bounded string library (strings up to
+max_string bytes), the bounded table library, math without the names in
+no_math, utf8, a getmetatable that shows tables' only, and a setmetatable
+that refuses __gc (whose message names `what`). ]]
+function M.base_env(what, max_string, no_math)
   local env = {}
   for _, k in ipairs({
     "assert",
@@ -183,11 +188,11 @@ local function make_env()
     env[k] = _G[k]
   end
   env._VERSION = _VERSION
-  env.string = sandbox.strings(M.MAX_STRING_BYTES)
+  env.string = sandbox.strings(max_string)
   env.table = M.sandbox_table()
   local m = {}
   for k, v in pairs(math) do
-    if k ~= "random" and k ~= "randomseed" then m[k] = v end
+    if not no_math[k] then m[k] = v end
   end
   env.math = m
   local u = {}
@@ -201,10 +206,15 @@ local function make_env()
   end
   env.setmetatable = function(x, mt)
     if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
-      error("setmetatable: __gc metamethods are not allowed in policies", 2)
+      error("setmetatable: __gc metamethods are not allowed in " .. what, 2)
     end
     return setmetatable(x, mt)
   end
+  return env
+end
+
+local function make_env()
+  local env = M.base_env("policies", M.MAX_STRING_BYTES, { random = true, randomseed = true })
   local loaded = {}
   env.require = function(name)
     if type(name) ~= "string" or not M.LIBRARIES[name] then
