@@ -1,7 +1,8 @@
 # proc.sh: process helpers shared by the lab scripts. Source it.
 #   proc_stop PIDFILE   stop the process named in PIDFILE: SIGTERM, wait up to
 #                       5 s, then SIGKILL; removes PIDFILE. Always returns 0.
-#   proc_stop_pids PID...  the same for processes known by PID (1 s each).
+#   proc_stop_pids PID...  the same for processes known by PID (SIGTERM to all,
+#                       then up to 5 s each to exit before SIGKILL).
 #   start NAME CMD...   run CMD in the background, output to $work/NAME.log,
 #                       PID to $work/NAME.pid and appended to the array pids
 #                       (the caller sets work and pids=() and stops them).
@@ -28,7 +29,7 @@ proc_stop_pids() {
     local p i
     for p in "$@"; do kill -TERM "$p" 2>/dev/null; done
     for p in "$@"; do
-        for i in $(seq 1 20); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+        for i in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$p" 2>/dev/null
     done
     return 0

@@ -25,14 +25,7 @@ NET=127.0.45
 work=$(mktemp -d /tmp/mpic-evidence-lab.XXXXXX)
 pids=()
 cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        kill "$p" 2>/dev/null
-    done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null
-    done
+    proc_stop_pids "${pids[@]}"
     knot_stop "$work/knot"
     grep -h -A12 "ERROR: .*Sanitizer" "$work"/*.log >&2 2>/dev/null
     if [ -n "${MPIC_LAB_KEEP:-}" ]; then echo "test_evidence.sh: kept $work" >&2; else rm -rf "$work"; fi

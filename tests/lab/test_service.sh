@@ -30,14 +30,7 @@ mpic=$(cd "$(dirname "$mpic")" && pwd)/$(basename "$mpic")
 work=$(mktemp -d /tmp/mpic-service-lab.XXXXXX)
 pids=()
 cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        kill "$p" 2>/dev/null
-    done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null
-    done
+    proc_stop_pids "${pids[@]}"
     # an agent a test restarted itself
     [ -f "$work/agent-mex-restarted.pid" ] && proc_stop "$work/agent-mex-restarted.pid"
     knot_stop "$work/attacker"

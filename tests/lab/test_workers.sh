@@ -23,12 +23,7 @@ command -v curl >/dev/null || { echo "test_workers.sh: curl is required" >&2; ex
 work=$(mktemp -d /tmp/mpic-workers-lab.XXXXXX)
 pids=()
 cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null
-    done
+    proc_stop_pids "${pids[@]}"
     if [ -n "${MPIC_LAB_KEEP:-}" ]; then echo "test_workers.sh: kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
