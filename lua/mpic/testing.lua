@@ -20,6 +20,43 @@ local table_concat, table_sort = table.concat, table.sort
 
 local registry = {}
 
+-- Files and processes, for test files ---------------------------------------
+
+--- A new empty directory under the system's temporary folder.
+function M.tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  assert(require("mpic.core.util").mkdir(d))
+  return d
+end
+
+--- Write text to path (binary, whole); returns path.
+function M.write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+  return path
+end
+
+--- The whole content of path.
+function M.read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- The path of the running mpic binary (to start it as a child).
+function M.self_exe()
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = f:read("l"):match("^(%d+)")
+  f:close()
+  local p = assert(io.popen("readlink /proc/" .. pid .. "/exe"))
+  local exe = p:read("l")
+  p:close()
+  return exe
+end
+
 --- Register a named case. opts: {timeout_ms = 10000}
 function M.case(name, fn, opts)
   if type(name) ~= "string" or type(fn) ~= "function" then

@@ -8,15 +8,7 @@ local perspectives = require "mpic.perspectives"
 local orchestrator = require "mpic.orchestrator"
 local case, eq, ok, contains = T.case, T.eq, T.ok, T.contains
 
-local function self_exe()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("l"):match("^(%d+)")
-  f:close()
-  local p = assert(io.popen("readlink /proc/" .. pid .. "/exe"))
-  local exe = p:read("l")
-  p:close()
-  return exe
-end
+local self_exe = T.self_exe
 
 local EXE = self_exe()
 
@@ -34,19 +26,9 @@ local function run(cmd)
   return out:gsub("exit=%d+\n$", ""), e, code
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-  return path
-end
+local write = T.write_file
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p " .. d))
-  return d
-end
+local tmpdir = T.tmpdir
 
 -- a configuration file whose resolvers are a closed loopback port
 local function config_file(dir, extra)

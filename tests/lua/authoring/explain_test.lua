@@ -156,15 +156,7 @@ case("pick_takes_the_last_line_or_the_trace", function()
 end)
 
 -- The mpic binary running this test (for command-line checks).
-local function self_exe()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("l"):match("^(%d+)")
-  f:close()
-  local p = assert(io.popen("readlink /proc/" .. pid .. "/exe"))
-  local exe = p:read("l")
-  p:close()
-  return exe
-end
+local self_exe = T.self_exe
 
 local function sh(cmd)
   local p = assert(io.popen(cmd .. ' 2>&1; echo "exit=$?"'))

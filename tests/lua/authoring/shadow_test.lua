@@ -19,11 +19,7 @@ return {
 }
 ]]
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local write = T.write_file
 
 local function read_lines(path)
   local out = {}

@@ -6,15 +6,7 @@ local util = require "mpic.core.util"
 local challenges = require "mpic.challenges"
 local case, eq, ok, contains = T.case, T.eq, T.ok, T.contains
 
-local function self_exe()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("l"):match("^(%d+)")
-  f:close()
-  local p = assert(io.popen("readlink /proc/" .. pid .. "/exe"))
-  local exe = p:read("l")
-  p:close()
-  return exe
-end
+local self_exe = T.self_exe
 
 -- The ```lua blocks of the page that start with "-- file: NAME".
 local function doc_files()

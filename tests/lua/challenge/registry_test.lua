@@ -32,11 +32,7 @@ case("registry_loads_every_builtin_method", function()
   eq(names, BUILTIN)
 end)
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local write = T.write_file
 
 local GOOD = [[
 return {

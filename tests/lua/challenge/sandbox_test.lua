@@ -8,11 +8,7 @@ local challenges = require "mpic.challenges"
 local mpic = require "mpic"
 local case, eq, ok, contains = T.case, T.eq, T.ok, T.contains
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local write = T.write_file
 
 local function tempdir()
   local base = os.tmpname()
@@ -232,15 +228,7 @@ case("validate_params_is_bounded_too", function()
 end)
 
 -- The mpic binary running this test.
-local function self_exe()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("l"):match("^(%d+)")
-  f:close()
-  local p = assert(io.popen("readlink /proc/" .. pid .. "/exe"))
-  local exe = p:read("l")
-  p:close()
-  return exe
-end
+local self_exe = T.self_exe
 
 case("validate_with_a_looping_challenge_file_ends_quickly_not_completed", function()
   local dir = tempdir()

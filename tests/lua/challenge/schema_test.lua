@@ -12,11 +12,7 @@ local function tempdir()
   assert(util.mkdir(base))
   return base
 end
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local write = T.write_file
 local function cleanup(dir)
   for _, n in ipairs(util.listdir(dir) or {}) do
     os.remove(dir .. "/" .. n)

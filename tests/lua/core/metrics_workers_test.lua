@@ -4,22 +4,12 @@
 -- restarted worker takes up its predecessor's counts; a garbled snapshot is
 -- ignored, not fatal.
 local T = require "mpic.testing"
-local util = require "mpic.core.util"
 local metrics = require "mpic.service.metrics"
 local case, eq, contains = T.case, T.eq, T.contains
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(util.mkdir(d))
-  return d
-end
+local tmpdir = T.tmpdir
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = T.write_file
 
 -- the value of one series in a rendering (nil when absent)
 local function value(text, series)

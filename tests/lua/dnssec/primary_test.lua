@@ -31,12 +31,7 @@ local function read(path)
   return s
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-  return path
-end
+local write = T.write_file
 
 -- perspectives.yaml with its resolvers at the lab and its audit log in the work dir
 local function example(name, edit)

@@ -10,18 +10,9 @@ local case, eq, ok, contains = T.case, T.eq, T.ok, T.contains
 
 local DATE = "2026-12-16"
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p " .. d))
-  return d
-end
+local tmpdir = T.tmpdir
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = T.write_file
 
 local function read(path)
   local f = assert(io.open(path, "rb"))

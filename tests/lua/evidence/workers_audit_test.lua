@@ -8,12 +8,7 @@ local audit_cmd = require "mpic.cmd.audit"
 local workers = require "mpic.service.workers"
 local case, eq, contains = T.case, T.eq, T.contains
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(util.mkdir(d))
-  return d
-end
+local tmpdir = T.tmpdir
 
 local function audit(...)
   local out = {}

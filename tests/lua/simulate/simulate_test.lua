@@ -184,15 +184,7 @@ case("limits_trials_and_scenarios", function()
 end)
 
 -- The mpic binary running this test.
-local function self_exe()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("l"):match("^(%d+)")
-  f:close()
-  local p = assert(io.popen("readlink /proc/" .. pid .. "/exe"))
-  local exe = p:read("l")
-  p:close()
-  return exe
-end
+local self_exe = T.self_exe
 
 local function sh(cmd)
   local p = assert(io.popen(cmd .. ' 2>/tmp/simulate-test.err; echo "exit=$?"'))
