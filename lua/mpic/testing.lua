@@ -46,6 +46,24 @@ function M.read_file(path)
   return s
 end
 
+--- Run a shell command line, at most opts.timeout_s (default 30) seconds:
+--- stdout, stderr (empty with opts.merge: then it is in stdout), exit status.
+function M.shell(cmd, opts)
+  opts = opts or {}
+  local errf = not opts.merge and os.tmpname() or nil
+  local redirect = errf and (" 2>" .. errf) or " 2>&1"
+  local p = assert(io.popen("timeout " .. (opts.timeout_s or 30) .. " " .. cmd .. redirect .. '; echo "exit=$?"'))
+  local out = p:read("a")
+  p:close()
+  local body, code = out:match("^(.*)exit=(%d+)\n?$")
+  local err = ""
+  if errf then
+    err = M.read_file(errf)
+    os.remove(errf)
+  end
+  return body or out, err, tonumber(code)
+end
+
 --- The path of the running mpic binary (to start it as a child).
 function M.self_exe()
   local f = assert(io.open("/proc/self/stat"))

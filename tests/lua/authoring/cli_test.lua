@@ -13,18 +13,7 @@ local self_exe = T.self_exe
 local EXE = self_exe()
 
 -- stdout, stderr and the exit status of a command (bounded by timeout)
-local function run(cmd)
-  local err = os.tmpname()
-  local p = assert(io.popen("timeout 30 " .. cmd .. " 2>" .. err .. '; echo "exit=$?"'))
-  local out = p:read("a")
-  p:close()
-  local f = assert(io.open(err))
-  local e = f:read("a")
-  f:close()
-  os.remove(err)
-  local code = tonumber(out:match("exit=(%d+)\n$"))
-  return out:gsub("exit=%d+\n$", ""), e, code
-end
+local function run(cmd) return T.shell(cmd) end
 
 local write = T.write_file
 

@@ -16,11 +16,8 @@ local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 -- CMD bounded by timeout(1): output (stdout and stderr), exit code
 local function sh(cmd)
-  local p = assert(io.popen("timeout 30 " .. cmd .. ' 2>&1; echo "exit=$?"'))
-  local out = p:read("a")
-  p:close()
-  local body, code = out:match("^(.*)exit=(%d+)%s*$")
-  return body, tonumber(code)
+  local out, _, code = T.shell(cmd, { merge = true, timeout_s = 30 })
+  return out, code
 end
 
 local function read(path)

@@ -204,11 +204,8 @@ local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 -- Runs CMD (bounded by timeout(1)); returns output and exit code.
 local function sh(cmd)
-  local p = assert(io.popen("timeout 20 " .. cmd .. ' 2>&1; echo "exit=$?"'))
-  local out = p:read("a")
-  p:close()
-  local body, code = out:match("^(.*)exit=(%d+)%s*$")
-  return body, tonumber(code)
+  local out, _, code = T.shell(cmd, { merge = true, timeout_s = 20 })
+  return out, code
 end
 
 local function config_with_check(spec)

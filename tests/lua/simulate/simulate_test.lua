@@ -187,15 +187,8 @@ end)
 local self_exe = T.self_exe
 
 local function sh(cmd)
-  local p = assert(io.popen(cmd .. ' 2>/tmp/simulate-test.err; echo "exit=$?"'))
-  local out = p:read("a")
-  p:close()
-  local body, code = out:match("^(.*)exit=(%d+)%s*$")
-  local e = io.open("/tmp/simulate-test.err")
-  local err = e and e:read("a") or ""
-  if e then e:close() end
-  os.remove("/tmp/simulate-test.err")
-  return body, tonumber(code), err
+  local out, err, code = T.shell(cmd)
+  return out, code, err
 end
 
 case("cli_json_shape", function()
