@@ -114,8 +114,7 @@ void mpic_hex(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-/* Length of a valid UTF-8 sequence at s (max n bytes), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
+size_t mpic_utf8_seq_len(const unsigned char *s, size_t n)
 {
     unsigned c = s[0];
     size_t len;
@@ -154,7 +153,7 @@ size_t mpic_utf8_sanitize(const char *s, size_t n, char *out)
     const unsigned char *u = (const unsigned char *)s;
     size_t o = 0, i = 0;
     while (i < n) {
-        size_t l = utf8_seq(u + i, n - i);
+        size_t l = mpic_utf8_seq_len(u + i, n - i);
         if (l == 0) {
             memcpy(out + o, "\xEF\xBF\xBD", 3);
             o += 3;

@@ -23,6 +23,9 @@ size_t mpic_base32(const unsigned char *in, size_t n, char *out);
 size_t mpic_base32hex(const unsigned char *in, size_t n, char *out);
 /* Lower-case hex. out needs 2n+1. */
 void mpic_hex(const unsigned char *in, size_t n, char *out);
+/* Length of the valid UTF-8 sequence at s (at most n >= 1 bytes): 1 for
+ * ASCII; shortest form, no surrogates, at most U+10FFFF; 0 when invalid. */
+size_t mpic_utf8_seq_len(const unsigned char *s, size_t n);
 /* Copy s to out replacing invalid UTF-8 with U+FFFD; out needs 3n+1 bytes.
  * Returns the length written. */
 size_t mpic_utf8_sanitize(const char *s, size_t n, char *out);

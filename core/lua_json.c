@@ -179,33 +179,6 @@ static int jb_reserve(struct jbuf *b, size_t n)
     return 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes; shortest form,
- * no surrogates, at most U+10FFFF), or 0 (mpic_utf8_sanitize's rule). */
-static size_t utf8_valid_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0], min;
-    size_t len;
-    if (c < 0xC2 || c > 0xF4)
-        return 0; /* continuation byte, overlong 2-byte lead, or past U+10FFFF */
-    if (c < 0xE0) {
-        len = 2, min = 0x80, c &= 0x1F;
-    } else if (c < 0xF0) {
-        len = 3, min = 0x800, c &= 0x0F;
-    } else {
-        len = 4, min = 0x10000, c &= 0x07;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        c = (c << 6) | (s[i] & 0x3Fu);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 /* A byte a JSON string holds as it is: printable ASCII (and DEL) except
  * '"' and '\\'. */
 static inline int plain_byte(unsigned c) { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; }
@@ -236,7 +209,7 @@ static int jb_string(struct jbuf *b, const char *str, size_t n)
         }
         unsigned c = s[i];
         if (c >= 0x80) {
-            size_t l = utf8_valid_len(s + i, n - i);
+            size_t l = mpic_utf8_seq_len(s + i, n - i);
             if (l == 0) {
                 memcpy(o, "\xEF\xBF\xBD", 3);
                 o += 3;

@@ -23,6 +23,7 @@
  * Uses: OpenSSL 3 (EVP_PKEY Ed25519, EVP_Digest).
  */
 #include "sign.h"
+#include "encode.h"
 #include "errors.h"
 #include "rt.h"
 
@@ -239,32 +240,6 @@ static int l_id(lua_State *L)
 
 /* ---- canonical JSON ------------------------------------------------------ */
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes): shortest form,
- * no surrogates, at most U+10FFFF; 0 when invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0], min;
-    size_t len;
-    if (c < 0xC2 || c > 0xF4)
-        return 0;
-    if (c < 0xE0)
-        len = 2, min = 0x80, c &= 0x1F;
-    else if (c < 0xF0)
-        len = 3, min = 0x800, c &= 0x0F;
-    else
-        len = 4, min = 0x10000, c &= 0x07;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        c = (c << 6) | (s[i] & 0x3Fu);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 struct skey {
     const char *s;
     size_t n;
@@ -351,7 +326,7 @@ static void cb_string(struct cbuf *c, const char *str, size_t n)
             continue;
         }
         if (ch >= 0x80) {
-            size_t l = utf8_len(s + i, n - i);
+            size_t l = mpic_utf8_seq_len(s + i, n - i);
             if (l) {
                 i += l;
                 continue;
