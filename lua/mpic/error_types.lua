@@ -72,6 +72,17 @@ end
 --- connect, ...) and for any kind core/errors.h does not list (fail closed).
 function M.completed(kind) return COMPLETED[kind] == true end
 
+--- A failed, not completed check result carrying one error.
+function M.failure(error_type, message, check_type)
+  return {
+    passed = false,
+    completed = false,
+    details = {},
+    errors = { { error_type = error_type, error_message = message } },
+    check_type = check_type,
+  }
+end
+
 --- The metrics label of an error type: itself when known, else "other".
 function M.label(t)
   if M.known[t] then return t end

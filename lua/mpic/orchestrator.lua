@@ -156,15 +156,7 @@ function M.with_trace(raw)
   return out
 end
 
-local function error_result(kind, msg, check_type)
-  return {
-    passed = false,
-    completed = false,
-    details = {},
-    errors = { { error_type = kind, error_message = msg } },
-    check_type = check_type,
-  }
-end
+local error_result = require("mpic.error_types").failure
 
 -- Run one check from one perspective as the slot's task. Its deadline is
 -- the attempt's deadline, which run_attempt enforces itself (it cancels what

@@ -30,18 +30,11 @@ function M.installed() return transport end
 --- check(p, req, deadline_ms) -> check result (never raises on a network outcome).
 function M.check(p, req, deadline_ms)
   if transport then return transport.check(p, req, deadline_ms) end
-  return {
-    passed = false,
-    completed = false,
-    check_type = req.check_type,
-    details = {},
-    errors = {
-      {
-        error_type = "mpic_error:coordinator:remote_check",
-        error_message = "The remote check failed to complete: no transport to agents is installed in this process",
-      },
-    },
-  }
+  return require("mpic.error_types").failure(
+    "mpic_error:coordinator:remote_check",
+    "The remote check failed to complete: no transport to agents is installed in this process",
+    req.check_type
+  )
 end
 
 --- The checker body for one request (the orchestrator's normalised request).

@@ -50,18 +50,11 @@ local ANSWER_FIELDS = {
 local ERROR_FIELDS = { error_type = true, error_message = true }
 
 local function failure(check_type, fmt, ...)
-  return {
-    passed = false,
-    completed = false,
-    check_type = check_type,
-    details = {},
-    errors = {
-      {
-        error_type = "mpic_error:coordinator:remote_check",
-        error_message = "The remote check failed to complete: " .. string_format(fmt, ...),
-      },
-    },
-  }
+  return error_types.failure(
+    "mpic_error:coordinator:remote_check",
+    "The remote check failed to complete: " .. string_format(fmt, ...),
+    check_type
+  )
 end
 
 local function canon_rir(r) return type(r) == "string" and require("mpic.config").rir(r) or nil end
@@ -170,18 +163,11 @@ local function agent_keys(p)
 end
 
 local function sig_failure(check_type, fmt, ...)
-  return {
-    passed = false,
-    completed = false,
-    check_type = check_type,
-    details = {},
-    errors = {
-      {
-        error_type = "mpic_error:coordinator:signature",
-        error_message = "The perspective's signature does not hold: " .. string_format(fmt, ...),
-      },
-    },
-  }
+  return error_types.failure(
+    "mpic_error:coordinator:signature",
+    "The perspective's signature does not hold: " .. string_format(fmt, ...),
+    check_type
+  )
 end
 
 -- With the agent's public keys configured, the answer must carry a
