@@ -636,6 +636,38 @@ static struct audit_req *req_new(struct audit_writer *w, const char *line, size_
     return r;
 }
 
+/* Read under mu: whether batches are sealed, whether a key is set. */
+static int is_sealed(struct audit_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int seal = w->seal_ms >= 0;
+    pthread_mutex_unlock(&w->mu);
+    return seal;
+}
+
+static int has_key(struct audit_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int has = w->key != NULL;
+    pthread_mutex_unlock(&w->mu);
+    return has;
+}
+
+/* The request of writer:append*(line): the line checked (a JSON object with
+ * members, no newline), copied; raises on misuse or out of memory. */
+static struct audit_req *line_req(lua_State *L, struct audit_writer *w)
+{
+    size_t n;
+    const char *line = luaL_checklstring(L, 2, &n);
+    luaL_argcheck(L, !memchr(line, '\n', n), 2, "line must not contain a newline");
+    luaL_argcheck(L, n >= 2 && line[0] == '{' && line[1] == '"', 2,
+                  "line must be a JSON object with members");
+    struct audit_req *r = req_new(w, line, n);
+    if (!r)
+        luaL_error(L, "out of memory");
+    return r;
+}
+
 /* Without fsync there is nothing to group: the loop thread writes the line
  * itself (one write, O_APPEND) and the task does not yield. Used only while
  * the writer has never synced, so the worker never runs at the same time. */
@@ -701,10 +733,7 @@ static int queue_for_writer(struct audit_writer *w, struct audit_req *r)
 
 static int enqueue(lua_State *L, struct audit_writer *w, struct mpic_task *t, struct audit_req *r)
 {
-    pthread_mutex_lock(&w->mu);
-    int seal = w->seal_ms >= 0;
-    pthread_mutex_unlock(&w->mu);
-    if (!w->started && !w->fsync && !seal)
+    if (!w->started && !w->fsync && !is_sealed(w))
         return append_direct(L, w, r);
     if (!w->started) {
         int rc = start_worker(w);
@@ -729,10 +758,7 @@ static int enqueue(lua_State *L, struct audit_writer *w, struct mpic_task *t, st
  * goes through the worker's queue, so that the chain keeps one writer. */
 static int append_blocking(lua_State *L, struct audit_writer *w, struct audit_req *r)
 {
-    pthread_mutex_lock(&w->mu);
-    int seal = w->seal_ms >= 0;
-    pthread_mutex_unlock(&w->mu);
-    if (!w->started && seal) {
+    if (!w->started && is_sealed(w)) {
         int rc = start_worker(w);
         if (rc < 0) {
             free(r);
@@ -773,24 +799,13 @@ static int append_blocking(lua_State *L, struct audit_writer *w, struct audit_re
 static int l_append_blocking(lua_State *L)
 {
     struct audit_writer *w = *(struct audit_writer **)luaL_checkudata(L, 1, WRITER_MT);
-    size_t n;
-    const char *line = luaL_checklstring(L, 2, &n);
-    luaL_argcheck(L, !memchr(line, '\n', n), 2, "line must not contain a newline");
-    luaL_argcheck(L, n >= 2 && line[0] == '{' && line[1] == '"', 2,
-                  "line must be a JSON object with members");
-    struct audit_req *r = req_new(w, line, n);
-    if (!r)
-        return luaL_error(L, "out of memory");
-    return append_blocking(L, w, r);
+    return append_blocking(L, w, line_req(L, w));
 }
 
 static int l_checkpoint_blocking(lua_State *L)
 {
     struct audit_writer *w = *(struct audit_writer **)luaL_checkudata(L, 1, WRITER_MT);
-    pthread_mutex_lock(&w->mu);
-    int has = w->key != NULL;
-    pthread_mutex_unlock(&w->mu);
-    if (!has)
+    if (!has_key(w))
         return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "checkpoint %s: no signing key",
                               w->path);
     struct audit_req *r = req_new(w, NULL, 0);
@@ -803,26 +818,15 @@ static int l_checkpoint_blocking(lua_State *L)
 static int l_append(lua_State *L)
 {
     struct audit_writer *w = *(struct audit_writer **)luaL_checkudata(L, 1, WRITER_MT);
-    size_t n;
-    const char *line = luaL_checklstring(L, 2, &n);
-    luaL_argcheck(L, !memchr(line, '\n', n), 2, "line must not contain a newline");
-    luaL_argcheck(L, n >= 2 && line[0] == '{' && line[1] == '"', 2,
-                  "line must be a JSON object with members");
     struct mpic_task *t = mpic_task_current(L); /* raises outside a task */
-    struct audit_req *r = req_new(w, line, n);
-    if (!r)
-        return luaL_error(L, "out of memory");
-    return enqueue(L, w, t, r);
+    return enqueue(L, w, t, line_req(L, w));
 }
 
 /* writer:checkpoint() -> true | nil, "internal", detail */
 static int l_checkpoint(lua_State *L)
 {
     struct audit_writer *w = *(struct audit_writer **)luaL_checkudata(L, 1, WRITER_MT);
-    pthread_mutex_lock(&w->mu);
-    int has = w->key != NULL;
-    pthread_mutex_unlock(&w->mu);
-    if (!has)
+    if (!has_key(w))
         return mpic_push_fail(L, mpic_err_name(MPIC_E_INTERNAL), "checkpoint %s: no signing key",
                               w->path);
     struct mpic_task *t = mpic_task_current(L); /* raises outside a task */
