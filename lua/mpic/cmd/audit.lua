@@ -410,22 +410,30 @@ local function report(sum, keys)
   end
 end
 
-function M.verify(args)
+-- The options, files and keys of `mpic audit VERB`, or nil after writing
+-- the problem to stderr.
+local function command_line(verb, args, spec)
   local cli = require "mpic.cmd.cli"
-  local opts, files = cli.parse_opts(args, { config = "value", key = "list", open = "flag" }, 3)
+  local opts, files = cli.parse_opts(args, spec, 3)
   if not opts then
-    io_stderr:write("mpic audit verify: ", files, "\n", USAGE, "\n")
-    return 2
+    io_stderr:write("mpic audit ", verb, ": ", files, "\n", USAGE, "\n")
+    return nil
   end
   if #files == 0 then
     io_stderr:write(USAGE, "\n")
-    return 2
+    return nil
   end
   local keys, kerr = load_keys(opts)
   if not keys then
-    io_stderr:write("mpic audit verify: ", tostring(kerr), "\n")
-    return 2
+    io_stderr:write("mpic audit ", verb, ": ", tostring(kerr), "\n")
+    return nil
   end
+  return opts, files, keys
+end
+
+function M.verify(args)
+  local opts, files, keys = command_line("verify", args, { config = "value", key = "list", open = "flag" })
+  if not opts then return 2 end
   local sum = walk(files, keys, opts)
   report(sum, keys)
   if #sum.failures > 0 then
@@ -530,25 +538,12 @@ local function judge(orch, pol, keys, doc, att)
 end
 
 function M.replay(args)
-  local cli = require "mpic.cmd.cli"
-  local opts, files = cli.parse_opts(
+  local opts, files, keys = command_line(
+    "replay",
     args,
-    { config = "value", key = "list", trace = "value", ["policy-store"] = "value", open = "flag" },
-    3
+    { config = "value", key = "list", trace = "value", ["policy-store"] = "value", open = "flag" }
   )
-  if not opts then
-    io_stderr:write("mpic audit replay: ", files, "\n", USAGE, "\n")
-    return 2
-  end
-  if #files == 0 then
-    io_stderr:write(USAGE, "\n")
-    return 2
-  end
-  local keys, kerr = load_keys(opts)
-  if not keys then
-    io_stderr:write("mpic audit replay: ", tostring(kerr), "\n")
-    return 2
-  end
+  if not opts then return 2 end
   local store = opts["policy-store"] or (keys.cfg and keys.cfg.audit.policy_store) or (files[1] .. ".policies")
   local orch = require "mpic.orchestrator"
   local policy_mod = require "mpic.policy"
