@@ -22,7 +22,10 @@
 # for SECONDS (default 60, env MPIC_SOAK_SECONDS) and checks every verdict
 # against those, no 5xx, /healthz and the health metrics green, bounded
 # memory; then stops a resolver, kills an agent, stops the shared resolver,
-# and checks that health, selection, 503 and recovery follow.
+# and checks that health, selection, 503 and recovery follow. Evidence is on:
+# the agents sign every answer, the coordinators check those signatures and
+# seal their audit logs, and at the end `mpic audit verify` must accept both
+# logs whole (the CLI validations write logs of their own: one writer per file).
 set -u
 mpic=${1:?usage: test_soak.sh MPIC_BINARY [SECONDS]}
 secs=${2:-${MPIC_SOAK_SECONDS:-60}}
@@ -140,14 +143,24 @@ for s in $SITES; do
     specs+=("agent-$id:IP:$NET.$n")
 done
 bash "$here/service/mkcerts.sh" "$C" "${specs[@]}" >/dev/null || die "agent certificates"
-header() { # AUDIT
+K=$work/keys
+mkdir -p "$K" || exit 1
+ed25519() { # NAME: $K/NAME.pem and its public half $K/NAME.pub
+    openssl genpkey -algorithm ed25519 -out "$K/$1.pem" 2>/dev/null &&
+        openssl pkey -in "$K/$1.pem" -pubout -out "$K/$1.pub" 2>/dev/null
+}
+ed25519 coordinator || die "coordinator key"
+for s in $SITES; do
+    ed25519 "agent-${s%%:*}" || die "agent key"
+done
+header() { # AUDIT [SIGNING_KEY]
     echo "issuer: {caa_domains: [ca.example], account_uri_prefixes: [\"https://ca.example/acme/acct/\"]}"
     echo "policy: $root/policies/br.lua"
     echo "selection_secret: soak-lab"
     echo "defaults: {perspective_count: 5, max_attempts: 1, timeout_ms: 4000, dns_timeout_ms: 500, dns_tries: 2}"
     echo "network: {allow_reserved_ips: true, http_port: $HTTP_PORT, tls_port: $TLS_PORT}"
     echo "health: {interval_s: 1, timeout_ms: 1000, failures: 2, canary_dns: {name: canary.soak.test, type: A}}"
-    echo "audit: {path: $1, fsync: false}"
+    echo "audit: {path: $1, fsync: false${2:+, signing_key: $2}}"
     echo "perspectives:"
 }
 local_entries() {
@@ -159,20 +172,25 @@ local_entries() {
         echo "  - {id: $id, rir: $rir, location: {lat: $lat, lon: $lon}, resolvers: [\"$resolver:$DNS_PORT\"]}"
     done
 }
-{ header "$work/local-audit.jsonl"; local_entries; } >"$work/local.yaml"
-{ header "$work/agents-audit.jsonl"; local_entries; } >"$work/agents.yaml"
-{
-    header "$work/remote-audit.jsonl"
+remote_entries() {
+    local s id rir lat lon n
     for s in $SITES; do
         IFS=: read -r id rir lat lon n <<<"$s"
-        echo "  - {id: $id, rir: $rir, location: {lat: $lat, lon: $lon}, agent: {url: \"https://$NET.$n:160$n\", ca: $C/ca.pem, cert: $C/coordinator.pem, key: $C/coordinator.key}}"
+        echo "  - {id: $id, rir: $rir, location: {lat: $lat, lon: $lon}, agent: {url: \"https://$NET.$n:160$n\", ca: $C/ca.pem, cert: $C/coordinator.pem, key: $C/coordinator.key, public_keys: [$K/agent-$id.pub]}}"
     done
-} >"$work/remote.yaml"
+}
+{ header "$work/local-audit.jsonl" "$K/coordinator.pem"; local_entries; } >"$work/local.yaml"
+{ header "$work/remote-audit.jsonl" "$K/coordinator.pem"; remote_entries; } >"$work/remote.yaml"
+# the same for `mpic validate`, with logs of their own
+{ header "$work/cli-local-audit.jsonl" "$K/coordinator.pem"; local_entries; } >"$work/local-cli.yaml"
+{ header "$work/cli-remote-audit.jsonl" "$K/coordinator.pem"; remote_entries; } >"$work/remote-cli.yaml"
+{ header "$work/agents-audit.jsonl"; local_entries; } >"$work/agents.yaml"
 
 for s in $SITES; do
     IFS=: read -r id _ _ _ n <<<"$s"
     start "agent-$id" "$mpic" agent --config "$work/agents.yaml" --listen "$NET.$n:160$n" --perspective "$id" \
-        --tls-cert "$C/agent-$id.pem" --tls-key "$C/agent-$id.key" --client-ca "$C/ca.pem" --workers 1
+        --tls-cert "$C/agent-$id.pem" --tls-key "$C/agent-$id.key" --client-ca "$C/ca.pem" --workers 1 \
+        --signing-key "$K/agent-$id.pem"
 done
 # one process each: the soak measures each service's memory by its PID
 start serve-local "$mpic" serve --config "$work/local.yaml" --listen "$NET.50:16050" --workers 1
@@ -194,7 +212,8 @@ SOAK_RELAY_PID=$(cat "$work/relay.pid")
 SOAK_UNBOUND_PID=$(cat "$work/unbound/unbound.pid")
 SOAK_AGENT_SYD_PID=$(cat "$work/agent-syd.pid")
 export SOAK_RESTART_SYD="$mpic agent --config $work/agents.yaml --listen $NET.35:16035 --perspective syd \
---tls-cert $C/agent-syd.pem --tls-key $C/agent-syd.key --client-ca $C/ca.pem --workers 1"
+--tls-cert $C/agent-syd.pem --tls-key $C/agent-syd.key --client-ca $C/ca.pem --workers 1 \
+--signing-key $K/agent-syd.pem"
 timeout $((secs + 240)) python3 "$here/soak/soak.py"
 status=$?
 if [ $status -ne 0 ]; then

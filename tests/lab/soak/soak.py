@@ -33,7 +33,9 @@ WORK, MPIC, SECONDS = E["SOAK_WORK"], E["SOAK_MPIC"], float(E["SOAK_SECONDS"])
 HASH, TOKEN, KA = E["SOAK_HASH"], E["SOAK_TOKEN"], E["SOAK_KA"]
 SERVERS = {"local": E["SOAK_LOCAL"], "remote": E["SOAK_REMOTE"]}
 PIDS = {"local": int(E["SOAK_LOCAL_PID"]), "remote": int(E["SOAK_REMOTE_PID"])}
-CONFIG = {"local": WORK + "/local.yaml", "remote": WORK + "/remote.yaml"}
+# the coordinators' configurations, and the same for `mpic validate` (other audit logs)
+SERVE_CONFIG = {"local": WORK + "/local.yaml", "remote": WORK + "/remote.yaml"}
+CONFIG = {"local": WORK + "/local-cli.yaml", "remote": WORK + "/remote-cli.yaml"}
 ASAN = "ASAN_OPTIONS" in E
 
 failures = []
@@ -342,6 +344,16 @@ for w in SERVERS:
     check("all_back_%s_healthy_in_%.1f_s" % (w, secs), v, health(w))
     status, doc, _ = post(SERVERS[w], CASES["dns01-ok"][0])
     check("all_back_%s_validates" % w, status == 200 and doc.get("is_valid") is True, (status, doc))
+
+# d. the evidence: both logs, still being written, verify whole (the chain,
+# every agent's signature, a seal after every line)
+for w in SERVERS:
+    p = subprocess.run([MPIC, "audit", "verify", "--open", AUDIT[w], "--config", SERVE_CONFIG[w]],
+                       capture_output=True, text=True, timeout=300)
+    m = re.search(r"ok: (\d+) lines, (\d+) checkpoints, (\d+) signed results", p.stdout)
+    print("%s: audit verify: %s" % (w, (p.stdout + p.stderr).strip().splitlines()[-1:]))
+    check("evidence_%s_log_verifies" % w, p.returncode == 0 and m and int(m.group(2)) > 0 and int(m.group(3)) > 0,
+          (p.returncode, p.stdout[-400:], p.stderr[-400:]))
 
 print("%d failed" % len(failures) if failures else "all passed")
 sys.exit(1 if failures else 0)
