@@ -26,6 +26,7 @@ local select_mod = require "mpic.select"
 local quorum = require "mpic.quorum"
 -- the transport to agents, installed by the layer that starts the process
 local remote = require "mpic.remote"
+local evidence = require "mpic.evidence"
 
 local M = {}
 local type, ipairs, pairs, tostring, string_format, os_date, os_time =
@@ -67,7 +68,7 @@ local function build_context(cfg)
   local signer
   if cfg.audit.signing_key then
     local serr
-    signer, serr = require("mpic.evidence").load_private(cfg.audit.signing_key)
+    signer, serr = evidence.load_private(cfg.audit.signing_key)
     if not signer then return nil, serr end
   end
   -- every policy run is kept by its hash, so that `mpic audit replay` can
@@ -435,7 +436,7 @@ function M.local_statement(ctx, s)
   local r = s.result
   if r.signature or perspectives.get(s.id, ctx.persp).agent then return end
   r.timestamp_ns = r.timestamp_ns or util.time_ns()
-  r.statement = require("mpic.evidence").local_observation(r, r.timestamp_ns)
+  r.statement = evidence.local_observation(r, r.timestamp_ns)
 end
 
 local function check_response(req, r)
