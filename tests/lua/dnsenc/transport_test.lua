@@ -7,13 +7,7 @@ local T = require "mpic.testing"
 local dns = require "mpic.core.dns"
 local mpic = require "mpic"
 local case, eq, ok = T.case, T.eq, T.ok
-local getenv = os.getenv
-
-local function env(var)
-  local v = getenv(var)
-  if not v then error(var .. " is not set: run tests/lab/test_dnsenc.sh MPIC_BINARY", 2) end
-  return v
-end
+local env = require("dnsenc_lab").env
 
 local function resolver(servers, extra)
   local list = {}

@@ -5,7 +5,6 @@ local T = require "mpic.testing"
 local util = require "mpic.core.util"
 local sign = require "mpic.core.sign"
 local evidence = require "mpic.evidence"
-local audit_cmd = require "mpic.cmd.audit"
 local case, eq, ok, contains = T.case, T.eq, T.ok, T.contains
 
 local DATE = "2026-12-16"
@@ -31,20 +30,7 @@ end
 
 local function write_lines(path, lines) write(path, table.concat(lines, "\n") .. (#lines > 0 and "\n" or "")) end
 
--- Run `mpic audit SUB args...`; returns status, output.
-local function audit(...)
-  local out = {}
-  local saved = audit_cmd.write
-  audit_cmd.write = function(...)
-    for _, s in ipairs({ ... }) do
-      out[#out + 1] = s
-    end
-  end
-  local okc, status = pcall(audit_cmd.main, { "audit", ... })
-  audit_cmd.write = saved
-  if not okc then error(status, 0) end
-  return status, table.concat(out)
-end
+local audit = require "audit_run"
 
 -- canonical encoding ---------------------------------------------------------
 

@@ -4,25 +4,12 @@
 local T = require "mpic.testing"
 local util = require "mpic.core.util"
 local sign = require "mpic.core.sign"
-local audit_cmd = require "mpic.cmd.audit"
 local workers = require "mpic.service.workers"
 local case, eq, contains = T.case, T.eq, T.contains
 
 local tmpdir = T.tmpdir
 
-local function audit(...)
-  local out = {}
-  local saved = audit_cmd.write
-  audit_cmd.write = function(...)
-    for _, s in ipairs({ ... }) do
-      out[#out + 1] = s
-    end
-  end
-  local okc, status = pcall(audit_cmd.main, { "audit", ... })
-  audit_cmd.write = saved
-  if not okc then error(status, 0) end
-  return status, table.concat(out)
-end
+local audit = require "audit_run"
 
 -- Two writers' chains, as two workers write them; checkpoint_first: whether
 -- worker 0's file ends with a checkpoint.
