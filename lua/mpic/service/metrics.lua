@@ -19,13 +19,14 @@ local BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 }
 
 local families = {}
 local order = {}
+M.families = families -- by name (tests)
 
 -- the shared registry of workers: {dir, name, path, dirty}
 local share
 M.FLUSH_MS = 50
 
 local function family(name, kind, help)
-  local f = { name = name, kind = kind, help = help, series = {}, sum = kind ~= "gauge" }
+  local f = { name = name, kind = kind, help = help, series = {}, sum = kind ~= "gauge", memo = {}, memo_n = 0 }
   families[name] = f
   order[#order + 1] = name
   return f
@@ -48,7 +49,17 @@ local function key_of(labels)
   return table_concat(parts, ",")
 end
 
-local function series(f, labels)
+-- The series of a label set is found through f.memo, a tree walked by the
+-- labels' names and values in the order pairs() gives them (one call site
+-- builds its labels the same way each time), so the canonical key is built
+-- once per series and order, not on every update. A hit counts only while
+-- the series is still registered (the health family replaces its series);
+-- the tree is dropped when it holds MEMO_MAX series (varying label values).
+local MEMO_MAX, LEAF = 1024, {}
+
+-- the series of labels by its canonical key (created when new), then
+-- remembered at memo node `node` (nil: not remembered)
+local function series_of(f, labels, node)
   local k = key_of(labels)
   local s = f.series[k]
   if not s then
@@ -61,7 +72,36 @@ local function series(f, labels)
     end
     f.series[k] = s
   end
+  if not node then return s end
+  f.memo_n = f.memo_n + 1
+  if f.memo_n > MEMO_MAX then -- starts afresh; this series is found again next time
+    f.memo, f.memo_n = {}, 0
+  else
+    node[LEAF] = s
+  end
   return s
+end
+
+local function series(f, labels)
+  local node = f.memo
+  if labels then
+    for k, v in pairs(labels) do
+      if type(v) ~= "string" then return series_of(f, labels, nil) end -- only text values are remembered
+      local a = node[k]
+      if not a then
+        a = {}
+        node[k] = a
+      end
+      node = a[v]
+      if not node then
+        node = {}
+        a[v] = node
+      end
+    end
+  end
+  local s = node[LEAF]
+  if s and f.series[s.key] == s then return s end
+  return series_of(f, labels, node)
 end
 
 local validations = family(
@@ -393,7 +433,7 @@ end
 --- Forget everything (tests).
 function M.reset()
   for _, f in pairs(families) do
-    f.series = {}
+    f.series, f.memo, f.memo_n = {}, {}, 0
   end
   health_keys = {}
 end
