@@ -179,7 +179,8 @@ local function check_signature(p, check_type, doc, result, sent)
   if not keys then return result end -- no key configured: unsigned (audit verify says so)
   local ev = require "mpic.evidence"
   if is_null(doc.signature) then return sig_failure(check_type, "the answer carries no signature") end
-  if not sent then return sig_failure(check_type, "no request to bind the signature to") end
+  if type(sent) == "string" then sent = util.json_decode(sent) end -- decoded only when a key needs it
+  if type(sent) ~= "table" then return sig_failure(check_type, "no request to bind the signature to") end
   local t = doc.timestamp_ns
   if math_type(t) ~= "integer" then return sig_failure(check_type, "the answer carries no timestamp_ns") end
   local skew = t - util.time_ns()
@@ -201,7 +202,8 @@ end
 
 --- Turn an agent's answer into a check result, or a failure (anything
 --- outside the check_response schema and ANSWER_LIMITS is one). sent: the
---- checker body sent (decoded), which a signature must be bound to.
+--- checker body sent (decoded, or its JSON text), which a signature must be
+--- bound to.
 function M.parse(p, check_type, res, sent)
   local doc = util.json_decode(res.body or "")
   if type(doc) ~= "table" or is_array(doc) then
@@ -250,7 +252,7 @@ function M.check(p, req, deadline_ms)
     return f
   end
   require("mpic.service.metrics").agent_request(p.id, res.reused)
-  return M.parse(p, ct, res, util.json_decode(body))
+  return M.parse(p, ct, res, body)
 end
 
 --- healthy(p, timeout_ms) -> true | false, reason
