@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_service.sh MPIC_BINARY [--bench TOTAL CONCURRENCY | --load TOTAL CONCURRENCY | --kill9]:
+# test_service.sh MPIC_BINARY [--bench|--agent-bench|--profile TOTAL CONCURRENCY | --load TOTAL CONCURRENCY | --kill9]:
 # the service lab.
 # Starts on loopback (127.0.30.0/24):
 #   knot  127.0.30.1:15400  svc.test, the owner's view
@@ -19,6 +19,14 @@
 # audit line, no torn line). The coordinator runs as MPIC_SVC_WORKERS
 # workers (default 1: the tests read its single audit file and metrics),
 # agents as MPIC_SVC_AGENT_WORKERS (default 1).
+# With --profile TOTAL CONCURRENCY, MPIC_SVC_WRAP_COORDINATOR and
+# MPIC_SVC_WRAP_AGENT (command prefixes, e.g. "valgrind --tool=callgrind
+# --callgrind-out-file=DIR/coordinator.%p") run the coordinator and the pdx
+# agent under callgrind: a warm-up of 30 validations, the counters zeroed,
+# TOTAL validations through bench.lua, the counters dumped (per validation =
+# the dump / TOTAL; with MPIC_SVC_PROFILE_AGENT=1 the checks are posted to pdx
+# directly by service/agent_bench.lua, as --agent-bench TOTAL CONCURRENCY does
+# unprofiled). Health checks every MPIC_SVC_HEALTH_INTERVAL s (default 1).
 set -u
 mpic=${1:?usage: test_service.sh MPIC_BINARY [--bench TOTAL CONCURRENCY]}
 mode=${2:-test}
@@ -124,7 +132,9 @@ header() { # header POLICY TIMEOUT AUDIT
 
 for a in $AGENTS; do
     IFS=: read -r id _ _ _ n <<<"$a"
-    start "agent-$id" "$mpic" agent --config "$work/agents.yaml" --listen "127.0.30.$n:154$n" --perspective "$id" \
+    wrap=""
+    [ "$id" = pdx ] && wrap=${MPIC_SVC_WRAP_AGENT:-}
+    start "agent-$id" $wrap "$mpic" agent --config "$work/agents.yaml" --listen "127.0.30.$n:154$n" --perspective "$id" \
         --tls-cert "$C/agent-$id.pem" --tls-key "$C/agent-$id.key" --client-ca "$C/ca.pem" \
         --max-inflight "${MPIC_SVC_MAX_INFLIGHT:-1000}" --workers "${MPIC_SVC_AGENT_WORKERS:-1}"
 done
@@ -134,11 +144,12 @@ start silent-agent "$mpic" run "$here/service/silent.lua" 127.0.30.18 15418 "$C/
 start silent-web "$mpic" run "$here/service/silent.lua" 127.0.30.50 15450
 export MPIC_API_TOKEN=lab-token-3f9c
 # (with workers, the master's runtime directory in $work: a kill -9 leaves it behind)
-start coordinator env RUNTIME_DIRECTORY="$work" "$mpic" serve --config "$work/coordinator.yaml" --listen 127.0.30.10:15410 \
-    --tls-cert "$C/serve.pem" --tls-key "$C/serve.key" --health-interval 1 \
+start coordinator env RUNTIME_DIRECTORY="$work" ${MPIC_SVC_WRAP_COORDINATOR:-} "$mpic" serve --config "$work/coordinator.yaml" --listen 127.0.30.10:15410 \
+    --tls-cert "$C/serve.pem" --tls-key "$C/serve.key" --health-interval "${MPIC_SVC_HEALTH_INTERVAL:-1}" \
     --max-inflight "${MPIC_SVC_MAX_INFLIGHT:-1000}" --workers "${MPIC_SVC_WORKERS:-1}"
 unset MPIC_API_TOKEN
 
+[ -n "${MPIC_SVC_WRAP_COORDINATOR:-}${MPIC_SVC_WRAP_AGENT:-}" ] && sleep 15 # valgrind starts slowly
 for a in $AGENTS; do
     IFS=: read -r _ _ _ _ n <<<"$a"
     wait_port "127.0.30.$n" "154$n" || die "agent on 127.0.30.$n did not start: $(cat "$work"/agent-*.log)"
@@ -165,6 +176,17 @@ export MPIC_SVC_RESTART_MEX="$mpic agent --config $work/agents.yaml --listen 127
 cd "$root" || exit 1
 case "$mode" in
 --bench) "$mpic" run "$here/service/bench.lua" "${3:-2000}" "${4:-50}"; exit $? ;;
+--agent-bench) "$mpic" run "$here/service/agent_bench.lua" "${3:-2000}" "${4:-8}"; exit $? ;;
+--profile)
+    driver=$here/service/bench.lua
+    [ -n "${MPIC_SVC_PROFILE_AGENT:-}" ] && driver=$here/service/agent_bench.lua
+    "$mpic" run "$driver" 30 "${4:-50}" >/dev/null || exit 1
+    profiled=("$(cat "$work/coordinator.pid")" "$(cat "$work/agent-pdx.pid")")
+    for p in "${profiled[@]}"; do callgrind_control -z "$p" >/dev/null 2>&1; done
+    "$mpic" run "$driver" "${3:-300}" "${4:-50}" || exit 1
+    for p in "${profiled[@]}"; do callgrind_control -d "$p" >/dev/null 2>&1; done
+    exit 0
+    ;;
 --load) "$mpic" run "$here/service/load.lua" "${3:-10000}" "${4:-10000}"; exit $? ;;
 --kill9) "$mpic" run "$here/service/kill9.lua"; exit $? ;;
 esac
