@@ -24,7 +24,7 @@ local utf8 = utf8
 
 -- Strict dotted quad: 4 decimal octets, no leading zeros. Returns 4 raw bytes.
 function M.parse_ipv4(s)
-  if type(s) ~= "string" then return nil end
+  if type(s) ~= "string" or not s:find("^[%d.]+$") then return nil end
   local parts = {}
   for p in (s .. "."):gmatch("([^.]*)%.") do
     parts[#parts + 1] = p
@@ -171,16 +171,16 @@ local util = require "mpic.core.util"
 
 local function label_ok_ldh(l)
   if #l < 1 or #l > 63 then return false, "label length must be 1..63 octets" end
-  if not l:match("^[a-z0-9-]+$") then return false, "label contains a disallowed character" end
-  if l:sub(1, 1) == "-" or l:sub(-1) == "-" then return false, "label starts or ends with a hyphen" end
+  if not l:find("^[a-z0-9-]+$") then return false, "label contains a disallowed character" end
+  if l:byte(1) == 45 or l:byte(-1) == 45 then return false, "label starts or ends with a hyphen" end
   return true
 end
 
 -- Convert one label (UTF-8) to its A-label form; validates xn-- labels.
 local function to_alabel(label)
-  if label:match("^[%w%-]*$") then
+  if label:find("^[%w%-]*$") then
     local l = label:lower()
-    if l:sub(3, 4) == "--" then
+    if l:byte(3) == 45 and l:byte(4) == 45 then
       if l:sub(1, 4) ~= "xn--" then return nil, "label has hyphens in the third and fourth positions" end
       local ok, why = util.idna_check_alabel(l)
       if not ok then return nil, "invalid A-label " .. l .. ": " .. tostring(why) end
@@ -195,10 +195,29 @@ end
 
 -- Lower case, one trailing dot dropped, U-labels to A-labels, label rules
 -- and the 253-octet limit. Returns the name and its label count, or nil, message.
+local LONG_LABEL = string.rep("[^.]", 64)
+-- A name already in its A-label form, lower case, whose labels need no
+-- further look: LDH only, no "--" anywhere (so no A-label to check), no
+-- hyphen at a label's edge, no empty or over-long label.
+local function plain_ldh(name)
+  return not name:find("[^a-z0-9.-]")
+    and not name:find("--", 1, true)
+    and not name:find("^%-")
+    and not name:find("%-$")
+    and not name:find("%.%-")
+    and not name:find("%-%.")
+    and name:byte(-1) ~= 46
+    and not name:find(LONG_LABEL)
+end
+
 local function alabel_name(name)
   if type(name) ~= "string" or name == "" then return nil, "empty name" end
   if name:sub(-1) == "." then name = name:sub(1, -2) end
   if name == "" or name:find("..", 1, true) or name:sub(1, 1) == "." then return nil, "empty label" end
+  if #name <= 253 and plain_ldh(name) then
+    local _, dots = name:gsub("%.", "")
+    return name, dots + 1
+  end
   local labels = {}
   for l in (name .. "."):gmatch("([^.]*)%.") do
     local a, err = to_alabel(l)

@@ -151,3 +151,47 @@ case("adn_ip_rejected_for_dns_only_methods", function()
   ok(adn("dns-persistent", "192.0.2.1"))
   ok(adn("reverse-address-lookup", "192.0.2.1"))
 end)
+
+-- Every LDH-looking name, by an oracle written from the rules (§2.1): lower
+-- case, labels of 1..63 octets of [a-z0-9-] without a hyphen at either edge,
+-- "--" in positions 3-4 only for a valid xn-- label, at least two labels,
+-- at most 253 octets, a top label that is not all digits. normalise must
+-- accept exactly those (whichever of its paths a name takes).
+local function oracle(s)
+  local n = s:lower()
+  if n:sub(-1) == "." then n = n:sub(1, -2) end
+  if n == "" or #n > 253 then return nil end
+  local labels = {}
+  for l in (n .. "."):gmatch("([^.]*)%.") do
+    if #l < 1 or #l > 63 or l:find("[^a-z0-9-]") or l:sub(1, 1) == "-" or l:sub(-1) == "-" then return nil end
+    if l:sub(3, 4) == "--" then return false end -- an A-label candidate: left to idn2, not judged here
+    labels[#labels + 1] = l
+  end
+  if #labels < 2 or labels[#labels]:find("^%d+$") then return nil end
+  return n
+end
+case("target_ldh_names_match_the_rules", function()
+  local alphabet = { "a", "b", "z", "0", "9", "-", ".", "A", "Q", "x", "n", "-", "." }
+  local seed = 12345
+  local function rnd(k)
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    return seed % k + 1
+  end
+  local checked, accepted = 0, 0
+  for _ = 1, 20000 do
+    local parts = {}
+    for i = 1, rnd(14) do
+      parts[i] = alphabet[rnd(#alphabet)]
+    end
+    if rnd(9) == 1 then parts[#parts + 1] = string.rep("a", 60 + rnd(6)) .. ".com" end
+    local s = table.concat(parts)
+    local want = oracle(s)
+    if want ~= false then
+      local t = target.normalise(s, LAB)
+      eq(t and t.value, want, s)
+      checked = checked + 1
+      if want then accepted = accepted + 1 end
+    end
+  end
+  ok(checked > 15000 and accepted > 1000, string.format("names checked: %d, accepted: %d", checked, accepted))
+end)
