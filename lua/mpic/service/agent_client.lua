@@ -243,8 +243,9 @@ function M.check(p, req, deadline_ms)
   if p.agent.timeout_ms and p.agent.timeout_ms < timeout then timeout = p.agent.timeout_ms end
   if timeout < 1 then timeout = 1 end
   local url = url_for(p, "/" .. ct)
-  local ok, res, kind, detail =
-    pcall(mpic.with_timeout, timeout + 250, http.request, url, request_opts(p, timeout, body))
+  -- bounded by the request's own timeout (the whole transfer, connection
+  -- included), so it runs in the caller's task: no child task per request
+  local ok, res, kind, detail = pcall(http.request, url, request_opts(p, timeout, body))
   if not ok then return failure(ct, "%s", tostring(res)) end
   if not res then
     local f = failure(ct, "%s: %s", tostring(kind), tostring(detail))
