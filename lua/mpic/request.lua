@@ -44,7 +44,8 @@ local ORCH_FIELDS = {
   cohort_for_single_attempt = true,
 }
 
-local function is_null(v) return v == nil or v == require("mpic.core.util").null end
+local NULL = require("mpic.core.util").null
+local function is_null(v) return v == nil or v == NULL end
 
 local function issue(list, kind, fmt, ...) list[#list + 1] = { issue_type = kind, message = string_format(fmt, ...) } end
 
@@ -70,6 +71,11 @@ local function keys_upto(t, max)
   return out
 end
 
+local function by_text(a, b)
+  if type(a) == "string" and type(b) == "string" then return a < b end
+  return tostring(a) < tostring(b)
+end
+
 --[[ check_params(ch, params, registry) -> plain, issues.
 The parameters of a check against ch's declared schema (ch.params) and
 LIMITS: unknown keys, too many keys and over-long or over-deep values are
@@ -86,7 +92,7 @@ function M.check_params(ch, params, registry)
     issue(issues, "invalid-parameters", "%s has more than %d keys", what, LIMITS.param_keys)
     return plain, issues
   end
-  table_sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  if #keys > 1 then table_sort(keys, by_text) end
   local unknown, total = {}, 0
   for _, k in ipairs(keys) do
     local v = params[k]
@@ -94,6 +100,9 @@ function M.check_params(ch, params, registry)
       if type(v) ~= "string" then unknown[#unknown + 1] = tostring(k) end
     elseif type(k) ~= "string" or not ch.params[k] then
       unknown[#unknown + 1] = tostring(k)
+    elseif type(v) == "string" and #v <= LIMITS.param.string then -- the common case, as bounds.check would
+      total = total + #v
+      plain[k] = v
     elseif not is_null(v) then
       local good, why, text = bounds.check(v, LIMITS.param, "parameter " .. k)
       if not good then
