@@ -797,10 +797,65 @@ local function make_wrapper(k, v)
   end
 end
 
--- The probe view, built in C (mpic.core.sandbox.view): a new table per check.
+-- Probes that do not change once made (mpic.perspectives marks the probes of
+-- configured perspectives): their view is built once and shared.
+M.STABLE_PROBES = setmetatable({}, { __mode = "k" })
+local STABLE_PROBES = M.STABLE_PROBES
+
+-- The probe view, built in C (mpic.core.sandbox.view): the wrappers of the
+-- probe's functions and copies of its data.
 local sandbox_view = sandbox.view
-local function sandbox_probe(probe)
+local function build_view(probe)
   return sandbox_view(probe, WRAPPERS, make_wrapper, M.MAX_COPY_ITEMS, M.MAX_COPY_DEPTH, NULL, ARRAY_MT)
+end
+
+--[[ The metatable of a stable probe's per-check tables. A check gets an
+empty table of its own that reads through the shared view: functions and
+scalars as they are, a table-valued field (probe.config) as the check's own
+copy, made on first read and kept in the check's table. What a check writes
+stays in its own table; the shared view is not reachable from it
+(__metatable), and pairs() lists the view's fields and the check's own. ]]
+local VIEW_MT = setmetatable({}, { __mode = "k" }) -- stable probe -> metatable
+local function view_mt(probe)
+  local mt = VIEW_MT[probe]
+  if mt then return mt end
+  local base = build_view(probe)
+  local function index(t, k)
+    local v = base[k]
+    if type(v) == "table" and v ~= NULL then
+      v = copy_data(v, "probe." .. tostring(k))
+      rawset(t, k, v)
+    end
+    return v
+  end
+  local function pairs_of(t)
+    local keys = {}
+    for k in next, base do
+      keys[#keys + 1] = k
+    end
+    for k in next, t do
+      if base[k] == nil then keys[#keys + 1] = k end
+    end
+    local i = 0
+    return function()
+      i = i + 1
+      local k = keys[i]
+      if k == nil then return nil end
+      return k, t[k]
+    end,
+      t,
+      nil
+  end
+  mt = { __index = index, __pairs = pairs_of, __metatable = false }
+  VIEW_MT[probe] = mt
+  return mt
+end
+
+-- The probe a check sees: a fresh view for every check (a stable probe's
+-- view is shared, behind a table of the check's own).
+local function sandbox_probe(probe)
+  if STABLE_PROBES[probe] then return setmetatable({}, view_mt(probe)) end
+  return build_view(probe)
 end
 
 local function script_failure(ch, prefix, message)

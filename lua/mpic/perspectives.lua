@@ -320,6 +320,8 @@ local function make_probe(p, cfg)
     allow_reserved = allow_reserved,
     legacy_caa_critical_bit = cfg.defaults.legacy_caa_critical_bit,
   }
+  -- made once and never changed: checks share its view (mpic.challenges)
+  require("mpic.challenges").STABLE_PROBES[probe] = true
   return probe
 end
 

@@ -165,6 +165,42 @@ case("each_check_gets_a_fresh_probe_view", function()
   eq(challenges.run(good, TGT, {}, probe).passed, false)
 end)
 
+case("a_stable_probe_is_shared_behind_a_table_of_each_checks_own", function()
+  -- a configured perspective's probe (marked stable) is viewed through one
+  -- shared view; what a check writes, or changes in its copy of
+  -- probe.config, stays with that check
+  local bad = load_one(
+    "x-poison-stable",
+    [[
+    probe.lookup = function() return "forged" end
+    table.insert(probe.config.caa_domains, "evil.example")
+    probe.id = "forged"
+    probe.extra = "mine"
+    local ok = getmetatable(probe) == false and probe.extra == "mine" and probe.lookup() == "forged"
+    return {passed = ok, completed = true}]]
+  )
+  local good = load_one(
+    "x-read-stable",
+    [[
+    local seen = {}
+    for k, v in pairs(probe) do seen[#seen + 1] = k .. "=" .. type(v) end
+    table.sort(seen)
+    local c1, c2 = probe.config, probe.config
+    return {passed = probe.lookup() == "real" and #probe.config.caa_domains == 1 and probe.id == "p1"
+              and probe.extra == nil and c1 == c2 and next(probe, nil) ~= nil,
+            completed = true, details = {fields = table.concat(seen, ",")}}]]
+  )
+  local probe = { id = "p1", config = { caa_domains = { "ca.example" } }, lookup = function() return "real" end }
+  challenges.STABLE_PROBES[probe] = true
+  for _ = 1, 2 do
+    eq(challenges.run(bad, TGT, {}, probe).passed, true)
+    local r = challenges.run(good, TGT, {}, probe)
+    eq(r.passed, true)
+    eq(r.details.fields, "config=table,id=string,lookup=function")
+  end
+  eq(probe.config.caa_domains, { "ca.example" })
+end)
+
 case("fresh_probe_results_reach_the_check_without_a_copy", function()
   -- a function marked as returning fresh tables hands them over whole;
   -- any other function's results are copies
