@@ -809,24 +809,20 @@ local function build_view(probe)
   return sandbox_view(probe, WRAPPERS, make_wrapper, M.MAX_COPY_ITEMS, M.MAX_COPY_DEPTH, NULL, ARRAY_MT)
 end
 
---[[ The metatable of a stable probe's per-check tables. A check gets an
-empty table of its own that reads through the shared view: functions and
-scalars as they are, a table-valued field (probe.config) as the check's own
-copy, made on first read and kept in the check's table. What a check writes
-stays in its own table; the shared view is not reachable from it
-(__metatable), and pairs() lists the view's fields and the check's own. ]]
-local VIEW_MT = setmetatable({}, { __mode = "k" }) -- stable probe -> metatable
-local function view_mt(probe)
-  local mt = VIEW_MT[probe]
-  if mt then return mt end
+--[[ A stable probe's shared view, and the names of its table-valued fields.
+A check gets a table of its own holding copies of those fields
+(probe.config), reading everything else (functions, scalars) through the
+shared view (__index). What a check writes stays in its own table; the
+shared view is not reachable from it (__metatable), and pairs() lists the
+view's fields and the check's own. ]]
+local VIEWS = setmetatable({}, { __mode = "k" }) -- stable probe -> {mt, tables}
+local function shared_view(probe)
+  local sv = VIEWS[probe]
+  if sv then return sv end
   local base = build_view(probe)
-  local function index(t, k)
-    local v = base[k]
-    if type(v) == "table" and v ~= NULL then
-      v = copy_data(v, "probe." .. tostring(k))
-      rawset(t, k, v)
-    end
-    return v
+  local tables = {}
+  for k, v in next, base do
+    if type(v) == "table" and v ~= NULL then tables[#tables + 1] = k end
   end
   local function pairs_of(t)
     local keys = {}
@@ -846,15 +842,24 @@ local function view_mt(probe)
       t,
       nil
   end
-  mt = { __index = index, __pairs = pairs_of, __metatable = false }
-  VIEW_MT[probe] = mt
-  return mt
+  sv = { mt = { __index = base, __pairs = pairs_of, __metatable = false }, base = base, tables = tables }
+  VIEWS[probe] = sv
+  return sv
+end
+
+local function own_view(probe)
+  local sv = shared_view(probe)
+  local own = {}
+  for _, k in ipairs(sv.tables) do
+    own[k] = copy_data(sv.base[k], "probe." .. tostring(k))
+  end
+  return setmetatable(own, sv.mt)
 end
 
 -- The probe a check sees: a fresh view for every check (a stable probe's
 -- view is shared, behind a table of the check's own).
 local function sandbox_probe(probe)
-  if STABLE_PROBES[probe] then return setmetatable({}, view_mt(probe)) end
+  if STABLE_PROBES[probe] then return own_view(probe) end
   return build_view(probe)
 end
 
