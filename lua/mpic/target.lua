@@ -193,8 +193,6 @@ local function to_alabel(label)
   return a
 end
 
--- Lower case, one trailing dot dropped, U-labels to A-labels, label rules
--- and the 253-octet limit. Returns the name and its label count, or nil, message.
 local LONG_LABEL = string.rep("[^.]", 64)
 -- A name already in its A-label form, lower case, whose labels need no
 -- further look: LDH only, no "--" anywhere (so no A-label to check), no
@@ -210,6 +208,8 @@ local function plain_ldh(name)
     and not name:find(LONG_LABEL)
 end
 
+-- Lower case, one trailing dot dropped, U-labels to A-labels, label rules
+-- and the 253-octet limit. Returns the name and its label count, or nil, message.
 local function alabel_name(name)
   if type(name) ~= "string" or name == "" then return nil, "empty name" end
   if name:sub(-1) == "." then name = name:sub(1, -2) end
