@@ -16,6 +16,7 @@
 #include "util.h"
 
 #include <lauxlib.h>
+#include <dlfcn.h>
 #include <limits.h>
 #include <lualib.h>
 #include <signal.h>
@@ -68,6 +69,22 @@ static int file_exists(const char *p)
 {
     struct stat st;
     return stat(p, &st) == 0;
+}
+
+/* The allocator whose malloc this process calls: "jemalloc" when the build
+ * links it (MPIC_JEMALLOC), "libc", or the path of whatever else provides it
+ * (a sanitizer's interceptor lives in the executable). */
+static const char *malloc_provider(void)
+{
+    Dl_info info;
+    void *(*m)(size_t) = malloc;
+    if (!dladdr((void *)m, &info) || !info.dli_fname)
+        return "unknown";
+    if (strstr(info.dli_fname, "libjemalloc"))
+        return "jemalloc";
+    if (strstr(info.dli_fname, "libc.so"))
+        return "libc";
+    return info.dli_fname;
 }
 
 /* The mpic root: --lua-path, else the source tree when running from a build
@@ -127,11 +144,19 @@ static int setup_state(lua_State *L, const char *root)
     lua_pop(L, 1);
     /* package.loaded["mpic.paths"] */
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 4);
     lua_pushstring(L, root);
     lua_setfield(L, -2, "root");
     lua_pushstring(L, MPIC_VERSION);
     lua_setfield(L, -2, "version");
+    lua_pushstring(L, malloc_provider());
+    lua_setfield(L, -2, "malloc");
+#ifdef MPIC_WITH_JEMALLOC
+    lua_pushstring(L, "jemalloc");
+#else
+    lua_pushstring(L, "libc");
+#endif
+    lua_setfield(L, -2, "malloc_built");
     lua_setfield(L, -2, "mpic.paths");
     lua_pop(L, 1);
     return 0;
@@ -192,7 +217,7 @@ int main(int argc, char **argv)
             fputs(usage, stdout);
             return 0;
         } else if (strcmp(argv[i], "--version") == 0) {
-            printf("mpic %s\n", MPIC_VERSION);
+            printf("mpic %s (malloc: %s)\n", MPIC_VERSION, malloc_provider());
             return 0;
         } else if (strcmp(argv[i], "--lua-path") == 0 && i + 1 < argc) {
             lua_path = argv[++i];
