@@ -820,9 +820,15 @@ local function shared_view(probe)
   local sv = VIEWS[probe]
   if sv then return sv end
   local base = build_view(probe)
-  local tables = {}
+  -- what __index reads: the view without its tables, so a check that drops
+  -- its own copy (probe.config = nil) finds nothing, not the shared original
+  local tables, plain = {}, {}
   for k, v in next, base do
-    if type(v) == "table" and v ~= NULL then tables[#tables + 1] = k end
+    if type(v) == "table" and v ~= NULL then
+      tables[#tables + 1] = k
+    else
+      plain[k] = v
+    end
   end
   local function pairs_of(t)
     local keys = {}
@@ -842,7 +848,7 @@ local function shared_view(probe)
       t,
       nil
   end
-  sv = { mt = { __index = base, __pairs = pairs_of, __metatable = false }, base = base, tables = tables }
+  sv = { mt = { __index = plain, __pairs = pairs_of, __metatable = false }, base = base, tables = tables }
   VIEWS[probe] = sv
   return sv
 end

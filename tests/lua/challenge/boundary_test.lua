@@ -190,9 +190,19 @@ case("a_stable_probe_is_shared_behind_a_table_of_each_checks_own", function()
               and probe.extra == nil and c1 == c2 and next(probe, nil) ~= nil,
             completed = true, details = {fields = table.concat(seen, ",")}}]]
   )
+  -- dropping its own copy does not uncover the shared one
+  local dropper = load_one(
+    "x-drop-stable",
+    [[
+    probe.config = nil
+    local c = probe.config
+    if c then table.insert(c.caa_domains, "evil.example") end
+    return {passed = c == nil, completed = true}]]
+  )
   local probe = { id = "p1", config = { caa_domains = { "ca.example" } }, lookup = function() return "real" end }
   challenges.STABLE_PROBES[probe] = true
   for _ = 1, 2 do
+    eq(challenges.run(dropper, TGT, {}, probe).passed, true)
     eq(challenges.run(bad, TGT, {}, probe).passed, true)
     local r = challenges.run(good, TGT, {}, probe)
     eq(r.passed, true)
