@@ -23,10 +23,7 @@ OUT=$(cd "$OUT" && pwd)
 . "$root/tests/lab/knot.sh"
 . "$root/tests/lab/nginx.sh"
 . "$here/lab.sh"
-WORK=$(mktemp -d /tmp/mpic-cg-lab.XXXXXX)
-trap 'bench_lab_stop "$WORK"; rm -rf "$WORK"' EXIT
-trap 'exit 130' INT TERM
-bench_lab_start "$WORK" >/dev/null || { echo "callgrind.sh: the lab did not start" >&2; exit 1; }
+bench_lab_up callgrind.sh
 cd "$root" || exit 1
 for n in $LO $HI; do
     timeout 900 valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.$n" \

@@ -4,6 +4,10 @@
 #                          $BENCH_HTTP, a blackhole resolver on
 #                          $BENCH_BLACKHOLE; writes WORK/perspectives-*.yaml
 #   bench_lab_stop WORK    stops all three by PID
+#   bench_lab_up NAME      for a script that only needs the lab: a fresh WORK
+#                          (/tmp/mpic-NAME-lab.*), the lab started in it and
+#                          stopped and removed at exit; exits 1 when it does
+#                          not start
 # Exports BENCH_HASH, BENCH_TOKEN, BENCH_KA (the values the zone and the web
 # root hold; load.lua sends them).
 BENCH_ADDR_DNS=127.0.91.1
@@ -112,4 +116,11 @@ bench_lab_stop() {
         kill -KILL "$pid" 2>/dev/null
         rm -f "$work/blackhole.pid"
     fi
+}
+
+bench_lab_up() {
+    WORK=$(mktemp -d "/tmp/mpic-$1-lab.XXXXXX")
+    trap 'bench_lab_stop "$WORK"; rm -rf "$WORK"' EXIT
+    trap 'exit 130' INT TERM
+    bench_lab_start "$WORK" >/dev/null || { echo "$1: the lab did not start" >&2; exit 1; }
 }

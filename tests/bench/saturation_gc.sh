@@ -22,10 +22,7 @@ MODES=${4:-on off}
 . "$root/tests/lab/knot.sh"
 . "$root/tests/lab/nginx.sh"
 . "$here/lab.sh"
-WORK=$(mktemp -d /tmp/mpic-satgc-lab.XXXXXX)
-trap 'bench_lab_stop "$WORK"; rm -rf "$WORK"' EXIT
-trap 'exit 130' INT TERM
-bench_lab_start "$WORK" >/dev/null || { echo "saturation_gc.sh: the lab did not start" >&2; exit 1; }
+bench_lab_up saturation_gc.sh
 cd "$root" || exit 1
 
 # wrap.lua SETTING: sets the collector, then runs the script in arg[1] with the rest
