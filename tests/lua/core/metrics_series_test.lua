@@ -6,21 +6,8 @@ local T = require "mpic.testing"
 local metrics = require "mpic.service.metrics"
 local case, eq = T.case, T.eq
 
-local function value(text, series)
-  for line in text:gmatch("[^\n]+") do
-    local k, v = line:match("^(.-) (%S+)$")
-    if k == series then return tonumber(v) end
-  end
-  return nil
-end
-
-local function count_lines(text, prefix)
-  local n = 0
-  for line in text:gmatch("[^\n]+") do
-    if line:sub(1, #prefix) == prefix then n = n + 1 end
-  end
-  return n
-end
+local text_of = require "metrics_text"
+local value, count_lines = text_of.value, text_of.count_lines
 
 case("metrics_series_same_counter_through_the_memo", function()
   metrics.reset()

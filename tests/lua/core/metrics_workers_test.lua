@@ -11,14 +11,7 @@ local tmpdir = T.tmpdir
 
 local write = T.write_file
 
--- the value of one series in a rendering (nil when absent)
-local function value(text, series)
-  for line in text:gmatch("[^\n]+") do
-    local k, v = line:match("^(.-) (%S+)$")
-    if k == series then return tonumber(v) end
-  end
-  return nil
-end
+local value = require("metrics_text").value
 
 local VALID = 'mpic_validations_total{check_type="dcv",method="acme-dns-01",verdict="valid"}'
 
