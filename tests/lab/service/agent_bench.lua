@@ -30,19 +30,10 @@ local opts = {
   timeout_ms = 60000,
 }
 
+local ps = dofile((arg[0]:match("^(.*)/") or ".") .. "/proc_stat.lua")
 local function agent_cpu_ms()
-  local pf = io.open(work .. "/agent-pdx.pid", "r")
-  local pid = pf and pf:read("l")
-  if pf then pf:close() end
-  local f = pid and io.open("/proc/" .. pid .. "/stat", "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  local fields = {}
-  for x in (s:match("%)%s*(.*)$") or ""):gmatch("%S+") do
-    fields[#fields + 1] = x
-  end
-  return (tonumber(fields[12]) + tonumber(fields[13])) * 10 -- ticks of 10 ms
+  local pid = ps.read_pid(work .. "/agent-pdx.pid")
+  return pid and ps.cpu_ms(pid)
 end
 
 local next_i, passed, other = 0, 0, 0

@@ -43,24 +43,8 @@ local opts = {
 
 -- CPU accounting: the processes of the lab by their PID files in MPIC_SVC_WORK
 local work = assert(os.getenv("MPIC_SVC_WORK"))
-local function shell_lines(cmd)
-  local f, out = io.popen(cmd), {}
-  if f then
-    for l in f:lines() do
-      out[#out + 1] = l
-    end
-    f:close()
-  end
-  return out
-end
-local CLK_TCK = tonumber(shell_lines("getconf CLK_TCK")[1]) or 100
-local function read_pid(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local pid = tonumber(f:read("l"))
-  f:close()
-  return pid
-end
+local ps = dofile((arg[0]:match("^(.*)/") or ".") .. "/proc_stat.lua")
+local shell_lines, read_pid, cpu_ms = ps.shell_lines, ps.read_pid, ps.cpu_ms
 -- role -> list of PIDs: the coordinator uses every agent but mex and liar
 local roles = { coordinator = {}, agents = {}, knot = {}, client = { "self" } }
 roles.coordinator[1] = read_pid(work .. "/coordinator.pid")
@@ -74,20 +58,6 @@ do
   elseif path:match("knotd%.pid$") and pid then
     roles.knot[#roles.knot + 1] = pid
   end
-end
--- utime + stime of a process in ms (nil once it is gone)
-local function cpu_ms(pid)
-  local f = io.open("/proc/" .. pid .. "/stat", "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  local rest, fields = s:match("%)%s*(.*)$") or "", {}
-  for x in rest:gmatch("%S+") do
-    fields[#fields + 1] = x
-  end
-  -- after the command name: field 3 (state) first, utime is field 14, stime 15
-  local ut, st = tonumber(fields[12]), tonumber(fields[13])
-  return ut and st and (ut + st) * 1000 / CLK_TCK or nil
 end
 local function cpu_snapshot()
   local snap = {}
@@ -246,7 +216,7 @@ if out then
       cpu_local_ms_per_validation = local_cpu,
       cpu_agents_counted = #roles.agents,
       cpu_knot_counted = #roles.knot,
-      cpu_clk_tck = CLK_TCK,
+      cpu_clk_tck = ps.CLK_TCK,
       remote_seconds = secs,
       local_seconds = total / local_rate,
     }),
