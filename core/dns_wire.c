@@ -190,7 +190,32 @@ static uint32_t rd32(const unsigned char *p)
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
-/* Expand the name at msg+*pos; advance *pos; result with trailing dot. */
+/* The wire length of a name in the presentation form ares_expand_name gives
+ * (labels joined by dots, "\DDD" and "\X" escapes, no trailing dot): its
+ * label octets, one length octet per label and the root's. */
+static size_t wire_len_of(const char *s)
+{
+    size_t n = 1, octets = 0; /* the root's octet */
+    for (const char *p = s; *p; p++) {
+        if (*p == '.') {
+            n += octets + 1;
+            octets = 0;
+            continue;
+        }
+        if (*p == '\\' && p[1]) {
+            if (p[1] >= '0' && p[1] <= '9' && p[2] && p[3])
+                p += 3;
+            else
+                p++;
+        }
+        octets++;
+    }
+    return octets ? n + octets + 1 : n;
+}
+
+/* Expand the name at msg+*pos; advance *pos; result with trailing dot. A
+ * name of more than 255 octets (RFC 1035 3.1), which compression pointers
+ * can assemble and ares_expand_name does not refuse, is an error. */
 static int read_name(const unsigned char *msg, size_t len, size_t *pos, size_t limit, char **out)
 {
     char *s = NULL, *r;
@@ -201,7 +226,7 @@ static int read_name(const unsigned char *msg, size_t len, size_t *pos, size_t l
         return -1;
     if (ares_expand_name(msg + *pos, msg, (int)len, &s, &enc) != ARES_SUCCESS)
         return -1;
-    if (enc <= 0 || (size_t)enc > limit - *pos) {
+    if (enc <= 0 || (size_t)enc > limit - *pos || wire_len_of(s) > 255) {
         ares_free_string(s);
         return -1;
     }

@@ -434,6 +434,76 @@ static void test_parse_rejects_malformed(void **state)
     assert_int_equal(mpic_dns_wire_parse(m.b, m.n, &r, err, sizeof err), -1);
 }
 
+/* A name of 255 octets parses; 256 do not (RFC 1035 3.1), also when
+ * compression pointers assemble it, and with bytes that print as escapes. */
+static void put_label(struct msg *m, unsigned char c, size_t len)
+{
+    unsigned char l[63];
+    memset(l, c, len);
+    put8(m, (unsigned)len);
+    put(m, l, len);
+}
+static void test_parse_name_length_limit(void **state)
+{
+    struct msg m;
+    struct mpic_dns_reply *r = NULL;
+    char err[200];
+    (void)state;
+    for (int esc = 0; esc < 2; esc++) {
+        unsigned char c = esc ? 0x1a : 'x';
+        for (size_t last = 61; last <= 62; last++) {
+            /* question name: three labels of 63 and one of `last`: 255 or 256 octets */
+            m.n = 0;
+            put16(&m, 0x1234);
+            put16(&m, 0x8180);
+            put16(&m, 1);
+            put16(&m, 0);
+            put16(&m, 0);
+            put16(&m, 0);
+            for (int i = 0; i < 3; i++)
+                put_label(&m, c, 63);
+            put_label(&m, c, last);
+            put8(&m, 0);
+            put16(&m, MPIC_DNS_T_A);
+            put16(&m, 1);
+            r = NULL;
+            int rc = mpic_dns_wire_parse(m.b, m.n, &r, err, sizeof err);
+            if (last == 61) {
+                assert_int_equal(rc, 0);
+                mpic_dns_reply_free(r);
+            } else {
+                assert_int_equal(rc, -1);
+                assert_null(r);
+            }
+        }
+    }
+    /* an owner of four labels of 63 before a pointer to "x.test": 264 octets */
+    start(&m, 0x01, 0x80, 1, 0, 0, "x.test", MPIC_DNS_T_A);
+    for (int i = 0; i < 4; i++)
+        put_label(&m, 'y', 63);
+    put16(&m, 0xc00c);
+    put16(&m, MPIC_DNS_T_A);
+    put16(&m, 1);
+    put32(&m, 60);
+    put16(&m, 4);
+    put32(&m, 0x7f000001);
+    r = NULL;
+    assert_int_equal(mpic_dns_wire_parse(m.b, m.n, &r, err, sizeof err), -1);
+    assert_null(r);
+    /* three labels of 63 before it: 200 octets, parsed */
+    start(&m, 0x01, 0x80, 1, 0, 0, "x.test", MPIC_DNS_T_A);
+    for (int i = 0; i < 3; i++)
+        put_label(&m, 'y', 63);
+    put16(&m, 0xc00c);
+    put16(&m, MPIC_DNS_T_A);
+    put16(&m, 1);
+    put32(&m, 60);
+    put16(&m, 4);
+    put32(&m, 0x7f000001);
+    assert_int_equal(mpic_dns_wire_parse(m.b, m.n, &r, err, sizeof err), 0);
+    mpic_dns_reply_free(r);
+}
+
 /* Random damage to a valid reply: the parser must return cleanly. */
 static void test_parse_mutations_never_crash(void **state)
 {
@@ -501,6 +571,7 @@ int main(void)
         cmocka_unit_test(test_parse_cname_chain_and_loop),
         cmocka_unit_test(test_parse_ede_and_soa),
         cmocka_unit_test(test_parse_rejects_malformed),
+        cmocka_unit_test(test_parse_name_length_limit),
         cmocka_unit_test(test_parse_mutations_never_crash),
         cmocka_unit_test(test_type_and_rcode_names),
     };
