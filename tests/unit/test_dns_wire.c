@@ -443,6 +443,20 @@ static void put_label(struct msg *m, unsigned char c, size_t len)
     put8(m, (unsigned)len);
     put(m, l, len);
 }
+/* "x.test" A reply whose answer owner is `labels` labels of 63 octets and a
+ * pointer to the question name */
+static void reply_with_long_owner(struct msg *m, int labels)
+{
+    start(m, 0x01, 0x80, 1, 0, 0, "x.test", MPIC_DNS_T_A);
+    for (int i = 0; i < labels; i++)
+        put_label(m, 'y', 63);
+    put16(m, 0xc00c);
+    put16(m, MPIC_DNS_T_A);
+    put16(m, 1);
+    put32(m, 60);
+    put16(m, 4);
+    put32(m, 0x7f000001);
+}
 static void test_parse_name_length_limit(void **state)
 {
     struct msg m;
@@ -478,28 +492,12 @@ static void test_parse_name_length_limit(void **state)
         }
     }
     /* an owner of four labels of 63 before a pointer to "x.test": 264 octets */
-    start(&m, 0x01, 0x80, 1, 0, 0, "x.test", MPIC_DNS_T_A);
-    for (int i = 0; i < 4; i++)
-        put_label(&m, 'y', 63);
-    put16(&m, 0xc00c);
-    put16(&m, MPIC_DNS_T_A);
-    put16(&m, 1);
-    put32(&m, 60);
-    put16(&m, 4);
-    put32(&m, 0x7f000001);
+    reply_with_long_owner(&m, 4);
     r = NULL;
     assert_int_equal(mpic_dns_wire_parse(m.b, m.n, &r, err, sizeof err), -1);
     assert_null(r);
     /* three labels of 63 before it: 200 octets, parsed */
-    start(&m, 0x01, 0x80, 1, 0, 0, "x.test", MPIC_DNS_T_A);
-    for (int i = 0; i < 3; i++)
-        put_label(&m, 'y', 63);
-    put16(&m, 0xc00c);
-    put16(&m, MPIC_DNS_T_A);
-    put16(&m, 1);
-    put32(&m, 60);
-    put16(&m, 4);
-    put32(&m, 0x7f000001);
+    reply_with_long_owner(&m, 3);
     assert_int_equal(mpic_dns_wire_parse(m.b, m.n, &r, err, sizeof err), 0);
     mpic_dns_reply_free(r);
 }
